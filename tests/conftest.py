@@ -1,0 +1,151 @@
+"""Shared fixtures: a real vfsftp server on loopback, parametrised over the
+storage backend (in-memory, local folder) and the address family, plus a leak
+check after every integration test (file descriptors, asyncio tasks, threads).
+"""
+
+from __future__ import annotations
+
+import ftplib
+import gc
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vfsftp.testing import ThreadedFTPServer
+
+USER, PASSWORD = "alice", "secret"
+
+
+def _ipv6_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+HAS_IPV6 = _ipv6_available()
+
+
+def _open_fds() -> set[int]:
+    return {int(x) for x in os.listdir("/proc/self/fd")}
+
+
+@pytest.fixture(autouse=True)
+def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
+    """No file descriptor or thread survives an integration test."""
+    if "integration" not in str(request.node.path):
+        yield
+        return
+    gc.collect()
+    fds_before = _open_fds()
+    threads_before = {t.ident for t in threading.enumerate()}
+    yield
+    gc.collect()
+    leaked = {fd for fd in _open_fds() - fds_before if _describe_fd(fd) is not None}
+    assert not leaked, f"leaked file descriptors: {[_describe_fd(fd) for fd in leaked]}"
+    alive = [t for t in threading.enumerate() if t.ident not in threads_before and t.is_alive()]
+    assert not alive, f"leaked threads: {alive}"
+
+
+def _describe_fd(fd: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None  # closed meanwhile (the listdir fd itself)
+
+
+@pytest.fixture(params=["mem", "osfs"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=["ipv4", pytest.param("ipv6", marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback"))])
+def family(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def mount_url(backend: str, tmp_path: Path, name: str = "root") -> str:
+    if backend == "mem":
+        return "mem://"
+    folder = tmp_path / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"osfs://{folder}"
+
+
+ServerFactory = Callable[..., ThreadedFTPServer]
+
+
+@pytest.fixture
+def make_server() -> Iterator[ServerFactory]:
+    """Start servers from config dicts; all are stopped (and checked for
+    leftover asyncio tasks) at the end of the test."""
+    started: list[ThreadedFTPServer] = []
+
+    def factory(config: dict[str, Any], host: str = "127.0.0.1", **options: Any) -> ThreadedFTPServer:
+        srv = ThreadedFTPServer(config, host=host, user=USER, password=PASSWORD, **options)
+        srv.start()
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in started:
+        loop_tasks = srv.call(_pending_tasks())
+        srv.stop()
+        assert not loop_tasks, f"asyncio tasks left after the test: {loop_tasks}"
+
+
+async def _pending_tasks() -> list[str]:
+    import asyncio
+
+    # Sessions whose clients said QUIT finish on their own; wait for them.
+    me = asyncio.current_task()
+    for _ in range(200):
+        rest = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        if not rest:
+            return []
+        await asyncio.wait(rest, timeout=0.05)
+    return [repr(t) for t in asyncio.all_tasks() if t is not me and not t.done()]
+
+
+@pytest.fixture
+def server(make_server: ServerFactory, backend: str, family: str, tmp_path: Path) -> ThreadedFTPServer:
+    """The standard server: the backend at /, a second mount at /other
+    (always in memory), user alice with every right, anonymous read-only."""
+    host = "::1" if family == "ipv6" else "127.0.0.1"
+    config = {
+        "mounts": {
+            "/": mount_url(backend, tmp_path),
+            "/other": "mem://",
+            "/pub": {"fs": mount_url(backend, tmp_path, "pub"), "read_only": True},
+        },
+        "users": {
+            USER: {"password": f"plaintext:{PASSWORD}", "perms": "elradfmwMT"},
+            "reader": {"password": "plaintext:reader", "perms": "elr"},
+            "anonymous": {},
+        },
+    }
+    return make_server(config, host=host)
+
+
+@pytest.fixture
+def ftp(server: ThreadedFTPServer) -> Iterator[ftplib.FTP]:
+    """An ftplib client logged in as alice (binary mode)."""
+    client = ftplib.FTP(timeout=10)
+    client.connect(server.host, server.port)
+    client.login(USER, PASSWORD)
+    client.voidcmd("TYPE I")
+    try:
+        yield client
+    finally:
+        try:
+            client.quit()
+        except (ftplib.Error, OSError, EOFError):
+            pass
+        client.close()

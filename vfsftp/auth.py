@@ -1,0 +1,137 @@
+"""Authentication: password hashing, then the authorizers that turn a login
+into a session's own view of the tree."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import argon2
+
+from .config import ANONYMOUS, ANONYMOUS_ALIAS, USER_PLACEHOLDER, Config, UserConfig
+from .tree import VirtualTree
+
+if TYPE_CHECKING:
+    from .mounts import MountTable
+
+__all__ = ["Account", "Authorizer", "ConfigAuthorizer", "hash_password", "verify_password"]
+
+# --- password hashing ---
+#
+# Stored forms (see config.UserConfig.password):
+#   "$argon2id$v=19$m=...,t=...,p=...$salt$hash"  from `vfsftp hash-password`
+#   "plaintext:<password>"                        an explicit marker, for demos
+#                                                 and tests, so nobody ships a
+#                                                 plaintext password by mistake
+
+_PLAINTEXT = "plaintext:"
+# argon2-cffi's defaults follow RFC 9106's second recommended profile; one
+# hasher is thread-safe and reused.
+_HASHER = argon2.PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password`` (salted; differs on every call)."""
+    return _HASHER.hash(password)
+
+
+def verify_password(stored: str, password: str) -> bool:
+    """True when ``password`` matches the stored form.
+
+    Never raises: a malformed hash, an unknown form or an empty stored value
+    is simply a failed login, so a config typo cannot crash a session.
+    """
+    if stored.startswith(_PLAINTEXT):
+        # compare_digest on bytes: constant time for any characters.
+        expected = stored[len(_PLAINTEXT) :].encode("utf-8", "surrogatepass")
+        given = password.encode("utf-8", "surrogatepass")
+        # An empty stored password never matches (the config refuses it too).
+        return bool(expected) and hmac.compare_digest(expected, given)
+    if not stored.startswith("$argon2"):
+        return False
+    try:
+        return _HASHER.verify(stored, password)
+    except Exception:
+        # VerifyMismatchError for a wrong password; InvalidHashError and
+        # friends for a damaged hash. A login either way fails, quietly.
+        return False
+
+
+# --- authorizers ---
+#
+# Medusa's idea kept: a successful login yields the session's own view of the
+# filesystem. An authorizer returns an Account (the user's tree, rights and
+# home) or None; the server never looks at passwords itself.
+
+
+@dataclass(frozen=True)
+class Account:
+    """A logged-in user: what the session needs to serve them."""
+
+    name: str
+    tree: VirtualTree
+    perms: str
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    home: str = "/"
+    anonymous: bool = False
+    max_connections: int | None = None
+
+
+class Authorizer(Protocol):
+    """Plug in your own: any object with these two methods."""
+
+    def is_anonymous(self, username: str) -> bool:
+        """True when this login name needs no password (331 asks for an e-mail)."""
+        ...
+
+    async def authorize(self, username: str, password: str, peer: str) -> Account | None:
+        """The account for these credentials, or None to refuse the login."""
+        ...
+
+
+class ConfigAuthorizer:
+    """Users from mounts.yaml. Password checks (argon2 is slow on purpose)
+    run in a worker thread; unknown users cost the same as wrong passwords so
+    that timing does not reveal which names exist."""
+
+    _DUMMY = "$argon2id$v=19$m=65536,t=3,p=4$YL5+F26VtpC2NMQ1io6OmA$uWyHgVLEdp0KX/jnbN/PxWhXByHQahxxemu/TbpmAik"
+
+    def __init__(self, config: Config, mounts: MountTable) -> None:
+        self.config = config
+        self.mounts = mounts
+
+    def _user(self, username: str) -> UserConfig | None:
+        if self.is_anonymous(username):
+            return self.config.users.get(ANONYMOUS)
+        user = self.config.users.get(username)
+        return None if user is None or user.anonymous else user
+
+    def is_anonymous(self, username: str) -> bool:
+        return username.lower() in (ANONYMOUS, ANONYMOUS_ALIAS) and ANONYMOUS in self.config.users
+
+    async def authorize(self, username: str, password: str, peer: str) -> Account | None:
+        user = self._user(username)
+        if user is None:
+            await asyncio.to_thread(verify_password, self._DUMMY, password)
+            return None
+        if not user.anonymous:
+            stored = user.password or ""
+            if stored.startswith("$"):
+                ok = await asyncio.to_thread(verify_password, stored, password)
+            else:
+                ok = verify_password(stored, password)
+            if not ok:
+                return None
+        tree = await asyncio.to_thread(self.mounts.tree_for, user)
+        return Account(
+            name=user.name,
+            tree=tree,
+            perms=user.perms,
+            overrides=dict(user.permissions),
+            home=user.home.replace(USER_PLACEHOLDER, user.name),
+            anonymous=user.anonymous,
+            max_connections=user.max_connections,
+        )

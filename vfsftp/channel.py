@@ -1,0 +1,328 @@
+"""The control connection: read → parse → preflight → dispatch → reply.
+
+One ``FTPChannel`` per client (Medusa's ``ftp_channel``). It is the one place
+where an ``FTPError`` becomes a reply and an unexpected exception becomes a
+logged 451, and it owns the session's single data transfer, which runs as a
+task so that ABOR and STAT are answered while it goes on (RFC 959 §4.1.3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import data as datamod
+from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, Invocation, preflight
+from .data import PassiveListener, TransferAborted, TransferState, normalize_ip
+from .errors import FTPError, map_fs_error
+from .protocol import TOO_LONG, LineBuffer, Reply, parse_command
+from .protocol import MLST_DEFAULT_FACTS
+
+if TYPE_CHECKING:
+    from .auth import Account
+    from .server import FTPServer
+    from .vfs import SessionFS
+
+__all__ = ["FTPChannel", "SessionState"]
+
+log = logging.getLogger("vfsftp.session")
+
+
+@dataclass
+class SessionState:
+    """Everything a session remembers between commands."""
+
+    username: str | None = None  # from USER, until PASS
+    account: Account | None = None
+    fs: SessionFS | None = None
+    login_failures: int = 0
+    transfer_type: str = "A"  # RFC 959 §3.1.1: ASCII is the default
+    rest_offset: int = 0
+    rename_from: str | None = None
+    epsv_all: bool = False
+    utf8: bool = True  # RFC 2640: UTF-8 is our only path encoding
+    mlst_facts: frozenset[str] = field(default_factory=lambda: MLST_DEFAULT_FACTS)
+    passive: PassiveListener | None = None
+    active_addr: tuple[str, int, socket.AddressFamily] | None = None
+    last_verb: str = ""
+
+    @property
+    def logged_in(self) -> bool:
+        return self.account is not None
+
+
+@dataclass
+class Transfer:
+    verb: str
+    path: str
+    task: asyncio.Task[None]
+    state: TransferState | None = None
+
+
+class FTPChannel:
+    """One control connection."""
+
+    def __init__(
+        self,
+        server: FTPServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.server = server
+        self.config = server.config
+        self.reader = reader
+        self.writer = writer
+        sock = writer.get_extra_info("socket")
+        self.family: socket.AddressFamily = sock.family if sock is not None else socket.AF_INET
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        local = writer.get_extra_info("sockname") or ("127.0.0.1", 0)
+        self.peer_ip: str = normalize_ip(str(peer[0]))
+        self.peer: str = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
+        self.local_ip: str = str(local[0])
+        self.state = SessionState()
+        self.lines = LineBuffer()
+        self.transfer: Transfer | None = None
+        self.closing = False
+        self.started = time.monotonic()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # ftplib's abort() sends ABOR with MSG_OOB: keep the urgent
+                # byte in the stream instead of losing the line's last byte.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # ------------------------------------------------------------ output
+
+    def reply(self, code: int, text: str | tuple[str, ...] = "") -> None:
+        self.send(Reply(code, text))
+
+    def send(self, reply: Reply) -> None:
+        if self.writer.is_closing():
+            return
+        self.writer.write(reply.encode())
+
+    @property
+    def username(self) -> str:
+        if self.state.account is not None:
+            return self.state.account.name
+        return self.state.username or "-"
+
+    # ------------------------------------------------------------ main loop
+
+    async def run(self) -> None:
+        log.info("connect %s", self.peer)
+        try:
+            self.reply(220, self.config.server.banner)
+            await self._read_loop()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            await self.close()
+
+    async def _read_loop(self) -> None:
+        idle = self.config.server.idle_timeout
+        while not self.closing:
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), idle)
+            except asyncio.TimeoutError:
+                if self.transfer is not None:
+                    continue  # a long transfer is not idleness
+                self.reply(421, f"Idle timeout ({idle:g} seconds), closing control connection")
+                log.info("idle timeout %s", self.peer)
+                return
+            if not chunk:
+                return
+            for line in self.lines.feed(chunk):
+                if self.closing:
+                    return
+                if line is TOO_LONG:
+                    self.reply(500, "Command line too long")
+                    continue
+                assert isinstance(line, bytes)
+                await self.handle_line(line)
+                await self.writer.drain()
+
+    async def handle_line(self, line: bytes) -> None:
+        cmd = parse_command(line)
+        if not cmd.verb:
+            return
+        if log.isEnabledFor(logging.DEBUG):
+            shown = "PASS ****" if cmd.verb == "PASS" else f"{cmd.verb} {cmd.arg}".rstrip()
+            log.debug("%s %s > %s", self.peer, self.username, shown)
+        spec = REGISTRY.get(cmd.verb)
+        if (
+            self.transfer is not None
+            and not self.transfer.task.done()
+            and (spec is None or cmd.verb not in IMMEDIATE_DURING_TRANSFER)
+        ):
+            # Commands that are not about the transfer wait for it, so that
+            # its 226/426 comes before their reply.
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(self.transfer.task)
+        try:
+            if spec is None:
+                raise FTPError(500, f"Command {cmd.verb!r} not understood")
+            inv: Invocation = preflight(spec, self.state, cmd.arg)
+            await spec.handler(self, inv)
+        except FTPError as err:
+            self.send(err.reply)
+        except Exception:
+            log.exception("%s %s: internal error in %s", self.peer, self.username, cmd.verb)
+            self.reply(451, "Requested action aborted: local error in processing")
+        finally:
+            self._after_command(cmd.verb)
+
+    def _after_command(self, verb: str) -> None:
+        # RNFR must be followed at once by RNTO (RFC 959 §4.1.3), REST by the
+        # transfer it restarts (RFC 3659 §5.3).
+        if verb != "RNFR":
+            self.state.rename_from = None
+        if verb != "REST":
+            self.state.rest_offset = 0
+        self.state.last_verb = verb
+
+    # ------------------------------------------------------------ data
+
+    def close_passive(self) -> None:
+        if self.state.passive is not None:
+            self.state.passive.close()
+            self.state.passive = None
+
+    async def _open_data(self) -> socket.socket:
+        timeout = self.config.server.data_timeout
+        if self.state.passive is not None:
+            listener = self.state.passive
+            self.state.passive = None
+            try:
+                return await listener.accept(timeout)
+            finally:
+                listener.close()
+        if self.state.active_addr is not None:
+            host, port, family = self.state.active_addr
+            self.state.active_addr = None
+            bind = self.local_ip if family == self.family else ("::" if family == socket.AF_INET6 else "0.0.0.0")
+            return await datamod.connect_active(host, port, family, bind, timeout)
+        raise FTPError(425, "Use PORT, PASV, EPRT or EPSV first")
+
+    def start_transfer(
+        self,
+        verb: str,
+        path: str,
+        work: Callable[[TransferState], int],
+        opening: str,
+        cleanup: Callable[[bool], None] | None = None,
+        success_text: str = "Transfer complete",
+    ) -> None:
+        """Open the data connection, run ``work`` in a transfer thread and
+        answer 226/426/451. ``cleanup(ok)`` runs in the thread afterwards
+        (commit or discard of an upload, closing the file) whatever happened."""
+        task = asyncio.get_running_loop().create_task(
+            self._transfer(verb, path, work, opening, cleanup, success_text)
+        )
+        self.transfer = Transfer(verb, path, task)
+        task.add_done_callback(self._transfer_done)
+
+    def _transfer_done(self, task: asyncio.Task[None]) -> None:
+        if self.transfer is not None and self.transfer.task is task:
+            self.transfer = None
+
+    async def _transfer(
+        self,
+        verb: str,
+        path: str,
+        work: Callable[[TransferState], int],
+        opening: str,
+        cleanup: Callable[[bool], None] | None,
+        success_text: str,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        executor = self.server.transfer_executor
+        sock: socket.socket | None = None
+        state: TransferState | None = None
+        ok = False
+        outcome = "fail"
+        reply = Reply(426, "Connection closed; transfer aborted")
+        try:
+            self.reply(150, opening)
+            sock = await self._open_data()
+            datamod.prepare_blocking(sock, self.config.server.data_timeout)
+            state = TransferState(sock, verb, path)
+            assert self.transfer is not None
+            self.transfer.state = state
+            await loop.run_in_executor(executor, work, state)
+            ok = True
+        except FTPError as err:
+            reply = err.reply
+        except TransferAborted:
+            reply, outcome = Reply(426, "Transfer aborted"), "abort"
+        except asyncio.CancelledError:
+            reply, outcome = Reply(426, "Transfer aborted"), "abort"
+        except OSError as exc:
+            if state is not None and state.aborted:
+                reply, outcome = Reply(426, "Transfer aborted"), "abort"
+            elif isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)) or state is not None:
+                reply = Reply(426, "Connection closed; transfer aborted")
+            else:
+                reply = map_fs_error(exc, path).reply
+        except Exception as exc:
+            mapped = map_fs_error(exc, path)
+            if mapped.reply.code == 451:
+                log.exception("%s %s: transfer error in %s %s", self.peer, self.username, verb, path)
+            reply = mapped.reply
+        finally:
+            if cleanup is not None:
+                try:
+                    await loop.run_in_executor(executor, cleanup, ok)
+                except Exception as exc:
+                    if ok:
+                        log.warning("%s: could not complete %s %s: %r", self.peer, verb, path, exc)
+                        ok = False
+                        reply = map_fs_error(exc, path).reply
+                        if reply.code == 550:
+                            reply = Reply(451, f"Could not complete {path}")
+            if sock is not None:
+                sock.close()
+        if ok:
+            outcome = "ok"
+            nbytes = state.bytes if state is not None else 0
+            reply = Reply(226, f"{success_text} ({nbytes} bytes)")
+        self.send(reply)
+        self.server.transfer_log(self, verb, path, state, outcome)
+
+    async def abort_transfer(self) -> bool:
+        """Stop the running transfer (if any) and wait for its 426."""
+        t = self.transfer
+        if t is None or t.task.done():
+            return False
+        if t.state is not None:
+            t.state.abort()
+        else:
+            t.task.cancel()
+        with contextlib.suppress(BaseException):
+            await t.task
+        return True
+
+    # ------------------------------------------------------------ teardown
+
+    async def close(self) -> None:
+        if self.closing and self.writer.is_closing():
+            return
+        self.closing = True
+        await self.abort_transfer()
+        self.close_passive()
+        with contextlib.suppress(Exception):
+            await self.writer.drain()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+        self.server.session_closed(self)
+        log.info("disconnect %s %s (%.1fs)", self.peer, self.username, time.monotonic() - self.started)
+
+    def info(self) -> dict[str, Any]:
+        return {"peer": self.peer, "user": self.username}

@@ -1,0 +1,165 @@
+"""The ``vfsftp`` command line.
+
+    vfsftp [serve] [-c mounts.yaml] [--host H ...] [--port P] [-v]
+    vfsftp check-config [FILE]
+    vfsftp hash-password [PASSWORD]
+
+Exit status: 0 success, 1 runtime failure (e.g. the port is taken),
+2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .auth import hash_password
+from .config import Config, ConfigError, config_from_yaml, load_config, with_overrides
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = "mounts.yaml"
+PACKAGED_CONFIG = "default_mounts.yaml"
+_COMMANDS = ("serve", "check-config", "hash-password")
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _load(path: str | None) -> tuple[Config, str]:
+    """The config named on the command line, else ./mounts.yaml, else the
+    packaged default, with a label saying which one it is."""
+    if path is not None or Path(DEFAULT_CONFIG).exists():
+        name = path or DEFAULT_CONFIG
+        return load_config(name), name
+    text = resources.files("vfsftp").joinpath(PACKAGED_CONFIG).read_text(encoding="utf-8")
+    label = f"built-in {PACKAGED_CONFIG} (no ./{DEFAULT_CONFIG})"
+    # Relative osfs:// paths of the default land in the current directory,
+    # never inside the installed package.
+    return config_from_yaml(text, f"<{PACKAGED_CONFIG}>", Path.cwd()), label
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config, label = _load(args.config)
+    server: dict[str, Any] = {}
+    if args.host:
+        server["listen"] = args.host
+    if args.port is not None:
+        server["port"] = args.port
+    logging = {"level": "debug"} if args.verbose else None
+    config = with_overrides(config, server=server, logging=logging)
+    _err(f"vfsftp: using config {label}")
+
+    # Imported here so that check-config and hash-password work without
+    # loading the server (and its optional dependencies).
+    from .server import FTPServer
+
+    try:
+        asyncio.run(FTPServer(config).serve_forever())
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:  # e.g. address already in use, no such interface
+        _err(f"vfsftp: {exc}")
+        return 1
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config, label = _load(args.file)
+    # The verdict is the command's output (stdout); problems go to stderr.
+    print(f"{label}: OK ({len(config.mounts)} mounts, {len(config.users)} users)")
+    return 0
+
+
+def _read_new_password() -> str | None:
+    if not sys.stdin.isatty():
+        # Scripted use: `echo secret | vfsftp hash-password`; one line, no echo.
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    second = getpass.getpass("Again: ")
+    if first != second:
+        _err("vfsftp: passwords do not match")
+        return None
+    return first
+
+
+def _hash_password(args: argparse.Namespace) -> int:
+    password = args.password if args.password is not None else _read_new_password()
+    if password is None:
+        return 1
+    if not password:
+        _err("vfsftp: refusing to hash an empty password")
+        return 2
+    print(hash_password(password))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vfsftp",
+        description="FTP server over a virtual tree of local, in-memory and S3 filesystems.",
+        epilog="Without a command, 'serve' is assumed.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server (default)")
+    serve.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help=f"configuration file (default: ./{DEFAULT_CONFIG}, else the built-in default)",
+    )
+    serve.add_argument(
+        "--host",
+        nargs="+",
+        action="extend",
+        metavar="H",
+        help="address(es) to listen on, replacing server.listen",
+    )
+    serve.add_argument("--port", type=int, metavar="P", help="control port, replacing server.port")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    serve.set_defaults(func=_serve)
+
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument(
+        "file", nargs="?", metavar="FILE", help=f"file to check (default: ./{DEFAULT_CONFIG})"
+    )
+    check.set_defaults(func=_check_config)
+
+    hasher = sub.add_parser(
+        "hash-password",
+        help="print an argon2 hash for users.NAME.password",
+        description="Print an argon2 hash to paste into users.NAME.password. Without "
+        "PASSWORD, it is read from the terminal (twice) or one line of stdin; prefer "
+        "that, as an argument shows up in the shell history and the process list.",
+    )
+    hasher.add_argument("password", nargs="?", metavar="PASSWORD")
+    hasher.set_defaults(func=_hash_password)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # `serve` is the default command: anything that does not start with a
+    # command name or a top-level help flag is serve's arguments.
+    if not args_list or args_list[0] not in (*_COMMANDS, "-h", "--help"):
+        args_list.insert(0, "serve")
+    parser = _parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        status: int = args.func(args)
+    except ConfigError as exc:
+        _err(str(exc))
+        return 2
+    return status

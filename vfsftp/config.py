@@ -1,0 +1,769 @@
+"""Read and validate ``mounts.yaml`` into frozen models.
+
+Nothing here opens a filesystem or a socket: the result is plain data that the
+server turns into listeners and per-user trees. Every problem found is
+reported at once, as ``<file>: <key.path>: <what was expected>``, so an admin
+fixes a config in one round instead of one error per restart.
+
+Schema (every section optional)::
+
+    server:   {listen, port, passive_ports, masquerade_address, banner,
+               idle_timeout, data_timeout, max_connections,
+               max_connections_per_ip, max_login_attempts,
+               permit_foreign_addresses, permit_privileged_ports}
+    logging:  {level, file, transfer_log}
+    mounts:   {/virtual/path: URL | {fs: URL, read_only: bool, create: bool}}
+    users:    {name: {password, home, perms, permissions: {/dir: letters},
+                      mounts: {...as above...}, max_connections}}
+
+String values may hold ``${NAME}`` (replaced from the environment), ``${user}``
+(kept: the server puts the login name there) and ``$${`` (a literal ``${``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import argon2
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from .paths import PathRejected, resolve
+from .permissions import ALL_PERMS, READ_PERMS, validate_perms
+
+__all__ = [
+    "ANONYMOUS",
+    "ANONYMOUS_ALIAS",
+    "Config",
+    "ConfigError",
+    "LoggingConfig",
+    "MountConfig",
+    "ServerConfig",
+    "UserConfig",
+    "config_from_dict",
+    "config_from_yaml",
+    "load_config",
+    "with_overrides",
+]
+
+ANONYMOUS = "anonymous"
+ANONYMOUS_ALIAS = "ftp"  # the traditional second login name for anonymous FTP
+LOG_LEVELS = ("debug", "info", "warning", "error")
+USER_PLACEHOLDER = "${user}"
+
+_HASH_HINT = "expected an argon2 hash (vfsftp hash-password) or 'plaintext:<password>'"
+_URL_HINT = "such as 'mem://', 'osfs://./ftp-data' or 's3://bucket/prefix'"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used.
+
+    ``str(err)`` is the full message, one line per problem, each naming the
+    file, the key path and what was expected, e.g.
+    ``mounts.yaml: users.demo.perms: unknown permission letter(s) 'x'; ...``.
+    ``err.problems`` holds the same lines as a list.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# --- value checks shared by the models (each raises ValueError with the text
+# --- that ends up after "<file>: <key.path>: ")
+
+
+def _virtual_path(value: str) -> str:
+    """An absolute virtual path, normalised the way client paths are."""
+    if not value.startswith("/"):
+        raise ValueError(f"expected an absolute virtual path starting with '/', got {value!r}")
+    try:
+        return resolve("/", value)
+    except PathRejected as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _perm_letters(value: str) -> str:
+    problem = validate_perms(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+VirtualPath = Annotated[str, AfterValidator(_virtual_path)]
+Perms = Annotated[str, AfterValidator(_perm_letters)]
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _listen_address(value: str) -> str:
+    host = value.strip()
+    if host.startswith("[") and host.endswith("]"):  # "[::1]" as in URLs
+        host = host[1:-1]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if host.count(":") == 1 or (host.startswith("[") and "]:" in host):
+        raise ValueError(
+            f"expected an address without a port, got {value!r}; set the port with server.port"
+        )
+    labels = host.rstrip(".").split(".")
+    if not host or len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError(
+            f"expected an IP address or a host name, got {value!r} "
+            "(use 0.0.0.0 or :: for every interface)"
+        )
+    return host
+
+
+ListenAddress = Annotated[str, AfterValidator(_listen_address)]
+
+
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax mode takes true as 1; a YAML `port: yes` is a mistake.
+    # (Lax mode stays on so that "${PORT}" strings become numbers.)
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {'true' if value else 'false'}")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+
+
+def _port_number(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected {what} as an integer")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"expected {what} as an integer, got {value!r}") from None
+
+
+# --- models
+
+
+class _Model(BaseModel):
+    # frozen: the running server shares one Config between sessions and a
+    # reload builds a new one; nobody patches a live config.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MountConfig(_Model):
+    """One filesystem in the tree. In YAML either a URL string (short form) or
+    a mapping ``{fs: URL, read_only: bool, create: bool}``."""
+
+    fs: str
+    read_only: bool = False
+    create: bool = False  # create a local folder that may not exist yet
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"fs": data}
+        if data is None or isinstance(data, (list, tuple, int, float)):
+            raise ValueError(f"expected a filesystem URL {_URL_HINT}, or a mapping with 'fs:'")
+        return data
+
+    @field_validator("fs")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _SCHEME.match(value):
+            shown = "" if "@" in value else f", got {value!r}"  # never echo credentials
+            raise ValueError(f"expected a filesystem URL with a scheme, {_URL_HINT}{shown}")
+        return value
+
+
+class UserConfig(_Model):
+    """A login. ``name`` is the key under ``users:``; ``anonymous`` is derived
+    from it (the user called ``anonymous``, which also answers to ``ftp``)."""
+
+    name: str
+    anonymous: bool = False
+    # Stored form: an argon2 hash or "plaintext:<pw>"; None only for anonymous.
+    password: str | None = Field(default=None, validate_default=True)
+    home: VirtualPath = "/"
+    perms: Perms = ALL_PERMS
+    permissions: dict[VirtualPath, Perms] = Field(default_factory=dict)
+    mounts: dict[VirtualPath, MountConfig] = Field(default_factory=dict)
+    max_connections: Int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_by_kind(cls, data: Any) -> Any:
+        # The defaults depend on the name, which a field default cannot see.
+        if isinstance(data, Mapping):
+            data = dict(data)
+            data.setdefault("anonymous", data.get("name") == ANONYMOUS)
+            if "perms" not in data:
+                data["perms"] = READ_PERMS if data["anonymous"] is True else ALL_PERMS
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value or value != value.strip():
+            raise ValueError(
+                f"expected a non-empty user name without surrounding spaces, got {value!r}"
+            )
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("user name contains a control character")
+        if value == ANONYMOUS_ALIAS:
+            raise ValueError(
+                f"'{ANONYMOUS_ALIAS}' is the login alias of '{ANONYMOUS}'; "
+                f"declare the anonymous user as '{ANONYMOUS}'"
+            )
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Never put the value in a message: it may be a real password.
+        anonymous = info.data.get("anonymous")
+        if anonymous is None:  # the name was rejected; nothing sensible to add
+            return value
+        if anonymous:
+            if value is not None:
+                raise ValueError(
+                    "anonymous logs in without a password (any password is accepted); "
+                    "remove this key"
+                )
+            return None
+        if value is None:
+            raise ValueError(f"required: {_HASH_HINT}")
+        if value.startswith("$argon2"):
+            try:
+                argon2.extract_parameters(value)
+            except argon2.exceptions.InvalidHashError:
+                raise ValueError(
+                    "malformed argon2 hash; generate one with 'vfsftp hash-password'"
+                ) from None
+            return value
+        if value.startswith("plaintext:"):
+            if value == "plaintext:":
+                raise ValueError("empty password after 'plaintext:'")
+            return value
+        raise ValueError(_HASH_HINT)
+
+
+class ServerConfig(_Model):
+    """Listeners, passive mode and limits."""
+
+    listen: tuple[ListenAddress, ...] = ("127.0.0.1",)
+    port: Int = Field(default=2121, ge=0, le=65535)  # 0: ephemeral (tests)
+    passive_ports: tuple[int, int] | None = None
+    masquerade_address: str | None = None  # IPv4 sent in PASV replies behind NAT
+    banner: str = "vfsftp ready"
+    idle_timeout: Float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    data_timeout: Float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    max_connections: Int = Field(default=512, ge=1)
+    max_connections_per_ip: Int = Field(default=32, ge=1)
+    max_login_attempts: Int = Field(default=3, ge=1)
+    permit_foreign_addresses: bool = False  # PORT/EPRT to another host (FXP)
+    permit_privileged_ports: bool = False  # PORT/EPRT to ports < 1024
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, value: Any) -> Any:
+        # A single address is the common case; accept it without a list.
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, (list, tuple)) and not value:
+            raise ValueError("expected at least one address to listen on")
+        return value
+
+    @field_validator("passive_ports", mode="before")
+    @classmethod
+    def _passive_ports(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            parts: list[Any] = [p.strip() for p in value.split("-")]
+        elif isinstance(value, (list, tuple)):
+            parts = list(value)
+        else:
+            parts = []
+        if len(parts) != 2:
+            raise ValueError(
+                "expected a port range as [low, high] or 'low-high', e.g. '60000-60100'"
+            )
+        low, high = (_port_number(p, "a port") for p in parts)
+        if not (1024 <= low <= 65535 and 1024 <= high <= 65535):
+            raise ValueError(f"expected ports between 1024 and 65535, got {low}-{high}")
+        if low > high:
+            raise ValueError(f"expected low <= high, got {low}-{high}")
+        return (low, high)
+
+    @field_validator("masquerade_address")
+    @classmethod
+    def _masquerade(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.IPv4Address(value.strip()))
+        except ValueError:
+            # PASV (RFC 959) can only carry IPv4; EPSV sends no address at all.
+            raise ValueError(f"expected an IPv4 address, got {value!r}") from None
+
+    @field_validator("banner")
+    @classmethod
+    def _banner(cls, value: str) -> str:
+        # A block scalar (`banner: |`) ends with a newline; interior newlines
+        # make a multi-line 220 reply. CR or NUL would break the framing.
+        value = value.rstrip("\n")
+        if "\r" in value or "\x00" in value:
+            raise ValueError("banner must not contain CR or NUL characters")
+        return value
+
+
+class LoggingConfig(_Model):
+    """Where the session log and the per-transfer log go."""
+
+    level: str = "info"
+    file: str | None = None  # session log; None = stderr
+    transfer_log: str | None = None  # xferlog-style; None = session log, "-" = stderr
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            level = value.strip().lower()
+            if level not in LOG_LEVELS:
+                raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+            return level
+        return value
+
+
+class Config(_Model):
+    """The whole validated configuration."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    mounts: dict[VirtualPath, MountConfig] = Field(default_factory=dict)
+    users: dict[str, UserConfig] = Field(default_factory=dict)
+    source: str = "<dict>"  # file name used in messages
+    base_dir: Path = Field(default_factory=Path.cwd)  # relative osfs:// paths start here
+
+
+# Fields the program fills in, which a YAML file must not set.
+_HIDDEN: dict[type[BaseModel], frozenset[str]] = {
+    Config: frozenset({"source", "base_dir"}),
+    UserConfig: frozenset({"name", "anonymous"}),
+}
+
+Loc = tuple[str | int, ...]
+
+
+# --- environment substitution and the checks pydantic cannot do
+
+
+_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
+
+
+class _Prepass:
+    """Walks the raw YAML data before pydantic sees it: substitutes ``${NAME}``,
+    fills in user names, and finds what pydantic would silently merge (two
+    mount paths equal after normalisation)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[tuple[Loc, str]] = []
+        self.bad_locs: list[Loc] = []  # pydantic errors under these are noise
+
+    def substitute(self, value: Any, loc: Loc) -> Any:
+        if isinstance(value, str):
+            return self._sub_str(value, loc)
+        if isinstance(value, Mapping):
+            return {k: self.substitute(v, (*loc, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.substitute(v, (*loc, i)) for i, v in enumerate(value)]
+        return value
+
+    def _sub_str(self, text: str, loc: Loc) -> str:
+        failed = False
+
+        def one(m: re.Match[str]) -> str:
+            nonlocal failed
+            token, name = m.group(0), m.group(1)
+            if token == "$${":
+                return "${"
+            if name is None:
+                failed = True
+                self.problems.append(
+                    (
+                        loc,
+                        "malformed '${': expected ${NAME} (letters, digits, _) "
+                        "or '$${' for a literal '${'",
+                    )
+                )
+                return token
+            if name == "user":
+                return USER_PLACEHOLDER  # the server substitutes the login name
+            if name not in self.env:
+                failed = True
+                self.problems.append((loc, f"environment variable {name!r} is not set"))
+                return token
+            return self.env[name]
+
+        out = _REF.sub(one, text)
+        if failed:
+            self.bad_locs.append(loc)
+        return out
+
+    def structure(self, data: dict[Any, Any]) -> dict[Any, Any]:
+        for hidden in _HIDDEN[Config]:
+            if hidden in data:
+                self._unknown((hidden,), Config)
+                del data[hidden]
+        for section in ("server", "logging", "mounts", "users"):
+            if section in data and data[section] is None:  # `users:` with nothing under it
+                del data[section]
+        if isinstance(data.get("mounts"), Mapping):
+            self._duplicates(data["mounts"], ("mounts",))
+        users = data.get("users")
+        if isinstance(users, Mapping):
+            fixed: dict[Any, Any] = {}
+            for name, spec in users.items():
+                loc: Loc = ("users", name)
+                if not isinstance(name, str):
+                    self.problems.append((loc, "expected the user name as a string; quote it"))
+                    continue
+                if spec is None:  # `anonymous:` alone
+                    spec = {}
+                if isinstance(spec, Mapping):
+                    spec = dict(spec)
+                    for hidden in _HIDDEN[UserConfig]:
+                        if hidden in spec:
+                            self._unknown((*loc, hidden), UserConfig)
+                            del spec[hidden]
+                    for key in ("permissions", "mounts"):
+                        if isinstance(spec.get(key), Mapping):
+                            self._duplicates(spec[key], (*loc, key))
+                    spec["name"] = name
+                fixed[name] = spec
+            data["users"] = fixed
+        return data
+
+    def _unknown(self, loc: Loc, model: type[BaseModel]) -> None:
+        self.problems.append((loc, _unknown_key_text(model)))
+
+    def _duplicates(self, table: Mapping[Any, Any], loc: Loc) -> None:
+        seen: dict[str, Any] = {}
+        for key in table:
+            try:
+                norm = _virtual_path(key) if isinstance(key, str) else None
+            except ValueError:
+                continue  # pydantic reports the bad key itself
+            if norm is None:
+                continue
+            if norm in seen:
+                self.problems.append(
+                    ((*loc, key), f"same path as {seen[norm]!r} (both are {norm!r})")
+                )
+            else:
+                seen[norm] = key
+
+
+# --- turning pydantic errors into one line each
+
+
+def _unknown_key_text(model: type[BaseModel]) -> str:
+    hidden = _HIDDEN.get(model, frozenset())
+    keys = [k for k in model.model_fields if k not in hidden]
+    return f"unknown key; expected one of {', '.join(keys)}"
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin is Union or type(tp).__name__ == "UnionType":
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp
+
+
+def _model_at(loc: Loc, root: type[BaseModel]) -> type[BaseModel] | None:
+    """The model class that the location ``loc`` (inside ``root``) points at."""
+    current: Any = root
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        else:
+            return None
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current
+    return None
+
+
+_SIMPLE_KEY = re.compile(r"^[^\s.\[\]'\"]+$")
+
+
+def _format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _SIMPLE_KEY.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_EXPECTED = {
+    "string_type": "expected a string",
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "finite_number": "expected a finite number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "tuple_type": "expected a list",
+    "list_type": "expected a list",
+    "missing": "required key is missing",
+}
+
+_BOUND = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
+
+
+def _describe(err: ErrorDetails, root: type[BaseModel], prefix: Loc) -> tuple[Loc, str]:
+    loc: Loc = tuple(err["loc"])
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    is_key = bool(loc) and loc[-1] == "[key]"
+    if is_key:
+        loc = loc[:-1]
+    # A failure in a field the program fills in (a user's name) belongs to
+    # the key that supplied it.
+    if loc and isinstance(loc[-1], str):
+        parent = _model_at(loc[:-1], root)
+        if parent is not None and loc[-1] in _HIDDEN.get(parent, frozenset()):
+            loc = loc[:-1]
+    secret = any(part == "password" for part in loc)
+
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1], root)
+        text = _unknown_key_text(model) if model else "unknown key"
+    elif kind == "value_error":
+        text = str(ctx.get("error", err["msg"]))
+    elif kind in _BOUND:
+        name, sign = _BOUND[kind]
+        bound = ctx.get(name)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        text = f"expected a number {sign} {bound}"
+        if not secret:
+            text += f", got {_shown(err['input'])}"
+    elif kind in _EXPECTED:
+        text = _EXPECTED[kind]
+        if is_key:
+            text += " as the key (quote it in YAML)"
+        if kind != "missing" and not secret:
+            text += f", got {_shown(err['input'])}"
+    else:
+        msg = err["msg"]
+        text = msg[:1].lower() + msg[1:]
+    return (*prefix, *loc), text
+
+
+def _line(source: str, loc: Loc, text: str) -> str:
+    where = _format_loc(loc)
+    return f"{source}: {where}: {text}" if where else f"{source}: {text}"
+
+
+def _starts_with(loc: Loc, prefix: Loc) -> bool:
+    return loc[: len(prefix)] == prefix
+
+
+# --- public entry points
+
+
+def config_from_dict(
+    data: Mapping[str, Any],
+    source: str = "<dict>",
+    base_dir: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate already-parsed data (e.g. from ``yaml.safe_load``).
+
+    ``base_dir`` is where relative ``osfs://`` paths start (default: the
+    current directory). ``env`` replaces ``os.environ`` for ``${NAME}``.
+    Raises :class:`ConfigError` listing every problem.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"{source}: expected a mapping at the top level, got {_shown(data)}"])
+    pre = _Prepass(os.environ if env is None else env)
+    raw = pre.substitute(data, ())
+    raw = pre.structure(raw)
+    raw["source"] = source
+    raw["base_dir"] = Path.cwd() if base_dir is None else Path(base_dir)
+
+    problems = [_line(source, loc, text) for loc, text in pre.problems]
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc, text = _describe(err, Config, ())
+            if any(_starts_with(tuple(err["loc"]), bad) for bad in pre.bad_locs):
+                continue  # already reported as a missing variable / bad ${
+            problems.append(_line(source, loc, text))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that notes duplicate keys, which PyYAML otherwise
+    resolves silently in favour of the last one (a second `demo:` user would
+    quietly replace the first)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            try:
+                key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+                hash(key)
+            except Exception:
+                continue  # let the normal construction report it
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                self.duplicates.append(
+                    f"line {line}: duplicate key {key!r} (first at line {seen[key]})"
+                )
+            else:
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    loader = _Loader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = exc.problem or exc.context or "invalid YAML"
+        if what.startswith("but ") and exc.context:  # "but found another document"
+            what = f"{exc.context}, {what}"
+        hint = " (indent with spaces, not tabs)" if "\\t" in what or "\t" in what else ""
+        raise ConfigError([f"{source}: {where}YAML syntax error: {what}{hint}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: YAML syntax error: {exc}"]) from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise ConfigError([f"{source}: {d}" for d in loader.duplicates])
+    return data
+
+
+def config_from_yaml(text: str, source: str, base_dir: Path | None = None) -> Config:
+    """Parse YAML text (``yaml.safe_load`` rules) and validate it."""
+    return config_from_dict(_parse_yaml(text, source), source, base_dir)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a ``mounts.yaml``. Relative ``osfs://`` paths are
+    relative to the file's directory. Raises :class:`ConfigError`, also for a
+    missing or unreadable file and YAML syntax errors (with the line)."""
+    source = os.fspath(path)
+    try:
+        raw = Path(source).read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{source}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{source}: not UTF-8 text (byte {exc.start})"]) from None
+    return config_from_yaml(text, source, Path(source).absolute().parent)
+
+
+def with_overrides(
+    config: Config,
+    *,
+    server: Mapping[str, Any] | None = None,
+    logging: Mapping[str, Any] | None = None,
+    source: str = "command line",
+) -> Config:
+    """A copy of ``config`` with some ``server`` / ``logging`` keys replaced
+    (e.g. ``--host``/``--port``), validated like the file. Raises
+    :class:`ConfigError` naming ``source``."""
+    problems: list[str] = []
+    parts: dict[str, Any] = {}
+    for name, model, current, changes in (
+        ("server", ServerConfig, config.server, server),
+        ("logging", LoggingConfig, config.logging, logging),
+    ):
+        if not changes:
+            continue
+        try:
+            parts[name] = model.model_validate({**current.model_dump(), **changes})
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc, text = _describe(err, model, (name,))
+                problems.append(_line(source, loc, text))
+    if problems:
+        raise ConfigError(problems)
+    return config.model_copy(update=parts)

@@ -1,0 +1,291 @@
+"""Data connections: passive listeners, active connects with bounce
+protection, and the transfer loops.
+
+A transfer runs whole in a worker thread on a blocking socket: the file reads
+(or writes) and the socket I/O alternate there without a hop through the event
+loop per chunk, and a plain file on a real disk goes out with ``sendfile``.
+The event loop only starts it, and aborts it by shutting the socket down
+(ABOR, QUIT, idle timeout, server shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
+
+from .errors import FTPError
+from .protocol import AsciiDecoder, AsciiEncoder
+
+__all__ = [
+    "PassiveListener",
+    "TransferAborted",
+    "TransferState",
+    "connect_active",
+    "open_passive",
+    "recv_stream",
+    "send_bytes",
+    "send_stream",
+]
+
+CHUNK = 256 * 1024
+
+
+class TransferAborted(Exception):
+    """The transfer was stopped by ABOR (or the session ending)."""
+
+
+@dataclass
+class TransferState:
+    """Shared between the event loop (STAT, ABOR) and the transfer thread."""
+
+    sock: socket.socket
+    verb: str
+    path: str
+    started: float = field(default_factory=time.monotonic)
+    bytes: int = 0
+    aborted: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def abort(self) -> None:
+        """Stop the transfer from any thread: the blocked send/recv fails at once."""
+        with self._lock:
+            self.aborted = True
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+    def check(self) -> None:
+        if self.aborted:
+            raise TransferAborted()
+
+
+def normalize_ip(host: str) -> str:
+    """``::ffff:1.2.3.4`` → ``1.2.3.4``, so an IPv4 client seen through an
+    IPv6 socket compares equal to itself."""
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+# ---------------------------------------------------------------- passive
+
+
+class PassiveListener:
+    """A listening socket opened by PASV/EPSV, waiting for the client."""
+
+    def __init__(self, sock: socket.socket, expected_peer: str | None) -> None:
+        self.sock = sock
+        self.port: int = sock.getsockname()[1]
+        self.expected_peer = expected_peer  # None: any address (FXP allowed)
+
+    async def accept(self, timeout: float) -> socket.socket:
+        """The first connection from the client's own address. Connections from
+        elsewhere are closed (RFC 2577 §3: "port stealing")."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise FTPError(425, "Can't open data connection: client did not connect in time")
+            try:
+                conn, addr = await asyncio.wait_for(loop.sock_accept(self.sock), left)
+            except asyncio.TimeoutError:
+                raise FTPError(
+                    425, "Can't open data connection: client did not connect in time"
+                ) from None
+            except OSError as exc:
+                raise FTPError(425, f"Can't open data connection: {exc.strerror}") from None
+            if self.expected_peer is None or normalize_ip(addr[0]) == self.expected_peer:
+                return conn
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def open_passive(
+    bind_host: str,
+    family: socket.AddressFamily,
+    port_range: tuple[int, int] | None,
+    expected_peer: str | None,
+) -> PassiveListener:
+    """Bind a listener on the control connection's local address, on a port
+    from the configured range (random order, so concurrent sessions rarely
+    collide) or an ephemeral one."""
+    candidates: list[int]
+    if port_range is None:
+        candidates = [0]
+    else:
+        low, high = port_range
+        candidates = list(range(low, high + 1))
+        random.shuffle(candidates)
+    last: OSError | None = None
+    for port in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((bind_host, port))
+            sock.listen(1)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        return PassiveListener(sock, expected_peer)
+    detail = f" ({last.strerror})" if last is not None and last.strerror else ""
+    raise FTPError(425, f"Can't open passive connection: no free port{detail}")
+
+
+# ---------------------------------------------------------------- active
+
+
+async def connect_active(
+    host: str, port: int, family: socket.AddressFamily, bind_host: str, timeout: float
+) -> socket.socket:
+    """Connect to the address given by PORT/EPRT, from the control
+    connection's local address (RFC 959 §3.2 — some firewalls check it)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        with contextlib.suppress(OSError):
+            sock.bind((bind_host, 0))
+        await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
+    except asyncio.TimeoutError:
+        sock.close()
+        raise FTPError(425, "Can't open data connection: connect timed out") from None
+    except OSError as exc:
+        sock.close()
+        raise FTPError(425, f"Can't open data connection: {exc.strerror or exc}") from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def check_active_target(
+    client_ip: str, host: str, port: int, permit_foreign: bool, permit_privileged: bool
+) -> None:
+    """Bounce-attack protection (RFC 2577 §3): only the client's own address,
+    and no privileged port, unless the configuration allows it."""
+    if not permit_foreign and normalize_ip(host) != normalize_ip(client_ip):
+        raise FTPError(501, "Rejected: data connection to a third-party address")
+    if not permit_privileged and port < 1024:
+        raise FTPError(501, "Rejected: data connection to a privileged port")
+
+
+# ---------------------------------------------------------------- transfers
+# Blocking functions, run in a worker thread. Each returns the bytes moved on
+# the wire side and raises TransferAborted on ABOR, OSError on network errors.
+
+
+def prepare_blocking(sock: socket.socket, timeout: float) -> None:
+    sock.setblocking(True)
+    # A stalled peer ends the transfer after `timeout` without progress.
+    sock.settimeout(timeout)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _finish_send(state: TransferState) -> None:
+    # Half-close, then let close() send FIN: the client sees end-of-file only
+    # after every byte was handed to the kernel.
+    with contextlib.suppress(OSError):
+        state.sock.shutdown(socket.SHUT_WR)
+
+
+def send_bytes(state: TransferState, data: bytes) -> int:
+    state.check()
+    view = memoryview(data)
+    for i in range(0, len(view), CHUNK):
+        state.check()
+        state.sock.sendall(view[i : i + CHUNK])
+        state.bytes += min(CHUNK, len(view) - i)
+    state.check()
+    _finish_send(state)
+    return state.bytes
+
+
+def send_stream(
+    state: TransferState,
+    f: IO[bytes],
+    ascii_mode: bool,
+    offset: int,
+    use_sendfile: bool,
+    throttle: Callable[[int], None] | None = None,
+) -> int:
+    """File → socket from ``offset``. ``sendfile`` (zero-copy) is used for a
+    binary transfer of a real file on a plain socket."""
+    state.check()
+    if offset:
+        f.seek(offset)
+    if use_sendfile and not ascii_mode and throttle is None:
+        try:
+            fd_ok = f.fileno() >= 0
+        except (OSError, AttributeError, ValueError):
+            fd_ok = False
+        if fd_ok:
+            sent = state.sock.sendfile(f, offset)  # type: ignore[arg-type]
+            state.bytes += sent
+            state.check()
+            _finish_send(state)
+            return state.bytes
+    encoder = AsciiEncoder() if ascii_mode else None
+    read = f.read
+    while True:
+        state.check()
+        chunk = read(CHUNK)
+        if not chunk:
+            break
+        if encoder is not None:
+            chunk = encoder.encode(chunk)
+        state.sock.sendall(chunk)
+        state.bytes += len(chunk)
+        if throttle is not None:
+            throttle(len(chunk))
+    state.check()
+    _finish_send(state)
+    return state.bytes
+
+
+def recv_stream(
+    state: TransferState,
+    f: IO[bytes],
+    ascii_mode: bool,
+    throttle: Callable[[int], None] | None = None,
+) -> int:
+    """Socket → file until the client closes the data connection (EOF is the
+    end of file in stream mode, RFC 959 §3.4.1)."""
+    decoder = AsciiDecoder() if ascii_mode else None
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    recv_into = state.sock.recv_into
+    write = f.write
+    while True:
+        state.check()
+        n = recv_into(buf)
+        if n == 0:
+            break
+        state.bytes += n
+        if decoder is not None:
+            write(decoder.decode(bytes(view[:n])))
+        else:
+            write(view[:n])
+        if throttle is not None:
+            throttle(n)
+    state.check()
+    if decoder is not None:
+        tail = decoder.flush()
+        if tail:
+            write(tail)
+    return state.bytes

@@ -1,0 +1,79 @@
+"""FTPError, and the one map from filesystem errors to FTP replies."""
+
+from __future__ import annotations
+
+import errno
+
+import fs.errors
+
+from .protocol import Reply
+
+__all__ = ["FTPError", "map_fs_error"]
+
+
+class FTPError(Exception):
+    """Raised anywhere below the channel to answer the current command with
+    ``reply``; the channel is the one place that turns it into bytes."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.reply = Reply(code, text)
+
+
+# Ordered: the first matching class wins, so subclasses come first.
+# Texts name the *virtual* path only: an OSFS error message carries the host
+# path, which must never reach the client.
+_FS_ERRORS: tuple[tuple[type[BaseException], int, str], ...] = (
+    (fs.errors.ResourceNotFound, 550, "No such file or directory: {path}"),
+    (fs.errors.DirectoryExpected, 550, "Not a directory: {path}"),
+    (fs.errors.FileExpected, 550, "Is a directory: {path}"),
+    (fs.errors.DestinationExists, 550, "Already exists: {path}"),
+    (fs.errors.DirectoryExists, 550, "Directory already exists: {path}"),
+    (fs.errors.FileExists, 550, "File already exists: {path}"),
+    (fs.errors.DirectoryNotEmpty, 550, "Directory not empty: {path}"),
+    (fs.errors.ResourceReadOnly, 550, "Read-only: {path}"),
+    (fs.errors.RemoveRootError, 550, "Cannot remove the root directory"),
+    (fs.errors.ResourceLocked, 450, "File busy: {path}"),
+    (fs.errors.PermissionDenied, 550, "Permission denied: {path}"),
+    (fs.errors.InsufficientStorage, 552, "Insufficient storage space"),
+    (fs.errors.InvalidCharsInPath, 553, "File name not allowed: {path}"),
+    (fs.errors.InvalidPath, 553, "File name not allowed: {path}"),
+    (fs.errors.Unsupported, 504, "Not supported by this filesystem: {path}"),
+    (fs.errors.RemoteConnectionError, 451, "Storage backend unreachable"),
+    (fs.errors.OperationTimeout, 451, "Storage backend timed out"),
+    (fs.errors.FilesystemClosed, 421, "Service not available, filesystem closed"),
+)
+
+_OS_ERRORS: dict[int, tuple[int, str]] = {
+    errno.ENOENT: (550, "No such file or directory: {path}"),
+    errno.EACCES: (550, "Permission denied: {path}"),
+    errno.EPERM: (550, "Permission denied: {path}"),
+    errno.EEXIST: (550, "Already exists: {path}"),
+    errno.ENOTDIR: (550, "Not a directory: {path}"),
+    errno.EISDIR: (550, "Is a directory: {path}"),
+    errno.ENOTEMPTY: (550, "Directory not empty: {path}"),
+    errno.ENOSPC: (552, "Insufficient storage space"),
+    errno.EDQUOT: (552, "Disk quota exceeded"),
+    errno.EROFS: (550, "Read-only: {path}"),
+    errno.ENAMETOOLONG: (553, "File name too long: {path}"),
+}
+
+
+def map_fs_error(exc: BaseException, path: str) -> FTPError:
+    """The reply for an error raised by a filesystem call on ``path``.
+
+    fs.errors first (ResourceNotFound → 550, InsufficientStorage → 552, ...),
+    then raw OSError numbers (some fs code lets them through), then 451
+    "local error in processing" (RFC 959 §4.2.2) for anything else.
+    """
+    if isinstance(exc, FTPError):
+        return exc
+    for cls, code, text in _FS_ERRORS:
+        if isinstance(exc, cls):
+            return FTPError(code, text.format(path=path))
+    if isinstance(exc, OSError) and exc.errno in _OS_ERRORS:
+        code, text = _OS_ERRORS[exc.errno]
+        return FTPError(code, text.format(path=path))
+    if isinstance(exc, fs.errors.OperationFailed):
+        return FTPError(451, f"Requested action aborted: storage error on {path}")
+    return FTPError(451, "Requested action aborted: local error in processing")

@@ -1,0 +1,105 @@
+"""Open the filesystems named in mounts.yaml and build each user's tree.
+
+Filesystems are opened once and shared by every session (an in-memory mount
+must be the same for everyone); per-user mounts with ``${user}`` are opened at
+a user's first login and kept. Errors name the file and the key, like config
+errors, so a missing folder fails at startup with a useful line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+
+import fs
+import fs.errors
+import fs.opener
+import fs.wrap
+from fs.base import FS
+
+from .config import Config, ConfigError, MountConfig, UserConfig
+from .tree import Mount, VirtualTree
+
+__all__ = ["MountTable"]
+
+
+def _kind(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else "fs"
+
+
+class MountTable:
+    """Owns every mounted filesystem of a server."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._opened: dict[tuple[str, bool, bool], FS] = {}
+        self._lock = threading.Lock()
+        self._global: list[Mount] = [
+            self._mount(path, spec, f"mounts.{path}") for path, spec in config.mounts.items()
+        ]
+        self._user_trees: dict[str, list[Mount]] = {}
+
+    def _open(self, spec: MountConfig, url: str, key: str) -> FS:
+        cache_key = (url, spec.create, spec.read_only)
+        with self._lock:
+            opened = self._opened.get(cache_key)
+            if opened is not None:
+                return opened
+            try:
+                filesystem = fs.open_fs(url, create=spec.create, cwd=str(self.config.base_dir))
+            except fs.opener.errors.UnsupportedProtocol:
+                raise ConfigError(
+                    [f"{self.config.source}: {key}.fs: unknown filesystem type in {url!r}; "
+                     "expected mem://, osfs://PATH or another PyFilesystem2 opener URL"]
+                ) from None
+            except (fs.errors.CreateFailed, fs.opener.errors.OpenerError, OSError) as exc:
+                hint = " (set create: true to make it)" if _kind(url) == "osfs" and not spec.create else ""
+                raise ConfigError(
+                    [f"{self.config.source}: {key}.fs: cannot open {url!r}: {_reason(exc)}{hint}"]
+                ) from None
+            if spec.read_only:
+                filesystem = fs.wrap.read_only(filesystem)
+            self._opened[cache_key] = filesystem
+            return filesystem
+
+    def _mount(self, path: str, spec: MountConfig, key: str, user: str | None = None) -> Mount:
+        url = spec.fs.replace("${user}", user) if user is not None else spec.fs
+        filesystem = self._open(spec, url, key)
+        return Mount.of(path, filesystem, read_only=spec.read_only, kind=_kind(url))
+
+    def tree_for(self, user: UserConfig, login: str | None = None) -> VirtualTree:
+        """The user's tree: the global mounts, with the user's own mounts
+        added or put in their place."""
+        name = login or user.name
+        if not user.mounts:
+            return VirtualTree(self._global)
+        with self._lock:
+            own = self._user_trees.get(name)
+        if own is None:
+            own = [
+                self._mount(path, spec, f"users.{user.name}.mounts.{path}", user=name)
+                for path, spec in user.mounts.items()
+            ]
+            with self._lock:
+                self._user_trees[name] = own
+        table = {m.path: m for m in self._global}
+        table.update({m.path: m for m in own})
+        return VirtualTree(list(table.values()))
+
+    @property
+    def global_mounts(self) -> list[Mount]:
+        return list(self._global)
+
+    def close(self) -> None:
+        with self._lock:
+            opened = list(self._opened.values())
+            self._opened.clear()
+        for filesystem in opened:
+            with contextlib.suppress(Exception):
+                filesystem.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.replace(str(Path.cwd()) + "/", "")

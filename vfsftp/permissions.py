@@ -1,0 +1,84 @@
+"""Permission rules, with pyftpdlib's letters that FTP admins already know. Pure.
+
+Read:  ``e`` change directory (CWD, CDUP), ``l`` list (LIST, NLST, MLSD, MLST,
+       STAT path, SIZE, MDTM), ``r`` retrieve (RETR).
+Write: ``a`` append (APPE), ``d`` delete (DELE, RMD), ``f`` rename (RNFR, RNTO),
+       ``m`` make directory (MKD), ``w`` store (STOR, STOU), ``M`` change mode
+       (SITE CHMOD), ``T`` change modification time (MFMT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .paths import is_under
+
+__all__ = ["ALL_PERMS", "READ_PERMS", "WRITE_PERMS", "effective_perms", "mlst_perm_fact", "validate_perms"]
+
+READ_PERMS = "elr"
+WRITE_PERMS = "adfmwMT"
+ALL_PERMS = READ_PERMS + WRITE_PERMS
+
+
+def validate_perms(letters: str) -> str | None:
+    """None when every letter is known, else a message naming the bad ones."""
+    bad = sorted({c for c in letters if c not in ALL_PERMS})
+    if bad:
+        return f"unknown permission letter(s) {''.join(bad)!r}; expected letters from {ALL_PERMS!r}"
+    return None
+
+
+def effective_perms(
+    user_perms: str,
+    overrides: Mapping[str, str],
+    path: str,
+    read_only: bool = False,
+) -> frozenset[str]:
+    """The letters a user holds at ``path``.
+
+    The most specific override whose directory contains ``path`` replaces the
+    user's default set. A read-only mount (or a virtual directory, which is
+    no filesystem at all) removes every write letter whatever was granted.
+    """
+    letters = user_perms
+    best = -1
+    for prefix, perms in overrides.items():
+        if is_under(path, prefix) and len(prefix) > best:
+            best, letters = len(prefix), perms
+    granted = frozenset(letters)
+    if read_only:
+        granted = granted - frozenset(WRITE_PERMS)
+    return granted
+
+
+def mlst_perm_fact(granted: frozenset[str], is_dir: bool, parent: frozenset[str]) -> str:
+    """RFC 3659 §7.5.5 ``perm`` fact from our letters. ``parent`` is what the
+    user holds in the containing directory (delete and rename act there)."""
+    out = []
+    if is_dir:
+        if "w" in granted or "a" in granted:
+            out.append("c")
+        if "d" in parent:
+            out.append("d")
+        if "e" in granted:
+            out.append("e")
+        if "f" in parent:
+            out.append("f")
+        if "l" in granted:
+            out.append("l")
+        if "m" in granted:
+            out.append("m")
+        if "d" in granted:
+            out.append("p")
+    else:
+        if "a" in granted:
+            out.append("a")
+        if "d" in parent:
+            out.append("d")
+        if "f" in parent:
+            out.append("f")
+        if "r" in granted:
+            out.append("r")
+        if "w" in granted:
+            out.append("w")
+    return "".join(out)

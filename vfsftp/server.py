@@ -1,0 +1,239 @@
+"""The server: listeners, connection limits, logins, shutdown.
+
+    server = FTPServer(load_config("mounts.yaml"))
+    asyncio.run(server.serve_forever())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from .auth import Account, Authorizer, ConfigAuthorizer
+from .channel import FTPChannel
+from .config import Config
+from .data import TransferState
+from .errors import FTPError
+from .mounts import MountTable
+from .observability import Counters, format_transfer_line, transfer_log
+from .vfs import SessionFS
+
+__all__ = ["FTPServer"]
+
+log = logging.getLogger("vfsftp.session")
+
+_UPLOADS = {"STOR", "STOU", "APPE"}
+
+
+class FTPServer:
+    """An FTP server over the tree that ``config`` declares.
+
+    ``authorizer`` replaces the users of the config with your own (see
+    ``vfsftp.auth.Authorizer``). ``login_failure_delay`` slows password
+    guessing (seconds per failed login).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        authorizer: Authorizer | None = None,
+        *,
+        login_failure_delay: float = 0.5,
+        blocking_workers: int = 32,
+        transfer_workers: int = 256,
+    ) -> None:
+        self.config = config
+        self.mounts = MountTable(config)
+        self.authorizer: Authorizer = authorizer or ConfigAuthorizer(config, self.mounts)
+        self.login_failure_delay = login_failure_delay
+        # Metadata calls (stat, listdir, mkdir...) and whole transfers use
+        # separate pools so that many long transfers cannot starve a LIST.
+        self.blocking_executor = ThreadPoolExecutor(blocking_workers, thread_name_prefix="vfsftp-fs")
+        self.transfer_executor = ThreadPoolExecutor(transfer_workers, thread_name_prefix="vfsftp-xfer")
+        self.counters = Counters()
+        self.channels: set[FTPChannel] = set()
+        self._per_ip: Counter[str] = Counter()
+        self._per_user: Counter[str] = Counter()
+        self._servers: list[asyncio.base_events.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.addresses: list[tuple[str, int]] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind every listen address. With port 0 each address gets its own
+        ephemeral port; ``addresses`` tells which."""
+        cfg = self.config.server
+        for host in cfg.listen:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            srv = await asyncio.start_server(
+                self._accept, host, cfg.port, family=family, reuse_address=True,
+                limit=1 << 16, backlog=512,
+            )
+            self._servers.append(srv)
+            for sock in srv.sockets:
+                addr = sock.getsockname()
+                self.addresses.append((str(addr[0]), int(addr[1])))
+        for host, port in self.addresses:
+            log.info("listening on %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+    async def serve_forever(self) -> None:
+        if not self._servers:
+            await self.start()
+        try:
+            await asyncio.gather(*(s.serve_forever() for s in self._servers))
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop listening, end every session (a running transfer is aborted
+        and its upload discarded), release threads and filesystems."""
+        for srv in self._servers:
+            srv.close()
+        for ch in list(self.channels):
+            if not ch.closing:
+                ch.reply(421, "Server shutting down")
+            await ch.close()
+        if self._tasks:
+            # Sessions are closing on their own; give them a moment, then stop
+            # any that hang (a peer that never reads, say).
+            _, pending = await asyncio.wait(list(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for srv in self._servers:
+            with contextlib.suppress(Exception):
+                await srv.wait_closed()
+        self._servers.clear()
+        self.blocking_executor.shutdown(wait=True)
+        self.transfer_executor.shutdown(wait=True)
+        self.mounts.close()
+
+    async def __aenter__(self) -> FTPServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------ sessions
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # type: ignore[arg-type]
+        try:
+            channel = FTPChannel(self, reader, writer)
+            cfg = self.config.server
+            self.counters.add(connections=1)
+            if len(self.channels) >= cfg.max_connections:
+                await self._refuse(writer, "Too many connections, try again later")
+                return
+            if self._per_ip[channel.peer_ip] >= cfg.max_connections_per_ip:
+                await self._refuse(writer, "Too many connections from your address")
+                return
+            self.channels.add(channel)
+            self._per_ip[channel.peer_ip] += 1
+            await channel.run()
+        except asyncio.CancelledError:
+            # Only server shutdown cancels a session; asyncio's stream callback
+            # would log a cancelled task as an error.
+            pass
+        finally:
+            self._tasks.discard(task)  # type: ignore[arg-type]
+
+    async def _refuse(self, writer: asyncio.StreamWriter, text: str) -> None:
+        self.counters.add(connections_refused=1)
+        # RFC 959 §4.2: 421 may be sent in answer to any command, and on connect.
+        writer.write(f"421 {text}\r\n".encode())
+        with contextlib.suppress(Exception):
+            await writer.drain()
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+    def session_closed(self, channel: FTPChannel) -> None:
+        if channel in self.channels:
+            self.channels.discard(channel)
+            self._per_ip[channel.peer_ip] -= 1
+            if self._per_ip[channel.peer_ip] <= 0:
+                del self._per_ip[channel.peer_ip]
+        self.logout(channel)
+
+    # ------------------------------------------------------------ login
+
+    async def login(self, channel: FTPChannel, username: str, password: str) -> None:
+        account = await self.authorizer.authorize(username, password, channel.peer)
+        if account is None:
+            channel.state.login_failures += 1
+            self.counters.add(login_failures=1)
+            log.warning("login failed %s user=%s", channel.peer, username)
+            if self.login_failure_delay:
+                await asyncio.sleep(self.login_failure_delay)
+            if channel.state.login_failures >= self.config.server.max_login_attempts:
+                channel.reply(421, "Too many failed logins, closing control connection")
+                channel.closing = True
+                return
+            raise FTPError(530, "Login incorrect")
+        limit = account.max_connections
+        if limit is not None and self._per_user[account.name] >= limit:
+            log.warning("login refused %s user=%s: per-user connection limit", channel.peer, account.name)
+            raise FTPError(530, f"Too many sessions for {account.name} (limit {limit})")
+        session_fs = SessionFS(
+            account.tree,
+            account.perms,
+            account.overrides,
+            self.blocking_executor,
+            home="/",
+            owner=_owner_name(account),
+        )
+        try:
+            await session_fs.chdir(session_fs.resolve(account.home))
+        except FTPError:
+            log.warning("home %s of %s is missing; starting at /", account.home, account.name)
+        channel.state.account = account
+        channel.state.fs = session_fs
+        self._per_user[account.name] += 1
+        self.counters.add(logins=1)
+        log.info("login ok %s user=%s", channel.peer, account.name)
+        channel.reply(230, f"Login successful, welcome {account.name}")
+
+    def logout(self, channel: FTPChannel) -> None:
+        account: Account | None = channel.state.account
+        if account is not None:
+            self._per_user[account.name] -= 1
+            if self._per_user[account.name] <= 0:
+                del self._per_user[account.name]
+            channel.state.account = None
+            channel.state.fs = None
+
+    # ------------------------------------------------------------ transfers
+
+    def transfer_log(
+        self, channel: FTPChannel, verb: str, path: str, state: TransferState | None, outcome: str
+    ) -> None:
+        nbytes = state.bytes if state is not None else 0
+        seconds = time.monotonic() - state.started if state is not None else 0.0
+        if verb in _UPLOADS:
+            if outcome == "ok":
+                self.counters.add(files_received=1, bytes_received=nbytes)
+        elif verb == "RETR" and outcome == "ok":
+            self.counters.add(files_sent=1, bytes_sent=nbytes)
+        if outcome != "ok":
+            self.counters.add(transfers_failed=1)
+        if verb in _UPLOADS or verb == "RETR":
+            transfer_log.info(
+                format_transfer_line(verb, channel.username, channel.peer, path, nbytes, seconds, outcome)
+            )
+
+
+def _owner_name(account: Account) -> str:
+    # LIST's owner column must be one word for clients' parsers.
+    name = "".join(c for c in account.name if c.isalnum() or c in "-_.@")
+    return (name or "ftp")[:32]

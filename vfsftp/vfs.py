@@ -1,0 +1,325 @@
+"""The session's view of its tree: permissions, the async facade over the
+blocking ``fs`` API, and the mapping of every filesystem error to a reply.
+
+Every call that can block (a disk, a network store) runs in a worker thread;
+calls on in-memory mounts run inline, where a thread hop costs more than the
+call itself (see ``Mount.inline``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import IO, Any, TypeVar
+
+import fs.errors
+from fs.info import Info
+
+from .errors import FTPError, map_fs_error
+from .paths import PathRejected, basename, dirname, resolve
+from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact
+from .protocol import ListEntry
+from .tree import UPLOAD_PREFIX, Mount, VirtualTree
+
+__all__ = ["SessionFS", "Upload"]
+
+T = TypeVar("T")
+
+_NAMESPACES = ("details", "stat")
+COPY_CHUNK = 1 << 20
+
+
+@dataclass
+class Upload:
+    """An upload in progress: data goes to a hidden temporary name in the
+    target directory and is moved over the target only on success, so a failed
+    or aborted STOR leaves the old file (or none), never a partial one."""
+
+    mount: Mount
+    target: str  # path inside the mount
+    temp: str
+    virtual_path: str
+    offset: int = 0  # REST: keep this many bytes of the existing file
+    append: bool = False  # APPE: keep all of the existing file
+    file: IO[bytes] | None = None
+
+    def open(self) -> IO[bytes]:
+        """Blocking: create the temporary file, seeded with the part of the
+        existing file that REST or APPE keeps."""
+        f = self.mount.fs.openbin(self.temp, "w")
+        try:
+            if self.offset or self.append:
+                try:
+                    src = self.mount.fs.openbin(self.target, "r")
+                except fs.errors.ResourceNotFound:
+                    if self.offset:
+                        raise
+                else:
+                    with src:
+                        if self.append:
+                            shutil.copyfileobj(src, f, COPY_CHUNK)
+                        else:
+                            _copy_n(src, f, self.offset)
+        except BaseException:
+            f.close()
+            self.discard()
+            raise
+        self.file = f
+        return f
+
+    def commit(self) -> None:
+        """Blocking: close and move into place."""
+        if self.file is not None:
+            self.file.close()
+        self.mount.fs.move(self.temp, self.target, overwrite=True)
+
+    def discard(self) -> None:
+        """Blocking: close and delete the temporary file; never raises."""
+        if self.file is not None:
+            with contextlib.suppress(Exception):
+                self.file.close()
+        with contextlib.suppress(Exception):
+            self.mount.fs.remove(self.temp)
+
+
+def _copy_n(src: IO[bytes], dst: IO[bytes], n: int) -> None:
+    left = n
+    while left > 0:
+        chunk = src.read(min(COPY_CHUNK, left))
+        if not chunk:
+            raise FTPError(554, f"Restart offset {n} is beyond the end of the file")
+        dst.write(chunk)
+        left -= len(chunk)
+
+
+def _unique(info: Info, mount_kind: str, path: str) -> str:
+    st = info.raw.get("stat")
+    if st and st.get("st_ino"):
+        return f"{st.get('st_dev', 0):x}g{st['st_ino']:x}"
+    return hashlib.blake2s(f"{mount_kind}:{path}".encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
+class SessionFS:
+    """One logged-in user's filesystem: a tree, a current directory and the
+    user's permission letters with their per-path overrides."""
+
+    def __init__(
+        self,
+        tree: VirtualTree,
+        perms: str,
+        overrides: Mapping[str, str],
+        executor: Executor | None,
+        home: str = "/",
+        owner: str = "owner",
+    ) -> None:
+        self.tree = tree
+        self.perms = perms
+        self.overrides = dict(overrides)
+        self.executor = executor
+        self.cwd = resolve("/", home)
+        self.owner = owner
+
+    # ------------------------------------------------------------ pure rules
+
+    def resolve(self, arg: str) -> str:
+        try:
+            path = resolve(self.cwd, arg)
+        except PathRejected as exc:
+            raise FTPError(553, f"File name not allowed: {exc}") from None
+        if basename(path).startswith(UPLOAD_PREFIX):
+            raise FTPError(553, "File name not allowed: reserved for uploads in progress")
+        return path
+
+    def rights(self, path: str) -> tuple[frozenset[str], bool]:
+        """(letters held at ``path``, whether the path is read-only storage)."""
+        found = self.tree.mount_of(path)
+        # The virtual skeleton above mount points is never writable; mount
+        # points themselves are protected by the tree (cannot be removed or
+        # renamed) while their contents follow the mount's read_only flag.
+        read_only = found is None or found[0].read_only
+        return effective_perms(self.perms, self.overrides, path, read_only), read_only
+
+    def require(self, path: str, letter: str) -> None:
+        granted, read_only = self.rights(path)
+        if letter in granted:
+            return
+        if letter in WRITE_PERMS and read_only:
+            raise FTPError(550, f"Read-only: {path}")
+        raise FTPError(550, f"Permission denied: {path}")
+
+    # ------------------------------------------------------------ execution
+
+    async def _run(self, paths: tuple[str, ...], fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking fs call, inline for in-memory mounts, else in a
+        worker thread; any error becomes the FTP reply for ``paths[0]``."""
+        inline = self.executor is None or all(
+            (found := self.tree.mount_of(p)) is None or found[0].inline for p in paths
+        )
+        try:
+            if inline:
+                return fn(*args)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, lambda: fn(*args))
+        except (fs.errors.FSError, OSError) as exc:
+            raise map_fs_error(exc, paths[0]) from exc
+
+    def is_inline(self, path: str) -> bool:
+        found = self.tree.mount_of(path)
+        return self.executor is None or found is None or found[0].inline
+
+    # ------------------------------------------------------------ metadata
+
+    def _entry(self, info: Info, path: str, name: str | None = None) -> ListEntry:
+        granted, _ = self.rights(path)
+        parent, _ = self.rights(dirname(path))
+        is_dir = info.is_dir
+        found = self.tree.mount_of(path)
+        kind = found[0].kind if found else "virtual"
+        writable = bool(granted & frozenset("wam"))
+        if is_dir:
+            mode = "rwxr-xr-x" if writable else "r-xr-xr-x"
+        else:
+            mode = "rw-r--r--" if writable else "r--r--r--"
+        details = info.raw.get("details") or {}
+        mtime = details.get("modified")
+        return ListEntry(
+            name=name if name is not None else info.name,
+            is_dir=is_dir,
+            size=int(details.get("size") or 0) if not is_dir else 0,
+            mtime=float(mtime) if mtime is not None else None,
+            mode=mode,
+            owner=self.owner,
+            group=self.owner,
+            perm=mlst_perm_fact(granted, is_dir, parent),
+            unique=_unique(info, kind, path),
+        )
+
+    async def stat(self, path: str) -> ListEntry:
+        info = await self._run((path,), self.tree.getinfo, path, _NAMESPACES)
+        return self._entry(info, path, name=basename(path) or "/")
+
+    async def listdir(self, path: str) -> list[ListEntry]:
+        def scan() -> list[Info]:
+            return list(self.tree.scandir(path, _NAMESPACES))
+
+        infos = await self._run((path,), scan)
+        base = path.rstrip("/")
+        return [self._entry(i, f"{base}/{i.name}") for i in infos]
+
+    async def listdir_or_file(self, path: str) -> list[ListEntry]:
+        """LIST/NLST of a file lists that one file (what ``ls`` does)."""
+        entry = await self.stat(path)
+        if not entry.is_dir:
+            return [entry]
+        return await self.listdir(path)
+
+    async def chdir(self, path: str) -> None:
+        entry = await self.stat(path)
+        if not entry.is_dir:
+            raise FTPError(550, f"Not a directory: {path}")
+        self.cwd = path
+
+    async def size(self, path: str) -> int:
+        entry = await self.stat(path)
+        if entry.is_dir:
+            raise FTPError(550, f"Is a directory: {path}")
+        return entry.size
+
+    async def mkdir(self, path: str) -> None:
+        await self._run((path,), self.tree.makedir, path)
+
+    async def rmdir(self, path: str) -> None:
+        if path == self.cwd or path == "/":
+            raise FTPError(550, f"Cannot remove the current or root directory: {path}")
+        await self._run((path,), self.tree.removedir, path)
+
+    async def remove(self, path: str) -> None:
+        info = await self._run((path,), self.tree.getinfo, path)
+        if info.is_dir:
+            raise FTPError(550, f"Is a directory: {path}")
+        await self._run((path,), self.tree.remove, path)
+
+    async def rename(self, src: str, dst: str) -> None:
+        """Within one mount: that filesystem's own move. Across mounts: copy
+        then delete (files and directories). The target may be replaced only
+        by a file, never a directory (as rename(2))."""
+        if src == "/" or self.tree.is_mount_point(src):
+            raise FTPError(550, f"Cannot rename a mount point: {src}")
+        if dst == src:
+            return
+        if dst.startswith(src.rstrip("/") + "/"):
+            raise FTPError(553, "Cannot move a directory into itself")
+
+        def do_move() -> None:
+            if self.tree.isdir(src):
+                if self.tree.exists(dst):
+                    raise fs.errors.DestinationExists(dst)
+                self.tree.movedir(src, dst, create=True)
+            else:
+                if self.tree.isdir(dst):
+                    raise fs.errors.FileExpected(dst)
+                self.tree.move(src, dst, overwrite=True)
+
+        await self._run((src, dst), do_move)
+
+    async def set_mtime(self, path: str, mtime: float) -> None:
+        await self._run((path,), self.tree.setinfo, path, {"details": {"modified": mtime}})
+
+    async def chmod(self, path: str, mode: int) -> None:
+        from fs.permissions import Permissions
+
+        info = {"access": {"permissions": Permissions(mode=mode).dump()}}
+        await self._run((path,), self.tree.setinfo, path, info)
+
+    # ------------------------------------------------------------ transfers
+
+    async def open_read(self, path: str) -> IO[bytes]:
+        def opener() -> IO[bytes]:
+            return self.tree.openbin(path, "r")
+
+        return await self._run((path,), opener)
+
+    def syspath(self, path: str) -> str | None:
+        """The host path of a file on a real disk (for ``sendfile``), else None."""
+        try:
+            return self.tree.getsyspath(path)
+        except fs.errors.FSError:
+            return None
+
+    async def begin_upload(self, path: str, offset: int = 0, append: bool = False) -> Upload:
+        """Check the target can be written and reserve a temporary name next to
+        it. The blocking ``Upload.open`` is left to the transfer thread."""
+        found = self.tree.mount_of(path)
+        if found is None or found[1] == "/":
+            raise FTPError(550, f"Read-only: {path}")
+        mount, sub = found
+        if mount.read_only:
+            raise FTPError(550, f"Read-only: {path}")
+
+        def check() -> None:
+            parent = dirname(sub)
+            if not mount.fs.isdir(parent):
+                raise fs.errors.ResourceNotFound(dirname(path))
+            if mount.fs.isdir(sub):
+                raise fs.errors.FileExpected(path)
+
+        await self._run((path,), check)
+        temp = f"{dirname(sub).rstrip('/')}/{UPLOAD_PREFIX}{uuid.uuid4().hex}"
+        return Upload(mount, sub, temp, path, offset=offset, append=append)
+
+    async def unique_name(self, directory: str, hint: str = "file") -> str:
+        """A name in ``directory`` that does not exist yet (STOU)."""
+        for _ in range(100):
+            candidate = f"{directory.rstrip('/')}/{hint}.{uuid.uuid4().hex[:8]}"
+            if not await self._run((candidate,), self.tree.exists, candidate):
+                return candidate
+        raise FTPError(450, "Could not find a unique file name")
+
+    def wrap_error(self, exc: BaseException, path: str) -> FTPError:
+        return map_fs_error(exc, path)

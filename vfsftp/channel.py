@@ -89,6 +89,7 @@ class FTPChannel:
         self.lines = LineBuffer()
         self.transfer: Transfer | None = None
         self.closing = False
+        self.quit_requested = False
         self.started = time.monotonic()
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -314,6 +315,11 @@ class FTPChannel:
         if self.closing and self.writer.is_closing():
             return
         self.closing = True
+        t = self.transfer
+        if self.quit_requested and t is not None and not t.task.done():
+            # Let the transfer finish; its socket timeouts bound the wait.
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(t.task)
         await self.abort_transfer()
         self.close_passive()
         with contextlib.suppress(Exception):

@@ -58,9 +58,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Imported here so that check-config and hash-password work without
     # loading the server (and its optional dependencies).
+    from .observability import configure_logging
     from .server import FTPServer
 
     try:
+        configure_logging(config.logging)
+        # FTPServer opens the mounts at once: a missing folder is a
+        # ConfigError naming the key, reported by main() like any other.
         asyncio.run(FTPServer(config).serve_forever())
     except KeyboardInterrupt:
         return 0

@@ -198,14 +198,12 @@ async def cmd_rein(s: FTPChannel, inv: Invocation) -> None:
 
 @command("QUIT", "QUIT: end the session", needs_login=False)
 async def cmd_quit(s: FTPChannel, inv: Invocation) -> None:
-    if s.transfer is not None:
-        # RFC 959 §4.1.1: QUIT during a transfer waits for its reply.
-        task = s.transfer.task
-        try:
-            await task
-        except BaseException:
-            pass
+    # RFC 959 §4.1.1: a transfer in progress is allowed to finish (its data
+    # connection stays open) and the server closes afterwards. The 221 goes
+    # out at once, as pyftpdlib does: clients such as fs.ftpfs wait for it
+    # before they close the data connection of an upload.
     s.reply(221, "Goodbye")
+    s.quit_requested = True
     s.closing = True
 
 

@@ -340,6 +340,7 @@ class LoggingConfig(_Model):
     """Where the session log and the per-transfer log go."""
 
     level: str = "info"
+    # Paths; relative ones are made absolute against Config.base_dir on load.
     file: str | None = None  # session log; None = stderr
     transfer_log: str | None = None  # xferlog-style; None = session log, "-" = stderr
 
@@ -351,6 +352,13 @@ class LoggingConfig(_Model):
             if level not in LOG_LEVELS:
                 raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
             return level
+        return value
+
+    @field_validator("file", "transfer_log")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value == "":
+            raise ValueError("expected a file name; remove the key for the default")
         return value
 
 
@@ -431,7 +439,7 @@ class _Prepass:
         return out
 
     def structure(self, data: dict[Any, Any]) -> dict[Any, Any]:
-        for hidden in _HIDDEN[Config]:
+        for hidden in sorted(_HIDDEN[Config]):
             if hidden in data:
                 self._unknown((hidden,), Config)
                 del data[hidden]
@@ -452,7 +460,7 @@ class _Prepass:
                     spec = {}
                 if isinstance(spec, Mapping):
                     spec = dict(spec)
-                    for hidden in _HIDDEN[UserConfig]:
+                    for hidden in sorted(_HIDDEN[UserConfig]):
                         if hidden in spec:
                             self._unknown((*loc, hidden), UserConfig)
                             del spec[hidden]
@@ -630,6 +638,18 @@ def _starts_with(loc: Loc, prefix: Loc) -> bool:
     return loc[: len(prefix)] == prefix
 
 
+def _anchor_log_files(raw: dict[Any, Any], base: Path) -> None:
+    # Every relative path in the file means "next to this file", like the
+    # osfs:// folders, not "wherever the server happened to be started".
+    section = raw.get("logging")
+    if not isinstance(section, dict):
+        return
+    for key in ("file", "transfer_log"):
+        value = section.get(key)
+        if isinstance(value, str) and value not in ("", "-") and not os.path.isabs(value):
+            section[key] = str(base / value)
+
+
 # --- public entry points
 
 
@@ -650,11 +670,13 @@ def config_from_dict(
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError([f"{source}: expected a mapping at the top level, got {_shown(data)}"])
+    base = Path.cwd() if base_dir is None else Path(base_dir)
     pre = _Prepass(os.environ if env is None else env)
     raw = pre.substitute(data, ())
     raw = pre.structure(raw)
+    _anchor_log_files(raw, base)
     raw["source"] = source
-    raw["base_dir"] = Path.cwd() if base_dir is None else Path(base_dir)
+    raw["base_dir"] = base
 
     problems = [_line(source, loc, text) for loc, text in pre.problems]
     try:

@@ -104,6 +104,7 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     ("banner CR", {"server": {"banner": "a\rb"}}, "server.banner: banner must not contain CR"),
     ("server not mapping", {"server": [1]}, "server: expected a mapping"),
+    ("log file empty", {"logging": {"file": ""}}, "logging.file: expected a file name"),
     ("log level", {"logging": {"level": "trace"}}, "logging.level: expected one of debug, info"),
     ("log file type", {"logging": {"file": 3}}, "logging.file: expected a string, got 3"),
     (
@@ -429,7 +430,7 @@ GOOD: list[tuple[str, Any, Callable[[Config], Any], Any]] = [
     (
         "argon2 hash accepted",
         {"users": {"u": {"password": hash_password("pw")}}},
-        lambda c: c.users["u"].password.startswith("$argon2id$"),
+        lambda c: (c.users["u"].password or "").startswith("$argon2id$"),
         True,
     ),
     ("source default", {}, lambda c: c.source, "mounts.yaml"),
@@ -530,6 +531,15 @@ def test_load_config_file(tmp_path: Path) -> None:
     assert config.base_dir == tmp_path
     assert config.mounts["/data"].fs == "osfs://./d"
     assert config.users["anonymous"].anonymous
+
+
+def test_relative_log_files_are_next_to_the_config(tmp_path: Path) -> None:
+    path = write(tmp_path, "logging:\n  file: logs/vfsftp.log\n  transfer_log: '-'\n")
+    logging = load_config(path).logging
+    assert logging.file == str(tmp_path / "logs" / "vfsftp.log")
+    assert logging.transfer_log == "-"  # stderr, not a file called "-"
+    absolute = config_from_dict({"logging": {"transfer_log": "/var/log/x"}}, base_dir=tmp_path)
+    assert absolute.logging.transfer_log == "/var/log/x"
 
 
 def test_load_empty_file_gives_defaults(tmp_path: Path) -> None:

@@ -1,0 +1,140 @@
+"""The command line, without `serve` (that needs the server)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from vfsftp.auth import verify_password
+from vfsftp.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_check_config_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    path = REPO / "mounts.yaml"
+    assert main(["check-config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == f"{path}: OK (3 mounts, 2 users)"
+    assert err == ""
+
+
+def test_check_config_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "server:\n  port: nope\nusers:\n  demo:\n    password: secret\n    perms: elrx\n",
+        encoding="utf-8",
+    )
+    assert main(["check-config", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert f"{path}: server.port: expected an integer, got 'nope'" in lines
+    assert any(line.startswith(f"{path}: users.demo.perms: unknown permission") for line in lines)
+    assert any(
+        line.startswith(f"{path}: users.demo.password: expected an argon2") for line in lines
+    )
+    assert "Traceback" not in err
+    assert "secret" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mounts: [1\n", "YAML syntax error"),
+        ("users:\n  demo: {}\n  demo: {}\n", "duplicate key 'demo'"),
+    ],
+)
+def test_check_config_yaml_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    path = tmp_path / "mounts.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: ") and expected in err
+    assert "Traceback" not in err
+
+
+def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert main(["check-config", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing}: cannot read" in err and "Traceback" not in err
+
+
+def test_check_config_defaults_to_local_then_builtin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["check-config"]) == 0
+    assert "built-in default_mounts.yaml" in capsys.readouterr().out
+
+    (tmp_path / "mounts.yaml").write_text("mounts:\n  /m: mem://\n", encoding="utf-8")
+    assert main(["check-config"]) == 0
+    assert capsys.readouterr().out.strip() == "mounts.yaml: OK (1 mounts, 0 users)"
+
+
+def test_serve_rejects_bad_override_before_starting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Validation fails before the server module is imported or a port opened.
+    assert main(["-c", str(REPO / "mounts.yaml"), "--port", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert "server.port: expected a number <= 65535" in err and "Traceback" not in err
+
+
+def test_serve_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("bogus: 1\n", encoding="utf-8")
+    assert main(["serve", "--config", str(path)]) == 2
+    assert f"{path}: bogus: unknown key" in capsys.readouterr().err
+
+
+def test_usage_error_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "a", "b"]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_hash_password_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hash-password", "s3cret"]) == 0
+    stored = capsys.readouterr().out.strip()
+    assert stored.startswith("$argon2id$")
+    assert verify_password(stored, "s3cret")
+    assert not verify_password(stored, "other")
+
+
+def test_hash_password_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("piped pw\n"))
+    assert main(["hash-password"]) == 0
+    assert verify_password(capsys.readouterr().out.strip(), "piped pw")
+
+
+def test_hash_password_tty_confirmation(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Tty())
+    answers = iter(["one", "two"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    assert main(["hash-password"]) == 1
+    assert "do not match" in capsys.readouterr().err
+
+    answers = iter(["same", "same"])
+    assert main(["hash-password"]) == 0
+    assert verify_password(capsys.readouterr().out.strip(), "same")
+
+
+def test_hash_password_refuses_empty(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    assert main(["hash-password"]) == 2
+    assert "empty password" in capsys.readouterr().err

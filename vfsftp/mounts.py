@@ -18,7 +18,7 @@ import fs.opener
 import fs.wrap
 from fs.base import FS
 
-from .config import Config, ConfigError, MountConfig, UserConfig
+from .config import USER_PLACEHOLDER, Config, ConfigError, MountConfig, UserConfig
 from .tree import Mount, VirtualTree
 
 __all__ = ["MountTable"]
@@ -35,8 +35,13 @@ class MountTable:
         self.config = config
         self._opened: dict[tuple[str, bool, bool], FS] = {}
         self._lock = threading.Lock()
+        # Global mounts naming ${user} (``/home: osfs://./homes/${user}``)
+        # are opened per user, at login.
+        self._templates = {p: s for p, s in config.mounts.items() if USER_PLACEHOLDER in s.fs}
         self._global: list[Mount] = [
-            self._mount(path, spec, f"mounts.{path}") for path, spec in config.mounts.items()
+            self._mount(path, spec, f"mounts.{path}")
+            for path, spec in config.mounts.items()
+            if path not in self._templates
         ]
         self._user_trees: dict[str, list[Mount]] = {}
 
@@ -72,12 +77,16 @@ class MountTable:
         """The user's tree: the global mounts, with the user's own mounts
         added or put in their place."""
         name = login or user.name
-        if not user.mounts:
+        if not user.mounts and not self._templates:
             return VirtualTree(self._global)
         with self._lock:
             own = self._user_trees.get(name)
         if own is None:
             own = [
+                self._mount(path, spec, f"mounts.{path}", user=name)
+                for path, spec in self._templates.items()
+                if path not in user.mounts
+            ] + [
                 self._mount(path, spec, f"users.{user.name}.mounts.{path}", user=name)
                 for path, spec in user.mounts.items()
             ]

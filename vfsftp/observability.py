@@ -41,7 +41,7 @@ def configure_logging(cfg: LoggingConfig) -> None:
     root.addHandler(main)
     _installed.append((root, main))
     if cfg.transfer_log:
-        handler: logging.Handler = (
+        handler = (
             logging.StreamHandler(sys.stderr)
             if cfg.transfer_log == "-"
             else logging.FileHandler(cfg.transfer_log, encoding="utf-8")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 import fs.copy
 import fs.errors
@@ -87,6 +87,16 @@ def _renamed(info: Info, name: str) -> Info:
 
 class VirtualTree(FS):
     """A read-only skeleton of virtual directories with filesystems mounted in it."""
+
+    # As fs.mountfs.MountFS: without "read_only": False, fs.copy/fs.move refuse
+    # the tree as a destination; "invalid_path_chars" makes validatepath refuse NUL.
+    _meta = {
+        "virtual": True,
+        "read_only": False,
+        "unicode_paths": True,
+        "case_insensitive": False,
+        "invalid_path_chars": "\0",
+    }
 
     def __init__(self, mounts: Collection[Mount]) -> None:
         super().__init__()
@@ -212,7 +222,7 @@ class VirtualTree(FS):
     def listdir(self, path: str) -> list[str]:
         return [info.name for info in self.scandir(path)]
 
-    def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> IO[bytes]:
+    def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> BinaryIO:
         self.check()
         if any(c in mode for c in "wax+"):
             m, sub = self._writable(path, "write to")
@@ -250,7 +260,11 @@ class VirtualTree(FS):
     def remove(self, path: str) -> None:
         self.check()
         m, sub = self._writable(path, "remove")
-        m.fs.remove(sub)
+        try:
+            m.fs.remove(sub)
+        except fs.errors.ResourceNotFound:
+            # name the path as the caller gave it, not the path inside the mount
+            raise fs.errors.ResourceNotFound(path) from None
 
     def removedir(self, path: str) -> None:
         self.check()

@@ -186,7 +186,7 @@ class SessionFS:
             mode = "rwxr-xr-x" if writable else "r-xr-xr-x"
         else:
             mode = "rw-r--r--" if writable else "r--r--r--"
-        details = info.raw.get("details") or {}
+        details: dict[str, Any] = dict(info.raw.get("details") or {})
         mtime = details.get("modified")
         return ListEntry(
             name=name if name is not None else info.name,

@@ -1,0 +1,836 @@
+#!/usr/bin/env python3
+"""Hand-run benchmark: vfsftp against pyftpdlib, side by side, on loopback.
+
+    /tmp/venv/bin/python benchmarks/bench.py            # full run (~5-10 min)
+    /tmp/venv/bin/python benchmarks/bench.py --quick    # smoke run (< 1 min)
+    /tmp/venv/bin/python benchmarks/bench.py --only listing --only sessions
+
+Every server runs as its own process (so client and server never share a
+GIL), on a free port of 127.0.0.1, and a fresh server is started for each
+benchmark so that one measurement cannot skew the next (memory reuse, page
+cache of a previous test's files...). The client is the stdlib ``ftplib`` in
+this process, or several processes for the concurrency test.
+
+Targets:
+  vfsftp-osfs   vfsftp, an osfs:// mount of a temp folder at /
+  pyftpdlib     pyftpdlib's FTPServer + default FTPHandler (sendfile on),
+                DummyAuthorizer whose home is a temp folder
+  vfsftp-mem    vfsftp, a mem:// mount at / (no pyftpdlib equivalent)
+
+The result table goes to stdout and to benchmarks/results/latest.md (raw
+numbers to latest.json). See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import ftplib
+import json
+import multiprocessing as mp
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+HOST = "127.0.0.1"  # the only address this suite ever talks to
+USER = "bench"
+PASSWORD = "bench"
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MiB = 1 << 20
+GiB = 1 << 30
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SOCK_TIMEOUT = 60.0  # every client socket operation
+
+# ---------------------------------------------------------------- sizes
+
+
+@dataclass(frozen=True)
+class Sizes:
+    big: int  # bytes of the RETR/STOR file
+    reps: int  # best of N for throughput and listings
+    sessions: int  # sequential sessions
+    workers: int  # concurrent client processes
+    sessions_per_worker: int
+    small_count: int
+    small_size: int
+    list_count: int
+    idle_count: int
+
+
+FULL = Sizes(
+    big=256 * MiB, reps=3, sessions=300, workers=8, sessions_per_worker=300,
+    small_count=1000, small_size=4096, list_count=10_000, idle_count=500,
+)
+QUICK = Sizes(
+    big=16 * MiB, reps=2, sessions=40, workers=4, sessions_per_worker=20,
+    small_count=60, small_size=4096, list_count=500, idle_count=40,
+)
+
+TARGETS = ("vfsftp-osfs", "pyftpdlib", "vfsftp-mem")
+BENCHMARKS = ("transfer", "sessions", "sessions_concurrent", "small_files", "listing", "idle_memory")
+
+
+class SuiteTimeout(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- /proc helpers
+
+
+def proc_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (every thread), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    fields_ = text[text.rindex(")") + 2 :].split()
+    # after "pid (comm) ": state is fields_[0]; utime/stime are stat fields 14/15
+    return (int(fields_[11]) + int(fields_[12])) / CLK_TCK
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def machine_info() -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    try:
+        import pyftpdlib
+
+        pyftpdlib_version = pyftpdlib.__ver__
+    except Exception:  # pragma: no cover
+        pyftpdlib_version = "?"
+    commit = "?"
+    with contextlib.suppress(Exception):
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip() or "?"
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "vfsftp"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        if dirty:
+            commit += " (+ uncommitted changes in vfsftp/)"
+    return {
+        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "pyftpdlib": pyftpdlib_version,
+        "vfsftp commit": commit,
+    }
+
+
+# ---------------------------------------------------------------- servers
+
+
+class ServerProcess:
+    """One FTP server in its own process, on a free port of 127.0.0.1."""
+
+    def __init__(self, target: str, workdir: Path, profile_dir: Path | None = None, tag: str = "") -> None:
+        self.target = target
+        self.workdir = workdir
+        self.root = workdir / "root"  # the served folder (osfs / pyftpdlib)
+        self.log_path = workdir / "server.log"
+        self.profile_dir = profile_dir
+        self.tag = tag
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def local_root(self) -> Path | None:
+        """Where files can be created directly, bypassing FTP (None: mem://)."""
+        return None if self.target == "vfsftp-mem" else self.root
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def _command(self) -> list[str]:
+        py = sys.executable
+        if self.target == "pyftpdlib":
+            return [py, str(Path(__file__).resolve()), "_pyftpdlib_server",
+                    "--home", str(self.root), "--port", str(self.port)]
+        mount = "mem://" if self.target == "vfsftp-mem" else "osfs://./root"
+        cfg = self.workdir / "mounts.yaml"
+        cfg.write_text(
+            "# written by benchmarks/bench.py\n"
+            "server:\n"
+            f"  listen: {HOST}\n"
+            f"  port: {self.port}\n"
+            "  max_connections: 1024\n"
+            "  max_connections_per_ip: 1024\n"  # the idle test opens 500 from one address
+            f"mounts:\n  /: {json.dumps(mount)}\n"
+            "users:\n"
+            f"  {USER}: {{password: \"plaintext:{PASSWORD}\"}}\n"
+        )
+        cmd = [py]
+        if self.profile_dir is not None:
+            self.profile_dir.mkdir(parents=True, exist_ok=True)
+            cmd += ["-m", "cProfile", "-o", str(self.profile_dir / f"{self.tag}-{self.target}.prof")]
+        return cmd + ["-m", "vfsftp", "serve", "-c", str(cfg), "--port", str(self.port)]
+
+    def start(self) -> ServerProcess:
+        self.root.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env.pop("PYTHONASYNCIODEBUG", None)
+        last = ""
+        for _attempt in range(3):  # a free port may be taken between probe and bind
+            self.port = free_port()
+            log = open(self.log_path, "ab")
+            try:
+                self.proc = subprocess.Popen(
+                    self._command(), cwd=self.workdir, env=env,
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                )
+            finally:
+                log.close()
+            _LIVE.append(self)
+            try:
+                self._wait_ready()
+                return self
+            except RuntimeError as exc:
+                last = str(exc)
+                self.stop()
+        raise RuntimeError(f"{self.target} did not start: {last}")
+
+    def _wait_ready(self, tries: int = 150, delay: float = 0.1) -> None:
+        assert self.proc is not None
+        for _ in range(tries):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=2) as s:
+                    s.settimeout(2)
+                    if s.recv(512).startswith(b"220"):
+                        return
+            except OSError:
+                pass
+            time.sleep(delay)
+        raise RuntimeError(f"no 220 greeting on {HOST}:{self.port} after {tries * delay:.0f}s:\n{self.log_tail()}")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            rc = self.proc.returncode if self.proc is not None else None
+            raise RuntimeError(f"{self.target} server died (exit {rc}):\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 25) -> str:
+        with contextlib.suppress(OSError):
+            text = self.log_path.read_text(errors="replace").splitlines()
+            return "\n".join(text[-lines:])
+        return "(no log)"
+
+    def rss_kb(self) -> int:
+        return proc_rss_kb(self.pid)
+
+    def cpu(self) -> float:
+        return proc_cpu_seconds(self.pid)
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            # SIGINT first: both servers exit cleanly on KeyboardInterrupt (and
+            # a cProfile wrapper writes its file), then TERM, then KILL.
+            for sig, wait in ((signal.SIGINT, 8.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
+                try:
+                    proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        with contextlib.suppress(ValueError):
+            _LIVE.remove(self)
+
+    def client(self, timeout: float = SOCK_TIMEOUT) -> ftplib.FTP:
+        return login(self.port, timeout)
+
+
+_LIVE: list[ServerProcess] = []
+_WORKERS: list[mp.process.BaseProcess] = []
+
+
+def _kill_everything() -> None:
+    for w in list(_WORKERS):
+        with contextlib.suppress(Exception):
+            if w.is_alive():
+                w.terminate()
+                w.join(3)
+            if w.is_alive():
+                w.kill()
+                w.join(3)
+        with contextlib.suppress(ValueError):
+            _WORKERS.remove(w)
+    for srv in list(_LIVE):
+        with contextlib.suppress(Exception):
+            srv.stop()
+
+
+def run_pyftpdlib_server(home: str, port: int) -> None:
+    """Entry point of the pyftpdlib server process (hidden sub-command)."""
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import FTPServer
+
+    authorizer = DummyAuthorizer()
+    authorizer.add_user(USER, PASSWORD, home, perm="elradfmwMT")
+    handler = FTPHandler  # the default handler, sendfile on (its default)
+    handler.authorizer = authorizer
+    server = FTPServer((HOST, port), handler)
+    server.max_cons = 1024  # same as vfsftp's config above (default 512)
+    server.serve_forever()
+
+
+# ---------------------------------------------------------------- client helpers
+
+
+def login(port: int, timeout: float = SOCK_TIMEOUT) -> ftplib.FTP:
+    ftp = ftplib.FTP()
+    ftp.connect(HOST, port, timeout=timeout)
+    ftp.login(USER, PASSWORD)
+    return ftp
+
+
+def one_session(port: int) -> None:
+    ftp = ftplib.FTP()
+    ftp.connect(HOST, port, timeout=SOCK_TIMEOUT)
+    try:
+        ftp.login(USER, PASSWORD)
+        ftp.voidcmd("NOOP")
+        ftp.quit()
+    finally:
+        ftp.close()
+
+
+_RECV_BUF = bytearray(1 * MiB)
+
+
+def retr(ftp: ftplib.FTP, name: str) -> int:
+    """RETR into nothing; returns the bytes received."""
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd(f"RETR {name}")
+    n = 0
+    buf = _RECV_BUF
+    with conn:
+        recv_into = conn.recv_into
+        while True:
+            k = recv_into(buf)
+            if not k:
+                break
+            n += k
+    ftp.voidresp()
+    return n
+
+
+def stor(ftp: ftplib.FTP, name: str, size: int, payload: bytes) -> None:
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd(f"STOR {name}")
+    view = memoryview(payload)
+    with conn:
+        left = size
+        while left:
+            k = min(left, len(view))
+            conn.sendall(view[:k])
+            left -= k
+    ftp.voidresp()
+
+
+def listing(ftp: ftplib.FTP, cmd: str) -> tuple[int, int]:
+    """LIST/MLSD as ftplib does it (TYPE A first); returns (bytes, lines)."""
+    ftp.voidcmd("TYPE A")
+    conn = ftp.transfercmd(cmd)
+    chunks = []
+    with conn:
+        while True:
+            b = conn.recv(1 << 16)
+            if not b:
+                break
+            chunks.append(b)
+    ftp.voidresp()
+    data = b"".join(chunks)
+    return len(data), data.count(b"\n")
+
+
+def _session_worker(port: int, n: int, go: Any, out: Any) -> None:
+    """A concurrent client process: n sessions after the start signal."""
+    errors = 0
+    first_error = ""
+    if not go.wait(120):
+        out.put((0.0, 0.0, 0, n, "start signal never came"))
+        return
+    t0 = time.monotonic()
+    done = 0
+    for _ in range(n):
+        try:
+            one_session(port)
+            done += 1
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            errors += 1
+            if not first_error:
+                first_error = f"{type(exc).__name__}: {exc}"
+    out.put((t0, time.monotonic(), done, errors, first_error))
+
+
+# ---------------------------------------------------------------- benchmarks
+# Each takes a started server and the sizes and returns {metric: value}.
+# "errors" (a string) is reported below the table.
+
+
+def bench_transfer(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    payload = os.urandom(4 * MiB)
+    ftp = srv.client()
+    res: dict[str, Any] = {}
+    try:
+        best = 0.0
+        cpu_total = 0.0
+        for _ in range(z.reps):
+            c0, t0 = srv.cpu(), time.perf_counter()
+            stor(ftp, "big.bin", z.big, payload)
+            dt, cpu_total = time.perf_counter() - t0, cpu_total + srv.cpu() - c0
+            best = max(best, z.big / dt / 1e6)
+        ftp.voidcmd("TYPE I")
+        size = ftp.size("big.bin")
+        if size != z.big:
+            raise RuntimeError(f"STOR stored {size} bytes, expected {z.big}")
+        res["stor_mbps"] = best
+        res["stor_cpu_per_gib"] = cpu_total / (z.big * z.reps / GiB)
+
+        best = 0.0
+        cpu_total = 0.0
+        for _ in range(z.reps):
+            c0, t0 = srv.cpu(), time.perf_counter()
+            n = retr(ftp, "big.bin")
+            dt, cpu_total = time.perf_counter() - t0, cpu_total + srv.cpu() - c0
+            if n != z.big:
+                raise RuntimeError(f"RETR returned {n} bytes, expected {z.big}")
+            best = max(best, z.big / dt / 1e6)
+        res["retr_mbps"] = best
+        res["retr_cpu_per_gib"] = cpu_total / (z.big * z.reps / GiB)
+        ftp.quit()
+    finally:
+        ftp.close()
+    return res
+
+
+def bench_sessions(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    for _ in range(5):  # warm-up: first login, lazy imports
+        one_session(srv.port)
+    errors = 0
+    first = ""
+    c0, t0 = srv.cpu(), time.perf_counter()
+    for _ in range(z.sessions):
+        try:
+            one_session(srv.port)
+        except Exception as exc:  # noqa: BLE001
+            errors += 1
+            first = first or f"{type(exc).__name__}: {exc}"
+    dt, cpu = time.perf_counter() - t0, srv.cpu() - c0
+    ok = z.sessions - errors
+    res: dict[str, Any] = {
+        "sessions_seq": ok / dt,
+        "session_cpu_ms": cpu / max(ok, 1) * 1000,
+    }
+    if errors:
+        res["errors"] = f"sequential sessions: {errors}/{z.sessions} failed, first: {first}"
+    return res
+
+
+def bench_sessions_concurrent(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    ctx = mp.get_context("fork")
+    go = ctx.Event()
+    out = ctx.Queue()
+    workers = [
+        ctx.Process(target=_session_worker, args=(srv.port, z.sessions_per_worker, go, out), daemon=True)
+        for _ in range(z.workers)
+    ]
+    for w in workers:
+        _WORKERS.append(w)
+        w.start()
+    try:
+        one_session(srv.port)  # warm-up
+        time.sleep(0.5)  # let the workers reach the barrier
+        c0 = srv.cpu()
+        go.set()
+        results = []
+        deadline = time.monotonic() + 600
+        for _ in workers:
+            results.append(out.get(timeout=max(1.0, deadline - time.monotonic())))
+        cpu = srv.cpu() - c0
+    finally:
+        for w in workers:
+            w.join(10)
+            if w.is_alive():
+                w.terminate()
+                w.join(3)
+            with contextlib.suppress(ValueError):
+                _WORKERS.remove(w)
+    start = min(r[0] for r in results if r[0])
+    end = max(r[1] for r in results)
+    done = sum(r[2] for r in results)
+    errors = sum(r[3] for r in results)
+    res: dict[str, Any] = {
+        "sessions_conc": done / (end - start),
+        "session_conc_cpu_ms": cpu / max(done, 1) * 1000,
+    }
+    if errors:
+        firsts = "; ".join(sorted({r[4] for r in results if r[4]}))
+        res["errors"] = f"concurrent sessions: {errors}/{done + errors} failed, e.g. {firsts}"
+    return res
+
+
+def bench_small_files(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    payload = os.urandom(z.small_size)
+    ftp = srv.client()
+    try:
+        ftp.mkd("small")
+        ftp.cwd("small")
+        names = [f"f{i:05d}.bin" for i in range(z.small_count)]
+        t0 = time.perf_counter()
+        for name in names:
+            stor(ftp, name, z.small_size, payload)
+        stor_rate = z.small_count / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for name in names:
+            n = retr(ftp, name)
+            if n != z.small_size:
+                raise RuntimeError(f"RETR {name}: {n} bytes, expected {z.small_size}")
+        retr_rate = z.small_count / (time.perf_counter() - t0)
+        ftp.quit()
+    finally:
+        ftp.close()
+    return {"small_stor": stor_rate, "small_retr": retr_rate}
+
+
+def bench_listing(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    ftp = srv.client()
+    res: dict[str, Any] = {}
+    try:
+        local = srv.local_root
+        t0 = time.perf_counter()
+        if local is not None:
+            d = local / "many"
+            d.mkdir()
+            for i in range(z.list_count):
+                (d / f"file-{i:05d}.dat").write_bytes(b"x" * (i % 97))
+        else:  # mem:// can only be filled over FTP
+            ftp.mkd("many")
+            ftp.voidcmd("TYPE I")
+            for i in range(z.list_count):
+                stor(ftp, f"many/file-{i:05d}.dat", i % 97, b"x" * 97)
+        res["list_setup_s"] = time.perf_counter() - t0
+        for verb, key in (("LIST", "list_ms"), ("MLSD", "mlsd_ms")):
+            best = float("inf")
+            for _ in range(z.reps):
+                t0 = time.perf_counter()
+                nbytes, lines = listing(ftp, f"{verb} many")
+                best = min(best, (time.perf_counter() - t0) * 1000)
+                if lines < z.list_count:
+                    raise RuntimeError(f"{verb}: {lines} lines for {z.list_count} files")
+            res[key] = best
+        ftp.quit()
+    finally:
+        ftp.close()
+    return res
+
+
+def bench_idle_memory(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    for _ in range(5):
+        one_session(srv.port)
+    time.sleep(0.5)
+    rss0 = srv.rss_kb()
+    conns: list[ftplib.FTP] = []
+    errors = 0
+    first = ""
+    try:
+        for _ in range(z.idle_count):
+            try:
+                conns.append(login(srv.port))
+            except Exception as exc:  # noqa: BLE001
+                errors += 1
+                first = first or f"{type(exc).__name__}: {exc}"
+        time.sleep(1.0)
+        rss1 = srv.rss_kb()
+        # every connection still answers
+        dead = 0
+        for c in conns:
+            try:
+                c.voidcmd("NOOP")
+            except Exception:  # noqa: BLE001
+                dead += 1
+        rss2 = srv.rss_kb()
+    finally:
+        for c in conns:
+            with contextlib.suppress(Exception):
+                c.quit()
+            c.close()
+    n = len(conns)
+    res: dict[str, Any] = {
+        "idle_kb_per_conn": (rss1 - rss0) / max(n, 1),
+        "idle_kb_per_conn_after_noop": (rss2 - rss0) / max(n, 1),
+        "rss_base_mb": rss0 / 1024,
+    }
+    if errors or dead:
+        res["errors"] = f"idle connections: {errors} logins failed ({first}), {dead} dead at NOOP"
+    return res
+
+
+BENCH_FUNCS: dict[str, Callable[[ServerProcess, Sizes], dict[str, Any]]] = {
+    "transfer": bench_transfer,
+    "sessions": bench_sessions,
+    "sessions_concurrent": bench_sessions_concurrent,
+    "small_files": bench_small_files,
+    "listing": bench_listing,
+    "idle_memory": bench_idle_memory,
+}
+
+
+# ---------------------------------------------------------------- report
+
+
+@dataclass
+class Metric:
+    key: str
+    bench: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    fmt: str = "{:,.0f}"
+
+
+def metrics(z: Sizes) -> list[Metric]:
+    big = f"{z.big // MiB} MiB"
+    return [
+        Metric("retr_mbps", "transfer", f"RETR {big}, best of {z.reps}", "MB/s", True),
+        Metric("retr_cpu_per_gib", "transfer", "RETR server CPU", "s/GiB", False, "{:.2f}"),
+        Metric("stor_mbps", "transfer", f"STOR {big}, best of {z.reps}", "MB/s", True),
+        Metric("stor_cpu_per_gib", "transfer", "STOR server CPU", "s/GiB", False, "{:.2f}"),
+        Metric("sessions_seq", "sessions", f"Sessions, {z.sessions} sequential", "sessions/s", True),
+        Metric("session_cpu_ms", "sessions", "  server CPU per session", "ms", False, "{:.2f}"),
+        Metric("sessions_conc", "sessions_concurrent",
+               f"Sessions, {z.workers} client procs × {z.sessions_per_worker}", "sessions/s", True),
+        Metric("session_conc_cpu_ms", "sessions_concurrent", "  server CPU per session", "ms", False, "{:.2f}"),
+        Metric("small_stor", "small_files", f"Small files STOR {z.small_count} × {z.small_size // 1024} KiB",
+               "files/s", True),
+        Metric("small_retr", "small_files", f"Small files RETR {z.small_count} × {z.small_size // 1024} KiB",
+               "files/s", True),
+        Metric("list_ms", "listing", f"LIST of {z.list_count:,} files, best of {z.reps}", "ms", False, "{:,.1f}"),
+        Metric("mlsd_ms", "listing", f"MLSD of {z.list_count:,} files, best of {z.reps}", "ms", False, "{:,.1f}"),
+        Metric("idle_kb_per_conn", "idle_memory", f"Idle logged-in connections ({z.idle_count})",
+               "KB RSS/conn", False, "{:.1f}"),
+        Metric("idle_kb_per_conn_after_noop", "idle_memory", "  same, after one NOOP each",
+               "KB RSS/conn", False, "{:.1f}"),
+        Metric("rss_base_mb", "idle_memory", "Server RSS at start (after 5 sessions)", "MB", False, "{:.1f}"),
+    ]
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return fmt.format(value)
+
+
+def _ratio(m: Metric, v: Any, p: Any) -> str:
+    if not isinstance(v, (int, float)) or not isinstance(p, (int, float)) or p == 0:
+        return "—"
+    r = v / p
+    if abs(r - 1) < 0.05:
+        verdict = "≈ same"
+    else:
+        better = (r > 1) == m.higher_is_better
+        verdict = "vfsftp better" if better else "**vfsftp worse**"
+    return f"{r:.2f}× ({verdict})"
+
+
+def render(results: dict[str, dict[str, Any]], z: Sizes, info: dict[str, str], selected: list[str],
+           mode: str) -> str:
+    out = [f"# vfsftp vs pyftpdlib — {mode} run", ""]
+    out += [f"- **{k}**: {v}" for k, v in info.items()]
+    out += [
+        "- **setup**: each server is its own process on 127.0.0.1, a fresh one per benchmark; "
+        "client = stdlib ftplib (passive mode, TYPE I) in the benchmark process or in separate processes",
+        "",
+        "Ratio = vfsftp-osfs ÷ pyftpdlib (both on a local temp folder). "
+        "MB = 10^6 bytes. CPU = server process utime+stime (all threads).",
+        "",
+        "| Benchmark | Unit | vfsftp (osfs) | pyftpdlib | ratio | vfsftp (mem://) |",
+        "|---|---|--:|--:|---|--:|",
+    ]
+    for m in metrics(z):
+        if m.bench not in selected:
+            continue
+        v = results.get("vfsftp-osfs", {}).get(m.key)
+        p = results.get("pyftpdlib", {}).get(m.key)
+        mem = results.get("vfsftp-mem", {}).get(m.key)
+        arrow = "↑" if m.higher_is_better else "↓"
+        out.append(
+            f"| {m.label} | {m.unit} {arrow} | {_cell(v, m.fmt)} | {_cell(p, m.fmt)} | "
+            f"{_ratio(m, v, p)} | {_cell(mem, m.fmt)} |"
+        )
+    out.append("")
+    out.append("↑ higher is better, ↓ lower is better.")
+    problems = [
+        f"- {target}: {msg}"
+        for target, r in results.items()
+        for msg in r.get("_errors", [])
+    ]
+    if problems:
+        out += ["", "## Errors and misbehaviour", "", *problems]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    z = QUICK if args.quick else FULL
+    selected = [b for b in BENCHMARKS if not args.only or b in args.only]
+    targets = [t for t in TARGETS if not args.target or t in args.target]
+    info = machine_info()
+    results: dict[str, dict[str, Any]] = {t: {"_errors": []} for t in targets}
+    base = Path(tempfile.mkdtemp(prefix="vfsftp-bench-"))
+    profile_dir = Path(args.profile).resolve() if args.profile else None
+    print(f"# {len(selected)} benchmark(s) × {len(targets)} server(s), work dir {base}", flush=True)
+    try:
+        for bench in selected:
+            for target in targets:
+                workdir = base / f"{bench}-{target}"
+                workdir.mkdir()
+                srv = ServerProcess(target, workdir, profile_dir if target.startswith("vfsftp") else None,
+                                    tag=bench)
+                t0 = time.monotonic()
+                print(f"- {bench:<20} {target:<12} ", end="", flush=True)
+                try:
+                    srv.start()
+                    r = BENCH_FUNCS[bench](srv, z)
+                    srv.check_alive()
+                    err = r.pop("errors", None)
+                    if err:
+                        results[target]["_errors"].append(err)
+                    results[target].update(r)
+                    shown = ", ".join(
+                        f"{k}={v:,.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
+                    )
+                    print(f"{time.monotonic() - t0:5.1f}s  {shown}" + (f"  [ERRORS: {err}]" if err else ""),
+                          flush=True)
+                except SuiteTimeout:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one failure must not hide the rest
+                    alive = srv.alive()
+                    msg = f"{bench}: {type(exc).__name__}: {exc}"
+                    if not alive:
+                        msg += f" — SERVER DIED (exit {srv.proc.returncode if srv.proc else '?'})"
+                    msg += f"\n  server log tail:\n    " + srv.log_tail(15).replace("\n", "\n    ")
+                    results[target]["_errors"].append(msg)
+                    print(f"FAILED: {type(exc).__name__}: {exc}", flush=True)
+                    if args.verbose:
+                        traceback.print_exc()
+                finally:
+                    srv.stop()
+                    if not args.keep:
+                        shutil.rmtree(workdir, ignore_errors=True)
+    finally:
+        _kill_everything()
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+    table = render(results, z, info, selected, "quick" if args.quick else "full")
+    print()
+    print(table)
+    outdir = HERE / "results"
+    outdir.mkdir(exist_ok=True)
+    out_md = Path(args.output) if args.output else outdir / ("quick.md" if args.quick else "latest.md")
+    out_md.write_text(table)
+    raw = {"info": info, "sizes": asdict(z), "results": results}
+    out_md.with_suffix(".json").write_text(json.dumps(raw, indent=2, default=str))
+    print(f"written to {out_md} (+ {out_md.with_suffix('.json').name})")
+    failed = any(r["_errors"] for r in results.values())
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_pyftpdlib_server"]:
+        p = argparse.ArgumentParser()
+        p.add_argument("cmd")
+        p.add_argument("--home", required=True)
+        p.add_argument("--port", type=int, required=True)
+        a = p.parse_args(argv)
+        run_pyftpdlib_server(a.home, a.port)
+        return 0
+
+    parser = argparse.ArgumentParser(description="vfsftp vs pyftpdlib on 127.0.0.1 (see benchmarks/README.md)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in under a minute")
+    parser.add_argument("--only", action="append", choices=BENCHMARKS, metavar="NAME",
+                        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
+    parser.add_argument("--target", action="append", choices=TARGETS, metavar="SERVER",
+                        help=f"run only against this server (repeatable): {', '.join(TARGETS)}")
+    parser.add_argument("--output", metavar="FILE", help="markdown output (default results/latest.md, "
+                        "results/quick.md with --quick)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="S",
+                        help="abort the whole run after S seconds (default 1800, 120 with --quick)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="run vfsftp servers under cProfile (main thread only), .prof files in DIR")
+    parser.add_argument("--keep", action="store_true", help="keep the temp work dirs (server logs)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks")
+    args = parser.parse_args(argv)
+
+    limit = args.time_limit or (120.0 if args.quick else 1800.0)
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise SuiteTimeout(f"time limit of {limit:.0f}s reached")
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        return run_suite(args)
+    except SuiteTimeout as exc:
+        print(f"\nABORTED: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _kill_everything()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

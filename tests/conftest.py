@@ -96,6 +96,8 @@ def make_server() -> Iterator[ServerFactory]:
 
     yield factory
     for srv in started:
+        if not srv.running:
+            continue  # the test stopped it itself
         loop_tasks = srv.call(_pending_tasks())
         srv.stop()
         assert not loop_tasks, f"asyncio tasks left after the test: {loop_tasks}"

@@ -327,8 +327,8 @@ class FTPChannel:
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
-        self.server.session_closed(self)
         log.info("disconnect %s %s (%.1fs)", self.peer, self.username, time.monotonic() - self.started)
+        self.server.session_closed(self)
 
     def info(self) -> dict[str, Any]:
         return {"peer": self.peer, "user": self.username}

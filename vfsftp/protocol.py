@@ -76,7 +76,9 @@ class LineBuffer:
         while True:
             nl = self._buf.find(b"\n")
             if nl < 0:
-                if len(self._buf) > self.max_line:
+                # +1: a line of exactly max_line bytes may still be waiting
+                # for the LF of its CRLF (same result however input is split)
+                if len(self._buf) > self.max_line + 1:
                     if not self._discarding:
                         out.append(TOO_LONG)
                         self._discarding = True
@@ -197,15 +199,15 @@ class Reply:
     def encode(self) -> bytes:
         """Single line ``"226 Done\\r\\n"``; multi-line replies are
         ``"211-first"``, the middle lines, then ``"211 last"`` (§4.2). A middle
-        line that starts with three digits and a space or hyphen is indented by
-        one space so that a client cannot mistake it for the last line."""
+        line that starts with three digits is indented by one space so that a
+        client cannot mistake it for the last line."""
         lines = [_clean(x) for x in self.lines]
         code = f"{self.code:03d}"
         if len(lines) == 1:
             return f"{code} {lines[0]}\r\n".encode("utf-8", "surrogateescape")
         parts = [f"{code}-{lines[0]}"]
         for mid in lines[1:-1]:
-            if len(mid) >= 4 and mid[:3].isdigit() and mid[3] in " -":
+            if mid[:3].isdigit():  # §4.2: any line starting with 3 digits
                 mid = " " + mid
             parts.append(mid)
         parts.append(f"{code} {lines[-1]}")
@@ -268,7 +270,7 @@ def parse_eprt(arg: str) -> tuple[int, str, int]:
         raise ProtocolError("EPRT address is not an IP address") from None
     if (proto == 1) != (addr.version == 4):
         raise ProtocolError("EPRT address does not match its protocol number")
-    if not port_s.isdigit() or not 1 <= int(port_s) <= 65535:
+    if not (port_s.isascii() and port_s.isdigit()) or not 1 <= int(port_s) <= 65535:
         raise ProtocolError("EPRT port must be 1-65535")
     return proto, str(addr), int(port_s)
 
@@ -288,7 +290,8 @@ def format_mdtm(epoch: float) -> str:
 
 def parse_mfmt_time(text: str) -> float:
     whole, _, frac = text.strip().partition(".")
-    if len(whole) != 14 or not whole.isdigit() or (frac and not frac.isdigit()):
+    digits = (whole + frac).isascii() and whole.isdigit() and (not frac or frac.isdigit())
+    if len(whole) != 14 or not digits:
         raise ProtocolError("time must be YYYYMMDDHHMMSS[.sss]")
     try:
         tm = time.strptime(whole, "%Y%m%d%H%M%S")
@@ -402,7 +405,7 @@ class AsciiEncoder:
         if not data:
             return data
         out = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        if self._last_cr and out.startswith(b"\r\n"):
+        if self._last_cr and data.startswith(b"\n"):
             out = out[1:]
         self._last_cr = data.endswith(b"\r")
         return out

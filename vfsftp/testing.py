@@ -82,6 +82,10 @@ class ThreadedFTPServer:
         return self
 
     @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
     def host(self) -> str:
         return self.server.addresses[0][0]
 

@@ -1,0 +1,184 @@
+"""Server-level behaviour: a slow mount does not stall other sessions, the
+embedding API (custom authorizer, VirtualTree), timeouts, passive options,
+logs, shutdown during a transfer."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import logging
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fs.memoryfs import MemoryFS
+
+from vfsftp import Account, Mount, VirtualTree, config_from_dict
+from vfsftp.observability import configure_logging
+from vfsftp.config import LoggingConfig
+from vfsftp.testing import ThreadedFTPServer
+
+from conftest import PASSWORD, USER, ServerFactory
+
+
+class GatedFS(MemoryFS):  # type: ignore[misc]
+    """A MemoryFS whose listings block until the test opens the gate: a
+    stand-in for a slow network store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def scandir(self, path: str, namespaces: Any = None, page: Any = None) -> Iterator[Any]:
+        self.entered.set()
+        assert self.gate.wait(20), "gate never opened"
+        return super().scandir(path, namespaces, page)
+
+
+class TreeAuthorizer:
+    """The embedding API: any object with is_anonymous() and authorize()."""
+
+    def __init__(self, tree: VirtualTree) -> None:
+        self.tree = tree
+
+    def is_anonymous(self, username: str) -> bool:
+        return False
+
+    async def authorize(self, username: str, password: str, peer: str) -> Account | None:
+        if (username, password) != ("u", "p"):
+            return None
+        return Account(name=username, tree=self.tree, perms="elradfmw", home="/fast")
+
+
+@pytest.fixture
+def gated() -> Iterator[tuple[ThreadedFTPServer, GatedFS]]:
+    slow = GatedFS()
+    # GatedFS is a MemoryFS subclass, which Mount.of would run inline: a
+    # slow store is declared with inline=False.
+    tree = VirtualTree([Mount("/slow", slow, inline=False, kind="slow"), Mount.of("/fast", MemoryFS())])
+    config = config_from_dict({"server": {"listen": ["127.0.0.1"], "port": 0}})
+    with ThreadedFTPServer(config, authorizer=TreeAuthorizer(tree)) as srv:
+        yield srv, slow
+        slow.gate.set()
+
+
+def _login(srv: ThreadedFTPServer, user: str = "u", password: str = "p") -> ftplib.FTP:
+    f = ftplib.FTP(timeout=10)
+    f.connect(srv.host, srv.port)
+    f.login(user, password)
+    return f
+
+
+def test_slow_mount_does_not_stall_other_sessions(gated: tuple[ThreadedFTPServer, GatedFS]) -> None:
+    srv, slow = gated
+    blocked = _login(srv)
+    other = _login(srv)
+    try:
+        blocked.sendcmd("PASV")
+        blocked.putcmd("LIST /slow")
+        assert slow.entered.wait(10)
+        # While a worker thread is stuck in the slow mount, another session
+        # is served at once.
+        assert other.pwd() == "/fast"
+        other.storbinary("STOR a.txt", io.BytesIO(b"x"))
+        assert other.nlst() == ["a.txt"]
+        slow.gate.set()
+        # The blocked session's LIST goes on (we never opened its data
+        # connection: the server gives up with 425 after data_timeout, or
+        # the client reads 150 first).
+    finally:
+        slow.gate.set()
+        other.close()
+        blocked.close()
+
+
+def test_custom_authorizer_refuses_and_accepts(gated: tuple[ThreadedFTPServer, GatedFS]) -> None:
+    srv, _ = gated
+    f = ftplib.FTP(timeout=10)
+    f.connect(srv.host, srv.port)
+    with pytest.raises(ftplib.error_perm, match="530"):
+        f.login("u", "wrong")
+    f.close()
+    g = _login(srv)
+    assert g.pwd() == "/fast"
+    assert sorted(g.nlst("/")) == ["fast", "slow"]
+    g.quit()
+
+
+def test_idle_timeout_closes_with_421(make_server: ServerFactory) -> None:
+    srv = make_server({"server": {"idle_timeout": 0.3}, "mounts": {"/": "mem://"},
+                       "users": {USER: {"password": f"plaintext:{PASSWORD}"}}})
+    with socket.create_connection((srv.host, srv.port), timeout=10) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"220")
+        # No command sent: the server speaks first, then closes.
+        assert f.readline().startswith(b"421 Idle timeout")
+        assert f.readline() == b""
+        f.close()
+
+
+def test_passive_range_and_masquerade(make_server: ServerFactory) -> None:
+    srv = make_server({
+        "server": {"passive_ports": "40000-40010", "masquerade_address": "203.0.113.7"},
+        "mounts": {"/": "mem://"}, "users": {USER: {"password": f"plaintext:{PASSWORD}"}},
+    })
+    f = ftplib.FTP(timeout=10)
+    f.connect(srv.host, srv.port)
+    f.login(USER, PASSWORD)
+    reply = f.sendcmd("PASV")
+    m = re.search(r"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)", reply)
+    assert m is not None
+    assert ".".join(m.groups()[:4]) == "203.0.113.7"
+    port = int(m.group(5)) * 256 + int(m.group(6))
+    assert 40000 <= port <= 40010
+    epsv = f.sendcmd("EPSV")
+    port2 = int(re.search(r"\|\|\|(\d+)\|", epsv).group(1))  # type: ignore[union-attr]
+    assert 40000 <= port2 <= 40010
+    f.sendcmd("ABOR")
+    f.quit()
+
+
+def test_transfer_log_line(make_server: ServerFactory, tmp_path: Path) -> None:
+    xfer = tmp_path / "xfer.log"
+    configure_logging(LoggingConfig(level="info", file=str(tmp_path / "session.log"), transfer_log=str(xfer)))
+    try:
+        srv = make_server({"mounts": {"/": "mem://"}, "users": {USER: {"password": f"plaintext:{PASSWORD}"}}})
+        f = ftplib.FTP(timeout=10)
+        f.connect(srv.host, srv.port)
+        f.login(USER, PASSWORD)
+        f.storbinary("STOR my file.txt", io.BytesIO(b"12345"))
+        f.retrbinary("RETR my file.txt", lambda b: None)
+        with pytest.raises(ftplib.error_perm):
+            f.retrbinary("RETR missing", lambda b: None)
+        f.quit()
+        srv.stop()
+    finally:
+        configure_logging(LoggingConfig(level="warning"))
+        for h in logging.getLogger("vfsftp").handlers[:]:
+            logging.getLogger("vfsftp").removeHandler(h)
+            h.close()
+    lines = xfer.read_text().splitlines()
+    assert len(lines) == 2
+    assert 'STOR user=alice' in lines[0] and 'path="/my file.txt" bytes=5' in lines[0] and lines[0].endswith("result=ok")
+    assert lines[1].split(" ", 2)[2].startswith("RETR user=alice")
+    session = (tmp_path / "session.log").read_text()
+    assert "login ok" in session and "disconnect" in session
+
+
+def test_shutdown_during_upload_discards_it(make_server: ServerFactory, tmp_path: Path) -> None:
+    srv = make_server({"mounts": {"/": f"osfs://{tmp_path}"}, "users": {USER: {"password": f"plaintext:{PASSWORD}"}}})
+    f = ftplib.FTP(timeout=10)
+    f.connect(srv.host, srv.port)
+    f.login(USER, PASSWORD)
+    f.voidcmd("TYPE I")
+    conn = f.transfercmd("STOR partial.bin")
+    conn.sendall(b"x" * 100_000)
+    srv.stop()
+    conn.close()
+    f.close()
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary

@@ -63,6 +63,10 @@ class Transfer:
     path: str
     task: asyncio.Task[None]
     state: TransferState | None = None
+    #: set by abort_transfer(); checked once more before the thread starts,
+    #: because asyncio.wait_for (before 3.12) can swallow a cancellation
+    #: that races with the data connection being accepted
+    abort_requested: bool = False
 
 
 class FTPChannel:
@@ -256,6 +260,8 @@ class FTPChannel:
             state = TransferState(sock, verb, path)
             assert self.transfer is not None
             self.transfer.state = state
+            if self.transfer.abort_requested:
+                raise TransferAborted()
             await loop.run_in_executor(executor, work, state)
             ok = True
         except FTPError as err:
@@ -301,6 +307,7 @@ class FTPChannel:
         t = self.transfer
         if t is None or t.task.done():
             return False
+        t.abort_requested = True
         if t.state is not None:
             t.state.abort()
         else:

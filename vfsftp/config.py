@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import argon2
 import yaml
@@ -150,6 +150,24 @@ Int = Annotated[int, BeforeValidator(_not_bool)]
 Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+_SIZE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+
+
+def _byte_size(value: Any) -> Any:
+    """``8388608``, ``"8MiB"`` or ``"8 MB"`` → bytes."""
+    value = _not_bool(value)
+    if isinstance(value, str):
+        m = _SIZE.match(value)
+        if not m or m.group(2).lower() not in _SIZE_UNITS:
+            raise ValueError(f"expected a size in bytes or with a unit (KiB, MiB, GiB), got {value!r}")
+        return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    return value
+
+
+ByteSize = Annotated[int, BeforeValidator(_byte_size)]
+
+
 def _port_number(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(f"expected {what} as an integer")
@@ -168,6 +186,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+_S3_KEYS = (
+    "endpoint_url", "region", "addressing_style", "access_key_id", "secret_access_key",
+    "session_token", "part_size", "concurrency", "checksum", "allow_dir_rename", "rewrite_max_size",
+)
+
+
 class MountConfig(_Model):
     """One filesystem in the tree. In YAML either a URL string (short form) or
     a mapping ``{fs: URL, read_only: bool, create: bool}``."""
@@ -175,6 +199,32 @@ class MountConfig(_Model):
     fs: str
     read_only: bool = False
     create: bool = False  # create a local folder that may not exist yet
+    # --- s3:// mounts only (see vfsftp.s3.S3Options) ---
+    endpoint_url: str | None = None  # MinIO, Ceph, Wasabi, R2...
+    region: str | None = None
+    addressing_style: Literal["auto", "path", "virtual"] | None = None
+    access_key_id: str | None = None  # else the standard AWS chain
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    part_size: ByteSize | None = Field(default=None, ge=5 * 1024**2, le=5 * 1024**3)
+    concurrency: Int | None = Field(default=None, ge=1, le=64)  # parts in flight per upload
+    checksum: Literal["when_required", "when_supported"] | None = None
+    allow_dir_rename: bool | None = None
+    rewrite_max_size: ByteSize | None = Field(default=None, ge=0)
+
+    @property
+    def s3_options(self) -> dict[str, Any]:
+        """The S3 keys that were set, for ``vfsftp.s3.S3Options``."""
+        return {k: getattr(self, k) for k in _S3_KEYS if getattr(self, k) is not None}
+
+    @model_validator(mode="after")
+    def _s3_keys_need_s3(self) -> MountConfig:
+        used = [k for k in _S3_KEYS if getattr(self, k) is not None]
+        if used and not self.fs.lower().startswith("s3://"):
+            raise ValueError(f"{', '.join(used)}: only for s3:// mounts")
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("access_key_id and secret_access_key go together")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -8,7 +8,7 @@ import fs.errors
 
 from .protocol import Reply
 
-__all__ = ["FTPError", "map_fs_error"]
+__all__ = ["FTPError", "StorageError", "map_fs_error"]
 
 
 class FTPError(Exception):
@@ -18,6 +18,18 @@ class FTPError(Exception):
     def __init__(self, code: int, text: str) -> None:
         super().__init__(f"{code} {text}")
         self.reply = Reply(code, text)
+
+
+class StorageError(fs.errors.OperationFailed):
+    """A backend error whose reason is safe and useful to show the client:
+    an operation refused by design (appending to an S3 object, setting its
+    time, renaming a whole prefix: 550), access denied by the store (550), the
+    store unreachable (451)."""
+
+    def __init__(self, reason: str, code: int = 550) -> None:
+        super().__init__(msg=reason)
+        self.reason = reason
+        self.code = code
 
 
 # Ordered: the first matching class wins, so subclasses come first.
@@ -68,6 +80,8 @@ def map_fs_error(exc: BaseException, path: str) -> FTPError:
     """
     if isinstance(exc, FTPError):
         return exc
+    if isinstance(exc, StorageError):
+        return FTPError(exc.code, f"{path}: {exc.reason}")
     for cls, code, text in _FS_ERRORS:
         if isinstance(exc, cls):
             return FTPError(code, text.format(path=path))

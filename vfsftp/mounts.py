@@ -46,19 +46,26 @@ class MountTable:
         self._user_trees: dict[str, list[Mount]] = {}
 
     def _open(self, spec: MountConfig, url: str, key: str) -> FS:
-        cache_key = (url, spec.create, spec.read_only)
+        # The same URL mounted twice is the same storage, except mem:// which
+        # creates a new, empty filesystem per mount declaration.
+        cache_key = (url if _kind(url) != "mem" else f"{url}#{key}", spec.create, spec.read_only)
         with self._lock:
             opened = self._opened.get(cache_key)
             if opened is not None:
                 return opened
             try:
-                filesystem = fs.open_fs(url, create=spec.create, cwd=str(self.config.base_dir))
+                if _kind(url) == "s3":
+                    from .s3 import S3Options, open_s3
+
+                    filesystem = open_s3(url, S3Options(**spec.s3_options))
+                else:
+                    filesystem = fs.open_fs(url, create=spec.create, cwd=str(self.config.base_dir))
             except fs.opener.errors.UnsupportedProtocol:
                 raise ConfigError(
                     [f"{self.config.source}: {key}.fs: unknown filesystem type in {url!r}; "
                      "expected mem://, osfs://PATH or another PyFilesystem2 opener URL"]
                 ) from None
-            except (fs.errors.CreateFailed, fs.opener.errors.OpenerError, OSError) as exc:
+            except (fs.errors.CreateFailed, fs.opener.errors.OpenerError, OSError, ValueError) as exc:
                 hint = " (set create: true to make it)" if _kind(url) == "osfs" and not spec.create else ""
                 raise ConfigError(
                     [f"{self.config.source}: {key}.fs: cannot open {url!r}: {_reason(exc)}{hint}"]

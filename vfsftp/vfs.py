@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 import fs.errors
 from fs.info import Info
@@ -35,11 +35,22 @@ _NAMESPACES = ("details", "stat")
 COPY_CHUNK = 1 << 20
 
 
+class AtomicWriter(Protocol):
+    """What a filesystem offers when it can make an upload appear at once on
+    its own (an S3 multipart upload is invisible until completed)."""
+
+    def write(self, data: Any) -> int: ...
+    def commit(self) -> None: ...
+    def discard(self) -> None: ...
+
+
 @dataclass
 class Upload:
-    """An upload in progress: data goes to a hidden temporary name in the
-    target directory and is moved over the target only on success, so a failed
-    or aborted STOR leaves the old file (or none), never a partial one."""
+    """An upload in progress. A failed or aborted STOR leaves the old file (or
+    none), never a partial one: data goes to a hidden temporary name in the
+    target directory and is moved over the target only on success — or, where
+    the filesystem offers ``open_atomic_upload`` (S3), to a writer that
+    publishes nothing until ``commit()``."""
 
     mount: Mount
     target: str  # path inside the mount
@@ -47,11 +58,16 @@ class Upload:
     virtual_path: str
     offset: int = 0  # REST: keep this many bytes of the existing file
     append: bool = False  # APPE: keep all of the existing file
-    file: IO[bytes] | None = None
+    file: Any = None
+    atomic: AtomicWriter | None = None
 
-    def open(self) -> IO[bytes]:
-        """Blocking: create the temporary file, seeded with the part of the
-        existing file that REST or APPE keeps."""
+    def open(self) -> Any:
+        """Blocking: create the temporary file (or atomic writer), seeded
+        with the part of the existing file that REST or APPE keeps."""
+        opener = getattr(self.mount.fs, "open_atomic_upload", None)
+        if opener is not None:
+            self.atomic = opener(self.target, offset=self.offset, append=self.append)
+            return self.atomic
         f = self.mount.fs.openbin(self.temp, "w")
         try:
             if self.offset or self.append:
@@ -74,13 +90,20 @@ class Upload:
         return f
 
     def commit(self) -> None:
-        """Blocking: close and move into place."""
+        """Blocking: make the upload visible under its name."""
+        if self.atomic is not None:
+            self.atomic.commit()
+            return
         if self.file is not None:
             self.file.close()
         self.mount.fs.move(self.temp, self.target, overwrite=True)
 
     def discard(self) -> None:
-        """Blocking: close and delete the temporary file; never raises."""
+        """Blocking: drop everything written; never raises."""
+        if self.atomic is not None:
+            with contextlib.suppress(Exception):
+                self.atomic.discard()
+            return
         if self.file is not None:
             with contextlib.suppress(Exception):
                 self.file.close()

@@ -330,7 +330,7 @@ def format_list_line(entry: ListEntry, now: float) -> str:
     show the time, older (or future) ones the year, as ``ls`` does."""
     kind = "d" if entry.is_dir else "-"
     mode = entry.mode or ("rwxr-xr-x" if entry.is_dir else "rw-r--r--")
-    mtime = entry.mtime if entry.mtime is not None else 0.0
+    mtime = entry.mtime if entry.mtime is not None else now  # unknown (virtual dir, S3 prefix)
     tm = time.gmtime(mtime)
     if now - _SIX_MONTHS < mtime <= now + 3600:
         when = f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {tm.tm_hour:02d}:{tm.tm_min:02d}"

@@ -328,6 +328,25 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         S3 objects cannot be appended to; APPE and REST+STOR rewrite the
         object, and only up to ``rewrite_max_size``."""
         _path = self.validatepath(path)
+        keep = self.check_atomic_upload(_path, offset, append)
+        writer = S3Writer(self, _path)
+        if keep:
+            try:
+                with S3Reader(self, _path, keep) as src:
+                    while True:
+                        chunk = src.read(1 << 20)
+                        if not chunk:
+                            break
+                        writer.write(chunk)
+            except BaseException:
+                writer.discard()
+                raise
+        return writer
+
+    def check_atomic_upload(self, path: str, offset: int = 0, append: bool = False) -> int:
+        """Refuse early (before the 150 reply) what open_atomic_upload would
+        refuse; returns how many bytes of the existing object it keeps."""
+        _path = self.validatepath(path)
         keep = 0
         if offset or append:
             head = self._head(_path)
@@ -345,19 +364,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
                     + ("not enabled on this mount (rewrite_max_size)" if limit <= 0 else
                        f"object is larger than rewrite_max_size ({limit} bytes)")
                 )
-        writer = S3Writer(self, _path)
-        if keep:
-            try:
-                with S3Reader(self, _path, keep) as src:
-                    while True:
-                        chunk = src.read(1 << 20)
-                        if not chunk:
-                            break
-                        writer.write(chunk)
-            except BaseException:
-                writer.discard()
-                raise
-        return writer
+        return keep
 
     def makedir(self, path: str, permissions: Any = None, recreate: bool = False) -> SubFS[Any]:
         self.check()

@@ -331,6 +331,9 @@ class SessionFS:
                 raise fs.errors.ResourceNotFound(dirname(path))
             if mount.fs.isdir(sub):
                 raise fs.errors.FileExpected(path)
+            precheck = getattr(mount.fs, "check_atomic_upload", None)
+            if precheck is not None:
+                precheck(sub, offset, append)
 
         await self._run((path,), check)
         temp = f"{dirname(sub).rstrip('/')}/{UPLOAD_PREFIX}{uuid.uuid4().hex}"

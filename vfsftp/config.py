@@ -219,6 +219,8 @@ class MountConfig(_Model):
 
     @model_validator(mode="after")
     def _s3_keys_need_s3(self) -> MountConfig:
+        if self.fs.lower().startswith("s3://") and "?" in self.fs:
+            raise ValueError("s3:// URL parameters are not read; use the mount's keys (endpoint_url:, region: ...)")
         used = [k for k in _S3_KEYS if getattr(self, k) is not None]
         if used and not self.fs.lower().startswith("s3://"):
             raise ValueError(f"{', '.join(used)}: only for s3:// mounts")

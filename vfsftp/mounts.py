@@ -9,19 +9,47 @@ errors, so a missing folder fails at startup with a useful line.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import fs
 import fs.errors
 import fs.opener
 import fs.wrap
 from fs.base import FS
+from fs.osfs import OSFS
 
 from .config import USER_PLACEHOLDER, Config, ConfigError, MountConfig, UserConfig
 from .tree import Mount, VirtualTree
 
 __all__ = ["MountTable"]
+
+
+class JailedOSFS(OSFS):  # type: ignore[misc]
+    """A local folder whose paths must really be inside it: a symbolic link
+    that leads out of the folder is refused (550), as pyftpdlib's
+    ``validpath`` does, so that a stray link never exposes the host."""
+
+    def __init__(self, root_path: str, **kwargs: Any) -> None:
+        super().__init__(root_path, **kwargs)
+        self._real_root = os.path.realpath(self._root_path)
+
+    def _jail(self, sys_path: str, path: str) -> None:
+        real = os.path.realpath(sys_path)
+        if real != self._real_root and not real.startswith(self._real_root.rstrip(os.sep) + os.sep):
+            raise fs.errors.PermissionDenied(path=path, msg="symbolic link leads outside the mount")
+
+    def _to_sys_path(self, path: str) -> bytes:
+        sys_path: bytes = super()._to_sys_path(path)
+        self._jail(os.fsdecode(sys_path), path)
+        return sys_path
+
+    def getsyspath(self, path: str) -> str:
+        sys_path: str = super().getsyspath(path)
+        self._jail(sys_path, path)
+        return sys_path
 
 
 def _kind(url: str) -> str:
@@ -60,6 +88,8 @@ class MountTable:
                     filesystem = open_s3(url, S3Options(**spec.s3_options))
                 else:
                     filesystem = fs.open_fs(url, create=spec.create, cwd=str(self.config.base_dir))
+                    if type(filesystem) is OSFS:
+                        filesystem = JailedOSFS(filesystem._root_path)
             except fs.opener.errors.UnsupportedProtocol:
                 raise ConfigError(
                     [f"{self.config.source}: {key}.fs: unknown filesystem type in {url!r}; "

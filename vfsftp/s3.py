@@ -472,6 +472,11 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
     def close(self) -> None:
         if self._part_pool is not None:
             self._part_pool.shutdown(wait=True)
+        if self._shared_client is not None:
+            # Its pooled keep-alive connections would otherwise stay open
+            # until the garbage collector finds the client.
+            with contextlib.suppress(Exception):
+                self._shared_client.close()
         super().close()
 
 

@@ -111,6 +111,9 @@ class ThreadedFTPServer:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            # The default executor (asyncio.to_thread in logins) must be
+            # joined: loop.close() alone leaves its threads running a moment.
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
             self.loop.close()
 
     def __enter__(self) -> ThreadedFTPServer:

@@ -20,6 +20,7 @@ cheap and needs no lock; the mounted filesystems are shared between sessions.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -83,6 +84,25 @@ def _renamed(info: Info, name: str) -> Info:
     raw = {ns: dict(values) for ns, values in info.raw.items()}
     raw["basic"]["name"] = name
     return Info(raw)
+
+
+def _rename_on_disk(filesystem: FS, src: str, dst: str) -> bool:
+    """One rename(2) for a directory on a real disk, when the target does not
+    exist: fs 2.4.16's ``movedir`` copies every file and deletes the tree."""
+    try:
+        src_sys = filesystem.getsyspath(src)
+        dst_sys = filesystem.getsyspath(dst)
+    except fs.errors.NoSysPath:
+        return False
+    if not os.path.isdir(src_sys) or os.path.lexists(dst_sys):
+        return False
+    if not os.path.isdir(os.path.dirname(dst_sys.rstrip(os.sep)) or os.sep):
+        raise fs.errors.ResourceNotFound(dst)
+    try:
+        os.rename(src_sys, dst_sys)
+    except OSError:
+        return False  # e.g. across devices: let fs copy
+    return True
 
 
 class VirtualTree(FS):
@@ -301,6 +321,8 @@ class VirtualTree(FS):
         sm, ssub = self._writable(src_path, "rename")
         dm, dsub = self._writable(dst_path, "replace")
         if sm is dm:
+            if _rename_on_disk(sm.fs, ssub, dsub):
+                return
             sm.fs.movedir(ssub, dsub, create=create, preserve_time=preserve_time)
             return
         if not sm.fs.isdir(ssub):

@@ -452,7 +452,7 @@ def test_good_config_values(data: Any, get: Callable[[Config], Any], expected: A
     ("text", "env", "expected"),
     [
         ("s3://${BUCKET}/p", {"BUCKET": "b"}, "s3://b/p"),
-        ("s3://b?endpoint_url=${EP}", {"EP": "http://h:9000"}, "s3://b?endpoint_url=http://h:9000"),
+        ("osfs://${EP}/data", {"EP": "/srv"}, "osfs:///srv/data"),
         ("mem://${A}${B}", {"A": "x", "B": "y"}, "mem://xy"),
         ("mem://${EMPTY}", {"EMPTY": ""}, "mem://"),
         ("mem://$${NOT_A_VAR}", {}, "mem://${NOT_A_VAR}"),
@@ -619,6 +619,16 @@ def test_repo_config_loads() -> None:
     assert (anon.anonymous, anon.password, anon.perms, anon.home) == (True, None, "elr", "/pub")
 
 
+S3_EXAMPLE = {
+    "  # /archive:": "  /archive:",
+    "  #   fs: s3://": "    fs: s3://",
+    "  #   endpoint_url:": "    endpoint_url:",
+    "  #   region:": "    region:",
+    "  #   part_size:": "    part_size:",
+    "  #   concurrency:": "    concurrency:",
+}
+
+
 def test_commented_examples_in_repo_config_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     """Uncommenting the examples must give a valid file (no stale syntax)."""
     monkeypatch.setenv("S3_ENDPOINT", "http://127.0.0.1:9000")
@@ -629,8 +639,7 @@ def test_commented_examples_in_repo_config_are_valid(monkeypatch: pytest.MonkeyP
         "  # masquerade_address:": "  masquerade_address:",
         "  # file:": "  file:",
         "  # transfer_log:": "  transfer_log:",
-        "  # /archive:": "  /archive:",
-        "  #   fs: s3://": "    fs: s3://",
+        **S3_EXAMPLE,
     }
     for commented, live in examples.items():
         assert commented in text, commented
@@ -640,14 +649,16 @@ def test_commented_examples_in_repo_config_are_valid(monkeypatch: pytest.MonkeyP
     assert config.server.passive_ports == (60000, 60100)
     assert config.server.masquerade_address == "203.0.113.10"
     assert config.logging.file and config.logging.transfer_log
-    assert config.mounts["/archive"].fs == (
-        "s3://my-bucket/some/prefix?endpoint_url=http://127.0.0.1:9000"
-    )
+    archive = config.mounts["/archive"]
+    assert archive.fs == "s3://my-bucket/some/prefix"
+    assert archive.endpoint_url == "http://127.0.0.1:9000"
+    assert (archive.region, archive.part_size, archive.concurrency) == ("eu-west-1", 8 * 1024**2, 4)
 
 
 def test_commented_s3_example_needs_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("S3_ENDPOINT", raising=False)
     text = (REPO / "mounts.yaml").read_text(encoding="utf-8")
-    text = text.replace("  # /archive:", "  /archive:").replace("  #   fs: s3://", "    fs: s3://")
-    with pytest.raises(ConfigError, match=r"mounts\./archive\.fs: .*'S3_ENDPOINT' is not set"):
+    for commented, live in S3_EXAMPLE.items():
+        text = text.replace(commented, live)
+    with pytest.raises(ConfigError, match=r"mounts\./archive\.endpoint_url: .*'S3_ENDPOINT' is not set"):
         config_from_yaml(text, "mounts.yaml")

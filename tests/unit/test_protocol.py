@@ -518,9 +518,9 @@ LIST_LINES: list[tuple[ListEntry, str]] = [
         ListEntry("f", False, 1, mtime=NOW - 180 * DAY + 60),
         "-rw-r--r--   1 owner    group           1 Dec 18 12:01 f",
     ),
-    (  # no time known: the epoch, shown with its year
+    (  # no time known (virtual directory, S3 prefix): shown as now
         ListEntry("f", False, 1),
-        "-rw-r--r--   1 owner    group           1 Jan  1  1970 f",
+        "-rw-r--r--   1 owner    group           1 Jun 15 12:00 f",
     ),
     (
         ListEntry("my file (1).txt", False, 123456789012, mtime=NOW, mode="r--r--r--",

@@ -112,6 +112,17 @@ class ConfigAuthorizer:
     def is_anonymous(self, username: str) -> bool:
         return username.lower() in (ANONYMOUS, ANONYMOUS_ALIAS) and ANONYMOUS in self.config.users
 
+    def tls_policy(self, username: str) -> tuple[bool, bool] | None:
+        """The user's own TLS requirements where set (``require_tls``,
+        ``require_data_tls``), else the server's; None for unknown names."""
+        user = self._user(username)
+        tls = self.config.server.tls
+        if user is None or tls is None:
+            return None
+        control = tls.require_tls if user.require_tls is None else user.require_tls
+        data = tls.require_data_tls if user.require_data_tls is None else user.require_data_tls
+        return (control, data)
+
     async def authorize(self, username: str, password: str, peer: str) -> Account | None:
         user = self._user(username)
         if user is None:

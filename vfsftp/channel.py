@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from .data import PassiveListener, TransferAborted, TransferState, normalize_ip
 from .errors import FTPError, map_fs_error
 from .protocol import TOO_LONG, LineBuffer, Reply, parse_command
 from .protocol import MLST_DEFAULT_FACTS
+from .tls import wrap_data_socket
 
 if TYPE_CHECKING:
     from .auth import Account
@@ -49,6 +51,10 @@ class SessionState:
     utf8: bool = True  # RFC 2640: UTF-8 is our only path encoding
     mlst_facts: frozenset[str] = field(default_factory=lambda: MLST_DEFAULT_FACTS)
     passive: PassiveListener | None = None
+    secure: bool = False  # control connection is TLS (AUTH TLS or implicit)
+    pbsz: bool = False
+    prot: str = "C"  # RFC 4217 §9: data connections clear until PROT P
+    require_data_tls: bool = False
     active_addr: tuple[str, int, socket.AddressFamily] | None = None
     last_verb: str = ""
 
@@ -77,6 +83,7 @@ class FTPChannel:
         server: FTPServer,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        implicit_tls: bool = False,
     ) -> None:
         self.server = server
         self.config = server.config
@@ -90,7 +97,12 @@ class FTPChannel:
         self.peer: str = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
         self.local_ip: str = str(local[0])
         self.state = SessionState()
+        if implicit_tls:
+            # Implicit FTPS: TLS from the first byte, and data connections
+            # protected unless the client asks for PROT C.
+            self.state.secure, self.state.pbsz, self.state.prot = True, True, "P"
         self.lines = LineBuffer()
+        self._drop_pipelined = False
         self.transfer: Transfer | None = None
         self.closing = False
         self.quit_requested = False
@@ -146,12 +158,17 @@ class FTPChannel:
             for line in self.lines.feed(chunk):
                 if self.closing:
                     return
+                if self._drop_pipelined:
+                    # Lines that came in clear behind AUTH TLS are never run
+                    # (the STARTTLS injection, CVE-2011-0411).
+                    continue
                 if line is TOO_LONG:
                     self.reply(500, "Command line too long")
                     continue
                 assert isinstance(line, bytes)
                 await self.handle_line(line)
                 await self.writer.drain()
+            self._drop_pipelined = False
 
     async def handle_line(self, line: bytes) -> None:
         cmd = parse_command(line)
@@ -191,6 +208,43 @@ class FTPChannel:
         if verb != "REST":
             self.state.rest_offset = 0
         self.state.last_verb = verb
+
+    # ------------------------------------------------------------ TLS
+
+    async def start_tls(self) -> None:
+        """Switch the control connection to TLS after the 234 reply. Nothing
+        received in clear before the handshake is executed afterwards."""
+        ctx = self.server.tls_context
+        assert ctx is not None
+        self.lines.clear()
+        self._drop_pipelined = True
+        # Bytes already read off the socket but not yet parsed: plaintext too.
+        buffered = getattr(self.reader, "_buffer", None)
+        if isinstance(buffered, bytearray):
+            buffered.clear()
+        timeout = self.server.tls_handshake_timeout
+        try:
+            if hasattr(self.writer, "start_tls"):  # Python 3.11+
+                await asyncio.wait_for(self.writer.start_tls(ctx), timeout)
+            else:  # pragma: no cover - Python 3.10
+                loop = asyncio.get_running_loop()
+                transport = self.writer.transport
+                new = await loop.start_tls(
+                    transport, transport.get_protocol(), ctx, server_side=True,
+                    ssl_handshake_timeout=timeout,
+                )
+                self.writer._transport = new  # type: ignore[attr-defined]
+                self.reader._transport = new  # type: ignore[attr-defined]
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            log.info("%s: TLS handshake failed: %r", self.peer, exc)
+            self.closing = True
+            raise ConnectionError("TLS handshake failed") from None
+        self.state.secure = True
+        log.info("%s: control connection now TLS (%s)", self.peer, self.tls_version())
+
+    def tls_version(self) -> str:
+        obj = self.writer.get_extra_info("ssl_object")
+        return str(obj.version()) if obj is not None else "-"
 
     # ------------------------------------------------------------ data
 
@@ -257,6 +311,8 @@ class FTPChannel:
             self.reply(150, opening)
             sock = await self._open_data()
             datamod.prepare_blocking(sock, self.config.server.data_timeout)
+            if self.state.prot == "P":
+                work = self._protected(work)
             state = TransferState(sock, verb, path)
             assert self.transfer is not None
             self.transfer.state = state
@@ -295,12 +351,33 @@ class FTPChannel:
                             reply = Reply(451, f"Could not complete {path}")
             if sock is not None:
                 sock.close()
+            if state is not None and state.sock is not sock:
+                state.sock.close()
         if ok:
             outcome = "ok"
             nbytes = state.bytes if state is not None else 0
             reply = Reply(226, f"{success_text} ({nbytes} bytes)")
         self.send(reply)
         self.server.transfer_log(self, verb, path, state, outcome)
+
+    def _protected(self, work: Callable[[TransferState], int]) -> Callable[[TransferState], int]:
+        """Run ``work`` over TLS: the handshake happens in the transfer thread
+        (a slow client must not hold the event loop)."""
+        ctx = self.server.tls_context
+        assert ctx is not None
+        timeout = self.server.tls_handshake_timeout
+        data_timeout = self.config.server.data_timeout
+
+        def run(state: TransferState) -> int:
+            try:
+                tls_sock = wrap_data_socket(ctx, state.sock, timeout)
+            except (OSError, ssl.SSLError) as exc:
+                raise FTPError(522, f"TLS handshake on the data connection failed: {exc}") from None
+            tls_sock.settimeout(data_timeout)
+            state.sock = tls_sock  # owns the descriptor now; closed by _transfer
+            return work(state)
+
+        return run
 
     async def abort_transfer(self) -> bool:
         """Stop the running transfer (if any) and wait for its 426."""

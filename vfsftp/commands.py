@@ -74,6 +74,7 @@ class CommandSpec:
     feat: str | None = None  # line in FEAT (RFC 2389)
     ls_options: bool = False  # strip "-la" style flags clients send with LIST
     aliases: tuple[str, ...] = ()
+    opens_data: bool = False  # uses a data connection (PROT policy applies)
 
 
 REGISTRY: dict[str, CommandSpec] = {}
@@ -94,9 +95,12 @@ def command(
     feat: str | None = None,
     ls_options: bool = False,
     aliases: tuple[str, ...] = (),
+    opens_data: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        spec = CommandSpec(name, fn, help, arg, needs_login, path, perm, feat, ls_options, aliases)
+        spec = CommandSpec(
+            name, fn, help, arg, needs_login, path, perm, feat, ls_options, aliases, opens_data
+        )
         for verb in (name, *aliases):
             REGISTRY[verb] = spec
         return fn
@@ -133,6 +137,9 @@ def preflight(spec: CommandSpec, state: SessionState, arg: str) -> Invocation:
         raise FTPError(503, "Bad sequence of commands: USER first")
     if spec.name in ("PASV", "PORT", "EPRT") and state.epsv_all:
         raise FTPError(501, f"{spec.name} not allowed after EPSV ALL (RFC 2428 §4)")
+    if spec.opens_data and state.require_data_tls and state.prot != "P":
+        # RFC 4217 §9: refuse a clear data connection the policy forbids.
+        raise FTPError(521, "Data connections must be protected: send PBSZ 0 and PROT P")
     if not spec.path:
         return Invocation(arg)
     assert state.fs is not None
@@ -167,7 +174,12 @@ async def cmd_user(s: FTPChannel, inv: Invocation) -> None:
     if s.state.logged_in:
         # RFC 959 allows USER to change users; we keep it simple and explicit.
         raise FTPError(503, "Already logged in; use REIN to change user")
-    s.state.username = inv.arg.strip()
+    name = inv.arg.strip()
+    if s.server.tls_policy(name)[0] and not s.state.secure:
+        # RFC 4217 §11: 534, policy requires TLS; the password never travels
+        # in clear because we refuse before PASS.
+        raise FTPError(534, "TLS required for this user: send AUTH TLS first")
+    s.state.username = name
     if s.server.authorizer.is_anonymous(s.state.username):
         s.reply(331, "Anonymous login ok, send your e-mail address as password")
     else:
@@ -370,19 +382,19 @@ def _send_listing(s: FTPChannel, verb: str, path: str, body: bytes) -> None:
     s.start_transfer(verb, path, work, f"Here comes the listing of {path}", success_text="Listing sent")
 
 
-@command("LIST", "LIST [path]: long listing", Arg.OPTIONAL, path=True, perm="l", ls_options=True)
+@command("LIST", "LIST [path]: long listing", Arg.OPTIONAL, path=True, perm="l", ls_options=True, opens_data=True)
 async def cmd_list(s: FTPChannel, inv: Invocation) -> None:
     entries = await _fs(s).listdir_or_file(inv.path)
     _send_listing(s, "LIST", inv.path, join_lines(_list_lines(entries)))
 
 
-@command("NLST", "NLST [path]: name listing", Arg.OPTIONAL, path=True, perm="l", ls_options=True)
+@command("NLST", "NLST [path]: name listing", Arg.OPTIONAL, path=True, perm="l", ls_options=True, opens_data=True)
 async def cmd_nlst(s: FTPChannel, inv: Invocation) -> None:
     entries = await _fs(s).listdir_or_file(inv.path)
     _send_listing(s, "NLST", inv.path, join_lines([e.name for e in entries]))
 
 
-@command("MLSD", "MLSD [dir]: machine listing (RFC 3659)", Arg.OPTIONAL, path=True, perm="l")
+@command("MLSD", "MLSD [dir]: machine listing (RFC 3659)", Arg.OPTIONAL, path=True, perm="l", opens_data=True)
 async def cmd_mlsd(s: FTPChannel, inv: Invocation) -> None:
     fs_ = _fs(s)
     here = await fs_.stat(inv.path)
@@ -416,7 +428,7 @@ async def cmd_mlst(s: FTPChannel, inv: Invocation) -> None:
 # ------------------------------------------------------------------ transfers
 
 
-@command("RETR", "RETR <file>: download", Arg.REQUIRED, path=True, perm="r")
+@command("RETR", "RETR <file>: download", Arg.REQUIRED, path=True, perm="r", opens_data=True)
 async def cmd_retr(s: FTPChannel, inv: Invocation) -> None:
     fs_ = _fs(s)
     offset = s.state.rest_offset
@@ -427,7 +439,8 @@ async def cmd_retr(s: FTPChannel, inv: Invocation) -> None:
         raise FTPError(554, f"Restart offset {offset} is beyond the file size {entry.size}")
     f = await fs_.open_read(inv.path)
     ascii_mode = not _binary(s)
-    use_sendfile = fs_.syspath(inv.path) is not None
+    # sendfile writes file pages straight to the socket: plain data only.
+    use_sendfile = s.state.prot == "C" and fs_.syspath(inv.path) is not None
 
     def work(state: datamod.TransferState) -> int:
         return datamod.send_stream(state, f, ascii_mode, offset, use_sendfile)
@@ -462,7 +475,7 @@ async def _store(s: FTPChannel, verb: str, path: str, append: bool = False, stou
     s.start_transfer(verb, path, work, opening, cleanup)
 
 
-@command("STOR", "STOR <file>: upload", Arg.REQUIRED, path=True, perm="w")
+@command("STOR", "STOR <file>: upload", Arg.REQUIRED, path=True, perm="w", opens_data=True)
 async def cmd_stor(s: FTPChannel, inv: Invocation) -> None:
     if s.state.rest_offset:
         # Resuming rewrites part of an existing file: also needs append rights.
@@ -470,12 +483,12 @@ async def cmd_stor(s: FTPChannel, inv: Invocation) -> None:
     await _store(s, "STOR", inv.path)
 
 
-@command("APPE", "APPE <file>: append to a file", Arg.REQUIRED, path=True, perm="a")
+@command("APPE", "APPE <file>: append to a file", Arg.REQUIRED, path=True, perm="a", opens_data=True)
 async def cmd_appe(s: FTPChannel, inv: Invocation) -> None:
     await _store(s, "APPE", inv.path, append=True)
 
 
-@command("STOU", "STOU [name]: upload under a unique name", Arg.OPTIONAL)
+@command("STOU", "STOU [name]: upload under a unique name", Arg.OPTIONAL, opens_data=True)
 async def cmd_stou(s: FTPChannel, inv: Invocation) -> None:
     fs_ = _fs(s)
     if s.state.rest_offset:
@@ -590,18 +603,20 @@ async def cmd_noop(s: FTPChannel, inv: Invocation) -> None:
     s.reply(200, "NOOP ok")
 
 
-def feat_lines(state: SessionState) -> list[str]:
+def feat_lines(state: SessionState, tls: bool = False) -> list[str]:
     lines = {spec.feat for spec in REGISTRY.values() if spec.feat}
     lines.add(feat_mlst_line(state.mlst_facts))
     lines.add("UTF8")
     lines.add("TVFS")
+    if tls:
+        lines.update({"AUTH TLS", "AUTH SSL", "PBSZ", "PROT"})
     return sorted(lines)
 
 
 @command("FEAT", "FEAT: list extensions (RFC 2389)", needs_login=False)
 async def cmd_feat(s: FTPChannel, inv: Invocation) -> None:
     # §3.2: feature lines start with a single space.
-    s.reply(211, ("Features:", *(" " + line for line in feat_lines(s.state)), "End"))
+    s.reply(211, ("Features:", *(" " + line for line in feat_lines(s.state, s.server.tls_context is not None)), "End"))
 
 
 @command("OPTS", "OPTS <command> [options]: set options (RFC 2389)", Arg.REQUIRED, needs_login=False)
@@ -693,11 +708,71 @@ async def cmd_site(s: FTPChannel, inv: Invocation) -> None:
     raise FTPError(501, f"SITE {sub} not understood; try SITE HELP")
 
 
-# Security extensions without TLS configured (RFC 2228 §4): "not implemented".
+# ------------------------------------------------------------------ FTPS (RFC 4217)
+
+
+def _need_tls_config(s: FTPChannel) -> None:
+    if s.server.tls_context is None:
+        raise FTPError(502, "TLS is not configured on this server")
+
+
+@command("AUTH", "AUTH TLS: switch the control connection to TLS", Arg.REQUIRED, needs_login=False)
+async def cmd_auth(s: FTPChannel, inv: Invocation) -> None:
+    _need_tls_config(s)
+    mech = inv.arg.strip().upper()
+    if mech not in ("TLS", "SSL", "TLS-C", "TLS-P"):
+        raise FTPError(504, f"AUTH {mech} not supported; use AUTH TLS")
+    if s.state.secure:
+        raise FTPError(503, "Already using TLS")
+    if s.state.logged_in or s.state.username is not None:
+        # §4: AUTH comes before USER; a mid-session switch would leave the
+        # credentials already sent in clear.
+        raise FTPError(503, "AUTH must come before USER")
+    s.reply(234, f"AUTH {mech} successful, start the TLS handshake")
+    await s.start_tls()
+
+
+@command("PBSZ", "PBSZ 0: protection buffer size (always 0 with TLS)", Arg.REQUIRED, needs_login=False)
+async def cmd_pbsz(s: FTPChannel, inv: Invocation) -> None:
+    _need_tls_config(s)
+    if not s.state.secure:
+        raise FTPError(503, "PBSZ needs a TLS control connection (AUTH TLS first)")
+    if not inv.arg.strip().isdigit():
+        raise FTPError(501, "PBSZ needs a number")
+    s.state.pbsz = True
+    # §8: TLS is a stream; the only meaningful size is 0.
+    s.reply(200, "PBSZ=0")
+
+
+@command("PROT", "PROT C|P: clear or private data connections", Arg.REQUIRED, needs_login=False)
+async def cmd_prot(s: FTPChannel, inv: Invocation) -> None:
+    _need_tls_config(s)
+    if not s.state.pbsz:
+        raise FTPError(503, "PROT needs PBSZ first (RFC 4217 §9)")
+    level = inv.arg.strip().upper()
+    if level == "P":
+        s.state.prot = "P"
+        s.reply(200, "Protection level set to P")
+    elif level == "C":
+        if s.state.require_data_tls:
+            raise FTPError(534, "Policy requires protected data connections (PROT P)")
+        s.state.prot = "C"
+        s.reply(200, "Protection level set to C")
+    elif level in ("S", "E"):
+        raise FTPError(536, f"PROT {level} not supported; use C or P")
+    else:
+        raise FTPError(504, f"Unknown protection level {level!r}")
+
+
+@command("CCC", "CCC: not supported (the control connection stays private)", needs_login=False)
+async def cmd_ccc(s: FTPChannel, inv: Invocation) -> None:
+    # Clearing the control channel would expose every later command and
+    # allow injection; NAT helpers are the only reason clients ask for it.
+    raise FTPError(534, "CCC refused: the control connection stays encrypted")
+
+
 async def _not_implemented(s: FTPChannel, inv: Invocation) -> None:
     raise FTPError(502, "Command not implemented")
 
 
-for _verb, _help in (("AUTH", "AUTH TLS: not configured"), ("PBSZ", "PBSZ 0"), ("PROT", "PROT C|P"), ("SMNT", "SMNT: not supported"), ("CCC", "CCC: not supported")):
-    REGISTRY.setdefault(_verb, CommandSpec(_verb, _not_implemented, _help, Arg.OPTIONAL, needs_login=False))
-
+REGISTRY.setdefault("SMNT", CommandSpec("SMNT", _not_implemented, "SMNT: not supported", Arg.OPTIONAL))

@@ -259,6 +259,9 @@ class UserConfig(_Model):
     permissions: dict[VirtualPath, Perms] = Field(default_factory=dict)
     mounts: dict[VirtualPath, MountConfig] = Field(default_factory=dict)
     max_connections: Int | None = Field(default=None, ge=1)
+    # Per-user TLS policy; None: server.tls.require_tls / require_data_tls.
+    require_tls: bool | None = None
+    require_data_tls: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -318,6 +321,20 @@ class UserConfig(_Model):
         raise ValueError(_HASH_HINT)
 
 
+class TLSConfig(_Model):
+    """FTPS (RFC 4217). Relative file names are next to the config file."""
+
+    certificate: str  # PEM certificate chain
+    key: str | None = None  # PEM private key; None: inside the certificate file
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    #: a second listener speaking TLS from the first byte ("implicit FTPS",
+    #: ftps:// URLs, port 990 by convention); None: explicit AUTH TLS only
+    implicit_port: Int | None = Field(default=None, ge=0, le=65535)
+    require_tls: bool = False  # control connection must be TLS before USER
+    require_data_tls: bool = False  # transfers and listings need PROT P
+    handshake_timeout: Float = Field(default=10.0, gt=0, allow_inf_nan=False)
+
+
 class ServerConfig(_Model):
     """Listeners, passive mode and limits."""
 
@@ -333,6 +350,7 @@ class ServerConfig(_Model):
     max_login_attempts: Int = Field(default=3, ge=1)
     permit_foreign_addresses: bool = False  # PORT/EPRT to another host (FXP)
     permit_privileged_ports: bool = False  # PORT/EPRT to ports < 1024
+    tls: TLSConfig | None = None
 
     @field_validator("listen", mode="before")
     @classmethod
@@ -693,13 +711,17 @@ def _starts_with(loc: Loc, prefix: Loc) -> bool:
 def _anchor_log_files(raw: dict[Any, Any], base: Path) -> None:
     # Every relative path in the file means "next to this file", like the
     # osfs:// folders, not "wherever the server happened to be started".
-    section = raw.get("logging")
-    if not isinstance(section, dict):
-        return
-    for key in ("file", "transfer_log"):
-        value = section.get(key)
-        if isinstance(value, str) and value not in ("", "-") and not os.path.isabs(value):
-            section[key] = str(base / value)
+    sections: list[tuple[Any, tuple[str, ...]]] = [(raw.get("logging"), ("file", "transfer_log"))]
+    server = raw.get("server")
+    if isinstance(server, dict):
+        sections.append((server.get("tls"), ("certificate", "key")))
+    for section, keys in sections:
+        if not isinstance(section, dict):
+            continue
+        for key in keys:
+            value = section.get(key)
+            if isinstance(value, str) and value not in ("", "-") and not os.path.isabs(value):
+                section[key] = str(base / value)
 
 
 # --- public entry points

@@ -15,6 +15,7 @@ import contextlib
 import ipaddress
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import IO
 
 from .errors import FTPError
 from .protocol import AsciiDecoder, AsciiEncoder
+from .tls import unwrap_quietly
 
 __all__ = [
     "PassiveListener",
@@ -198,6 +200,11 @@ def prepare_blocking(sock: socket.socket, timeout: float) -> None:
 
 
 def _finish_send(state: TransferState) -> None:
+    if isinstance(state.sock, ssl.SSLSocket):
+        # TLS: close_notify both ways, so the client can tell a whole file
+        # from a cut one (RFC 4217 §9; ftplib and curl check it).
+        unwrap_quietly(state.sock)
+        return
     # Half-close, then let close() send FIN: the client sees end-of-file only
     # after every byte was handed to the kernel.
     with contextlib.suppress(OSError):
@@ -288,4 +295,6 @@ def recv_stream(
         tail = decoder.flush()
         if tail:
             write(tail)
+    if isinstance(state.sock, ssl.SSLSocket):
+        unwrap_quietly(state.sock)  # answer the client's close_notify
     return state.bytes

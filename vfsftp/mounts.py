@@ -81,6 +81,7 @@ class MountTable:
             opened = self._opened.get(cache_key)
             if opened is not None:
                 return opened
+            filesystem: FS
             try:
                 if _kind(url) == "s3":
                     from .s3 import S3Options, open_s3

@@ -82,7 +82,7 @@ def part_size_for(part_number: int, base: int) -> int:
     """Part size for 1-based ``part_number``: ``base`` for the first 1,000
     parts, doubling every 1,000 after, capped at 5 GiB. With 8 MiB parts the
     10,000 parts hold about 8 TB, more than S3's 5 TB object limit."""
-    size = base * (2 ** ((part_number - 1) // 1000))
+    size: int = base * (2 ** ((part_number - 1) // 1000))
     return min(max(size, MIN_PART), MAX_PART)
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from .data import TransferState
 from .errors import FTPError
 from .mounts import MountTable
 from .observability import Counters, format_transfer_line, transfer_log
+from .tls import make_server_context
 from .vfs import SessionFS
 
 __all__ = ["FTPServer"]
@@ -55,6 +57,11 @@ class FTPServer:
         # separate pools so that many long transfers cannot starve a LIST.
         self.blocking_executor = ThreadPoolExecutor(blocking_workers, thread_name_prefix="vfsftp-fs")
         self.transfer_executor = ThreadPoolExecutor(transfer_workers, thread_name_prefix="vfsftp-xfer")
+        tls = config.server.tls
+        self.tls_context: ssl.SSLContext | None = (
+            make_server_context(tls, config.source) if tls is not None else None
+        )
+        self.tls_handshake_timeout = tls.handshake_timeout if tls is not None else 10.0
         self.counters = Counters()
         self.channels: set[FTPChannel] = set()
         self._per_ip: Counter[str] = Counter()
@@ -62,6 +69,7 @@ class FTPServer:
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.addresses: list[tuple[str, int]] = []
+        self.implicit_addresses: list[tuple[str, int]] = []
 
     # ------------------------------------------------------------ lifecycle
 
@@ -79,8 +87,23 @@ class FTPServer:
             for sock in srv.sockets:
                 addr = sock.getsockname()
                 self.addresses.append((str(addr[0]), int(addr[1])))
+        tls = cfg.tls
+        if tls is not None and tls.implicit_port is not None and self.tls_context is not None:
+            for host in cfg.listen:
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                srv = await asyncio.start_server(
+                    self._accept_implicit, host, tls.implicit_port, family=family,
+                    reuse_address=True, limit=1 << 16, backlog=512,
+                    ssl=self.tls_context, ssl_handshake_timeout=tls.handshake_timeout,
+                )
+                self._servers.append(srv)
+                for sock in srv.sockets:
+                    addr = sock.getsockname()
+                    self.implicit_addresses.append((str(addr[0]), int(addr[1])))
         for host, port in self.addresses:
             log.info("listening on %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        for host, port in self.implicit_addresses:
+            log.info("listening (implicit TLS) on %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
     async def serve_forever(self) -> None:
         if not self._servers:
@@ -124,12 +147,19 @@ class FTPServer:
 
     # ------------------------------------------------------------ sessions
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept_implicit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # asyncio has completed the handshake (or dropped the client after
+        # ssl_handshake_timeout) before this runs.
+        await self._accept(reader, writer, implicit_tls=True)
+
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, implicit_tls: bool = False
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)  # type: ignore[arg-type]
         try:
-            channel = FTPChannel(self, reader, writer)
+            channel = FTPChannel(self, reader, writer, implicit_tls=implicit_tls)
             cfg = self.config.server
             self.counters.add(connections=1)
             if len(self.channels) >= cfg.max_connections:
@@ -168,6 +198,20 @@ class FTPServer:
 
     # ------------------------------------------------------------ login
 
+    def tls_policy(self, username: str) -> tuple[bool, bool]:
+        """(control must be TLS, data must be TLS) for this login name. An
+        authorizer may decide per user with ``tls_policy(name)``; unknown
+        names get the server's default, so the answer reveals nothing."""
+        tls = self.config.server.tls
+        if tls is None:
+            return (False, False)
+        policy = getattr(self.authorizer, "tls_policy", None)
+        if policy is not None:
+            decided = policy(username)
+            if decided is not None:
+                return (bool(decided[0]), bool(decided[1]))
+        return (tls.require_tls, tls.require_data_tls)
+
     async def login(self, channel: FTPChannel, username: str, password: str) -> None:
         account = await self.authorizer.authorize(username, password, channel.peer)
         if account is None:
@@ -199,6 +243,7 @@ class FTPServer:
             log.warning("home %s of %s is missing; starting at /", account.home, account.name)
         channel.state.account = account
         channel.state.fs = session_fs
+        channel.state.require_data_tls = self.tls_policy(username)[1]
         self._per_user[account.name] += 1
         self.counters.add(logins=1)
         log.info("login ok %s user=%s", channel.peer, account.name)

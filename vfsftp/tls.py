@@ -1,0 +1,99 @@
+"""FTPS (RFC 4217): the server's TLS context, the data-connection wrapping
+done in transfer threads, and a self-signed certificate for quick starts.
+
+Data connections do not require TLS session reuse from the client. Reuse
+ties the data connection to the control connection's TLS session, which
+stops a third party from connecting to a passive port first; vfsftp instead
+accepts a passive data connection only from the control connection's own
+address (RFC 2577 §3). Requiring reuse would lock out Python's ftplib and
+other clients that never reuse sessions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import socket
+import ssl
+from pathlib import Path
+
+from .config import ConfigError, TLSConfig
+
+__all__ = ["make_server_context", "unwrap_quietly", "wrap_data_socket", "write_self_signed"]
+
+_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def make_server_context(cfg: TLSConfig, source: str = "mounts.yaml") -> ssl.SSLContext:
+    """A server context from the configured PEM files; a missing or bad file
+    is a ConfigError naming the key."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _VERSIONS[cfg.min_version]
+    ctx.options |= ssl.OP_NO_COMPRESSION
+    try:
+        ctx.load_cert_chain(cfg.certificate, cfg.key)
+    except FileNotFoundError as exc:
+        key = "key" if cfg.key and exc.filename == cfg.key else "certificate"
+        raise ConfigError([f"{source}: server.tls.{key}: file not found: {exc.filename}"]) from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            [f"{source}: server.tls.certificate: cannot load the certificate and key: {exc}"]
+        ) from None
+    return ctx
+
+
+def wrap_data_socket(ctx: ssl.SSLContext, sock: socket.socket, timeout: float) -> ssl.SSLSocket:
+    """Blocking TLS handshake on an accepted data connection (in a transfer
+    thread). The timeout bounds a client that connects and says nothing."""
+    sock.settimeout(timeout)
+    return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=True)
+
+
+def unwrap_quietly(sock: socket.socket) -> None:
+    """Send TLS close_notify and wait for the client's (ftplib and curl send
+    theirs), so the client can tell a complete file from a cut one."""
+    if isinstance(sock, ssl.SSLSocket):
+        with contextlib.suppress(OSError, ValueError):
+            sock.unwrap()
+
+
+def write_self_signed(cert_path: Path, key_path: Path, hostnames: list[str]) -> None:
+    """A self-signed certificate for a quick start. NOT for production:
+    clients cannot verify it (use a certificate from your CA or Let's
+    Encrypt)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = []
+    for host in hostnames:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -140,14 +140,18 @@ def preflight(spec: CommandSpec, state: SessionState, arg: str) -> Invocation:
     if spec.opens_data and state.require_data_tls and state.prot != "P":
         # RFC 4217 §9: refuse a clear data connection the policy forbids.
         raise FTPError(521, "Data connections must be protected: send PBSZ 0 and PROT P")
-    if not spec.path:
-        return Invocation(arg)
-    assert state.fs is not None
-    text = strip_ls_options(arg) if spec.ls_options else arg
-    path = state.fs.resolve(text)
-    if spec.perm:
-        state.fs.require(path, spec.perm)
-    return Invocation(arg, path)
+    inv = Invocation(arg)
+    if spec.path:
+        assert state.fs is not None
+        text = strip_ls_options(arg) if spec.ls_options else arg
+        path = state.fs.resolve(text)
+        if spec.perm:
+            state.fs.require(path, spec.perm)
+        inv = Invocation(arg, path)
+    if spec.opens_data and state.passive is None and state.active_addr is None:
+        # Refuse before the 150, and before a file is opened for nothing.
+        raise FTPError(425, "Use PORT, PASV, EPRT or EPSV first")
+    return inv
 
 
 # ------------------------------------------------------------------ helpers

@@ -132,7 +132,7 @@ def perm_code(exc: pytest.ExceptionInfo[BaseException]) -> int:
 
 def test_user_pass_login(raw: Control) -> None:
     assert raw.welcome[0] == 220
-    code, lines = raw.cmd("USER alice")
+    code, _ = raw.cmd("USER alice")
     assert code == 331
     assert raw.cmd("PASS secret")[0] == 230
     assert raw.cmd("PWD")[0] == 257
@@ -173,9 +173,9 @@ def test_rein_logs_out(ftp: ftplib.FTP) -> None:
     ftp.mkd("d")
     ftp.cwd("d")
     assert ftp.sendcmd("REIN").startswith("220")
-    with pytest.raises(ftplib.error_perm, match="^530"):
+    with pytest.raises(ftplib.error_perm, match=r"^530"):
         ftp.sendcmd("PWD")
-    with pytest.raises(ftplib.error_perm, match="^530"):
+    with pytest.raises(ftplib.error_perm, match=r"^530"):
         ftp.nlst()
     ftp.login(USER, PASSWORD)
     assert ftp.pwd() == "/"  # a fresh session, not the old cwd
@@ -191,27 +191,36 @@ def test_quit(raw: Control) -> None:
 # ------------------------------------------------------------------ navigation
 
 
-@pytest.mark.parametrize("verb", ["CWD", "XCWD"])
-def test_cwd(ftp: ftplib.FTP, verb: str) -> None:
+def test_cwd(ftp: ftplib.FTP) -> None:
     ftp.mkd("a")
     ftp.mkd("a/b")
+    put(ftp, "/a/file", b"x")
+    for verb in ("CWD", "XCWD"):
+        _check_cwd(ftp, verb)
+
+
+def _check_cwd(ftp: ftplib.FTP, verb: str) -> None:
+    ftp.cwd("/")
     assert ftp.sendcmd(f"{verb} a/b").startswith("250")
     assert ftp.pwd() == "/a/b"
     assert ftp.sendcmd(f"{verb} /a").startswith("250")
     assert ftp.pwd() == "/a"
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd(f"{verb} missing")
-    put(ftp, "/a/file", b"x")
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd(f"{verb} /a/file")
     assert ftp.pwd() == "/a"
 
 
-@pytest.mark.parametrize("verb", ["CDUP", "XCUP"])
-def test_cdup(ftp: ftplib.FTP, verb: str) -> None:
+def test_cdup(ftp: ftplib.FTP) -> None:
     ftp.mkd("a")
     ftp.mkd("a/b")
-    ftp.cwd("a/b")
+    for verb in ("CDUP", "XCUP"):
+        _check_cdup(ftp, verb)
+
+
+def _check_cdup(ftp: ftplib.FTP, verb: str) -> None:
+    ftp.cwd("/a/b")
     assert ftp.sendcmd(verb)[:3] in ("200", "250")
     assert ftp.pwd() == "/a"
     ftp.sendcmd(verb)
@@ -220,15 +229,16 @@ def test_cdup(ftp: ftplib.FTP, verb: str) -> None:
     assert ftp.pwd() == "/"
 
 
-@pytest.mark.parametrize("verb", ["PWD", "XPWD"])
-def test_pwd_doubles_quotes(ftp: ftplib.FTP, verb: str) -> None:
-    assert ftp.sendcmd(verb) == '257 "/" is the current directory'
+def test_pwd_doubles_quotes(ftp: ftplib.FTP) -> None:
+    for verb in ("PWD", "XPWD"):
+        assert ftp.sendcmd(verb) == '257 "/" is the current directory'
     resp = ftp.sendcmd('MKD say "hi"')
     assert resp.startswith('257 "/say ""hi"""')
     ftp.cwd('say "hi"')
-    resp = ftp.sendcmd(verb)
-    assert resp.startswith('257 "/say ""hi""" ')
-    assert ftplib.parse257(resp) == '/say "hi"'
+    for verb in ("PWD", "XPWD"):
+        resp = ftp.sendcmd(verb)
+        assert resp.startswith('257 "/say ""hi""" ')
+        assert ftplib.parse257(resp) == '/say "hi"'
 
 
 # ------------------------------------------------------------------ parameters
@@ -237,7 +247,7 @@ def test_pwd_doubles_quotes(ftp: ftplib.FTP, verb: str) -> None:
 def test_type(ftp: ftplib.FTP) -> None:
     put(ftp, "f", b"abc")
     assert ftp.sendcmd("TYPE A").startswith("200")
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.size("f")  # SIZE is refused in ASCII mode
     assert ftp.sendcmd("TYPE L 8").startswith("200")
     assert ftp.size("f") == 3  # L 8 is binary
@@ -245,7 +255,7 @@ def test_type(ftp: ftplib.FTP) -> None:
     assert ftp.sendcmd("TYPE I").startswith("200")
     assert ftp.size("f") == 3
     for bad in ("X", "E", "L 7", "A X"):
-        with pytest.raises(ftplib.error_perm, match="^50[14]"):
+        with pytest.raises(ftplib.error_perm, match=r"^50[14]"):
             ftp.sendcmd(f"TYPE {bad}")
     assert ftp.size("f") == 3  # a refused TYPE leaves the type alone
 
@@ -253,14 +263,14 @@ def test_type(ftp: ftplib.FTP) -> None:
 def test_mode(ftp: ftplib.FTP) -> None:
     assert ftp.sendcmd("MODE S").startswith("200")
     for bad in ("B", "C", "Z"):
-        with pytest.raises(ftplib.error_perm, match="^504"):
+        with pytest.raises(ftplib.error_perm, match=r"^504"):
             ftp.sendcmd(f"MODE {bad}")
 
 
 def test_stru(ftp: ftplib.FTP) -> None:
     assert ftp.sendcmd("STRU F").startswith("200")
     for bad in ("R", "P"):
-        with pytest.raises(ftplib.error_perm, match="^504"):
+        with pytest.raises(ftplib.error_perm, match=r"^504"):
             ftp.sendcmd(f"STRU {bad}")
 
 
@@ -272,7 +282,7 @@ def test_allo(ftp: ftplib.FTP) -> None:
 def test_rest_needs_a_number(ftp: ftplib.FTP) -> None:
     assert ftp.sendcmd("REST 5").startswith("350")
     for bad in ("abc", "-1"):
-        with pytest.raises(ftplib.error_perm, match="^501"):
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
             ftp.sendcmd(f"REST {bad}")
 
 
@@ -294,7 +304,7 @@ def test_rest_is_cleared_by_another_command(ftp: ftplib.FTP) -> None:
 
 def test_rest_beyond_end_is_refused(ftp: ftplib.FTP) -> None:
     put(ftp, "f", b"0123")
-    with pytest.raises(ftplib.error_perm, match="^55"):
+    with pytest.raises(ftplib.error_perm, match=r"^55"):
         ftp.retrbinary("RETR f", lambda b: None, rest=100)
     assert get(ftp, "f") == b"0123"
 
@@ -306,7 +316,7 @@ def test_pasv(ftp: ftplib.FTP, family: str) -> None:
     put(ftp, "f", b"data")
     if family == "ipv6":
         # PASV can only name an IPv4 address (RFC 2428 §1): EPSV instead.
-        with pytest.raises(ftplib.error_temp, match="^425"):
+        with pytest.raises(ftplib.error_temp, match=r"^425"):
             ftp.sendcmd("PASV")
         return
     resp = ftp.sendcmd("PASV")
@@ -333,21 +343,21 @@ def test_epsv(ftp: ftplib.FTP) -> None:
 def test_epsv_protocol_numbers(ftp: ftplib.FTP, family: str) -> None:
     mine, other = ("2", "1") if family == "ipv6" else ("1", "2")
     assert ftp.sendcmd(f"EPSV {mine}").startswith("229")
-    with pytest.raises(ftplib.error_perm, match="^522"):
+    with pytest.raises(ftplib.error_perm, match=r"^522"):
         ftp.sendcmd(f"EPSV {other}")
-    with pytest.raises(ftplib.error_perm, match="^522"):
+    with pytest.raises(ftplib.error_perm, match=r"^522"):
         ftp.sendcmd("EPSV 3")
     ftp.sendcmd("ABOR")  # drop the listener opened above
 
 
 def test_epsv_all_refuses_pasv_port_eprt(ftp: ftplib.FTP, family: str) -> None:
     assert ftp.sendcmd("EPSV ALL").startswith("200")
-    with pytest.raises(ftplib.error_perm, match="^501"):
+    with pytest.raises(ftplib.error_perm, match=r"^501"):
         ftp.sendcmd("PASV")
-    with pytest.raises(ftplib.error_perm, match="^501"):
+    with pytest.raises(ftplib.error_perm, match=r"^501"):
         ftp.sendcmd("PORT 127,0,0,1,200,10")
     target = "|2|::1|51210|" if family == "ipv6" else "|1|127.0.0.1|51210|"
-    with pytest.raises(ftplib.error_perm, match="^501"):
+    with pytest.raises(ftplib.error_perm, match=r"^501"):
         ftp.sendcmd(f"EPRT {target}")
     # EPSV itself still works, and so do transfers over it
     host, port = ftplib.parse229(ftp.sendcmd("EPSV"), ftp.sock.getpeername())
@@ -365,7 +375,7 @@ def test_port(ftp: ftplib.FTP, family: str) -> None:
         arg = f"127,0,0,1,{port >> 8},{port & 0xFF}"
         if family == "ipv6":
             # an IPv4 address is not the IPv6 client's own: refused
-            with pytest.raises(ftplib.error_perm, match="^501"):
+            with pytest.raises(ftplib.error_perm, match=r"^501"):
                 ftp.sendcmd(f"PORT {arg}")
             return
         assert ftp.sendcmd(f"PORT {arg}").startswith("200")
@@ -376,10 +386,10 @@ def test_port(ftp: ftplib.FTP, family: str) -> None:
     assert ftp.voidresp().startswith("226")
 
 
-@pytest.mark.parametrize("bad", ["1,2,3", "127,0,0,1,300,1", "a,b,c,d,e,f", "127,0,0,1,0,0"])
-def test_port_malformed(ftp: ftplib.FTP, bad: str) -> None:
-    with pytest.raises(ftplib.error_perm, match="^501"):
-        ftp.sendcmd(f"PORT {bad}")
+def test_port_malformed(ftp: ftplib.FTP) -> None:
+    for bad in ("1,2,3", "127,0,0,1,300,1", "a,b,c,d,e,f", "127,0,0,1,0,0", "127,0,0,1,1,2,3"):
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
+            ftp.sendcmd(f"PORT {bad}")
 
 
 def test_eprt(ftp: ftplib.FTP, family: str) -> None:
@@ -395,14 +405,11 @@ def test_eprt(ftp: ftplib.FTP, family: str) -> None:
     assert ftp.voidresp().startswith("226")
 
 
-@pytest.mark.parametrize("bad", ["|1|127.0.0.1|", "|1|::1|5000|", "|1|notanip|5000|", "|1|127.0.0.1|0|"])
-def test_eprt_malformed(ftp: ftplib.FTP, bad: str) -> None:
-    with pytest.raises(ftplib.error_perm, match="^501"):
-        ftp.sendcmd(f"EPRT {bad}")
-
-
-def test_eprt_unknown_protocol_is_522(ftp: ftplib.FTP) -> None:
-    with pytest.raises(ftplib.error_perm, match="^522"):
+def test_eprt_malformed(ftp: ftplib.FTP) -> None:
+    for bad in ("|1|127.0.0.1|", "|1|::1|5000|", "|1|notanip|5000|", "|1|127.0.0.1|0|", "x"):
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
+            ftp.sendcmd(f"EPRT {bad}")
+    with pytest.raises(ftplib.error_perm, match=r"^522"):
         ftp.sendcmd("EPRT |3|127.0.0.1|5000|")
 
 
@@ -434,17 +441,21 @@ def test_list_of_a_file_and_missing(ftp: ftplib.FTP) -> None:
     lines: list[str] = []
     ftp.retrlines("LIST d/a.txt", lines.append)
     assert [LS_LINE.match(x)["name"] for x in lines[1:]] == ["a.txt"]  # type: ignore[index]
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.retrlines("LIST d/missing", lines.append)
 
 
-@pytest.mark.parametrize("flags", ["-la", "-l -a", "-a"])
-def test_list_with_ls_flags(ftp: ftplib.FTP, flags: str) -> None:
+def test_list_with_ls_flags(ftp: ftplib.FTP) -> None:
     _tree(ftp)
     ftp.cwd("d")
     plain: list[str] = []
-    flagged: list[str] = []
     ftp.retrlines("LIST", plain.append)
+    for flags in ("-la", "-l -a", "-a"):
+        _check_list_flags(ftp, flags, plain)
+
+
+def _check_list_flags(ftp: ftplib.FTP, flags: str, plain: list[str]) -> None:
+    flagged: list[str] = []
     ftp.retrlines(f"LIST {flags}", flagged.append)
     assert len(flagged) == 4 and flagged[0].startswith("total")
     assert sorted(LS_LINE.match(x)["name"] for x in flagged[1:]) == sorted(  # type: ignore[index]
@@ -461,7 +472,7 @@ def test_nlst(ftp: ftplib.FTP) -> None:
     ftp.cwd("d")
     assert sorted(ftp.nlst()) == ["a.txt", "sub", "with space.bin"]
     assert ftp.nlst("sub") == []
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.nlst("missing")
 
 
@@ -488,7 +499,7 @@ def test_mlsd(ftp: ftplib.FTP) -> None:
     assert set("elm") <= set(entries["sub"]["perm"])
     uniques = [entries[n]["unique"] for n in ("a.txt", "sub", "with space.bin")]
     assert len(set(uniques)) == 3
-    with pytest.raises(ftplib.error_perm, match="^5"):
+    with pytest.raises(ftplib.error_perm, match=r"^5"):
         ftp.retrlines("MLSD d/a.txt", lines.append)
 
 
@@ -513,7 +524,7 @@ def test_mlst(ftp: ftplib.FTP) -> None:
     assert re.fullmatch(r"\d{14}", facts["modify"])
     resp = ftp.sendcmd("MLST d")
     assert "type=dir;" in resp.split("\n")[1]
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd("MLST missing")
 
 
@@ -525,7 +536,7 @@ def test_opts_mlst_selects_facts(ftp: ftplib.FTP) -> None:
     lines: list[str] = []
     ftp.retrlines("MLSD d", lines.append)
     for line in lines:
-        facts_text, _, name = line.partition(" ")
+        facts_text = line.partition(" ")[0]
         keys = {f.split("=", 1)[0] for f in facts_text.rstrip(";").split(";")}
         assert keys <= {"type", "size"}, line
         assert "type" in keys
@@ -542,7 +553,7 @@ def test_opts_utf8(ftp: ftplib.FTP) -> None:
     ftp.encoding = "utf-8"
     put(ftp, name, b"u")
     assert name in ftp.nlst()
-    with pytest.raises(ftplib.error_perm, match="^50"):
+    with pytest.raises(ftplib.error_perm, match=r"^50"):
         ftp.sendcmd("OPTS NOSUCH ON")
 
 
@@ -555,12 +566,12 @@ def test_retr_stor(ftp: ftplib.FTP) -> None:
     assert get(ftp, "f.bin") == payload
     put(ftp, "f.bin", b"replaced")
     assert get(ftp, "f.bin") == b"replaced"
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         get(ftp, "missing")
     ftp.mkd("d")
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         get(ftp, "d")
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         put(ftp, "nodir/f", b"x")
 
 
@@ -594,11 +605,14 @@ def test_appe(ftp: ftplib.FTP) -> None:
 
 
 def test_abor_without_transfer(ftp: ftplib.FTP) -> None:
+    put(ftp, "f", b"x")
     assert ftp.sendcmd("ABOR").startswith("225")
     ftp.sendcmd("PASV" if ftp.af == socket.AF_INET else "EPSV")
     assert ftp.sendcmd("ABOR").startswith("225")  # closes the waiting listener
-    with pytest.raises(ftplib.error_temp, match="^425"):
-        ftp.sendcmd("RETR anything")  # no data connection set up any more
+    with pytest.raises(ftplib.error_temp, match=r"^425"):
+        # no data connection set up any more (a 150 may come first)
+        ftp.sendcmd("RETR f")
+        ftp.voidresp()
 
 
 # ------------------------------------------------------------------ file management
@@ -608,43 +622,49 @@ def test_dele(ftp: ftplib.FTP) -> None:
     put(ftp, "f", b"x")
     assert ftp.delete("f").startswith("250")
     assert "f" not in ftp.nlst()
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.delete("f")
     ftp.mkd("d")
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.delete("d")
     assert "d" in ftp.nlst()
 
 
-@pytest.mark.parametrize("verb", ["RMD", "XRMD"])
-def test_rmd(ftp: ftplib.FTP, verb: str) -> None:
-    ftp.mkd("empty")
+def test_rmd(ftp: ftplib.FTP) -> None:
     ftp.mkd("full")
     put(ftp, "full/f", b"x")
+    for verb in ("RMD", "XRMD"):
+        _check_rmd(ftp, verb)
+
+
+def _check_rmd(ftp: ftplib.FTP, verb: str) -> None:
+    ftp.mkd("empty")
     assert ftp.sendcmd(f"{verb} empty").startswith("250")
     assert "empty" not in ftp.nlst()
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd(f"{verb} full")
     assert ftp.nlst("full") == ["f"]
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd(f"{verb} missing")
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd(f"{verb} full/f")  # a file
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd(f"{verb} /")
 
 
-@pytest.mark.parametrize("verb", ["MKD", "XMKD"])
-def test_mkd(ftp: ftplib.FTP, verb: str) -> None:
-    assert ftp.sendcmd(f"{verb} newdir") == '257 "/newdir" created'
-    ftp.cwd("newdir")
-    resp = ftp.sendcmd(f"{verb} inner")
-    assert ftplib.parse257(resp) == "/newdir/inner"
-    ftp.cwd("/")
-    with pytest.raises(ftplib.error_perm, match="^550"):
-        ftp.sendcmd(f"{verb} newdir")  # exists
-    with pytest.raises(ftplib.error_perm, match="^550"):
-        ftp.sendcmd(f"{verb} no/such/parent")
+def test_mkd(ftp: ftplib.FTP) -> None:
+    for verb in ("MKD", "XMKD"):
+        new = f"new{verb}"
+        assert ftp.sendcmd(f"{verb} {new}") == f'257 "/{new}" created'
+        ftp.cwd(new)
+        resp = ftp.sendcmd(f"{verb} inner")
+        assert ftplib.parse257(resp) == f"/{new}/inner"
+        ftp.cwd("/")
+        assert ftp.nlst(new) == ["inner"]
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            ftp.sendcmd(f"{verb} {new}")  # exists
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            ftp.sendcmd(f"{verb} no/such/parent")
 
 
 def test_rename_file(ftp: ftplib.FTP) -> None:
@@ -666,22 +686,22 @@ def test_rename_directory(ftp: ftplib.FTP) -> None:
     ftp.rename("d", "e")
     assert "d" not in ftp.nlst() and "e" in ftp.nlst()
     assert get(ftp, "e/sub/f") == b"deep"
-    with pytest.raises(ftplib.error_perm, match="^55"):
+    with pytest.raises(ftplib.error_perm, match=r"^55"):
         ftp.rename("e", "e/sub/x")  # into itself
 
 
 def test_rnto_without_rnfr_is_503(ftp: ftplib.FTP) -> None:
-    with pytest.raises(ftplib.error_perm, match="^503"):
+    with pytest.raises(ftplib.error_perm, match=r"^503"):
         ftp.sendcmd("RNTO b")
     put(ftp, "a", b"x")
     ftp.sendcmd("RNFR a")
     ftp.voidcmd("NOOP")  # RNTO must come right after RNFR
-    with pytest.raises(ftplib.error_perm, match="^503"):
+    with pytest.raises(ftplib.error_perm, match=r"^503"):
         ftp.sendcmd("RNTO b")
 
 
 def test_rnfr_missing_is_550(ftp: ftplib.FTP) -> None:
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd("RNFR missing")
 
 
@@ -692,12 +712,12 @@ def test_size(ftp: ftplib.FTP) -> None:
     put(ftp, "f", b"x" * 1234)
     assert ftp.sendcmd("SIZE f") == "213 1234"
     ftp.mkd("d")
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.size("d")
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.size("missing")
     ftp.voidcmd("TYPE A")
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.size("f")
 
 
@@ -713,7 +733,7 @@ def test_mdtm(ftp: ftplib.FTP, backend: str, tmp_path: Path) -> None:
     if backend == "osfs":
         mtime = os.stat(tmp_path / "root" / "f").st_mtime
         assert m.group(1) == time.strftime("%Y%m%d%H%M%S", time.gmtime(mtime))
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd("MDTM missing")
 
 
@@ -730,9 +750,9 @@ def test_mfmt(ftp: ftplib.FTP, backend: str, tmp_path: Path) -> None:
             (2020, 1, 2, 3, 4, 5, 0, 0, 0)
         )
     for bad in ("2020 f", "20201302030405 f", "20200102030405"):
-        with pytest.raises(ftplib.error_perm, match="^501"):
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
             ftp.sendcmd(f"MFMT {bad}")
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd("MFMT 20200102030405 missing")
 
 
@@ -767,7 +787,7 @@ def test_stat_with_path(ftp: ftplib.FTP) -> None:
     assert names == {"sub", "a.txt", "with space.bin"}
     resp = ftp.sendcmd("STAT d/a.txt")
     assert "a.txt" in resp
-    with pytest.raises(ftplib.error_perm, match="^550"):
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.sendcmd("STAT missing")
 
 
@@ -779,7 +799,7 @@ def test_help(ftp: ftplib.FTP) -> None:
     assert {"USER", "RETR", "STOR", "MLSD", "EPSV", "FEAT", "XPWD"} <= words
     resp = ftp.sendcmd("HELP retr")
     assert resp.startswith("214") and "RETR" in resp
-    with pytest.raises(ftplib.error_perm, match="^50"):
+    with pytest.raises(ftplib.error_perm, match=r"^50"):
         ftp.sendcmd("HELP XYZZY")
 
 
@@ -787,7 +807,7 @@ def test_site_help(ftp: ftplib.FTP) -> None:
     resp = ftp.sendcmd("SITE HELP")
     assert resp.startswith("214")
     assert "CHMOD" in resp
-    with pytest.raises(ftplib.error_perm, match="^50"):
+    with pytest.raises(ftplib.error_perm, match=r"^50"):
         ftp.sendcmd("SITE NOSUCH")
 
 
@@ -809,35 +829,57 @@ def test_feat(ftp: ftplib.FTP) -> None:
 
 
 def test_unknown_command_is_500(ftp: ftplib.FTP, raw: Control) -> None:
-    with pytest.raises(ftplib.error_perm, match="^500"):
+    with pytest.raises(ftplib.error_perm, match=r"^500"):
         ftp.sendcmd("XYZZY")
     assert raw.cmd("XYZZY")[0] == 500
     assert ftp.sendcmd("NOOP").startswith("200")
 
 
-@pytest.mark.parametrize(
-    "line",
-    ["PWD", "CWD /", "CDUP", "LIST", "NLST", "RETR f", "STOR f", "DELE f", "MKD d", "RMD d",
-     "RNFR f", "SIZE f", "MDTM f", "MLST", "MLSD", "PASV", "EPSV", "PORT 127,0,0,1,200,1",
-     "REST 0", "STOU", "APPE f", "SITE HELP", "STAT /", "MFMT 20200101000000 f"],
+BEFORE_LOGIN = (
+    "PWD", "CWD /", "CDUP", "LIST", "NLST", "RETR f", "STOR f", "DELE f", "MKD d", "RMD d",
+    "RNFR f", "SIZE f", "MDTM f", "MLST", "MLSD", "PASV", "EPSV", "PORT 127,0,0,1,200,1",
+    "REST 0", "STOU", "APPE f", "SITE HELP", "STAT /", "MFMT 20200101000000 f",
+    "ALLO 10", "XPWD", "XCWD /", "XMKD d", "EPRT |1|127.0.0.1|5000|", "ABOR",
 )
-def test_commands_before_login_are_530(raw: Control, line: str) -> None:
-    assert raw.cmd(line)[0] == 530
 
 
-@pytest.mark.parametrize(
-    "verb", ["USER", "CWD", "RETR", "STOR", "APPE", "DELE", "RMD", "MKD", "RNFR", "SIZE",
-             "MDTM", "MFMT", "REST", "TYPE", "MODE", "STRU", "PORT", "EPRT", "SITE", "OPTS"]
+def test_commands_before_login_are_530(raw: Control) -> None:
+    for line in BEFORE_LOGIN:
+        assert raw.cmd(line)[0] == 530, line
+    # and nothing was done
+    raw.login()
+    assert raw.cmd("SIZE f")[0] == 550
+    assert raw.cmd("CWD d")[0] == 550
+
+
+def test_commands_without_login(raw: Control) -> None:
+    for line, code in (("SYST", 215), ("FEAT", 211), ("HELP", 214), ("NOOP", 200),
+                       ("TYPE I", 200), ("MODE S", 200), ("STRU F", 200), ("STAT", 211),
+                       ("OPTS UTF8 ON", 200)):
+        assert raw.cmd(line)[0] == code, line
+
+
+NEEDS_ARGUMENT = (
+    "USER", "CWD", "RETR", "STOR", "APPE", "DELE", "RMD", "MKD", "RNFR", "SIZE",
+    "MDTM", "MFMT", "REST", "TYPE", "MODE", "STRU", "PORT", "EPRT", "SITE", "OPTS", "ACCT",
+    "XCWD", "XMKD", "XRMD",
 )
-def test_missing_argument_is_501(ftp: ftplib.FTP, verb: str) -> None:
-    with pytest.raises(ftplib.error_perm, match="^501"):
-        ftp.sendcmd(verb)
 
 
-@pytest.mark.parametrize("verb", ["PWD", "CDUP", "SYST", "PASV", "FEAT", "QUIT"])
-def test_unexpected_argument_is_501(ftp: ftplib.FTP, verb: str) -> None:
-    with pytest.raises(ftplib.error_perm, match="^501"):
-        ftp.sendcmd(f"{verb} extra")
+def test_missing_argument_is_501(ftp: ftplib.FTP) -> None:
+    for verb in NEEDS_ARGUMENT:
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
+            ftp.sendcmd(verb)
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
+            ftp.sendcmd(f"{verb}  ")  # blanks are no argument either
+    assert ftp.pwd() == "/"  # still logged in
+
+
+def test_unexpected_argument_is_501(ftp: ftplib.FTP) -> None:
+    for verb in ("PWD", "CDUP", "SYST", "PASV", "FEAT", "QUIT", "NOOP", "REIN"):
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
+            ftp.sendcmd(f"{verb} extra")
+    assert ftp.pwd() == "/"  # still logged in
 
 
 def test_nul_in_path_is_553(server: ThreadedFTPServer, raw: Control) -> None:
@@ -851,19 +893,17 @@ def test_nul_in_path_is_553(server: ThreadedFTPServer, raw: Control) -> None:
 def test_overlong_name_is_553(ftp: ftplib.FTP) -> None:
     name = "x" * 300
     for cmd in (f"MKD {name}", f"CWD {name}", f"DELE {name}", f"RNFR {name}"):
-        with pytest.raises(ftplib.error_perm, match="^553"):
+        with pytest.raises(ftplib.error_perm, match=r"^553"):
             ftp.sendcmd(cmd)
-    with pytest.raises(ftplib.error_perm, match="^553"):
+    with pytest.raises(ftplib.error_perm, match=r"^553"):
         put(ftp, name, b"x")
-    with pytest.raises(ftplib.error_perm, match="^553"):
-        put(ftp, "/".join(["y" * 200] * 25), b"x")  # path > 4096 bytes
     assert name not in ftp.nlst()
     ftp.mkd("x" * 255)  # the limit itself is fine
     assert "x" * 255 in ftp.nlst()
 
 
 def test_upload_temp_names_are_reserved(ftp: ftplib.FTP) -> None:
-    with pytest.raises(ftplib.error_perm, match="^553"):
+    with pytest.raises(ftplib.error_perm, match=r"^553"):
         put(ftp, ".vfsftp-upload-x", b"x")
 
 

@@ -1,0 +1,526 @@
+"""Who may do what, and where: user rights, anonymous logins, read-only
+mounts, per-path overrides, nested and per-user mounts, connection limits and
+path traversal."""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import io
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vfsftp.testing import ThreadedFTPServer
+
+ServerFactory = Callable[..., ThreadedFTPServer]
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def put(ftp: ftplib.FTP, path: str, data: bytes) -> None:
+    ftp.storbinary(f"STOR {path}", io.BytesIO(data))
+
+
+def get(ftp: ftplib.FTP, path: str) -> bytes:
+    out = io.BytesIO()
+    ftp.retrbinary(f"RETR {path}", out.write)
+    return out.getvalue()
+
+
+def url_for(backend: str, folder: Path) -> str:
+    if backend == "mem":
+        return "mem://"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"osfs://{folder}"
+
+
+def mount_fs(server: ThreadedFTPServer, path: str) -> Any:
+    """The filesystem mounted at ``path``, to look behind the server's back."""
+    return next(m.fs for m in server.server.mounts.global_mounts if m.path == path)
+
+
+class Clients:
+    """ftplib clients opened by a test, all closed at its end."""
+
+    def __init__(self, server: ThreadedFTPServer | None = None) -> None:
+        self.server = server
+        self.open: list[ftplib.FTP] = []
+
+    def connect(self, server: ThreadedFTPServer | None = None) -> ftplib.FTP:
+        srv = server or self.server
+        assert srv is not None
+        client = ftplib.FTP(timeout=10)
+        self.open.append(client)
+        client.connect(srv.host, srv.port)
+        return client
+
+    def login(
+        self, user: str, password: str = "", server: ThreadedFTPServer | None = None
+    ) -> ftplib.FTP:
+        client = self.connect(server)
+        client.login(user, password)
+        client.voidcmd("TYPE I")
+        return client
+
+    def close(self) -> None:
+        for client in self.open:
+            if client.sock is not None:
+                with contextlib.suppress(ftplib.Error, OSError, EOFError):
+                    client.quit()
+            client.close()
+
+
+@pytest.fixture
+def clients(server: ThreadedFTPServer) -> Iterator[Clients]:
+    c = Clients(server)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def own_clients() -> Iterator[Clients]:
+    """For tests that start their own servers with make_server."""
+    c = Clients()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def host_for(family: str) -> str:
+    return "::1" if family == "ipv6" else "127.0.0.1"
+
+
+# ------------------------------------------------------------------ user rights
+
+
+def test_reader_cannot_write(ftp: ftplib.FTP, clients: Clients) -> None:
+    ftp.mkd("d")
+    put(ftp, "d/f", b"content")
+    reader = clients.login("reader", "reader")
+    # reading is allowed
+    assert reader.nlst("d") == ["f"]
+    assert get(reader, "d/f") == b"content"
+    reader.cwd("d")
+    # every write is refused
+    for action in (
+        lambda: put(reader, "new", b"x"),
+        lambda: put(reader, "f", b"overwrite"),
+        lambda: reader.storbinary("APPE f", io.BytesIO(b"more")),
+        lambda: reader.delete("f"),
+        lambda: reader.mkd("sub"),
+        lambda: reader.rmd("/d"),
+        lambda: reader.sendcmd("RNFR f"),
+        lambda: reader.sendcmd("MFMT 20200101000000 f"),
+        lambda: reader.sendcmd("SITE CHMOD 600 f"),
+    ):
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            action()
+    # and nothing changed
+    assert sorted(ftp.nlst("d")) == ["f"]
+    assert get(ftp, "d/f") == b"content"
+
+
+def test_mlsd_perm_fact_follows_rights(ftp: ftplib.FTP, clients: Clients) -> None:
+    put(ftp, "f", b"x")
+    alice = dict(ftp.mlsd())["f"]["perm"]
+    reader = dict(clients.login("reader", "reader").mlsd())["f"]["perm"]
+    assert set(alice) == set("adfrw")
+    assert reader == "r"
+
+
+@pytest.mark.parametrize("name", ["anonymous", "ftp", "ANONYMOUS"])
+def test_anonymous_login_is_read_only(ftp: ftplib.FTP, clients: Clients, name: str) -> None:
+    put(ftp, "readme", b"hello")
+    anon = clients.connect()
+    assert anon.sendcmd(f"USER {name}").startswith("331")
+    assert anon.sendcmd("PASS whoever@example.com").startswith("230")
+    anon.voidcmd("TYPE I")
+    assert get(anon, "readme") == b"hello"
+    assert "readme" in anon.nlst()
+    for action in (
+        lambda: put(anon, "upload", b"x"),
+        lambda: anon.mkd("d"),
+        lambda: anon.delete("readme"),
+        lambda: anon.rename("readme", "x"),
+    ):
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            action()
+    assert get(ftp, "readme") == b"hello"
+    assert "upload" not in ftp.nlst()
+
+
+def test_anonymous_any_password(clients: Clients) -> None:
+    for password in ("", "x", "guest@"):
+        anon = clients.login("anonymous", password)
+        assert anon.pwd() == "/"
+
+
+def test_no_anonymous_without_the_user(make_server: ServerFactory, own_clients: Clients) -> None:
+    srv = make_server(
+        {"mounts": {"/": "mem://"}, "users": {"alice": {"password": "plaintext:secret"}}}
+    )
+    client = own_clients.connect(srv)
+    with pytest.raises(ftplib.error_perm, match=r"^530"):
+        client.login("anonymous", "a@b")
+
+
+def test_read_only_mount_refuses_writes(ftp: ftplib.FTP, backend: str, tmp_path: Path) -> None:
+    if backend == "osfs":
+        (tmp_path / "pub" / "notes.txt").write_bytes(b"public")
+        (tmp_path / "pub" / "sub").mkdir()
+        assert get(ftp, "/pub/notes.txt") == b"public"
+    ftp.cwd("/pub")
+    for action in (
+        lambda: put(ftp, "new.txt", b"x"),
+        lambda: ftp.storbinary("APPE notes.txt", io.BytesIO(b"x")),
+        lambda: ftp.mkd("dir"),
+        lambda: ftp.delete("notes.txt"),
+        lambda: ftp.rmd("sub"),
+        lambda: ftp.rename("notes.txt", "moved.txt"),
+        lambda: ftp.sendcmd("MFMT 20200101000000 notes.txt"),
+    ):
+        with pytest.raises(ftplib.error_perm, match=r"^550") as err:
+            action()
+        assert "read-only" in str(err.value).lower(), err.value
+    # moving a file into the read-only mount is refused too
+    put(ftp, "/outside", b"x")
+    with pytest.raises(ftplib.error_perm, match=r"(?i)^550.*read-only"):
+        ftp.rename("/outside", "/pub/outside")
+    assert get(ftp, "/outside") == b"x"
+    if backend == "osfs":
+        assert sorted(p.name for p in (tmp_path / "pub").iterdir()) == ["notes.txt", "sub"]
+        assert (tmp_path / "pub" / "notes.txt").read_bytes() == b"public"
+
+
+def test_per_path_permission_override(
+    make_server: ServerFactory, own_clients: Clients, backend: str, family: str, tmp_path: Path
+) -> None:
+    srv = make_server(
+        {
+            "mounts": {"/": url_for(backend, tmp_path / "root")},
+            "users": {
+                "alice": {"password": "plaintext:secret"},
+                "x": {"password": "plaintext:xx", "permissions": {"/ro": "elr"}},
+            },
+        },
+        host=host_for(family),
+    )
+    alice = own_clients.login("alice", "secret", srv)
+    alice.mkd("ro")
+    put(alice, "ro/f", b"locked")
+    x = own_clients.login("x", "xx", srv)
+    # everywhere else x has every right
+    put(x, "mine", b"ok")
+    x.mkd("rw")
+    x.rename("mine", "rw/mine")
+    # under /ro only reading
+    assert get(x, "ro/f") == b"locked"
+    assert x.nlst("ro") == ["f"]
+    for action in (
+        lambda: put(x, "ro/new", b"x"),
+        lambda: put(x, "ro/f", b"x"),
+        lambda: x.delete("ro/f"),
+        lambda: x.mkd("ro/sub"),
+        lambda: x.rename("ro/f", "stolen"),
+        lambda: x.rename("rw/mine", "ro/mine"),
+        lambda: x.rmd("ro"),
+    ):
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            action()
+    assert get(alice, "ro/f") == b"locked"
+    assert alice.nlst("ro") == ["f"]
+    # a name that merely starts with "ro" is not under /ro
+    put(x, "roast", b"fine")
+
+
+# ------------------------------------------------------------------ mounts
+
+
+def test_nested_mounts(
+    make_server: ServerFactory, own_clients: Clients, backend: str, family: str, tmp_path: Path
+) -> None:
+    srv = make_server(
+        {
+            "mounts": {
+                "/data": url_for(backend, tmp_path / "data"),
+                "/data/archive": "mem://",
+            },
+            "users": {"alice": {"password": "plaintext:secret"}},
+        },
+        host=host_for(family),
+    )
+    ftp = own_clients.login("alice", "secret", srv)
+    assert ftp.nlst("/") == ["data"]
+    assert ftp.nlst("/data") == ["archive"]
+    put(ftp, "/data/top.txt", b"top")
+    put(ftp, "/data/archive/old.txt", b"old")
+    assert sorted(ftp.nlst("/data")) == ["archive", "top.txt"]
+    assert ftp.nlst("/data/archive") == ["old.txt"]
+    lines: list[str] = []
+    ftp.retrlines("LIST /data", lines.append)
+    assert any(x.startswith("d") and x.endswith(" archive") for x in lines), lines
+    # each file is in its own filesystem
+    data_fs, archive_fs = mount_fs(srv, "/data"), mount_fs(srv, "/data/archive")
+    assert data_fs.listdir("/") == ["top.txt"]
+    assert archive_fs.listdir("/") == ["old.txt"]
+    assert archive_fs.readbytes("/old.txt") == b"old"
+    if backend == "osfs":
+        assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["top.txt"]
+    # mount points can be neither removed nor renamed
+    ftp.delete("/data/archive/old.txt")
+    for action in (
+        lambda: ftp.rmd("/data/archive"),
+        lambda: ftp.rmd("/data"),
+        lambda: ftp.rename("/data/archive", "/data/attic"),
+        lambda: ftp.delete("/data/archive"),
+    ):
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            action()
+    assert sorted(ftp.nlst("/data")) == ["archive", "top.txt"]
+
+
+def test_virtual_directories_are_read_only(
+    make_server: ServerFactory, own_clients: Clients, backend: str, family: str, tmp_path: Path
+) -> None:
+    srv = make_server(
+        {
+            "mounts": {"/a/b": url_for(backend, tmp_path / "b")},
+            "users": {"alice": {"password": "plaintext:secret"}},
+        },
+        host=host_for(family),
+    )
+    ftp = own_clients.login("alice", "secret", srv)
+    assert ftp.nlst("/") == ["a"]
+    assert ftp.nlst("/a") == ["b"]
+    for action in (
+        lambda: ftp.mkd("/new"),
+        lambda: ftp.mkd("/a/new"),
+        lambda: put(ftp, "/file", b"x"),
+        lambda: put(ftp, "/a/file", b"x"),
+        lambda: ftp.rmd("/a"),
+        lambda: ftp.rename("/a", "/z"),
+    ):
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            action()
+    assert ftp.nlst("/") == ["a"]
+    # inside the mount everything works
+    ftp.cwd("/a/b")
+    ftp.mkd("inner")
+    put(ftp, "inner/f", b"x")
+    assert get(ftp, "/a/b/inner/f") == b"x"
+
+
+def test_cross_mount_rename_file(ftp: ftplib.FTP, server: ThreadedFTPServer) -> None:
+    data = bytes(range(256)) * 1000
+    put(ftp, "/f", data)
+    ftp.rename("/f", "/other/f")
+    assert "f" not in ftp.nlst("/")
+    assert get(ftp, "/other/f") == data
+    assert not mount_fs(server, "/").exists("/f")
+    assert mount_fs(server, "/other").readbytes("/f") == data
+    # and back, replacing a file there
+    put(ftp, "/g", b"old")
+    ftp.rename("/other/f", "/g")
+    assert get(ftp, "/g") == data
+    assert ftp.nlst("/other") == []
+
+
+def test_cross_mount_rename_directory(ftp: ftplib.FTP, server: ThreadedFTPServer) -> None:
+    ftp.mkd("/d")
+    ftp.mkd("/d/sub")
+    put(ftp, "/d/a", b"A")
+    put(ftp, "/d/sub/b", b"B")
+    ftp.rename("/d", "/other/d")
+    assert "d" not in ftp.nlst("/")
+    assert sorted(ftp.nlst("/other/d")) == ["a", "sub"]
+    assert get(ftp, "/other/d/a") == b"A"
+    assert get(ftp, "/other/d/sub/b") == b"B"
+    assert not mount_fs(server, "/").exists("/d")
+    # an existing directory is never replaced
+    ftp.mkd("/e")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.rename("/other/d", "/e")
+    assert get(ftp, "/other/d/a") == b"A"
+
+
+def test_per_user_mounts(
+    make_server: ServerFactory, own_clients: Clients, family: str, tmp_path: Path
+) -> None:
+    homes = tmp_path / "homes"
+    srv = make_server(
+        {
+            "mounts": {"/": "mem://"},
+            "users": {
+                "alice": {"password": "plaintext:secret"},
+                "bob": {
+                    "password": "plaintext:bobpw",
+                    "mounts": {"/home": {"fs": f"osfs://{homes}/${{user}}", "create": True}},
+                },
+            },
+        },
+        host=host_for(family),
+    )
+    bob = own_clients.login("bob", "bobpw", srv)
+    assert (homes / "bob").is_dir()
+    put(bob, "/home/notes.txt", b"bob's")
+    assert (homes / "bob" / "notes.txt").read_bytes() == b"bob's"
+    assert bob.nlst("/home") == ["notes.txt"]
+    # the global mounts are still there for bob, and alice has no /home
+    put(bob, "/shared", b"s")
+    alice = own_clients.login("alice", "secret", srv)
+    assert "home" not in alice.nlst("/")
+    assert get(alice, "/shared") == b"s"
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        get(alice, "/home/notes.txt")
+    # a second session of bob sees the same folder
+    bob2 = own_clients.login("bob", "bobpw", srv)
+    assert get(bob2, "/home/notes.txt") == b"bob's"
+    assert sorted(p.name for p in homes.iterdir()) == ["bob"]
+
+
+# ------------------------------------------------------------------ limits
+
+
+def test_per_user_max_connections(
+    make_server: ServerFactory, own_clients: Clients, family: str
+) -> None:
+    srv = make_server(
+        {
+            "mounts": {"/": "mem://"},
+            "users": {
+                "alice": {"password": "plaintext:secret", "max_connections": 1},
+                "carol": {"password": "plaintext:carol"},
+            },
+        },
+        host=host_for(family),
+    )
+    first = own_clients.login("alice", "secret", srv)
+    second = own_clients.connect(srv)
+    with pytest.raises(ftplib.error_perm, match=r"^530"):
+        second.login("alice", "secret")
+    # other users are not affected
+    own_clients.login("carol", "carol", srv)
+    # once the first session ends, alice may log in again
+    first.quit()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            second.login("alice", "secret")
+            break
+        except ftplib.error_perm:
+            assert time.monotonic() < deadline, "the ended session still counts"
+            time.sleep(0.01)
+    assert second.pwd() == "/"
+
+
+def test_max_connections_per_ip(
+    make_server: ServerFactory, own_clients: Clients, family: str
+) -> None:
+    srv = make_server(
+        {
+            "server": {"max_connections_per_ip": 2},
+            "mounts": {"/": "mem://"},
+            "users": {"alice": {"password": "plaintext:secret"}},
+        },
+        host=host_for(family),
+    )
+    first = own_clients.connect(srv)
+    own_clients.connect(srv)
+    with pytest.raises(ftplib.error_temp, match=r"^421"):
+        own_clients.connect(srv)
+    # a freed slot can be used again
+    first.quit()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            own_clients.connect(srv)
+            break
+        except ftplib.error_temp:
+            assert time.monotonic() < deadline, "the ended session still counts"
+            time.sleep(0.01)
+
+
+# ------------------------------------------------------------------ path traversal
+
+
+def test_cwd_above_root_stays_at_root(ftp: ftplib.FTP) -> None:
+    ftp.cwd("../../..")
+    assert ftp.pwd() == "/"
+    ftp.mkd("d")
+    ftp.cwd("d")
+    ftp.cwd("../../../../d")
+    assert ftp.pwd() == "/d"
+    ftp.cwd("..\\..\\..")
+    assert ftp.pwd() == "/"
+    ftp.cwd("/..")
+    assert ftp.pwd() == "/"
+
+
+@pytest.mark.parametrize(
+    "path", ["../../etc/passwd", "/../../etc/passwd", "..\\..\\etc\\passwd", "/etc/passwd"]
+)
+def test_retr_outside_root_is_550(ftp: ftplib.FTP, path: str) -> None:
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        get(ftp, path)
+
+
+def test_osfs_root_folder_is_a_jail(
+    make_server: ServerFactory, own_clients: Clients, family: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "jail" / "root"
+    root.mkdir(parents=True)
+    (root / "inside.txt").write_bytes(b"in")
+    (tmp_path / "jail" / "secret.txt").write_bytes(b"outside")
+    (tmp_path / "top-secret.txt").write_bytes(b"outside")
+    srv = make_server(
+        {"mounts": {"/": f"osfs://{root}"}, "users": {"alice": {"password": "plaintext:secret"}}},
+        host=host_for(family),
+    )
+    ftp = own_clients.login("alice", "secret", srv)
+    for name in ("secret.txt", "top-secret.txt", "jail/secret.txt"):
+        for prefix in ("../", "../../", "/../", "..\\", "./../../", "inside.txt/../../"):
+            path = prefix + name
+            with pytest.raises(ftplib.error_perm, match=r"^550"):
+                get(ftp, path)
+            with pytest.raises(ftplib.error_perm, match=r"^550"):
+                ftp.size(path)
+    for where in ("..", "../..", "/.."):
+        assert ftp.nlst(where) == ["inside.txt"]
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.nlst("../jail")
+    # nor through symbolic links that lead out of the folder
+    (root / "file-link").symlink_to(tmp_path / "jail" / "secret.txt")
+    (root / "dir-link").symlink_to(tmp_path / "jail")
+    for action in (
+        lambda: get(ftp, "file-link"),
+        lambda: get(ftp, "dir-link/secret.txt"),
+        lambda: ftp.nlst("dir-link"),
+        lambda: ftp.cwd("dir-link"),
+        lambda: put(ftp, "dir-link/planted.txt", b"x"),
+        lambda: put(ftp, "file-link", b"overwritten"),
+    ):
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            action()
+    assert (tmp_path / "jail" / "secret.txt").read_bytes() == b"outside"
+    assert not (tmp_path / "jail" / "planted.txt").exists()
+    # writes cannot escape either: they land inside the root folder
+    put(ftp, "../../escaped.txt", b"x")
+    assert (root / "escaped.txt").read_bytes() == b"x"
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not (tmp_path / "jail" / "escaped.txt").exists()
+    ftp.mkd("../made")
+    assert (root / "made").is_dir()
+    # the host path never shows in replies
+    with pytest.raises(ftplib.error_perm) as err:
+        get(ftp, "missing")
+    assert str(tmp_path) not in str(err.value)
+    assert str(tmp_path) not in ftp.sendcmd("PWD")
+    assert str(tmp_path) not in ftp.sendcmd("STAT")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import ssl
@@ -34,6 +35,14 @@ if TYPE_CHECKING:
 __all__ = ["FTPChannel", "SessionState"]
 
 log = logging.getLogger("vfsftp.session")
+
+# Errors of the storage side during a transfer (the rest are the network's).
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES})
+
+
+class TLSHandshakeFailed(ConnectionError):
+    """The TLS handshake after AUTH TLS failed: the session ends (quietly,
+    not as an internal error)."""
 
 
 @dataclass
@@ -97,14 +106,18 @@ class FTPChannel:
         self.peer: str = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
         self.local_ip: str = str(local[0])
         self.state = SessionState()
+        self.implicit_tls = implicit_tls
         if implicit_tls:
             # Implicit FTPS: TLS from the first byte, and data connections
             # protected unless the client asks for PROT C.
             self.state.secure, self.state.pbsz, self.state.prot = True, True, "P"
         self.lines = LineBuffer()
         self._drop_pipelined = False
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
         self.transfer: Transfer | None = None
         self.closing = False
+        self._closed = False  # close() has run (it may be called twice)
         self.quit_requested = False
         self.started = time.monotonic()
         if sock is not None:
@@ -135,6 +148,9 @@ class FTPChannel:
     async def run(self) -> None:
         log.info("connect %s", self.peer)
         try:
+            if self.implicit_tls:
+                await self.start_tls()  # bounded by handshake_timeout
+                self._drop_pipelined = False  # nothing was sent in clear
             self.reply(220, self.config.server.banner)
             await self._read_loop()
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -142,19 +158,31 @@ class FTPChannel:
         finally:
             await self.close()
 
-    async def _read_loop(self) -> None:
+    def _idle_check(self) -> None:
+        """One timer per session instead of a wait_for per read (which costs
+        a task and a timer handle per command)."""
+        if self.closing:
+            return
+        loop = asyncio.get_running_loop()
         idle = self.config.server.idle_timeout
+        left = self._last_activity + idle - loop.time()
+        if left > 0 or self.transfer is not None:  # a long transfer is not idleness
+            self._idle_timer = loop.call_later(left if left > 0 else idle, self._idle_check)
+            return
+        self.reply(421, f"Idle timeout ({idle:g} seconds), closing control connection")
+        log.info("idle timeout %s", self.peer)
+        self.closing = True
+        self.writer.close()  # flushes the 421 first; the read loop then sees EOF
+
+    async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_activity = loop.time()
+        self._idle_timer = loop.call_later(self.config.server.idle_timeout, self._idle_check)
         while not self.closing:
-            try:
-                chunk = await asyncio.wait_for(self.reader.read(65536), idle)
-            except asyncio.TimeoutError:
-                if self.transfer is not None:
-                    continue  # a long transfer is not idleness
-                self.reply(421, f"Idle timeout ({idle:g} seconds), closing control connection")
-                log.info("idle timeout %s", self.peer)
-                return
+            chunk = await self.reader.read(65536)
             if not chunk:
                 return
+            self._last_activity = loop.time()
             for line in self.lines.feed(chunk):
                 if self.closing:
                     return
@@ -194,6 +222,8 @@ class FTPChannel:
             await spec.handler(self, inv)
         except FTPError as err:
             self.send(err.reply)
+        except TLSHandshakeFailed:
+            raise
         except Exception:
             log.exception("%s %s: internal error in %s", self.peer, self.username, cmd.verb)
             self.reply(451, "Requested action aborted: local error in processing")
@@ -223,9 +253,15 @@ class FTPChannel:
         if isinstance(buffered, bytearray):
             buffered.clear()
         timeout = self.server.tls_handshake_timeout
+        raw = self.writer.transport
         try:
             if hasattr(self.writer, "start_tls"):  # Python 3.11+
-                await asyncio.wait_for(self.writer.start_tls(ctx), timeout)
+                # Awaited directly, not through wait_for (a new task, so a
+                # loop iteration): nothing may yield before start_tls pauses
+                # reading, or the client's ClientHello lands in the plaintext
+                # StreamReader and the handshake stalls (always so with
+                # implicit TLS, whose client speaks first).
+                await self.writer.start_tls(ctx, ssl_handshake_timeout=timeout)
             else:  # pragma: no cover - Python 3.10
                 loop = asyncio.get_running_loop()
                 transport = self.writer.transport
@@ -235,12 +271,33 @@ class FTPChannel:
                 )
                 self.writer._transport = new  # type: ignore[attr-defined]
                 self.reader._transport = new  # type: ignore[attr-defined]
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            if self.writer.transport is None:
+                raise ConnectionResetError("connection closed during the TLS handshake")
+        except (OSError, asyncio.TimeoutError, ssl.SSLError, AttributeError) as exc:
+            # AttributeError: a connection closed locally mid-handshake (server
+            # shutdown) makes asyncio return no transport, which 3.11's
+            # StreamWriter.start_tls then dereferences.
             log.info("%s: TLS handshake failed: %r", self.peer, exc)
-            self.closing = True
-            raise ConnectionError("TLS handshake failed") from None
+            self._handshake_failed(raw)
+            raise TLSHandshakeFailed("TLS handshake failed") from None
+        except asyncio.CancelledError:
+            self._handshake_failed(raw)
+            raise
         self.state.secure = True
         log.info("%s: control connection now TLS (%s)", self.peer, self.tls_version())
+
+    def _handshake_failed(self, raw: asyncio.BaseTransport) -> None:
+        """Leave the streams consistent after a failed handshake, so that
+        close() finishes: asyncio closes the socket but never tells the
+        stream protocol (it was swapped out for the handshake), and may
+        have set the writer's transport to None."""
+        self.closing = True
+        raw.close()
+        if self.writer.transport is None:
+            self.writer._transport = raw  # type: ignore[attr-defined]
+        protocol = getattr(self.writer, "_protocol", None)
+        if protocol is not None:
+            protocol.connection_lost(None)  # wait_closed() returns, reads see EOF
 
     def tls_version(self) -> str:
         obj = self.writer.get_extra_info("ssl_object")
@@ -305,8 +362,24 @@ class FTPChannel:
         sock: socket.socket | None = None
         state: TransferState | None = None
         ok = False
+        cleaned = False
         outcome = "fail"
         reply = Reply(426, "Connection closed; transfer aborted")
+
+        def job(state: TransferState) -> int:
+            # Work and cleanup (commit or discard of an upload, closing the
+            # file) in one thread hop: small files cost one hop, not two.
+            nonlocal cleaned
+            done = False
+            try:
+                n = work(state)
+                done = True
+            finally:
+                if cleanup is not None:
+                    cleaned = True
+                    cleanup(done)
+            return n
+
         try:
             self.reply(150, opening)
             sock = await self._open_data()
@@ -318,7 +391,7 @@ class FTPChannel:
             self.transfer.state = state
             if self.transfer.abort_requested:
                 raise TransferAborted()
-            await loop.run_in_executor(executor, work, state)
+            await loop.run_in_executor(executor, job, state)
             ok = True
         except FTPError as err:
             reply = err.reply
@@ -329,26 +402,20 @@ class FTPChannel:
         except OSError as exc:
             if state is not None and state.aborted:
                 reply, outcome = Reply(426, "Transfer aborted"), "abort"
-            elif isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)) or state is not None:
-                reply = Reply(426, "Connection closed; transfer aborted")
+            elif exc.errno in _STORAGE_ERRNOS:
+                reply = map_fs_error(exc, path).reply  # disk full, quota...: 552
             else:
-                reply = map_fs_error(exc, path).reply
+                reply = Reply(426, "Connection closed; transfer aborted")
         except Exception as exc:
             mapped = map_fs_error(exc, path)
             if mapped.reply.code == 451:
                 log.exception("%s %s: transfer error in %s %s", self.peer, self.username, verb, path)
             reply = mapped.reply
         finally:
-            if cleanup is not None:
-                try:
-                    await loop.run_in_executor(executor, cleanup, ok)
-                except Exception as exc:
-                    if ok:
-                        log.warning("%s: could not complete %s %s: %r", self.peer, verb, path, exc)
-                        ok = False
-                        reply = map_fs_error(exc, path).reply
-                        if reply.code == 550:
-                            reply = Reply(451, f"Could not complete {path}")
+            if cleanup is not None and not cleaned:
+                # The thread never ran (no data connection, aborted first).
+                with contextlib.suppress(Exception):
+                    await loop.run_in_executor(executor, cleanup, False)
             if sock is not None:
                 sock.close()
             if state is not None and state.sock is not sock:
@@ -396,9 +463,15 @@ class FTPChannel:
     # ------------------------------------------------------------ teardown
 
     async def close(self) -> None:
-        if self.closing and self.writer.is_closing():
+        # A flag of its own: `closing` with a closing writer is also the state
+        # a failed TLS handshake leaves, and that session must still be
+        # removed from the server's counts.
+        if self._closed:
             return
+        self._closed = True
         self.closing = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         t = self.transfer
         if self.quit_requested and t is not None and not t.task.done():
             # Let the transfer finish; its socket timeouts bound the wait.

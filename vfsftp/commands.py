@@ -388,13 +388,13 @@ def _send_listing(s: FTPChannel, verb: str, path: str, body: bytes) -> None:
 
 @command("LIST", "LIST [path]: long listing", Arg.OPTIONAL, path=True, perm="l", ls_options=True, opens_data=True)
 async def cmd_list(s: FTPChannel, inv: Invocation) -> None:
-    entries = await _fs(s).listdir_or_file(inv.path)
+    entries = await _fs(s).listdir_or_file(inv.path, want_unique=False)
     _send_listing(s, "LIST", inv.path, join_lines(_list_lines(entries)))
 
 
 @command("NLST", "NLST [path]: name listing", Arg.OPTIONAL, path=True, perm="l", ls_options=True, opens_data=True)
 async def cmd_nlst(s: FTPChannel, inv: Invocation) -> None:
-    entries = await _fs(s).listdir_or_file(inv.path)
+    entries = await _fs(s).listdir_or_file(inv.path, want_unique=False)
     _send_listing(s, "NLST", inv.path, join_lines([e.name for e in entries]))
 
 
@@ -404,8 +404,8 @@ async def cmd_mlsd(s: FTPChannel, inv: Invocation) -> None:
     here = await fs_.stat(inv.path)
     if not here.is_dir:
         raise FTPError(501, f"Not a directory: {inv.path}")
-    entries = await fs_.listdir(inv.path)
     facts = s.state.mlst_facts
+    entries = await fs_.listdir(inv.path, want_unique="unique" in facts)
     lines = [format_mlsx(_with_name(here, "."), facts, "cdir")]
     if inv.path != "/":
         parent = await fs_.stat(dirname(inv.path))
@@ -666,7 +666,7 @@ async def cmd_stat(s: FTPChannel, inv: Invocation) -> None:
         fs_ = _fs(s)
         path = fs_.resolve(text)
         fs_.require(path, "l")
-        entries = await fs_.listdir_or_file(path)
+        entries = await fs_.listdir_or_file(path, want_unique=False)
         # RFC 959 §4.1.3: like LIST, but over the control connection (213).
         s.reply(213, (f"Status of {path}:", *_list_lines(entries), "End of status"))
         return

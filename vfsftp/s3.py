@@ -38,6 +38,7 @@ import botocore.exceptions
 import fs.errors
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
+from fs.base import FS
 from fs.enums import ResourceType
 from fs.info import Info
 from fs.path import dirname, normpath, relpath
@@ -321,6 +322,16 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         with self.openbin(path) as f:
             return bytes(f.read())
 
+    # fs-s3fs's upload()/writebytes() call boto3's upload_fileobj: with
+    # strict=False no check that the parent directory exists, its error map
+    # instead of s3_errors, and upload_fileobj closes the caller's file. The
+    # base FS versions go through openbin('wb'), i.e. S3Writer.
+    def upload(self, path: str, file: Any, chunk_size: int | None = None, **options: Any) -> None:
+        FS.upload(self, path, file, chunk_size=chunk_size, **options)
+
+    def writebytes(self, path: str, contents: bytes) -> None:
+        FS.writebytes(self, path, contents)
+
     # ------------------------------------------------------------ writing
 
     def open_atomic_upload(self, path: str, offset: int = 0, append: bool = False) -> S3Writer:
@@ -386,7 +397,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
     def remove(self, path: str) -> None:
         self.check()
         _path = self.validatepath(path)
-        info = self.getinfo(_path)
+        info = self.getinfo(path)  # its ResourceNotFound names the path as given
         if info.is_dir:
             raise fs.errors.FileExpected(path)
         with s3_errors(path):
@@ -491,6 +502,8 @@ class S3Reader(io.RawIOBase):
         self.size = size
         self.pos = 0
         self._body: Any = None
+        self.name = path
+        self.mode = "rb"  # what fs users (and fs.test) expect of openbin files
 
     def readable(self) -> bool:
         return True
@@ -566,6 +579,11 @@ class S3Writer(io.RawIOBase):
         self._next_part = 1
         self._done = False
         self.bytes_written = 0
+        self.name = path
+        self.mode = "wb"
+
+    def tell(self) -> int:
+        return self.bytes_written
 
     def writable(self) -> bool:
         return True

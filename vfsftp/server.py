@@ -91,10 +91,14 @@ class FTPServer:
         if tls is not None and tls.implicit_port is not None and self.tls_context is not None:
             for host in cfg.listen:
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                # No ssl= here: the channel does the handshake itself (as
+                # after AUTH TLS), so a connection still in its handshake is
+                # a session like any other: counted against the limits and
+                # closed by close(). asyncio's own handshakes are invisible
+                # to the server and outlive a shutdown (Python < 3.13).
                 srv = await asyncio.start_server(
                     self._accept_implicit, host, tls.implicit_port, family=family,
                     reuse_address=True, limit=1 << 16, backlog=512,
-                    ssl=self.tls_context, ssl_handshake_timeout=tls.handshake_timeout,
                 )
                 self._servers.append(srv)
                 for sock in srv.sockets:
@@ -148,8 +152,7 @@ class FTPServer:
     # ------------------------------------------------------------ sessions
 
     async def _accept_implicit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # asyncio has completed the handshake (or dropped the client after
-        # ssl_handshake_timeout) before this runs.
+        # FTPChannel.run() does the TLS handshake before the 220 greeting.
         await self._accept(reader, writer, implicit_tls=True)
 
     async def _accept(

@@ -44,9 +44,17 @@ def make_server_context(cfg: TLSConfig, source: str = "mounts.yaml") -> ssl.SSLC
 
 def wrap_data_socket(ctx: ssl.SSLContext, sock: socket.socket, timeout: float) -> ssl.SSLSocket:
     """Blocking TLS handshake on an accepted data connection (in a transfer
-    thread). The timeout bounds a client that connects and says nothing."""
+    thread). The timeout bounds a client that connects and says nothing.
+
+    suppress_ragged_eofs=False: an upload ends with the client's
+    close_notify; a TCP close without it (a forged FIN, or curl 7.x cutting
+    a TLS 1.3 upload short) raises SSLEOFError, so the transfer fails (426)
+    and the partial file is discarded instead of being kept as complete
+    (vsftpd's strict_ssl_read_eof)."""
     sock.settimeout(timeout)
-    return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=True)
+    return ctx.wrap_socket(
+        sock, server_side=True, do_handshake_on_connect=True, suppress_ragged_eofs=False
+    )
 
 
 def unwrap_quietly(sock: socket.socket) -> None:

@@ -22,7 +22,7 @@ import fs.errors
 from fs.info import Info
 
 from .errors import FTPError, map_fs_error
-from .paths import PathRejected, basename, dirname, resolve
+from .paths import PathRejected, basename, dirname, is_under, resolve
 from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact
 from .protocol import ListEntry
 from .tree import UPLOAD_PREFIX, Mount, VirtualTree
@@ -32,6 +32,7 @@ __all__ = ["SessionFS", "Upload"]
 T = TypeVar("T")
 
 _NAMESPACES = ("details", "stat")
+_WRITE_MODE_LETTERS = frozenset("wam")
 COPY_CHUNK = 1 << 20
 
 
@@ -198,18 +199,32 @@ class SessionFS:
 
     # ------------------------------------------------------------ metadata
 
-    def _entry(self, info: Info, path: str, name: str | None = None) -> ListEntry:
+    def _shape(self, path: str) -> tuple[tuple[str, str], tuple[str, str], str]:
+        """What a listing shows for entries at ``path``: (dir mode, dir perm
+        fact), (file mode, file perm fact), mount kind. DELE, RMD and RNFR
+        are checked at the entry's own path, so the perm fact is too."""
         granted, _ = self.rights(path)
-        parent, _ = self.rights(dirname(path))
-        is_dir = info.is_dir
+        writable = bool(granted & _WRITE_MODE_LETTERS)
         found = self.tree.mount_of(path)
         kind = found[0].kind if found else "virtual"
-        writable = bool(granted & frozenset("wam"))
-        if is_dir:
-            mode = "rwxr-xr-x" if writable else "r-xr-xr-x"
-        else:
-            mode = "rw-r--r--" if writable else "r--r--r--"
-        details: dict[str, Any] = dict(info.raw.get("details") or {})
+        return (
+            ("rwxr-xr-x" if writable else "r-xr-xr-x", mlst_perm_fact(granted, True, granted)),
+            ("rw-r--r--" if writable else "r--r--r--", mlst_perm_fact(granted, False, granted)),
+            kind,
+        )
+
+    def _entry(
+        self,
+        info: Info,
+        path: str,
+        name: str | None = None,
+        shape: tuple[tuple[str, str], tuple[str, str], str] | None = None,
+        want_unique: bool = True,
+    ) -> ListEntry:
+        dir_shape, file_shape, kind = shape or self._shape(path)
+        is_dir = info.is_dir
+        mode, perm = dir_shape if is_dir else file_shape
+        details = info.raw.get("details") or {}
         mtime = details.get("modified")
         return ListEntry(
             name=name if name is not None else info.name,
@@ -219,28 +234,43 @@ class SessionFS:
             mode=mode,
             owner=self.owner,
             group=self.owner,
-            perm=mlst_perm_fact(granted, is_dir, parent),
-            unique=_unique(info, kind, path),
+            perm=perm,
+            unique=_unique(info, kind, path) if want_unique else None,
         )
 
     async def stat(self, path: str) -> ListEntry:
         info = await self._run((path,), self.tree.getinfo, path, _NAMESPACES)
         return self._entry(info, path, name=basename(path) or "/")
 
-    async def listdir(self, path: str) -> list[ListEntry]:
+    async def listdir(self, path: str, want_unique: bool = True) -> list[ListEntry]:
+        """Entries of a directory. Rights are worked out once for the
+        directory; only children that are mount points or carry their own
+        permission override are looked at one by one."""
+        namespaces = _NAMESPACES if want_unique else ("details",)
+
         def scan() -> list[Info]:
-            return list(self.tree.scandir(path, _NAMESPACES))
+            return list(self.tree.scandir(path, namespaces))
 
         infos = await self._run((path,), scan)
         base = path.rstrip("/")
-        return [self._entry(i, f"{base}/{i.name}") for i in infos]
+        special = set(self.tree.child_mounts(path))
+        for key in self.overrides:
+            if key != path and is_under(key, path):
+                special.add(key[len(base) + 1 :].split("/", 1)[0])
+        common = self._shape(f"{base}/\x00") if infos else None  # any non-special child
+        out = []
+        for i in infos:
+            child = f"{base}/{i.name}"
+            shape = None if i.name in special else common
+            out.append(self._entry(i, child, shape=shape, want_unique=want_unique))
+        return out
 
-    async def listdir_or_file(self, path: str) -> list[ListEntry]:
+    async def listdir_or_file(self, path: str, want_unique: bool = True) -> list[ListEntry]:
         """LIST/NLST of a file lists that one file (what ``ls`` does)."""
         entry = await self.stat(path)
         if not entry.is_dir:
             return [entry]
-        return await self.listdir(path)
+        return await self.listdir(path, want_unique)
 
     async def chdir(self, path: str) -> None:
         entry = await self.stat(path)

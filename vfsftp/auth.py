@@ -136,7 +136,7 @@ class ConfigAuthorizer:
                 ok = verify_password(stored, password)
             if not ok:
                 return None
-        tree = await asyncio.to_thread(self.mounts.tree_for, user)
+        tree = self.mounts.cached_tree(user) or await asyncio.to_thread(self.mounts.tree_for, user)
         return Account(
             name=user.name,
             tree=tree,

@@ -402,7 +402,8 @@ class FTPChannel:
         except OSError as exc:
             if state is not None and state.aborted:
                 reply, outcome = Reply(426, "Transfer aborted"), "abort"
-            elif exc.errno in _STORAGE_ERRNOS:
+            elif exc.errno in _STORAGE_ERRNOS and not isinstance(exc, ssl.SSLError):
+                # (an SSLError's errno is an SSL_ERROR_* code: SYSCALL is 5, EIO)
                 reply = map_fs_error(exc, path).reply  # disk full, quota...: 552
             else:
                 reply = Reply(426, "Connection closed; transfer aborted")

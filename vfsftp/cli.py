@@ -3,6 +3,7 @@
     vfsftp [serve] [-c mounts.yaml] [--host H ...] [--port P] [-v]
     vfsftp check-config [FILE]
     vfsftp hash-password [PASSWORD]
+    vfsftp gen-cert [--cert cert.pem] [--key key.pem] [--host H ...] [--force]
 
 Exit status: 0 success, 1 runtime failure (e.g. the port is taken),
 2 bad usage or configuration.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import shlex
 import sys
 from importlib import resources
 from pathlib import Path
@@ -25,7 +27,8 @@ __all__ = ["main"]
 
 DEFAULT_CONFIG = "mounts.yaml"
 PACKAGED_CONFIG = "default_mounts.yaml"
-_COMMANDS = ("serve", "check-config", "hash-password")
+_COMMANDS = ("serve", "check-config", "hash-password", "gen-cert")
+DEFAULT_CERT_HOSTS = ["localhost", "127.0.0.1", "::1"]
 
 
 def _err(message: str) -> None:
@@ -105,6 +108,64 @@ def _hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _openssl_command(cert: str, key: str, hosts: list[str]) -> str:
+    """The openssl equivalent of gen-cert, for machines without cryptography."""
+    san = ",".join(("IP:" if _is_ip(h) else "DNS:") + h for h in hosts)
+    return shlex.join([
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-sha256", "-nodes", "-days", "365", "-keyout", key, "-out", cert,
+        "-subj", f"/CN={hosts[0]}", "-addext", f"subjectAltName={san}",
+    ])
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _gen_cert(args: argparse.Namespace) -> int:
+    hosts: list[str] = args.host or DEFAULT_CERT_HOSTS
+    cert, key = Path(args.cert), Path(args.key)
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        _err(
+            "vfsftp: gen-cert needs the 'cryptography' package "
+            "(pip install 'vfsftp[tls]'); or run this openssl command:"
+        )
+        print(_openssl_command(args.cert, args.key, hosts))
+        return 1
+    existing = [str(p) for p in (cert, key) if p.exists()]
+    if existing and not args.force:
+        _err(f"vfsftp: {', '.join(existing)} already exist(s); use --force to replace")
+        return 1
+    from .tls import write_self_signed
+
+    write_self_signed(cert, key, hosts)
+    _err(
+        f"vfsftp: wrote a SELF-SIGNED certificate {cert} (for {', '.join(hosts)}) and its "
+        f"key {key} (mode 0600).\n"
+        "vfsftp: it is NOT for production: clients cannot verify it and will either refuse "
+        "it or must be told to trust it (curl --cacert, or skip verification). Use a "
+        "certificate from your CA or from Let's Encrypt for real deployments."
+    )
+    print(
+        "# mounts.yaml\n"
+        "server:\n"
+        "  tls:                           # relative paths: next to mounts.yaml\n"
+        f"    certificate: {cert}\n"
+        f"    key: {key}\n"
+        "    # implicit_port: 990        # also serve ftps:// (implicit TLS)\n"
+        "    # require_tls: true         # refuse logins without AUTH TLS"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vfsftp",
@@ -146,6 +207,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     hasher.add_argument("password", nargs="?", metavar="PASSWORD")
     hasher.set_defaults(func=_hash_password)
+
+    gen = sub.add_parser(
+        "gen-cert",
+        help="write a self-signed certificate and key for server.tls (testing only)",
+        description="Write a self-signed TLS certificate and its private key (mode 0600) "
+        "and print the server.tls snippet for mounts.yaml. For trying FTPS out, NOT for "
+        "production: clients cannot verify a self-signed certificate. Needs the "
+        "'cryptography' package (pip install 'vfsftp[tls]'); without it, the equivalent "
+        "openssl command is printed.",
+    )
+    gen.add_argument("--cert", default="cert.pem", metavar="FILE",
+                     help="certificate file to write (default: cert.pem)")
+    gen.add_argument("--key", default="key.pem", metavar="FILE",
+                     help="private key file to write (default: key.pem)")
+    gen.add_argument(
+        "--host",
+        nargs="+",
+        action="extend",
+        metavar="H",
+        help="host names and IP addresses the certificate is for "
+        f"(default: {' '.join(DEFAULT_CERT_HOSTS)})",
+    )
+    gen.add_argument("--force", action="store_true", help="replace existing files")
+    gen.set_defaults(func=_gen_cert)
     return parser
 
 

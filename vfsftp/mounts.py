@@ -71,7 +71,7 @@ class MountTable:
             for path, spec in config.mounts.items()
             if path not in self._templates
         ]
-        self._user_trees: dict[str, list[Mount]] = {}
+        self._trees: dict[str, VirtualTree] = {}
 
     def _open(self, spec: MountConfig, url: str, key: str) -> FS:
         # The same URL mounted twice is the same storage, except mem:// which
@@ -111,28 +111,35 @@ class MountTable:
         filesystem = self._open(spec, url, key)
         return Mount.of(path, filesystem, read_only=spec.read_only, kind=_kind(url))
 
+    def cached_tree(self, user: UserConfig, login: str | None = None) -> VirtualTree | None:
+        """The user's tree if building it needs no I/O (no mount left to
+        open), else None: then call ``tree_for`` in a worker thread."""
+        name = login or user.name
+        with self._lock:
+            return self._trees.get(name)
+
     def tree_for(self, user: UserConfig, login: str | None = None) -> VirtualTree:
         """The user's tree: the global mounts, with the user's own mounts
-        added or put in their place."""
+        added or put in their place. Built once per user and shared by that
+        user's sessions (a tree holds nothing but its mount table)."""
         name = login or user.name
-        if not user.mounts and not self._templates:
-            return VirtualTree(self._global)
         with self._lock:
-            own = self._user_trees.get(name)
-        if own is None:
-            own = [
-                self._mount(path, spec, f"mounts.{path}", user=name)
-                for path, spec in self._templates.items()
-                if path not in user.mounts
-            ] + [
-                self._mount(path, spec, f"users.{user.name}.mounts.{path}", user=name)
-                for path, spec in user.mounts.items()
-            ]
-            with self._lock:
-                self._user_trees[name] = own
+            tree = self._trees.get(name)
+        if tree is not None:
+            return tree
+        own = [
+            self._mount(path, spec, f"mounts.{path}", user=name)
+            for path, spec in self._templates.items()
+            if path not in user.mounts
+        ] + [
+            self._mount(path, spec, f"users.{user.name}.mounts.{path}", user=name)
+            for path, spec in user.mounts.items()
+        ]
         table = {m.path: m for m in self._global}
         table.update({m.path: m for m in own})
-        return VirtualTree(list(table.values()))
+        tree = VirtualTree(list(table.values()))
+        with self._lock:
+            return self._trees.setdefault(name, tree)
 
     @property
     def global_mounts(self) -> list[Mount]:

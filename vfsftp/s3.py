@@ -408,7 +408,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         _path = self.validatepath(path)
         if _path == "/":
             raise fs.errors.RemoveRootError(path)
-        info = self.getinfo(_path)
+        info = self.getinfo(path)
         if not info.is_dir:
             raise fs.errors.DirectoryExpected(path)
         marker = self.dir_key(_path)
@@ -417,6 +417,33 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             if any(obj["Key"] != marker for obj in resp.get("Contents", ())):
                 raise fs.errors.DirectoryNotEmpty(path)
             self.client.delete_object(Bucket=self.bucket, Key=marker)
+
+    def removetree(self, dir_path: str) -> None:
+        """Every object below the prefix, 1,000 per DeleteObjects request.
+        The generic walk-then-removedir fails on a directory without a
+        marker (written by another tool): it vanishes with its last object,
+        and removedir then finds nothing to remove. That broke directory
+        renames (allow_dir_rename) and moves from S3 to another mount."""
+        self.check()
+        _path = self.validatepath(dir_path)
+        if not self.getinfo(dir_path).is_dir:
+            raise fs.errors.DirectoryExpected(dir_path)
+        prefix = self.dir_key(_path)
+        paginator = self.client.get_paginator("list_objects_v2")
+        with s3_errors(dir_path):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                # The root's own marker (a mount on a prefix) stays.
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", ()) if _path != "/" or o["Key"] != prefix]
+                if not keys:
+                    continue
+                resp = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                failed = resp.get("Errors") or []
+                if failed:
+                    first = failed[0]
+                    raise StorageError(
+                        f"S3 could not delete {len(failed)} object(s) ({first.get('Code', 'error')})",
+                        550 if first.get("Code") == "AccessDenied" else 451,
+                    )
 
     def setinfo(self, path: str, info: Any) -> None:
         self.getinfo(path)
@@ -678,6 +705,14 @@ class S3Writer(io.RawIOBase):
                 self.commit()
             finally:
                 super().close()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # An error inside ``with fs.openbin(path, "wb")`` (a source that
+        # failed mid-copy, as in fs.copy / a cross-mount move) must not
+        # publish the part written so far.
+        if exc_type is not None:
+            self.discard()
+        self.close()
 
 
 def open_s3(url: str, options: S3Options) -> StreamingS3FS:

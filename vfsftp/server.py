@@ -241,7 +241,8 @@ class FTPServer:
             owner=_owner_name(account),
         )
         try:
-            await session_fs.chdir(session_fs.resolve(account.home))
+            if account.home != "/":  # the root always exists: no stat for it
+                await session_fs.chdir(session_fs.resolve(account.home))
         except FTPError:
             log.warning("home %s of %s is missing; starting at /", account.home, account.name)
         channel.state.account = account

@@ -138,3 +138,76 @@ def test_hash_password_refuses_empty(
     monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
     assert main(["hash-password"]) == 2
     assert "empty password" in capsys.readouterr().err
+
+
+def _handshake(cert: Path, key: Path, hostname: str) -> str:
+    """A TLS handshake in memory: server with the generated pair, client
+    trusting the certificate itself (as curl --cacert cert.pem would)."""
+    import ssl
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=hostname)
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    done = {"client": False, "server": False}
+    for _ in range(10):
+        for name, end in (("client", client), ("server", server)):
+            if not done[name]:
+                try:
+                    end.do_handshake()
+                    done[name] = True
+                except ssl.SSLWantReadError:
+                    pass
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+        if all(done.values()):
+            return str(client.version())
+    raise AssertionError("handshake did not complete")
+
+
+def test_gen_cert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import ssl
+
+    pytest.importorskip("cryptography")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    argv = ["gen-cert", "--cert", str(cert), "--key", str(key)]
+    assert main([*argv, "--host", "ftp.example.test", "192.0.2.7"]) == 0
+    out, err = capsys.readouterr()
+    assert "SELF-SIGNED" in err and "NOT for production" in err
+    assert f"certificate: {cert}" in out and f"key: {key}" in out and "tls:" in out
+    assert key.stat().st_mode & 0o777 == 0o600
+    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    assert _handshake(cert, key, "ftp.example.test") in ("TLSv1.2", "TLSv1.3")
+    assert _handshake(cert, key, "192.0.2.7")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(cert, key, "other.example.test")
+
+    # Existing files are kept unless --force.
+    before = cert.read_bytes()
+    assert main(argv) == 1
+    assert "--force" in capsys.readouterr().err and cert.read_bytes() == before
+    key.chmod(0o644)
+    assert main([*argv, "--force"]) == 0
+    capsys.readouterr()
+    assert cert.read_bytes() != before and key.stat().st_mode & 0o777 == 0o600
+    assert _handshake(cert, key, "localhost")  # the default names
+    assert _handshake(cert, key, "127.0.0.1")
+
+
+def test_gen_cert_without_cryptography(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cryptography", None)  # the import fails
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    argv = ["gen-cert", "--cert", str(cert), "--key", str(key), "--host", "h.test", "::1"]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "cryptography" in err
+    assert out.startswith("openssl req -x509 ")
+    assert f"-keyout {key}" in out and f"-out {cert}" in out
+    assert "subjectAltName=DNS:h.test,IP:::1" in out
+    assert not cert.exists() and not key.exists()

@@ -5,6 +5,7 @@ check after every integration test (file descriptors, asyncio tasks, threads).
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import gc
 import os
@@ -66,7 +67,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(params=["ipv4", pytest.param("ipv6", marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback"))])
+@pytest.fixture(
+    params=[
+        "ipv4",
+        pytest.param("ipv6", marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")),
+    ]
+)
 def family(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -88,7 +94,9 @@ def make_server() -> Iterator[ServerFactory]:
     leftover asyncio tasks) at the end of the test."""
     started: list[ThreadedFTPServer] = []
 
-    def factory(config: dict[str, Any], host: str = "127.0.0.1", **options: Any) -> ThreadedFTPServer:
+    def factory(
+        config: dict[str, Any], host: str = "127.0.0.1", **options: Any
+    ) -> ThreadedFTPServer:
         srv = ThreadedFTPServer(config, host=host, user=USER, password=PASSWORD, **options)
         srv.start()
         started.append(srv)
@@ -117,7 +125,9 @@ async def _pending_tasks() -> list[str]:
 
 
 @pytest.fixture
-def server(make_server: ServerFactory, backend: str, family: str, tmp_path: Path) -> ThreadedFTPServer:
+def server(
+    make_server: ServerFactory, backend: str, family: str, tmp_path: Path
+) -> ThreadedFTPServer:
     """The standard server: the backend at /, a second mount at /other
     (always in memory), user alice with every right, anonymous read-only."""
     host = "::1" if family == "ipv6" else "127.0.0.1"
@@ -146,8 +156,6 @@ def ftp(server: ThreadedFTPServer) -> Iterator[ftplib.FTP]:
     try:
         yield client
     finally:
-        try:
+        with contextlib.suppress(ftplib.Error, OSError, EOFError):
             client.quit()
-        except (ftplib.Error, OSError, EOFError):
-            pass
         client.close()

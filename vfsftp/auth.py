@@ -97,7 +97,10 @@ class ConfigAuthorizer:
     run in a worker thread; unknown users cost the same as wrong passwords so
     that timing does not reveal which names exist."""
 
-    _DUMMY = "$argon2id$v=19$m=65536,t=3,p=4$YL5+F26VtpC2NMQ1io6OmA$uWyHgVLEdp0KX/jnbN/PxWhXByHQahxxemu/TbpmAik"
+    _DUMMY = (
+        "$argon2id$v=19$m=65536,t=3,p=4$YL5+F26VtpC2NMQ1io6OmA"
+        "$uWyHgVLEdp0KX/jnbN/PxWhXByHQahxxemu/TbpmAik"
+    )
 
     def __init__(self, config: Config, mounts: MountTable) -> None:
         self.config = config
@@ -136,7 +139,9 @@ class ConfigAuthorizer:
                 ok = verify_password(stored, password)
             if not ok:
                 return None
-        tree = self.mounts.cached_tree(user) or await asyncio.to_thread(self.mounts.tree_for, user)
+        tree = self.mounts.cached_tree(user)
+        if tree is None:  # first login: mounts may need opening (I/O)
+            tree = await asyncio.to_thread(self.mounts.tree_for, user)
         return Account(
             name=user.name,
             tree=tree,

@@ -23,8 +23,7 @@ from . import data as datamod
 from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, Invocation, preflight
 from .data import PassiveListener, TransferAborted, TransferState, normalize_ip
 from .errors import FTPError, map_fs_error
-from .protocol import TOO_LONG, LineBuffer, Reply, parse_command
-from .protocol import MLST_DEFAULT_FACTS
+from .protocol import MLST_DEFAULT_FACTS, TOO_LONG, LineBuffer, Reply, parse_command
 from .tls import wrap_data_socket
 
 if TYPE_CHECKING:
@@ -37,7 +36,9 @@ __all__ = ["FTPChannel", "SessionState"]
 log = logging.getLogger("vfsftp.session")
 
 # Errors of the storage side during a transfer (the rest are the network's).
-_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES})
+_STORAGE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES}
+)
 
 
 class TLSHandshakeFailed(ConnectionError):
@@ -266,7 +267,10 @@ class FTPChannel:
                 loop = asyncio.get_running_loop()
                 transport = self.writer.transport
                 new = await loop.start_tls(
-                    transport, transport.get_protocol(), ctx, server_side=True,
+                    transport,
+                    transport.get_protocol(),
+                    ctx,
+                    server_side=True,
                     ssl_handshake_timeout=timeout,
                 )
                 self.writer._transport = new  # type: ignore[attr-defined]
@@ -322,7 +326,11 @@ class FTPChannel:
         if self.state.active_addr is not None:
             host, port, family = self.state.active_addr
             self.state.active_addr = None
-            bind = self.local_ip if family == self.family else ("::" if family == socket.AF_INET6 else "0.0.0.0")
+            bind = (
+                self.local_ip
+                if family == self.family
+                else ("::" if family == socket.AF_INET6 else "0.0.0.0")
+            )
             return await datamod.connect_active(host, port, family, bind, timeout)
         raise FTPError(425, "Use PORT, PASV, EPRT or EPSV first")
 
@@ -410,7 +418,9 @@ class FTPChannel:
         except Exception as exc:
             mapped = map_fs_error(exc, path)
             if mapped.reply.code == 451:
-                log.exception("%s %s: transfer error in %s %s", self.peer, self.username, verb, path)
+                log.exception(
+                    "%s %s: transfer error in %s %s", self.peer, self.username, verb, path
+                )
             reply = mapped.reply
         finally:
             if cleanup is not None and not cleaned:
@@ -485,7 +495,9 @@ class FTPChannel:
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
-        log.info("disconnect %s %s (%.1fs)", self.peer, self.username, time.monotonic() - self.started)
+        log.info(
+            "disconnect %s %s (%.1fs)", self.peer, self.username, time.monotonic() - self.started
+        )
         self.server.session_closed(self)
 
     def info(self) -> dict[str, Any]:

@@ -111,11 +111,29 @@ def _hash_password(args: argparse.Namespace) -> int:
 def _openssl_command(cert: str, key: str, hosts: list[str]) -> str:
     """The openssl equivalent of gen-cert, for machines without cryptography."""
     san = ",".join(("IP:" if _is_ip(h) else "DNS:") + h for h in hosts)
-    return shlex.join([
-        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-sha256", "-nodes", "-days", "365", "-keyout", key, "-out", cert,
-        "-subj", f"/CN={hosts[0]}", "-addext", f"subjectAltName={san}",
-    ])
+    return shlex.join(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-sha256",
+            "-nodes",
+            "-days",
+            "365",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-subj",
+            f"/CN={hosts[0]}",
+            "-addext",
+            f"subjectAltName={san}",
+        ]
+    )
 
 
 def _is_ip(host: str) -> bool:
@@ -217,10 +235,18 @@ def _parser() -> argparse.ArgumentParser:
         "'cryptography' package (pip install 'vfsftp[tls]'); without it, the equivalent "
         "openssl command is printed.",
     )
-    gen.add_argument("--cert", default="cert.pem", metavar="FILE",
-                     help="certificate file to write (default: cert.pem)")
-    gen.add_argument("--key", default="key.pem", metavar="FILE",
-                     help="private key file to write (default: key.pem)")
+    gen.add_argument(
+        "--cert",
+        default="cert.pem",
+        metavar="FILE",
+        help="certificate file to write (default: cert.pem)",
+    )
+    gen.add_argument(
+        "--key",
+        default="key.pem",
+        metavar="FILE",
+        help="private key file to write (default: key.pem)",
+    )
     gen.add_argument(
         "--host",
         nargs="+",

@@ -14,7 +14,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import data as datamod
 from .errors import FTPError
@@ -117,7 +117,7 @@ def strip_ls_options(arg: str) -> str:
     listed as ``./-name``."""
     rest = arg
     while rest.startswith("-"):
-        flag, _, rest = rest.partition(" ")
+        _flags, _, rest = rest.partition(" ")
         rest = rest.lstrip(" ")
     return rest
 
@@ -282,7 +282,12 @@ async def cmd_allo(s: FTPChannel, inv: Invocation) -> None:
     s.reply(202, "No storage allocation necessary")
 
 
-@command("REST", "REST <offset>: restart the next transfer at this byte", Arg.REQUIRED, feat="REST STREAM")
+@command(
+    "REST",
+    "REST <offset>: restart the next transfer at this byte",
+    Arg.REQUIRED,
+    feat="REST STREAM",
+)
 async def cmd_rest(s: FTPChannel, inv: Invocation) -> None:
     text = inv.arg.strip()
     if not text.isdigit():
@@ -328,8 +333,16 @@ async def cmd_epsv(s: FTPChannel, inv: Invocation) -> None:
     want = {"1": socket.AF_INET, "2": socket.AF_INET6}
     if arg and arg not in want:
         raise FTPError(522, "Network protocol not supported, use (1,2)")
-    if arg and want[arg] != s.family and not (arg == "1" and "." in datamod.normalize_ip(s.local_ip)):
-        raise FTPError(522, "Network protocol not supported on this connection, use (%s)" % ("1" if s.family == socket.AF_INET else "2"))
+    if (
+        arg
+        and want[arg] != s.family
+        and not (arg == "1" and "." in datamod.normalize_ip(s.local_ip))
+    ):
+        raise FTPError(
+            522,
+            "Network protocol not supported on this connection, use (%s)"
+            % ("1" if s.family == socket.AF_INET else "2"),
+        )
     listener = _passive_listener(s, s.family)
     s.reply(229, format_epsv(listener.port))
 
@@ -383,22 +396,47 @@ def _send_listing(s: FTPChannel, verb: str, path: str, body: bytes) -> None:
     def work(state: datamod.TransferState) -> int:
         return datamod.send_bytes(state, body)
 
-    s.start_transfer(verb, path, work, f"Here comes the listing of {path}", success_text="Listing sent")
+    s.start_transfer(
+        verb, path, work, f"Here comes the listing of {path}", success_text="Listing sent"
+    )
 
 
-@command("LIST", "LIST [path]: long listing", Arg.OPTIONAL, path=True, perm="l", ls_options=True, opens_data=True)
+@command(
+    "LIST",
+    "LIST [path]: long listing",
+    Arg.OPTIONAL,
+    path=True,
+    perm="l",
+    ls_options=True,
+    opens_data=True,
+)
 async def cmd_list(s: FTPChannel, inv: Invocation) -> None:
     entries = await _fs(s).listdir_or_file(inv.path, want_unique=False)
     _send_listing(s, "LIST", inv.path, join_lines(_list_lines(entries)))
 
 
-@command("NLST", "NLST [path]: name listing", Arg.OPTIONAL, path=True, perm="l", ls_options=True, opens_data=True)
+@command(
+    "NLST",
+    "NLST [path]: name listing",
+    Arg.OPTIONAL,
+    path=True,
+    perm="l",
+    ls_options=True,
+    opens_data=True,
+)
 async def cmd_nlst(s: FTPChannel, inv: Invocation) -> None:
     entries = await _fs(s).listdir_or_file(inv.path, want_unique=False)
     _send_listing(s, "NLST", inv.path, join_lines([e.name for e in entries]))
 
 
-@command("MLSD", "MLSD [dir]: machine listing (RFC 3659)", Arg.OPTIONAL, path=True, perm="l", opens_data=True)
+@command(
+    "MLSD",
+    "MLSD [dir]: machine listing (RFC 3659)",
+    Arg.OPTIONAL,
+    path=True,
+    perm="l",
+    opens_data=True,
+)
 async def cmd_mlsd(s: FTPChannel, inv: Invocation) -> None:
     fs_ = _fs(s)
     here = await fs_.stat(inv.path)
@@ -423,8 +461,11 @@ def _with_name(e: ListEntry, name: str) -> ListEntry:
 @command("MLST", "MLST [path]: facts about one file (RFC 3659)", Arg.OPTIONAL, path=True, perm="l")
 async def cmd_mlst(s: FTPChannel, inv: Invocation) -> None:
     entry = await _fs(s).stat(inv.path)
-    line = format_mlsx(_with_name(entry, inv.path), s.state.mlst_facts,
-                       "cdir" if entry.is_dir and inv.path == _fs(s).cwd else None)
+    line = format_mlsx(
+        _with_name(entry, inv.path),
+        s.state.mlst_facts,
+        "cdir" if entry.is_dir and inv.path == _fs(s).cwd else None,
+    )
     # §7.2: the fact line is indented by one space inside the 250 reply.
     s.reply(250, (f"Listing {inv.path}", " " + line, "End"))
 
@@ -454,12 +495,17 @@ async def cmd_retr(s: FTPChannel, inv: Invocation) -> None:
 
     mode = "ASCII" if ascii_mode else "BINARY"
     s.start_transfer(
-        "RETR", inv.path, work,
-        f"Opening {mode} mode data connection for {inv.path} ({entry.size} bytes)", cleanup,
+        "RETR",
+        inv.path,
+        work,
+        f"Opening {mode} mode data connection for {inv.path} ({entry.size} bytes)",
+        cleanup,
     )
 
 
-async def _store(s: FTPChannel, verb: str, path: str, append: bool = False, stou: bool = False) -> None:
+async def _store(
+    s: FTPChannel, verb: str, path: str, append: bool = False, stou: bool = False
+) -> None:
     fs_ = _fs(s)
     offset = s.state.rest_offset
     upload = await fs_.begin_upload(path, offset=offset, append=append)
@@ -487,7 +533,9 @@ async def cmd_stor(s: FTPChannel, inv: Invocation) -> None:
     await _store(s, "STOR", inv.path)
 
 
-@command("APPE", "APPE <file>: append to a file", Arg.REQUIRED, path=True, perm="a", opens_data=True)
+@command(
+    "APPE", "APPE <file>: append to a file", Arg.REQUIRED, path=True, perm="a", opens_data=True
+)
 async def cmd_appe(s: FTPChannel, inv: Invocation) -> None:
     await _store(s, "APPE", inv.path, append=True)
 
@@ -526,7 +574,14 @@ async def cmd_dele(s: FTPChannel, inv: Invocation) -> None:
     s.reply(250, f"Deleted {inv.path}")
 
 
-@command("RMD", "RMD <dir>: remove an empty directory", Arg.REQUIRED, path=True, perm="d", aliases=("XRMD",))
+@command(
+    "RMD",
+    "RMD <dir>: remove an empty directory",
+    Arg.REQUIRED,
+    path=True,
+    perm="d",
+    aliases=("XRMD",),
+)
 async def cmd_rmd(s: FTPChannel, inv: Invocation) -> None:
     await _fs(s).rmdir(inv.path)
     s.reply(250, f"Removed directory {inv.path}")
@@ -554,7 +609,9 @@ async def cmd_rnto(s: FTPChannel, inv: Invocation) -> None:
     s.reply(250, f"Renamed {src} to {inv.path}")
 
 
-@command("SIZE", "SIZE <file>: size in bytes (RFC 3659)", Arg.REQUIRED, path=True, perm="l", feat="SIZE")
+@command(
+    "SIZE", "SIZE <file>: size in bytes (RFC 3659)", Arg.REQUIRED, path=True, perm="l", feat="SIZE"
+)
 async def cmd_size(s: FTPChannel, inv: Invocation) -> None:
     if not _binary(s):
         # §4: the size in ASCII mode depends on the content; we refuse
@@ -563,7 +620,14 @@ async def cmd_size(s: FTPChannel, inv: Invocation) -> None:
     s.reply(213, str(await _fs(s).size(inv.path)))
 
 
-@command("MDTM", "MDTM <file>: modification time in UTC (RFC 3659)", Arg.REQUIRED, path=True, perm="l", feat="MDTM")
+@command(
+    "MDTM",
+    "MDTM <file>: modification time in UTC (RFC 3659)",
+    Arg.REQUIRED,
+    path=True,
+    perm="l",
+    feat="MDTM",
+)
 async def cmd_mdtm(s: FTPChannel, inv: Invocation) -> None:
     entry = await _fs(s).stat(inv.path)
     if entry.is_dir:
@@ -573,7 +637,9 @@ async def cmd_mdtm(s: FTPChannel, inv: Invocation) -> None:
     s.reply(213, format_mdtm(entry.mtime))
 
 
-@command("MFMT", "MFMT <YYYYMMDDHHMMSS> <file>: set the modification time", Arg.REQUIRED, feat="MFMT")
+@command(
+    "MFMT", "MFMT <YYYYMMDDHHMMSS> <file>: set the modification time", Arg.REQUIRED, feat="MFMT"
+)
 async def cmd_mfmt(s: FTPChannel, inv: Invocation) -> None:
     stamp, _, name = inv.arg.strip().partition(" ")
     if not name:
@@ -620,10 +686,19 @@ def feat_lines(state: SessionState, tls: bool = False) -> list[str]:
 @command("FEAT", "FEAT: list extensions (RFC 2389)", needs_login=False)
 async def cmd_feat(s: FTPChannel, inv: Invocation) -> None:
     # §3.2: feature lines start with a single space.
-    s.reply(211, ("Features:", *(" " + line for line in feat_lines(s.state, s.server.tls_context is not None)), "End"))
+    s.reply(
+        211,
+        (
+            "Features:",
+            *(" " + line for line in feat_lines(s.state, s.server.tls_context is not None)),
+            "End",
+        ),
+    )
 
 
-@command("OPTS", "OPTS <command> [options]: set options (RFC 2389)", Arg.REQUIRED, needs_login=False)
+@command(
+    "OPTS", "OPTS <command> [options]: set options (RFC 2389)", Arg.REQUIRED, needs_login=False
+)
 async def cmd_opts(s: FTPChannel, inv: Invocation) -> None:
     verb, _, rest = inv.arg.strip().partition(" ")
     verb = verb.upper()
@@ -657,7 +732,13 @@ async def cmd_help(s: FTPChannel, inv: Invocation) -> None:
     s.reply(214, ("The following commands are recognized:", *_help_lines(), "Help OK"))
 
 
-@command("STAT", "STAT [path]: session status, or a listing over the control connection", Arg.OPTIONAL, needs_login=False, ls_options=True)
+@command(
+    "STAT",
+    "STAT [path]: session status, or a listing over the control connection",
+    Arg.OPTIONAL,
+    needs_login=False,
+    ls_options=True,
+)
 async def cmd_stat(s: FTPChannel, inv: Invocation) -> None:
     text = strip_ls_options(inv.arg)
     if text.strip():
@@ -670,7 +751,7 @@ async def cmd_stat(s: FTPChannel, inv: Invocation) -> None:
         # RFC 959 §4.1.3: like LIST, but over the control connection (213).
         s.reply(213, (f"Status of {path}:", *_list_lines(entries), "End of status"))
         return
-    lines = [f"vfsftp status", f"Connected from {s.peer}"]
+    lines = ["vfsftp status", f"Connected from {s.peer}"]
     if s.state.logged_in:
         lines.append(f"Logged in as {s.username}")
     else:
@@ -679,7 +760,9 @@ async def cmd_stat(s: FTPChannel, inv: Invocation) -> None:
     t = s.transfer
     if t is not None and t.state is not None:
         elapsed = time.monotonic() - t.state.started
-        lines.append(f"Transfer in progress: {t.verb} {t.path}, {t.state.bytes} bytes in {elapsed:.1f}s")
+        lines.append(
+            f"Transfer in progress: {t.verb} {t.path}, {t.state.bytes} bytes in {elapsed:.1f}s"
+        )
     elif s.state.passive is not None:
         lines.append(f"Passive data port {s.state.passive.port} waiting")
     else:
@@ -736,7 +819,9 @@ async def cmd_auth(s: FTPChannel, inv: Invocation) -> None:
     await s.start_tls()
 
 
-@command("PBSZ", "PBSZ 0: protection buffer size (always 0 with TLS)", Arg.REQUIRED, needs_login=False)
+@command(
+    "PBSZ", "PBSZ 0: protection buffer size (always 0 with TLS)", Arg.REQUIRED, needs_login=False
+)
 async def cmd_pbsz(s: FTPChannel, inv: Invocation) -> None:
     _need_tls_config(s)
     if not s.state.secure:
@@ -779,4 +864,6 @@ async def _not_implemented(s: FTPChannel, inv: Invocation) -> None:
     raise FTPError(502, "Command not implemented")
 
 
-REGISTRY.setdefault("SMNT", CommandSpec("SMNT", _not_implemented, "SMNT: not supported", Arg.OPTIONAL))
+REGISTRY.setdefault(
+    "SMNT", CommandSpec("SMNT", _not_implemented, "SMNT: not supported", Arg.OPTIONAL)
+)

@@ -150,7 +150,16 @@ Int = Annotated[int, BeforeValidator(_not_bool)]
 Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+}
 _SIZE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
 
 
@@ -160,7 +169,9 @@ def _byte_size(value: Any) -> Any:
     if isinstance(value, str):
         m = _SIZE.match(value)
         if not m or m.group(2).lower() not in _SIZE_UNITS:
-            raise ValueError(f"expected a size in bytes or with a unit (KiB, MiB, GiB), got {value!r}")
+            raise ValueError(
+                f"expected a size in bytes or with a unit (KiB, MiB, GiB), got {value!r}"
+            )
         return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
     return value
 
@@ -187,8 +198,17 @@ class _Model(BaseModel):
 
 
 _S3_KEYS = (
-    "endpoint_url", "region", "addressing_style", "access_key_id", "secret_access_key",
-    "session_token", "part_size", "concurrency", "checksum", "allow_dir_rename", "rewrite_max_size",
+    "endpoint_url",
+    "region",
+    "addressing_style",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "part_size",
+    "concurrency",
+    "checksum",
+    "allow_dir_rename",
+    "rewrite_max_size",
 )
 
 
@@ -220,7 +240,10 @@ class MountConfig(_Model):
     @model_validator(mode="after")
     def _s3_keys_need_s3(self) -> MountConfig:
         if self.fs.lower().startswith("s3://") and "?" in self.fs:
-            raise ValueError("s3:// URL parameters are not read; use the mount's keys (endpoint_url:, region: ...)")
+            raise ValueError(
+                "s3:// URL parameters are not read; "
+                "use the mount's keys (endpoint_url:, region: ...)"
+            )
         used = [k for k in _S3_KEYS if getattr(self, k) is not None]
         if used and not self.fs.lower().startswith("s3://"):
             raise ValueError(f"{', '.join(used)}: only for s3:// mounts")

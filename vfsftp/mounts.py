@@ -93,11 +93,22 @@ class MountTable:
                         filesystem = JailedOSFS(filesystem._root_path)
             except fs.opener.errors.UnsupportedProtocol:
                 raise ConfigError(
-                    [f"{self.config.source}: {key}.fs: unknown filesystem type in {url!r}; "
-                     "expected mem://, osfs://PATH or another PyFilesystem2 opener URL"]
+                    [
+                        f"{self.config.source}: {key}.fs: unknown filesystem type in {url!r}; "
+                        "expected mem://, osfs://PATH or another PyFilesystem2 opener URL"
+                    ]
                 ) from None
-            except (fs.errors.CreateFailed, fs.opener.errors.OpenerError, OSError, ValueError) as exc:
-                hint = " (set create: true to make it)" if _kind(url) == "osfs" and not spec.create else ""
+            except (
+                fs.errors.CreateFailed,
+                fs.opener.errors.OpenerError,
+                OSError,
+                ValueError,
+            ) as exc:
+                hint = (
+                    " (set create: true to make it)"
+                    if _kind(url) == "osfs" and not spec.create
+                    else ""
+                )
                 raise ConfigError(
                     [f"{self.config.source}: {key}.fs: cannot open {url!r}: {_reason(exc)}{hint}"]
                 ) from None

@@ -35,7 +35,9 @@ def configure_logging(cfg: LoggingConfig) -> None:
     root = logging.getLogger("vfsftp")
     root.setLevel(cfg.level.upper())
     main: logging.Handler = (
-        logging.FileHandler(cfg.file, encoding="utf-8") if cfg.file else logging.StreamHandler(sys.stderr)
+        logging.FileHandler(cfg.file, encoding="utf-8")
+        if cfg.file
+        else logging.StreamHandler(sys.stderr)
     )
     main.setFormatter(logging.Formatter(_FORMAT))
     root.addHandler(main)
@@ -89,4 +91,6 @@ class Counters:
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+            return {
+                f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")
+            }

@@ -3,7 +3,15 @@ becomes an absolute, normalised path inside the user's tree. Pure."""
 
 from __future__ import annotations
 
-__all__ = ["MAX_NAME_BYTES", "MAX_PATH_BYTES", "PathRejected", "basename", "dirname", "is_under", "resolve"]
+__all__ = [
+    "MAX_NAME_BYTES",
+    "MAX_PATH_BYTES",
+    "PathRejected",
+    "basename",
+    "dirname",
+    "is_under",
+    "resolve",
+]
 
 MAX_NAME_BYTES = 255  # NAME_MAX on Linux, and the S3 key segment most tools assume
 MAX_PATH_BYTES = 4096  # PATH_MAX on Linux

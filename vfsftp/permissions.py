@@ -13,7 +13,14 @@ from collections.abc import Mapping
 
 from .paths import is_under
 
-__all__ = ["ALL_PERMS", "READ_PERMS", "WRITE_PERMS", "effective_perms", "mlst_perm_fact", "validate_perms"]
+__all__ = [
+    "ALL_PERMS",
+    "READ_PERMS",
+    "WRITE_PERMS",
+    "effective_perms",
+    "mlst_perm_fact",
+    "validate_perms",
+]
 
 READ_PERMS = "elr"
 WRITE_PERMS = "adfmwMT"

@@ -337,8 +337,7 @@ def format_list_line(entry: ListEntry, now: float) -> str:
     else:
         when = f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d}  {tm.tm_year}"
     return (
-        f"{kind}{mode} {1:>3} {entry.owner:<8} {entry.group:<8} {entry.size:>8} {when} "
-        f"{entry.name}"
+        f"{kind}{mode} {1:>3} {entry.owner:<8} {entry.group:<8} {entry.size:>8} {when} {entry.name}"
     )
 
 
@@ -353,9 +352,7 @@ def _octal_mode(mode: str) -> str:
     return f"0{bits:o}"
 
 
-def format_mlsx(
-    entry: ListEntry, facts: Iterable[str], type_override: str | None = None
-) -> str:
+def format_mlsx(entry: ListEntry, facts: Iterable[str], type_override: str | None = None) -> str:
     """``fact=value;...; name`` (RFC 3659 §7.2). ``type_override`` is ``cdir``
     or ``pdir`` for the ``.``/``..`` entries of MLSD and for MLST of a
     directory itself."""
@@ -372,7 +369,9 @@ def format_mlsx(
     if "unique" in wanted and entry.unique:
         out.append("unique=" + entry.unique)
     if "unix.mode" in wanted:
-        out.append("unix.mode=" + _octal_mode(entry.mode or ("rwxr-xr-x" if entry.is_dir else "rw-r--r--")))
+        out.append(
+            "unix.mode=" + _octal_mode(entry.mode or ("rwxr-xr-x" if entry.is_dir else "rw-r--r--"))
+        )
     return "".join(f + ";" for f in out) + " " + entry.name
 
 

@@ -1,7 +1,7 @@
 """The server: listeners, connection limits, logins, shutdown.
 
-    server = FTPServer(load_config("mounts.yaml"))
-    asyncio.run(server.serve_forever())
+server = FTPServer(load_config("mounts.yaml"))
+asyncio.run(server.serve_forever())
 """
 
 from __future__ import annotations
@@ -55,8 +55,12 @@ class FTPServer:
         self.login_failure_delay = login_failure_delay
         # Metadata calls (stat, listdir, mkdir...) and whole transfers use
         # separate pools so that many long transfers cannot starve a LIST.
-        self.blocking_executor = ThreadPoolExecutor(blocking_workers, thread_name_prefix="vfsftp-fs")
-        self.transfer_executor = ThreadPoolExecutor(transfer_workers, thread_name_prefix="vfsftp-xfer")
+        self.blocking_executor = ThreadPoolExecutor(
+            blocking_workers, thread_name_prefix="vfsftp-fs"
+        )
+        self.transfer_executor = ThreadPoolExecutor(
+            transfer_workers, thread_name_prefix="vfsftp-xfer"
+        )
         tls = config.server.tls
         self.tls_context: ssl.SSLContext | None = (
             make_server_context(tls, config.source) if tls is not None else None
@@ -80,8 +84,13 @@ class FTPServer:
         for host in cfg.listen:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             srv = await asyncio.start_server(
-                self._accept, host, cfg.port, family=family, reuse_address=True,
-                limit=1 << 16, backlog=512,
+                self._accept,
+                host,
+                cfg.port,
+                family=family,
+                reuse_address=True,
+                limit=1 << 16,
+                backlog=512,
             )
             self._servers.append(srv)
             for sock in srv.sockets:
@@ -97,8 +106,13 @@ class FTPServer:
                 # closed by close(). asyncio's own handshakes are invisible
                 # to the server and outlive a shutdown (Python < 3.13).
                 srv = await asyncio.start_server(
-                    self._accept_implicit, host, tls.implicit_port, family=family,
-                    reuse_address=True, limit=1 << 16, backlog=512,
+                    self._accept_implicit,
+                    host,
+                    tls.implicit_port,
+                    family=family,
+                    reuse_address=True,
+                    limit=1 << 16,
+                    backlog=512,
                 )
                 self._servers.append(srv)
                 for sock in srv.sockets:
@@ -107,7 +121,10 @@ class FTPServer:
         for host, port in self.addresses:
             log.info("listening on %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         for host, port in self.implicit_addresses:
-            log.info("listening (implicit TLS) on %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+            log.info(
+                "listening (implicit TLS) on %s",
+                f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            )
 
     async def serve_forever(self) -> None:
         if not self._servers:
@@ -151,7 +168,9 @@ class FTPServer:
 
     # ------------------------------------------------------------ sessions
 
-    async def _accept_implicit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept_implicit(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         # FTPChannel.run() does the TLS handshake before the 220 greeting.
         await self._accept(reader, writer, implicit_tls=True)
 
@@ -230,7 +249,9 @@ class FTPServer:
             raise FTPError(530, "Login incorrect")
         limit = account.max_connections
         if limit is not None and self._per_user[account.name] >= limit:
-            log.warning("login refused %s user=%s: per-user connection limit", channel.peer, account.name)
+            log.warning(
+                "login refused %s user=%s: per-user connection limit", channel.peer, account.name
+            )
             raise FTPError(530, f"Too many sessions for {account.name} (limit {limit})")
         session_fs = SessionFS(
             account.tree,
@@ -278,7 +299,9 @@ class FTPServer:
             self.counters.add(transfers_failed=1)
         if verb in _UPLOADS or verb == "RETR":
             transfer_log.info(
-                format_transfer_line(verb, channel.username, channel.peer, path, nbytes, seconds, outcome)
+                format_transfer_line(
+                    verb, channel.username, channel.peer, path, nbytes, seconds, outcome
+                )
             )
 
 

@@ -56,7 +56,9 @@ class Mount:
     kind: str = "fs"
 
     @classmethod
-    def of(cls, path: str, filesystem: FS, read_only: bool = False, kind: str | None = None) -> Mount:
+    def of(
+        cls, path: str, filesystem: FS, read_only: bool = False, kind: str | None = None
+    ) -> Mount:
         inline = isinstance(filesystem, MemoryFS)
         label = kind or type(filesystem).__name__.lower().removesuffix("fs") or "fs"
         return cls(_norm(path), filesystem, read_only, inline, label)
@@ -303,7 +305,9 @@ class VirtualTree(FS):
         m, sub = found
         m.fs.setinfo(sub, info)
 
-    def move(self, src_path: str, dst_path: str, overwrite: bool = False, preserve_time: bool = False) -> None:
+    def move(
+        self, src_path: str, dst_path: str, overwrite: bool = False, preserve_time: bool = False
+    ) -> None:
         self.check()
         sm, ssub = self._writable(src_path, "rename")
         dm, dsub = self._writable(dst_path, "replace")
@@ -316,7 +320,9 @@ class VirtualTree(FS):
             raise fs.errors.FileExpected(src_path)
         fs.move.move_file(sm.fs, ssub, dm.fs, dsub, preserve_time=preserve_time)
 
-    def movedir(self, src_path: str, dst_path: str, create: bool = False, preserve_time: bool = False) -> None:
+    def movedir(
+        self, src_path: str, dst_path: str, create: bool = False, preserve_time: bool = False
+    ) -> None:
         self.check()
         sm, ssub = self._writable(src_path, "rename")
         dm, dsub = self._writable(dst_path, "replace")

@@ -126,7 +126,9 @@ def _unique(info: Info, mount_kind: str, path: str) -> str:
     st = info.raw.get("stat")
     if st and st.get("st_ino"):
         return f"{st.get('st_dev', 0):x}g{st['st_ino']:x}"
-    return hashlib.blake2s(f"{mount_kind}:{path}".encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    return hashlib.blake2s(
+        f"{mount_kind}:{path}".encode("utf-8", "surrogateescape"), digest_size=8
+    ).hexdigest()
 
 
 class SessionFS:
@@ -224,7 +226,7 @@ class SessionFS:
         dir_shape, file_shape, kind = shape or self._shape(path)
         is_dir = info.is_dir
         mode, perm = dir_shape if is_dir else file_shape
-        details = info.raw.get("details") or {}
+        details: Mapping[str, Any] = info.raw.get("details") or {}
         mtime = details.get("modified")
         return ListEntry(
             name=name if name is not None else info.name,

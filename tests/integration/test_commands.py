@@ -458,8 +458,12 @@ def _check_list_flags(ftp: ftplib.FTP, flags: str, plain: list[str]) -> None:
     flagged: list[str] = []
     ftp.retrlines(f"LIST {flags}", flagged.append)
     assert len(flagged) == 4 and flagged[0].startswith("total")
-    assert sorted(LS_LINE.match(x)["name"] for x in flagged[1:]) == sorted(  # type: ignore[index]
-        LS_LINE.match(x)["name"] for x in plain[1:]  # type: ignore[index]
+    assert (
+        sorted(LS_LINE.match(x)["name"] for x in flagged[1:])
+        == sorted(  # type: ignore[index]
+            LS_LINE.match(x)["name"]
+            for x in plain[1:]  # type: ignore[index]
+        )
     )
     other: list[str] = []
     ftp.retrlines(f"LIST {flags} sub", other.append)
@@ -836,10 +840,36 @@ def test_unknown_command_is_500(ftp: ftplib.FTP, raw: Control) -> None:
 
 
 BEFORE_LOGIN = (
-    "PWD", "CWD /", "CDUP", "LIST", "NLST", "RETR f", "STOR f", "DELE f", "MKD d", "RMD d",
-    "RNFR f", "SIZE f", "MDTM f", "MLST", "MLSD", "PASV", "EPSV", "PORT 127,0,0,1,200,1",
-    "REST 0", "STOU", "APPE f", "SITE HELP", "STAT /", "MFMT 20200101000000 f",
-    "ALLO 10", "XPWD", "XCWD /", "XMKD d", "EPRT |1|127.0.0.1|5000|", "ABOR",
+    "PWD",
+    "CWD /",
+    "CDUP",
+    "LIST",
+    "NLST",
+    "RETR f",
+    "STOR f",
+    "DELE f",
+    "MKD d",
+    "RMD d",
+    "RNFR f",
+    "SIZE f",
+    "MDTM f",
+    "MLST",
+    "MLSD",
+    "PASV",
+    "EPSV",
+    "PORT 127,0,0,1,200,1",
+    "REST 0",
+    "STOU",
+    "APPE f",
+    "SITE HELP",
+    "STAT /",
+    "MFMT 20200101000000 f",
+    "ALLO 10",
+    "XPWD",
+    "XCWD /",
+    "XMKD d",
+    "EPRT |1|127.0.0.1|5000|",
+    "ABOR",
 )
 
 
@@ -853,16 +883,45 @@ def test_commands_before_login_are_530(raw: Control) -> None:
 
 
 def test_commands_without_login(raw: Control) -> None:
-    for line, code in (("SYST", 215), ("FEAT", 211), ("HELP", 214), ("NOOP", 200),
-                       ("TYPE I", 200), ("MODE S", 200), ("STRU F", 200), ("STAT", 211),
-                       ("OPTS UTF8 ON", 200)):
+    for line, code in (
+        ("SYST", 215),
+        ("FEAT", 211),
+        ("HELP", 214),
+        ("NOOP", 200),
+        ("TYPE I", 200),
+        ("MODE S", 200),
+        ("STRU F", 200),
+        ("STAT", 211),
+        ("OPTS UTF8 ON", 200),
+    ):
         assert raw.cmd(line)[0] == code, line
 
 
 NEEDS_ARGUMENT = (
-    "USER", "CWD", "RETR", "STOR", "APPE", "DELE", "RMD", "MKD", "RNFR", "SIZE",
-    "MDTM", "MFMT", "REST", "TYPE", "MODE", "STRU", "PORT", "EPRT", "SITE", "OPTS", "ACCT",
-    "XCWD", "XMKD", "XRMD",
+    "USER",
+    "CWD",
+    "RETR",
+    "STOR",
+    "APPE",
+    "DELE",
+    "RMD",
+    "MKD",
+    "RNFR",
+    "SIZE",
+    "MDTM",
+    "MFMT",
+    "REST",
+    "TYPE",
+    "MODE",
+    "STRU",
+    "PORT",
+    "EPRT",
+    "SITE",
+    "OPTS",
+    "ACCT",
+    "XCWD",
+    "XMKD",
+    "XRMD",
 )
 
 

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not i
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         ["curl", "--silent", "--show-error", "--max-time", "20", *args],
-        capture_output=True, timeout=30, check=False,
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
 
 

@@ -30,8 +30,11 @@ class _ServerCase(FSTestCases):  # type: ignore[misc]
     def make_fs(self) -> FTPFS:
         self.server = ThreadedFTPServer().start()
         return self.client_class(
-            self.server.host, port=self.server.port, user=self.server.user,
-            passwd=self.server.password, timeout=10,
+            self.server.host,
+            port=self.server.port,
+            user=self.server.user,
+            passwd=self.server.password,
+            timeout=10,
         )
 
     def destroy_fs(self, fs: FTPFS) -> None:

@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PASSWORD, USER, ServerFactory
 from fs.memoryfs import MemoryFS
 
 from vfsftp import Account, Mount, VirtualTree, config_from_dict
-from vfsftp.observability import configure_logging
 from vfsftp.config import LoggingConfig
+from vfsftp.observability import configure_logging
 from vfsftp.testing import ThreadedFTPServer
-
-from conftest import PASSWORD, USER, ServerFactory
 
 
 class GatedFS(MemoryFS):  # type: ignore[misc]
@@ -60,7 +59,9 @@ def gated() -> Iterator[tuple[ThreadedFTPServer, GatedFS]]:
     slow = GatedFS()
     # GatedFS is a MemoryFS subclass, which Mount.of would run inline: a
     # slow store is declared with inline=False.
-    tree = VirtualTree([Mount("/slow", slow, inline=False, kind="slow"), Mount.of("/fast", MemoryFS())])
+    tree = VirtualTree(
+        [Mount("/slow", slow, inline=False, kind="slow"), Mount.of("/fast", MemoryFS())]
+    )
     config = config_from_dict({"server": {"listen": ["127.0.0.1"], "port": 0}})
     with ThreadedFTPServer(config, authorizer=TreeAuthorizer(tree)) as srv:
         yield srv, slow
@@ -111,8 +112,13 @@ def test_custom_authorizer_refuses_and_accepts(gated: tuple[ThreadedFTPServer, G
 
 
 def test_idle_timeout_closes_with_421(make_server: ServerFactory) -> None:
-    srv = make_server({"server": {"idle_timeout": 0.3}, "mounts": {"/": "mem://"},
-                       "users": {USER: {"password": f"plaintext:{PASSWORD}"}}})
+    srv = make_server(
+        {
+            "server": {"idle_timeout": 0.3},
+            "mounts": {"/": "mem://"},
+            "users": {USER: {"password": f"plaintext:{PASSWORD}"}},
+        }
+    )
     with socket.create_connection((srv.host, srv.port), timeout=10) as s:
         f = s.makefile("rb")
         assert f.readline().startswith(b"220")
@@ -123,10 +129,13 @@ def test_idle_timeout_closes_with_421(make_server: ServerFactory) -> None:
 
 
 def test_passive_range_and_masquerade(make_server: ServerFactory) -> None:
-    srv = make_server({
-        "server": {"passive_ports": "40000-40010", "masquerade_address": "203.0.113.7"},
-        "mounts": {"/": "mem://"}, "users": {USER: {"password": f"plaintext:{PASSWORD}"}},
-    })
+    srv = make_server(
+        {
+            "server": {"passive_ports": "40000-40010", "masquerade_address": "203.0.113.7"},
+            "mounts": {"/": "mem://"},
+            "users": {USER: {"password": f"plaintext:{PASSWORD}"}},
+        }
+    )
     f = ftplib.FTP(timeout=10)
     f.connect(srv.host, srv.port)
     f.login(USER, PASSWORD)
@@ -145,9 +154,13 @@ def test_passive_range_and_masquerade(make_server: ServerFactory) -> None:
 
 def test_transfer_log_line(make_server: ServerFactory, tmp_path: Path) -> None:
     xfer = tmp_path / "xfer.log"
-    configure_logging(LoggingConfig(level="info", file=str(tmp_path / "session.log"), transfer_log=str(xfer)))
+    configure_logging(
+        LoggingConfig(level="info", file=str(tmp_path / "session.log"), transfer_log=str(xfer))
+    )
     try:
-        srv = make_server({"mounts": {"/": "mem://"}, "users": {USER: {"password": f"plaintext:{PASSWORD}"}}})
+        srv = make_server(
+            {"mounts": {"/": "mem://"}, "users": {USER: {"password": f"plaintext:{PASSWORD}"}}}
+        )
         f = ftplib.FTP(timeout=10)
         f.connect(srv.host, srv.port)
         f.login(USER, PASSWORD)
@@ -164,14 +177,23 @@ def test_transfer_log_line(make_server: ServerFactory, tmp_path: Path) -> None:
             h.close()
     lines = xfer.read_text().splitlines()
     assert len(lines) == 2
-    assert 'STOR user=alice' in lines[0] and 'path="/my file.txt" bytes=5' in lines[0] and lines[0].endswith("result=ok")
+    assert (
+        "STOR user=alice" in lines[0]
+        and 'path="/my file.txt" bytes=5' in lines[0]
+        and lines[0].endswith("result=ok")
+    )
     assert lines[1].split(" ", 2)[2].startswith("RETR user=alice")
     session = (tmp_path / "session.log").read_text()
     assert "login ok" in session and "disconnect" in session
 
 
 def test_shutdown_during_upload_discards_it(make_server: ServerFactory, tmp_path: Path) -> None:
-    srv = make_server({"mounts": {"/": f"osfs://{tmp_path}"}, "users": {USER: {"password": f"plaintext:{PASSWORD}"}}})
+    srv = make_server(
+        {
+            "mounts": {"/": f"osfs://{tmp_path}"},
+            "users": {USER: {"password": f"plaintext:{PASSWORD}"}},
+        }
+    )
     f = ftplib.FTP(timeout=10)
     f.connect(srv.host, srv.port)
     f.login(USER, PASSWORD)

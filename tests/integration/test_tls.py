@@ -311,7 +311,9 @@ curl_missing = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not
 def curl(pki: Pki, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         ["curl", "--silent", "--show-error", "--max-time", "20", "--cacert", str(pki.ca), *args],
-        capture_output=True, timeout=30, check=False,
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -332,8 +334,9 @@ def test_curl(make_server: ServerFactory, pki: Pki, tmp_path: Path, mode: str) -
     # connection without close_notify (curl issues #6149, #13556); the server
     # then fails the upload with 426 (see test_upload_cut_without_close_notify)
     # instead of keeping a truncated file. TLS 1.2 for the upload avoids it.
-    r = curl(pki, *flags, "--tls-max", "1.2", "--ftp-create-dirs", "-T", str(src),
-             f"{base}/dir/up.bin")
+    r = curl(
+        pki, *flags, "--tls-max", "1.2", "--ftp-create-dirs", "-T", str(src), f"{base}/dir/up.bin"
+    )
     assert r.returncode == 0, r.stderr
     r = curl(pki, *flags, f"{base}/dir/")
     assert r.returncode == 0, r.stderr
@@ -350,9 +353,19 @@ def test_curl_refuses_an_unknown_ca(tls_server: ThreadedFTPServer, tmp_path: Pat
     other = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
     r = subprocess.run(
-        ["curl", "--silent", "--max-time", "20", "--ssl-reqd", "--cacert", str(other),
-         f"ftp://{USER}:{PASSWORD}@127.0.0.1:{tls_server.port}/"],
-        capture_output=True, timeout=30, check=False,
+        [
+            "curl",
+            "--silent",
+            "--max-time",
+            "20",
+            "--ssl-reqd",
+            "--cacert",
+            str(other),
+            f"ftp://{USER}:{PASSWORD}@127.0.0.1:{tls_server.port}/",
+        ],
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
     assert r.returncode == 60  # CURLE_PEER_FAILED_VERIFICATION
 
@@ -361,8 +374,9 @@ def test_curl_refuses_an_unknown_ca(tls_server: ThreadedFTPServer, tmp_path: Pat
 
 
 def test_feat_and_tls_commands_without_tls(make_server: ServerFactory) -> None:
-    srv = make_server({"mounts": {"/": "mem://"},
-                       "users": {USER: {"password": f"plaintext:{PASSWORD}"}}})
+    srv = make_server(
+        {"mounts": {"/": "mem://"}, "users": {USER: {"password": f"plaintext:{PASSWORD}"}}}
+    )
     client = plain_client(srv)
     try:
         feat = client.sendcmd("FEAT")
@@ -528,8 +542,11 @@ def test_require_data_tls(make_server: ServerFactory, pki: Pki, tmp_path: Path) 
     try:
         client.login(USER, PASSWORD)  # TLS control connection, PROT C
         client.voidcmd("TYPE I")
-        for call in (lambda: client.nlst(), lambda: get(client, "f.txt"),
-                     lambda: client.retrlines("LIST", lambda line: None)):
+        for call in (
+            lambda: client.nlst(),
+            lambda: get(client, "f.txt"),
+            lambda: client.retrlines("LIST", lambda line: None),
+        ):
             with pytest.raises(ftplib.error_perm) as exc:
                 call()
             assert reply_code(exc) == "521"
@@ -640,9 +657,7 @@ def test_client_drops_mid_handshake(
     assert_still_serving(tls_server, pki, witness)
 
 
-def test_failed_handshakes_free_their_connection_slot(
-    make_server: ServerFactory, pki: Pki
-) -> None:
+def test_failed_handshakes_free_their_connection_slot(make_server: ServerFactory, pki: Pki) -> None:
     """A session whose handshake failed is forgotten: it does not count
     against max_connections_per_ip afterwards."""
     config = tls_config(pki)
@@ -684,9 +699,7 @@ def test_upload_cut_without_close_notify(tls_server: ThreadedFTPServer, pki: Pki
         close(client)
 
 
-def test_failed_data_handshake_keeps_the_session(
-    tls_server: ThreadedFTPServer, pki: Pki
-) -> None:
+def test_failed_data_handshake_keeps_the_session(tls_server: ThreadedFTPServer, pki: Pki) -> None:
     client = tls_client(tls_server, pki)
     try:
         client.storbinary("STOR f", io.BytesIO(b"content"))

@@ -660,5 +660,7 @@ def test_commented_s3_example_needs_its_variable(monkeypatch: pytest.MonkeyPatch
     text = (REPO / "mounts.yaml").read_text(encoding="utf-8")
     for commented, live in S3_EXAMPLE.items():
         text = text.replace(commented, live)
-    with pytest.raises(ConfigError, match=r"mounts\./archive\.endpoint_url: .*'S3_ENDPOINT' is not set"):
+    with pytest.raises(
+        ConfigError, match=r"mounts\./archive\.endpoint_url: .*'S3_ENDPOINT' is not set"
+    ):
         config_from_yaml(text, "mounts.yaml")

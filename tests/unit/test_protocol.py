@@ -463,8 +463,10 @@ def test_parse_mfmt_time_good(text: str, epoch: float) -> None:
         ("20240615120000.x", "YYYYMMDDHHMMSS"),
         ("20240615120000.5.5", "YYYYMMDDHHMMSS"),
         ("20240615120000.\u00b2", "YYYYMMDDHHMMSS"),  # isdigit() but not float()
-        ("\u0662\u0660\u0662\u0664\u0660\u0666\u0661\u0665\u0661\u0662\u0660\u0660\u0660\u0660",
-         "YYYYMMDDHHMMSS"),  # Arabic-Indic digits
+        (
+            "\u0662\u0660\u0662\u0664\u0660\u0666\u0661\u0665\u0661\u0662\u0660\u0660\u0660\u0660",
+            "YYYYMMDDHHMMSS",
+        ),  # Arabic-Indic digits
         ("20241301000000", "not a valid date"),
         ("20240001000000", "not a valid date"),
         ("20240600000000", "not a valid date"),
@@ -523,8 +525,15 @@ LIST_LINES: list[tuple[ListEntry, str]] = [
         "-rw-r--r--   1 owner    group           1 Jun 15 12:00 f",
     ),
     (
-        ListEntry("my file (1).txt", False, 123456789012, mtime=NOW, mode="r--r--r--",
-                  owner="alice", group="staff"),
+        ListEntry(
+            "my file (1).txt",
+            False,
+            123456789012,
+            mtime=NOW,
+            mode="r--r--r--",
+            owner="alice",
+            group="staff",
+        ),
         "-r--r--r--   1 alice    staff    123456789012 Jun 15 12:00 my file (1).txt",
     ),
     (
@@ -580,17 +589,29 @@ BARE = ListEntry("bare", False, 0)
 @pytest.mark.parametrize(
     ("entry", "facts", "override", "line"),
     [
-        (FILE, MLST_DEFAULT_FACTS, None,
-         "type=file;size=12;modify=20240615120000;perm=adfrw;unique=mem-1; a.txt"),
-        (FILE, MLST_FACTS, None,
-         "type=file;size=12;modify=20240615120000;perm=adfrw;unique=mem-1;unix.mode=0644; a.txt"),
+        (
+            FILE,
+            MLST_DEFAULT_FACTS,
+            None,
+            "type=file;size=12;modify=20240615120000;perm=adfrw;unique=mem-1; a.txt",
+        ),
+        (
+            FILE,
+            MLST_FACTS,
+            None,
+            "type=file;size=12;modify=20240615120000;perm=adfrw;unique=mem-1;unix.mode=0644; a.txt",
+        ),
         (FILE, ["type"], None, "type=file; a.txt"),
         (FILE, ["size", "type"], None, "type=file;size=12; a.txt"),  # our order, not theirs
         (FILE, [], None, " a.txt"),
         (FILE, ["bogus"], None, " a.txt"),
         (DIR, ["type", "size"], None, "type=dir; docs"),  # no size for directories
-        (DIR, MLST_DEFAULT_FACTS, None,
-         "type=dir;modify=20240615120000;perm=cdeflmp;unique=mem-2; docs"),
+        (
+            DIR,
+            MLST_DEFAULT_FACTS,
+            None,
+            "type=dir;modify=20240615120000;perm=cdeflmp;unique=mem-2; docs",
+        ),
         (DIR, ["type", "size"], "cdir", "type=cdir; docs"),
         (DIR, ["type"], "pdir", "type=pdir; docs"),
         (DIR, ["size"], "cdir", " docs"),

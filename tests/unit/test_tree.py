@@ -458,10 +458,20 @@ class TestVirtualTreeNestedMount(fs.test.FSTestCases, unittest.TestCase):  # typ
 # These assume a filesystem that starts empty (or that removetree("/") can
 # empty), which a tree with /mnt/deep mounted below its root is not by design.
 _ASSUME_EMPTY_ROOT = {
-    "test_copy_dir_mem", "test_copy_dir_temp", "test_copy_structure", "test_filterdir",
-    "test_isempty", "test_listdir", "test_makedir", "test_move_dir_mem",
-    "test_move_dir_same_fs", "test_move_dir_temp", "test_removetree_root",
-    "test_repeat_dir", "test_scandir", "test_tree",
+    "test_copy_dir_mem",
+    "test_copy_dir_temp",
+    "test_copy_structure",
+    "test_filterdir",
+    "test_isempty",
+    "test_listdir",
+    "test_makedir",
+    "test_move_dir_mem",
+    "test_move_dir_same_fs",
+    "test_move_dir_temp",
+    "test_removetree_root",
+    "test_repeat_dir",
+    "test_scandir",
+    "test_tree",
 }
 
 

@@ -31,7 +31,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import shlex
 import shutil
 import signal
 import socket
@@ -40,9 +39,10 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HOST = "127.0.0.1"  # the only address this suite ever talks to
 USER = "bench"
@@ -71,16 +71,37 @@ class Sizes:
 
 
 FULL = Sizes(
-    big=256 * MiB, reps=3, sessions=300, workers=8, sessions_per_worker=300,
-    small_count=1000, small_size=4096, list_count=10_000, idle_count=500,
+    big=256 * MiB,
+    reps=3,
+    sessions=300,
+    workers=8,
+    sessions_per_worker=300,
+    small_count=1000,
+    small_size=4096,
+    list_count=10_000,
+    idle_count=500,
 )
 QUICK = Sizes(
-    big=16 * MiB, reps=2, sessions=40, workers=4, sessions_per_worker=20,
-    small_count=60, small_size=4096, list_count=500, idle_count=40,
+    big=16 * MiB,
+    reps=2,
+    sessions=40,
+    workers=4,
+    sessions_per_worker=20,
+    small_count=60,
+    small_size=4096,
+    list_count=500,
+    idle_count=40,
 )
 
 TARGETS = ("vfsftp-osfs", "pyftpdlib", "vfsftp-mem")
-BENCHMARKS = ("transfer", "sessions", "sessions_concurrent", "small_files", "listing", "idle_memory")
+BENCHMARKS = (
+    "transfer",
+    "sessions",
+    "sessions_concurrent",
+    "small_files",
+    "listing",
+    "idle_memory",
+)
 
 
 class SuiteTimeout(Exception):
@@ -113,6 +134,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def vfsftp_fingerprint() -> str:
+    """A short hash of vfsftp's source: other people edit it while a long run
+    goes on, and each sample records which version it measured."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for path in sorted((REPO / "vfsftp").glob("*.py")):
+        with contextlib.suppress(OSError):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:10]
+
+
 def machine_info() -> dict[str, str]:
     cpu = "unknown"
     with contextlib.suppress(OSError):
@@ -121,20 +154,36 @@ def machine_info() -> dict[str, str]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     try:
-        import pyftpdlib
+        import pyftpdlib  # type: ignore[import-untyped]
 
         pyftpdlib_version = pyftpdlib.__ver__
     except Exception:  # pragma: no cover
         pyftpdlib_version = "?"
     commit = "?"
     with contextlib.suppress(Exception):
-        commit = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=5,
-        ).stdout.strip() or "?"
+        commit = (
+            subprocess.run(
+                ["git", "--no-optional-locks", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            or "?"
+        )
         dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "vfsftp"],
-            capture_output=True, text=True, timeout=5,
+            [
+                "git",
+                "--no-optional-locks",
+                "-C",
+                str(REPO),
+                "status",
+                "--porcelain",
+                "--",
+                "vfsftp",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
         if dirty:
             commit += " (+ uncommitted changes in vfsftp/)"
@@ -155,7 +204,9 @@ def machine_info() -> dict[str, str]:
 class ServerProcess:
     """One FTP server in its own process, on a free port of 127.0.0.1."""
 
-    def __init__(self, target: str, workdir: Path, profile_dir: Path | None = None, tag: str = "") -> None:
+    def __init__(
+        self, target: str, workdir: Path, profile_dir: Path | None = None, tag: str = ""
+    ) -> None:
         self.target = target
         self.workdir = workdir
         self.root = workdir / "root"  # the served folder (osfs / pyftpdlib)
@@ -178,8 +229,15 @@ class ServerProcess:
     def _command(self) -> list[str]:
         py = sys.executable
         if self.target == "pyftpdlib":
-            return [py, str(Path(__file__).resolve()), "_pyftpdlib_server",
-                    "--home", str(self.root), "--port", str(self.port)]
+            return [
+                py,
+                str(Path(__file__).resolve()),
+                "_pyftpdlib_server",
+                "--home",
+                str(self.root),
+                "--port",
+                str(self.port),
+            ]
         mount = "mem://" if self.target == "vfsftp-mem" else "osfs://./root"
         cfg = self.workdir / "mounts.yaml"
         cfg.write_text(
@@ -191,13 +249,18 @@ class ServerProcess:
             "  max_connections_per_ip: 1024\n"  # the idle test opens 500 from one address
             f"mounts:\n  /: {json.dumps(mount)}\n"
             "users:\n"
-            f"  {USER}: {{password: \"plaintext:{PASSWORD}\"}}\n"
+            f'  {USER}: {{password: "plaintext:{PASSWORD}"}}\n'
         )
         cmd = [py]
         if self.profile_dir is not None:
             self.profile_dir.mkdir(parents=True, exist_ok=True)
-            cmd += ["-m", "cProfile", "-o", str(self.profile_dir / f"{self.tag}-{self.target}.prof")]
-        return cmd + ["-m", "vfsftp", "serve", "-c", str(cfg), "--port", str(self.port)]
+            cmd += [
+                "-m",
+                "cProfile",
+                "-o",
+                str(self.profile_dir / f"{self.tag}-{self.target}.prof"),
+            ]
+        return [*cmd, "-m", "vfsftp", "serve", "-c", str(cfg), "--port", str(self.port)]
 
     def start(self) -> ServerProcess:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -207,14 +270,15 @@ class ServerProcess:
         last = ""
         for _attempt in range(3):  # a free port may be taken between probe and bind
             self.port = free_port()
-            log = open(self.log_path, "ab")
-            try:
+            with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    self._command(), cwd=self.workdir, env=env,
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    self._command(),
+                    cwd=self.workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                 )
-            finally:
-                log.close()
             _LIVE.append(self)
             try:
                 self._wait_ready()
@@ -237,7 +301,9 @@ class ServerProcess:
             except OSError:
                 pass
             time.sleep(delay)
-        raise RuntimeError(f"no 220 greeting on {HOST}:{self.port} after {tries * delay:.0f}s:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"no 220 greeting on {HOST}:{self.port} after {tries * delay:.0f}s:\n{self.log_tail()}"
+        )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -303,9 +369,9 @@ def _kill_everything() -> None:
 
 def run_pyftpdlib_server(home: str, port: int) -> None:
     """Entry point of the pyftpdlib server process (hidden sub-command)."""
-    from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.handlers import FTPHandler
-    from pyftpdlib.servers import FTPServer
+    from pyftpdlib.authorizers import DummyAuthorizer  # type: ignore[import-untyped]
+    from pyftpdlib.handlers import FTPHandler  # type: ignore[import-untyped]
+    from pyftpdlib.servers import FTPServer  # type: ignore[import-untyped]
 
     authorizer = DummyAuthorizer()
     authorizer.add_user(USER, PASSWORD, home, perm="elradfmwMT")
@@ -399,7 +465,7 @@ def _session_worker(port: int, n: int, go: Any, out: Any) -> None:
         try:
             one_session(port)
             done += 1
-        except Exception as exc:  # noqa: BLE001 - counted and reported
+        except Exception as exc:
             errors += 1
             if not first_error:
                 first_error = f"{type(exc).__name__}: {exc}"
@@ -456,7 +522,7 @@ def bench_sessions(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
     for _ in range(z.sessions):
         try:
             one_session(srv.port)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors += 1
             first = first or f"{type(exc).__name__}: {exc}"
     dt, cpu = time.perf_counter() - t0, srv.cpu() - c0
@@ -475,7 +541,9 @@ def bench_sessions_concurrent(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
     go = ctx.Event()
     out = ctx.Queue()
     workers = [
-        ctx.Process(target=_session_worker, args=(srv.port, z.sessions_per_worker, go, out), daemon=True)
+        ctx.Process(
+            target=_session_worker, args=(srv.port, z.sessions_per_worker, go, out), daemon=True
+        )
         for _ in range(z.workers)
     ]
     for w in workers:
@@ -557,7 +625,7 @@ def bench_listing(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
             best = float("inf")
             for _ in range(z.reps):
                 t0 = time.perf_counter()
-                nbytes, lines = listing(ftp, f"{verb} many")
+                _nbytes, lines = listing(ftp, f"{verb} many")
                 best = min(best, (time.perf_counter() - t0) * 1000)
                 if lines < z.list_count:
                     raise RuntimeError(f"{verb}: {lines} lines for {z.list_count} files")
@@ -580,7 +648,7 @@ def bench_idle_memory(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
         for _ in range(z.idle_count):
             try:
                 conns.append(login(srv.port))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors += 1
                 first = first or f"{type(exc).__name__}: {exc}"
         time.sleep(1.0)
@@ -590,7 +658,7 @@ def bench_idle_memory(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
         for c in conns:
             try:
                 c.voidcmd("NOOP")
-            except Exception:  # noqa: BLE001
+            except Exception:
                 dead += 1
         rss2 = srv.rss_kb()
     finally:
@@ -639,22 +707,79 @@ def metrics(z: Sizes) -> list[Metric]:
         Metric("retr_cpu_per_gib", "transfer", "RETR server CPU", "s/GiB", False, "{:.2f}"),
         Metric("stor_mbps", "transfer", f"STOR {big}, best of {z.reps}", "MB/s", True),
         Metric("stor_cpu_per_gib", "transfer", "STOR server CPU", "s/GiB", False, "{:.2f}"),
-        Metric("sessions_seq", "sessions", f"Sessions, {z.sessions} sequential", "sessions/s", True),
+        Metric(
+            "sessions_seq", "sessions", f"Sessions, {z.sessions} sequential", "sessions/s", True
+        ),
         Metric("session_cpu_ms", "sessions", "  server CPU per session", "ms", False, "{:.2f}"),
-        Metric("sessions_conc", "sessions_concurrent",
-               f"Sessions, {z.workers} client procs × {z.sessions_per_worker}", "sessions/s", True),
-        Metric("session_conc_cpu_ms", "sessions_concurrent", "  server CPU per session", "ms", False, "{:.2f}"),
-        Metric("small_stor", "small_files", f"Small files STOR {z.small_count} × {z.small_size // 1024} KiB",
-               "files/s", True),
-        Metric("small_retr", "small_files", f"Small files RETR {z.small_count} × {z.small_size // 1024} KiB",
-               "files/s", True),
-        Metric("list_ms", "listing", f"LIST of {z.list_count:,} files, best of {z.reps}", "ms", False, "{:,.1f}"),
-        Metric("mlsd_ms", "listing", f"MLSD of {z.list_count:,} files, best of {z.reps}", "ms", False, "{:,.1f}"),
-        Metric("idle_kb_per_conn", "idle_memory", f"Idle logged-in connections ({z.idle_count})",
-               "KB RSS/conn", False, "{:.1f}"),
-        Metric("idle_kb_per_conn_after_noop", "idle_memory", "  same, after one NOOP each",
-               "KB RSS/conn", False, "{:.1f}"),
-        Metric("rss_base_mb", "idle_memory", "Server RSS at start (after 5 sessions)", "MB", False, "{:.1f}"),
+        Metric(
+            "sessions_conc",
+            "sessions_concurrent",
+            f"Sessions, {z.workers} client procs x {z.sessions_per_worker}",
+            "sessions/s",
+            True,
+        ),
+        Metric(
+            "session_conc_cpu_ms",
+            "sessions_concurrent",
+            "  server CPU per session",
+            "ms",
+            False,
+            "{:.2f}",
+        ),
+        Metric(
+            "small_stor",
+            "small_files",
+            f"Small files STOR {z.small_count} x {z.small_size // 1024} KiB",
+            "files/s",
+            True,
+        ),
+        Metric(
+            "small_retr",
+            "small_files",
+            f"Small files RETR {z.small_count} x {z.small_size // 1024} KiB",
+            "files/s",
+            True,
+        ),
+        Metric(
+            "list_ms",
+            "listing",
+            f"LIST of {z.list_count:,} files, best of {z.reps}",
+            "ms",
+            False,
+            "{:,.1f}",
+        ),
+        Metric(
+            "mlsd_ms",
+            "listing",
+            f"MLSD of {z.list_count:,} files, best of {z.reps}",
+            "ms",
+            False,
+            "{:,.1f}",
+        ),
+        Metric(
+            "idle_kb_per_conn",
+            "idle_memory",
+            f"Idle logged-in connections ({z.idle_count})",
+            "KB RSS/conn",
+            False,
+            "{:.1f}",
+        ),
+        Metric(
+            "idle_kb_per_conn_after_noop",
+            "idle_memory",
+            "  same, after one NOOP each",
+            "KB RSS/conn",
+            False,
+            "{:.1f}",
+        ),
+        Metric(
+            "rss_base_mb",
+            "idle_memory",
+            "Server RSS at start (after 5 sessions)",
+            "MB",
+            False,
+            "{:.1f}",
+        ),
     ]
 
 
@@ -675,19 +800,28 @@ def _ratio(m: Metric, v: Any, p: Any) -> str:
     else:
         better = (r > 1) == m.higher_is_better
         verdict = "vfsftp better" if better else "**vfsftp worse**"
-    return f"{r:.2f}× ({verdict})"
+    return f"{r:.2f}x ({verdict})"
 
 
-def render(results: dict[str, dict[str, Any]], z: Sizes, info: dict[str, str], selected: list[str],
-           mode: str) -> str:
+def render(
+    results: dict[str, dict[str, Any]],
+    z: Sizes,
+    info: dict[str, str],
+    selected: list[str],
+    mode: str,
+    rounds: int = 1,
+) -> str:
     out = [f"# vfsftp vs pyftpdlib — {mode} run", ""]
     out += [f"- **{k}**: {v}" for k, v in info.items()]
     out += [
         "- **setup**: each server is its own process on 127.0.0.1, a fresh one per benchmark; "
-        "client = stdlib ftplib (passive mode, TYPE I) in the benchmark process or in separate processes",
+        "client = stdlib ftplib (passive mode, TYPE I) in the benchmark process "
+        "or in separate processes",
         "",
+        f"Each cell is the best of {rounds} round(s) (fresh server each, servers interleaved); "
+        "all samples are in the .json next to this file. "
         "Ratio = vfsftp-osfs ÷ pyftpdlib (both on a local temp folder). "
-        "MB = 10^6 bytes. CPU = server process utime+stime (all threads).",
+        "MB = 10^6 bytes. CPU = server process utime+stime (all threads), 10 ms clock ticks.",
         "",
         "| Benchmark | Unit | vfsftp (osfs) | pyftpdlib | ratio | vfsftp (mem://) |",
         "|---|---|--:|--:|---|--:|",
@@ -706,9 +840,7 @@ def render(results: dict[str, dict[str, Any]], z: Sizes, info: dict[str, str], s
     out.append("")
     out.append("↑ higher is better, ↓ lower is better.")
     problems = [
-        f"- {target}: {msg}"
-        for target, r in results.items()
-        for msg in r.get("_errors", [])
+        f"- {target}: {msg}" for target, r in results.items() for msg in r.get("_errors", [])
     ]
     if problems:
         out += ["", "## Errors and misbehaviour", "", *problems]
@@ -718,69 +850,188 @@ def render(results: dict[str, dict[str, Any]], z: Sizes, info: dict[str, str], s
 # ---------------------------------------------------------------- main
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds spent by the whole machine (all cores, all processes)."""
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    return (sum(parts) - idle) / CLK_TCK
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class Interference:
+    """How much of the machine other processes (not this suite, not its
+    server) used during a measurement: other people's test runs on a shared
+    2-core box skew every number, so each sample says how busy it was."""
+
+    def __init__(self, srv: ServerProcess) -> None:
+        self.srv = srv
+        self.t0 = time.monotonic()
+        self.machine0 = _machine_busy_seconds()
+        self.own0 = _own_cpu_seconds()
+        self.srv0 = srv.cpu()
+
+    def share(self) -> float:
+        wall = time.monotonic() - self.t0
+        machine = _machine_busy_seconds() - self.machine0
+        ours = _own_cpu_seconds() - self.own0
+        with contextlib.suppress(Exception):
+            ours += self.srv.cpu() - self.srv0
+        return max(0.0, machine - ours) / max(wall * (os.cpu_count() or 1), 1e-9)
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.10, window: float = 0.5) -> float:
+    """Wait (at most ``max_wait`` seconds) until the machine is nearly idle:
+    busy below ``threshold`` of all cores over one ``window``. Called while no
+    server runs, so what it sees is other people's work. Returns the seconds
+    waited."""
+    t0 = time.monotonic()
+    while True:
+        m0, w0 = _machine_busy_seconds(), time.monotonic()
+        time.sleep(window)
+        share = (_machine_busy_seconds() - m0) / ((time.monotonic() - w0) * (os.cpu_count() or 1))
+        if share < threshold or time.monotonic() - t0 >= max_wait:
+            return time.monotonic() - t0
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _best(values: list[float], higher_is_better: bool) -> float:
+    return max(values) if higher_is_better else min(values)
+
+
 def run_suite(args: argparse.Namespace) -> int:
     z = QUICK if args.quick else FULL
+    rounds = args.rounds or (1 if args.quick else 3)
     selected = [b for b in BENCHMARKS if not args.only or b in args.only]
     targets = [t for t in TARGETS if not args.target or t in args.target]
     info = machine_info()
-    results: dict[str, dict[str, Any]] = {t: {"_errors": []} for t in targets}
+    info["load average at start"] = _loadavg()
+    direction = {m.key: m.higher_is_better for m in metrics(z)}
+    samples: dict[str, dict[str, list[float]]] = {t: {} for t in targets}
+    errors: dict[str, list[str]] = {t: [] for t in targets}
+    noisy: list[float] = []
+    busy_samples: list[str] = []
+    versions: dict[str, list[str]] = {}
     base = Path(tempfile.mkdtemp(prefix="vfsftp-bench-"))
     profile_dir = Path(args.profile).resolve() if args.profile else None
-    print(f"# {len(selected)} benchmark(s) × {len(targets)} server(s), work dir {base}", flush=True)
+    print(
+        f"# {len(selected)} benchmark(s) x {len(targets)} server(s) x {rounds} round(s), "
+        f"work dir {base}",
+        flush=True,
+    )
     try:
         for bench in selected:
-            for target in targets:
-                workdir = base / f"{bench}-{target}"
-                workdir.mkdir()
-                srv = ServerProcess(target, workdir, profile_dir if target.startswith("vfsftp") else None,
-                                    tag=bench)
-                t0 = time.monotonic()
-                print(f"- {bench:<20} {target:<12} ", end="", flush=True)
-                try:
-                    srv.start()
-                    r = BENCH_FUNCS[bench](srv, z)
-                    srv.check_alive()
-                    err = r.pop("errors", None)
-                    if err:
-                        results[target]["_errors"].append(err)
-                    results[target].update(r)
-                    shown = ", ".join(
-                        f"{k}={v:,.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
+            for rnd in range(rounds):
+                # alternate the order so that no server always goes first
+                order = targets if rnd % 2 == 0 else list(reversed(targets))
+                for target in order:
+                    workdir = base / f"{bench}-{target}-{rnd}"
+                    workdir.mkdir()
+                    srv = ServerProcess(
+                        target,
+                        workdir,
+                        profile_dir if target.startswith("vfsftp") else None,
+                        tag=f"{bench}-{rnd}",
                     )
-                    print(f"{time.monotonic() - t0:5.1f}s  {shown}" + (f"  [ERRORS: {err}]" if err else ""),
-                          flush=True)
-                except SuiteTimeout:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - one failure must not hide the rest
-                    alive = srv.alive()
-                    msg = f"{bench}: {type(exc).__name__}: {exc}"
-                    if not alive:
-                        msg += f" — SERVER DIED (exit {srv.proc.returncode if srv.proc else '?'})"
-                    msg += f"\n  server log tail:\n    " + srv.log_tail(15).replace("\n", "\n    ")
-                    results[target]["_errors"].append(msg)
-                    print(f"FAILED: {type(exc).__name__}: {exc}", flush=True)
-                    if args.verbose:
-                        traceback.print_exc()
-                finally:
-                    srv.stop()
-                    if not args.keep:
-                        shutil.rmtree(workdir, ignore_errors=True)
+                    waited = wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else 0.0
+                    t0 = time.monotonic()
+                    print(
+                        f"- {bench:<20} {target:<12} r{rnd + 1} "
+                        + (f"(waited {waited:.0f}s for quiet) " if waited >= 1 else ""),
+                        end="",
+                        flush=True,
+                    )
+                    try:
+                        version = vfsftp_fingerprint()
+                        versions.setdefault(version, []).append(f"{bench}/{target}/r{rnd + 1}")
+                        srv.start()
+                        meter = Interference(srv)
+                        r = BENCH_FUNCS[bench](srv, z)
+                        srv.check_alive()
+                        others = meter.share()
+                        noisy.append(others)
+                        if others > 0.10:
+                            busy_samples.append(f"{bench}/{target}/r{rnd + 1}: {others:.0%}")
+                        err = r.pop("errors", None)
+                        if err:
+                            errors[target].append(err)
+                        for k, v in r.items():
+                            samples[target].setdefault(k, []).append(v)
+                        shown = ", ".join(f"{k}={v:,.2f}" for k, v in r.items())
+                        print(
+                            f"{time.monotonic() - t0:5.1f}s  others {others:4.0%}  "
+                            f"{shown}" + (f"  [ERRORS: {err}]" if err else ""),
+                            flush=True,
+                        )
+                    except SuiteTimeout:
+                        raise
+                    except Exception as exc:
+                        msg = f"{bench}: {type(exc).__name__}: {exc}"
+                        if not srv.alive():
+                            msg += (
+                                f" — SERVER DIED (exit {srv.proc.returncode if srv.proc else '?'})"
+                            )
+                        msg += "\n  server log tail:\n    " + srv.log_tail(15).replace(
+                            "\n", "\n    "
+                        )
+                        errors[target].append(msg)
+                        print(f"FAILED: {type(exc).__name__}: {exc}", flush=True)
+                        if args.verbose:
+                            traceback.print_exc()
+                    finally:
+                        srv.stop()
+                        if not args.keep:
+                            shutil.rmtree(workdir, ignore_errors=True)
     finally:
         _kill_everything()
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
 
-    table = render(results, z, info, selected, "quick" if args.quick else "full")
+    info["load average at end"] = _loadavg()
+    if len(versions) > 1:
+        info["WARNING"] = (
+            f"vfsftp's source changed during the run ({len(versions)} versions); "
+            "samples per version are in the .json"
+        )
+    elif versions:
+        info["vfsftp source hash"] = next(iter(versions))
+    if noisy:
+        info["other processes' CPU during samples"] = (
+            f"median {sorted(noisy)[len(noisy) // 2]:.0%}, max {max(noisy):.0%} of the machine; "
+            f"{len(busy_samples)} of {len(noisy)} samples above 10%"
+        )
+    results: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        results[target] = {k: _best(v, direction.get(k, True)) for k, v in samples[target].items()}
+        results[target]["_errors"] = errors[target]
+    table = render(results, z, info, selected, "quick" if args.quick else "full", rounds)
     print()
     print(table)
     outdir = HERE / "results"
     outdir.mkdir(exist_ok=True)
-    out_md = Path(args.output) if args.output else outdir / ("quick.md" if args.quick else "latest.md")
+    out_md = (
+        Path(args.output) if args.output else outdir / ("quick.md" if args.quick else "latest.md")
+    )
+    out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.write_text(table)
-    raw = {"info": info, "sizes": asdict(z), "results": results}
+    raw = {
+        "info": info,
+        "sizes": asdict(z),
+        "rounds": rounds,
+        "best": results,
+        "samples": samples,
+        "vfsftp_versions": versions,
+    }
     out_md.with_suffix(".json").write_text(json.dumps(raw, indent=2, default=str))
     print(f"written to {out_md} (+ {out_md.with_suffix('.json').name})")
-    failed = any(r["_errors"] for r in results.values())
+    failed = any(errors.values())
     return 1 if failed else 0
 
 
@@ -795,23 +1046,64 @@ def main(argv: list[str] | None = None) -> int:
         run_pyftpdlib_server(a.home, a.port)
         return 0
 
-    parser = argparse.ArgumentParser(description="vfsftp vs pyftpdlib on 127.0.0.1 (see benchmarks/README.md)")
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in under a minute")
-    parser.add_argument("--only", action="append", choices=BENCHMARKS, metavar="NAME",
-                        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
-    parser.add_argument("--target", action="append", choices=TARGETS, metavar="SERVER",
-                        help=f"run only against this server (repeatable): {', '.join(TARGETS)}")
-    parser.add_argument("--output", metavar="FILE", help="markdown output (default results/latest.md, "
-                        "results/quick.md with --quick)")
-    parser.add_argument("--time-limit", type=float, default=None, metavar="S",
-                        help="abort the whole run after S seconds (default 1800, 120 with --quick)")
-    parser.add_argument("--profile", metavar="DIR",
-                        help="run vfsftp servers under cProfile (main thread only), .prof files in DIR")
+    parser = argparse.ArgumentParser(
+        description="vfsftp vs pyftpdlib on 127.0.0.1 (see benchmarks/README.md)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: a smoke run in under a minute"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=BENCHMARKS,
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        choices=TARGETS,
+        metavar="SERVER",
+        help=f"run only against this server (repeatable): {', '.join(TARGETS)}",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="repeat every benchmark N times per server, keep the best (default 3, 1 with --quick)",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=None,
+        metavar="S",
+        help="before each sample wait up to S seconds for other processes to leave the "
+        "CPU idle (default 20, 0 with --quick)",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help="markdown output (default results/latest.md, results/quick.md with --quick)",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="S",
+        help="abort the whole run after S seconds (default 2400, 120 with --quick)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run vfsftp servers under cProfile (main thread only), .prof files in DIR",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp work dirs (server logs)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks")
     args = parser.parse_args(argv)
 
-    limit = args.time_limit or (120.0 if args.quick else 1800.0)
+    limit = args.time_limit or (120.0 if args.quick else 2400.0)
+    if args.wait_quiet is None:
+        args.wait_quiet = 0.0 if args.quick else 20.0
 
     def on_alarm(signum: int, frame: Any) -> None:
         raise SuiteTimeout(f"time limit of {limit:.0f}s reached")
@@ -821,6 +1113,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
+    # Started in the background by a non-interactive shell, this process has
+    # SIGINT ignored, and so would its servers: then the SIGINT that stops
+    # them cleanly (and lets --profile write its file) would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         return run_suite(args)

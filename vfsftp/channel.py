@@ -35,6 +35,8 @@ __all__ = ["FTPChannel", "SessionState"]
 
 log = logging.getLogger("vfsftp.session")
 
+_DRAIN_ABOVE = 64 * 1024
+
 # Errors of the storage side during a transfer (the rest are the network's).
 _STORAGE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES}
@@ -196,7 +198,10 @@ class FTPChannel:
                     continue
                 assert isinstance(line, bytes)
                 await self.handle_line(line)
-                await self.writer.drain()
+                if self.writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
+                    # Only a client that stops reading fills the buffer;
+                    # draining after every reply costs a loop turn each.
+                    await self.writer.drain()
             self._drop_pipelined = False
 
     async def handle_line(self, line: bytes) -> None:

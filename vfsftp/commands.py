@@ -477,15 +477,11 @@ async def cmd_mlst(s: FTPChannel, inv: Invocation) -> None:
 async def cmd_retr(s: FTPChannel, inv: Invocation) -> None:
     fs_ = _fs(s)
     offset = s.state.rest_offset
-    entry = await fs_.stat(inv.path)
-    if entry.is_dir:
-        raise FTPError(550, f"Is a directory: {inv.path}")
-    if offset and offset > entry.size:
-        raise FTPError(554, f"Restart offset {offset} is beyond the file size {entry.size}")
-    f = await fs_.open_read(inv.path)
+    f, size = await fs_.open_read(inv.path, offset)
     ascii_mode = not _binary(s)
-    # sendfile writes file pages straight to the socket: plain data only.
-    use_sendfile = s.state.prot == "C" and fs_.syspath(inv.path) is not None
+    # sendfile writes file pages straight to the socket: plain data only
+    # (send_stream also needs a real file descriptor, i.e. a local disk).
+    use_sendfile = s.state.prot == "C"
 
     def work(state: datamod.TransferState) -> int:
         return datamod.send_stream(state, f, ascii_mode, offset, use_sendfile)
@@ -498,7 +494,7 @@ async def cmd_retr(s: FTPChannel, inv: Invocation) -> None:
         "RETR",
         inv.path,
         work,
-        f"Opening {mode} mode data connection for {inv.path} ({entry.size} bytes)",
+        f"Opening {mode} mode data connection for {inv.path} ({size} bytes)",
         cleanup,
     )
 

@@ -93,24 +93,49 @@ class PassiveListener:
 
     async def accept(self, timeout: float) -> socket.socket:
         """The first connection from the client's own address. Connections from
-        elsewhere are closed (RFC 2577 §3: "port stealing")."""
+        elsewhere are closed (RFC 2577 §3: "port stealing").
+
+        A reader callback and one timer, rather than ``wait_for(sock_accept)``
+        which costs a task per transfer."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            left = deadline - loop.time()
-            if left <= 0:
-                raise FTPError(425, "Can't open data connection: client did not connect in time")
-            try:
-                conn, addr = await asyncio.wait_for(loop.sock_accept(self.sock), left)
-            except asyncio.TimeoutError:
-                raise FTPError(
-                    425, "Can't open data connection: client did not connect in time"
-                ) from None
-            except OSError as exc:
-                raise FTPError(425, f"Can't open data connection: {exc.strerror}") from None
-            if self.expected_peer is None or normalize_ip(addr[0]) == self.expected_peer:
-                return conn
-            conn.close()
+        fut: asyncio.Future[socket.socket] = loop.create_future()
+        fd = self.sock.fileno()
+
+        def readable() -> None:
+            while not fut.done():
+                try:
+                    conn, addr = self.sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    fut.set_exception(
+                        FTPError(425, f"Can't open data connection: {exc.strerror or exc}")
+                    )
+                    return
+                if self.expected_peer is None or normalize_ip(addr[0]) == self.expected_peer:
+                    fut.set_result(conn)
+                else:
+                    conn.close()
+
+        def expired() -> None:
+            if not fut.done():
+                fut.set_exception(
+                    FTPError(425, "Can't open data connection: client did not connect in time")
+                )
+
+        loop.add_reader(fd, readable)
+        timer = loop.call_later(timeout, expired)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            # Cancelled (ABOR, shutdown) just as the client connected: the
+            # accepted socket would otherwise leak.
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                fut.result().close()
+            raise
+        finally:
+            timer.cancel()
+            loop.remove_reader(fd)
 
     def close(self) -> None:
         self.sock.close()

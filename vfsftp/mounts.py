@@ -9,7 +9,6 @@ errors, so a missing folder fails at startup with a useful line.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,34 +21,10 @@ from fs.base import FS
 from fs.osfs import OSFS
 
 from .config import USER_PLACEHOLDER, Config, ConfigError, MountConfig, UserConfig
+from .localfs import JailedOSFS
 from .tree import Mount, VirtualTree
 
 __all__ = ["MountTable"]
-
-
-class JailedOSFS(OSFS):  # type: ignore[misc]
-    """A local folder whose paths must really be inside it: a symbolic link
-    that leads out of the folder is refused (550), as pyftpdlib's
-    ``validpath`` does, so that a stray link never exposes the host."""
-
-    def __init__(self, root_path: str, **kwargs: Any) -> None:
-        super().__init__(root_path, **kwargs)
-        self._real_root = os.path.realpath(self._root_path)
-
-    def _jail(self, sys_path: str, path: str) -> None:
-        real = os.path.realpath(sys_path)
-        if real != self._real_root and not real.startswith(self._real_root.rstrip(os.sep) + os.sep):
-            raise fs.errors.PermissionDenied(path=path, msg="symbolic link leads outside the mount")
-
-    def _to_sys_path(self, path: str) -> bytes:
-        sys_path: bytes = super()._to_sys_path(path)
-        self._jail(os.fsdecode(sys_path), path)
-        return sys_path
-
-    def getsyspath(self, path: str) -> str:
-        sys_path: str = super().getsyspath(path)
-        self._jail(sys_path, path)
-        return sys_path
 
 
 def _kind(url: str) -> str:
@@ -61,7 +36,7 @@ class MountTable:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._opened: dict[tuple[str, bool, bool], FS] = {}
+        self._opened: dict[tuple[Any, ...], FS] = {}
         self._lock = threading.Lock()
         # Global mounts naming ${user} (``/home: osfs://./homes/${user}``)
         # are opened per user, at login.
@@ -74,9 +49,14 @@ class MountTable:
         self._trees: dict[str, VirtualTree] = {}
 
     def _open(self, spec: MountConfig, url: str, key: str) -> FS:
-        # The same URL mounted twice is the same storage, except mem:// which
-        # creates a new, empty filesystem per mount declaration.
-        cache_key = (url if _kind(url) != "mem" else f"{url}#{key}", spec.create, spec.read_only)
+        # The same URL with the same options is the same storage, opened
+        # once; mem:// is a new, empty filesystem per mount declaration.
+        cache_key = (
+            url if _kind(url) != "mem" else f"{url}#{key}",
+            spec.create,
+            spec.read_only,
+            tuple(sorted(spec.s3_options.items())),
+        )
         with self._lock:
             opened = self._opened.get(cache_key)
             if opened is not None:

@@ -8,7 +8,7 @@ stay), replacing the parts a gateway cannot use (fs-s3fs 1.1.1):
   first byte: ``S3Reader`` streams a ranged GET from the current position;
 - ``openbin('w')`` spooled to a temporary file and uploaded on close:
   ``S3Writer`` sends parts while data arrives, with bounded memory
-  (part size × parts in flight), growing parts so that 10,000 parts reach far
+  (part size x parts in flight), growing parts so that 10,000 parts reach far
   beyond 48 GiB, one PUT for small files, and nothing visible until
   CompleteMultipartUpload (``discard()`` aborts the upload);
 - a prefix written by other tools (aws cli, rclone) had no directory marker
@@ -99,7 +99,7 @@ def s3_errors(path: str) -> Iterator[None]:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("NoSuchKey", "404", "NotFound") or status == 404 and code != "NoSuchBucket":
+        if code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket"):
             raise fs.errors.ResourceNotFound(path, exc=exc) from exc
         if code == "NoSuchBucket":
             raise StorageError(f"S3 bucket does not exist ({code})", 550) from exc
@@ -124,17 +124,21 @@ def _epoch(value: Any) -> float | None:
 
 
 def _dir_info(name: str, modified: float | None = None) -> Info:
-    return Info({
-        "basic": {"name": name, "is_dir": True},
-        "details": {"type": int(ResourceType.directory), "size": 0, "modified": modified},
-    })
+    return Info(
+        {
+            "basic": {"name": name, "is_dir": True},
+            "details": {"type": int(ResourceType.directory), "size": 0, "modified": modified},
+        }
+    )
 
 
 def _file_info(name: str, size: int, modified: float | None) -> Info:
-    return Info({
-        "basic": {"name": name, "is_dir": False},
-        "details": {"type": int(ResourceType.file), "size": size, "modified": modified},
-    })
+    return Info(
+        {
+            "basic": {"name": name, "is_dir": False},
+            "details": {"type": int(ResourceType.file), "size": size, "modified": modified},
+        }
+    )
 
 
 _SESSION_LOCK = threading.Lock()
@@ -240,7 +244,9 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
     def _is_prefix(self, path: str) -> bool:
         """A directory is a marker object or any key below the prefix."""
         with s3_errors(path):
-            resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.dir_key(path), MaxKeys=1)
+            resp = self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=self.dir_key(path), MaxKeys=1
+            )
         return int(resp.get("KeyCount", 0)) > 0
 
     def getinfo(self, path: str, namespaces: Collection[str] | None = None) -> Info:
@@ -251,7 +257,9 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             return _dir_info("")
         head = self._head(_path)
         if head is not None:
-            return _file_info(name, int(head.get("ContentLength", 0)), _epoch(head.get("LastModified")))
+            return _file_info(
+                name, int(head.get("ContentLength", 0)), _epoch(head.get("LastModified"))
+            )
         if self._is_prefix(_path):
             return _dir_info(name)
         raise fs.errors.ResourceNotFound(path)
@@ -287,21 +295,23 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             for result in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
                 for cp in result.get("CommonPrefixes", ()):
                     found_any = True
-                    name = cp["Prefix"][len(prefix):].rstrip("/")
+                    name = cp["Prefix"][len(prefix) :].rstrip("/")
                     if name:
                         entries.append(_dir_info(name))
                 for obj in result.get("Contents", ()):
                     found_any = True
-                    name = obj["Key"][len(prefix):]
+                    name = obj["Key"][len(prefix) :]
                     if not name:
                         continue  # the directory's own marker
-                    entries.append(_file_info(name, int(obj.get("Size", 0)), _epoch(obj.get("LastModified"))))
+                    entries.append(
+                        _file_info(name, int(obj.get("Size", 0)), _epoch(obj.get("LastModified")))
+                    )
         if not found_any and _path != "/":
             info = self.getinfo(_path)  # raises ResourceNotFound
             if not info.is_dir:
                 raise fs.errors.DirectoryExpected(path)
-        elif _path != "/" and self._head(_path) is not None:
-            raise fs.errors.DirectoryExpected(path)
+        # (A key "x" and keys below "x/" can coexist in S3; with children
+        # the name lists as a directory, without a HEAD per listing.)
         if page is not None:
             entries = entries[page[0] : page[1]]
         return iter(entries)
@@ -392,8 +402,11 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
                 what = "APPE" if append else "REST+STOR"
                 raise StorageError(
                     f"{what} would rewrite an S3 object (objects cannot be appended to); "
-                    + ("not enabled on this mount (rewrite_max_size)" if limit <= 0 else
-                       f"object is larger than rewrite_max_size ({limit} bytes)")
+                    + (
+                        "not enabled on this mount (rewrite_max_size)"
+                        if limit <= 0
+                        else f"object is larger than rewrite_max_size ({limit} bytes)"
+                    )
                 )
         return keep
 
@@ -453,16 +466,22 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         with s3_errors(dir_path):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 # The root's own marker (a mount on a prefix) stays.
-                keys = [{"Key": o["Key"]} for o in page.get("Contents", ()) if _path != "/" or o["Key"] != prefix]
+                keys = [
+                    {"Key": o["Key"]}
+                    for o in page.get("Contents", ())
+                    if _path != "/" or o["Key"] != prefix
+                ]
                 if not keys:
                     continue
-                resp = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                resp = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                )
                 failed = resp.get("Errors") or []
                 if failed:
-                    first = failed[0]
+                    code = str(failed[0].get("Code", "error"))
                     raise StorageError(
-                        f"S3 could not delete {len(failed)} object(s) ({first.get('Code', 'error')})",
-                        550 if first.get("Code") == "AccessDenied" else 451,
+                        f"S3 could not delete {len(failed)} object(s) ({code})",
+                        550 if code == "AccessDenied" else 451,
                     )
 
     def setinfo(self, path: str, info: Any) -> None:
@@ -472,7 +491,9 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             # would change the data's identity (ETag) for a timestamp.
             raise StorageError("S3 objects cannot have their modification time set")
 
-    def copy(self, src_path: str, dst_path: str, overwrite: bool = False, preserve_time: bool = False) -> None:
+    def copy(
+        self, src_path: str, dst_path: str, overwrite: bool = False, preserve_time: bool = False
+    ) -> None:
         self.check()
         src = self.validatepath(src_path)
         dst = self.validatepath(dst_path)
@@ -497,19 +518,28 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
                 # store, never through this process.
                 chunk = max(part_size_for(1, self.options.part_size), -(-size // MAX_PARTS))
                 self.client.copy(
-                    source, self.bucket, self.key(dst),
-                    Config=TransferConfig(multipart_threshold=COPY_OBJECT_LIMIT, multipart_chunksize=chunk,
-                                          max_concurrency=self.options.concurrency),
+                    source,
+                    self.bucket,
+                    self.key(dst),
+                    Config=TransferConfig(
+                        multipart_threshold=COPY_OBJECT_LIMIT,
+                        multipart_chunksize=chunk,
+                        max_concurrency=self.options.concurrency,
+                    ),
                 )
 
-    def move(self, src_path: str, dst_path: str, overwrite: bool = False, preserve_time: bool = False) -> None:
+    def move(
+        self, src_path: str, dst_path: str, overwrite: bool = False, preserve_time: bool = False
+    ) -> None:
         """A server-side copy then a delete: the data never passes through
         the gateway."""
         self.copy(src_path, dst_path, overwrite=overwrite)
         with s3_errors(src_path):
             self.client.delete_object(Bucket=self.bucket, Key=self.key(self.validatepath(src_path)))
 
-    def movedir(self, src_path: str, dst_path: str, create: bool = False, preserve_time: bool = False) -> None:
+    def movedir(
+        self, src_path: str, dst_path: str, create: bool = False, preserve_time: bool = False
+    ) -> None:
         if not self.options.allow_dir_rename:
             raise StorageError(
                 "renaming a directory on S3 copies every object below it; "
@@ -517,7 +547,9 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             )
         super().movedir(src_path, dst_path, create=create)
 
-    def copydir(self, src_path: str, dst_path: str, create: bool = False, preserve_time: bool = False) -> None:
+    def copydir(
+        self, src_path: str, dst_path: str, create: bool = False, preserve_time: bool = False
+    ) -> None:
         # fs-s3fs's copy() has no preserve_time, which fs.base passes on.
         import fs.copy
 
@@ -588,7 +620,9 @@ class S3Reader(io.RawIOBase):
         if self._body is None:
             with s3_errors(self.path):
                 resp = self.fs.client.get_object(
-                    Bucket=self.fs.bucket, Key=self.fs.key(self.path), Range=f"bytes={self.pos}-{self.size - 1}"
+                    Bucket=self.fs.bucket,
+                    Key=self.fs.key(self.path),
+                    Range=f"bytes={self.pos}-{self.size - 1}",
                 )
             self._body = resp["Body"]
         want = None if size is None or size < 0 else min(size, self.size - self.pos)
@@ -671,7 +705,11 @@ class S3Writer(io.RawIOBase):
         def upload() -> str:
             with s3_errors(self.path):
                 resp = c.upload_part(
-                    Bucket=self.fs.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=chunk
+                    Bucket=self.fs.bucket,
+                    Key=self.key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=chunk,
                 )
             return str(resp["ETag"])
 
@@ -695,7 +733,9 @@ class S3Writer(io.RawIOBase):
                 parts = [{"PartNumber": n, "ETag": f.result()} for n, f in self._parts]
                 with s3_errors(self.path):
                     c.complete_multipart_upload(
-                        Bucket=self.fs.bucket, Key=self.key, UploadId=self._upload_id,
+                        Bucket=self.fs.bucket,
+                        Key=self.key,
+                        UploadId=self._upload_id,
                         MultipartUpload={"Parts": parts},
                     )
             self._done = True
@@ -743,5 +783,6 @@ def open_s3(url: str, options: S3Options) -> StreamingS3FS:
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise ValueError("s3:// URL needs a bucket name: s3://BUCKET[/PREFIX]")
-    return StreamingS3FS(bucket, dir_path="/" + relpath(normpath(prefix)) if prefix else "/", options=options)
-
+    return StreamingS3FS(
+        bucket, dir_path="/" + relpath(normpath(prefix)) if prefix else "/", options=options
+    )

@@ -334,18 +334,21 @@ class SessionFS:
 
     # ------------------------------------------------------------ transfers
 
-    async def open_read(self, path: str) -> IO[bytes]:
-        def opener() -> IO[bytes]:
-            return self.tree.openbin(path, "r")
+    async def open_read(self, path: str, offset: int = 0) -> tuple[IO[bytes], int]:
+        """Open a file for RETR: (file, size), in one worker-thread call. A
+        REST offset past the end is refused (554) before any data moves."""
+
+        def opener() -> tuple[IO[bytes], int]:
+            info = self.tree.getinfo(path, ("details",))
+            if info.is_dir:
+                raise fs.errors.FileExpected(path)
+            details: Mapping[str, Any] = info.raw.get("details") or {}
+            size = int(details.get("size") or 0)
+            if offset > size:
+                raise FTPError(554, f"Restart offset {offset} is beyond the file size {size}")
+            return self.tree.openbin(path, "r"), size
 
         return await self._run((path,), opener)
-
-    def syspath(self, path: str) -> str | None:
-        """The host path of a file on a real disk (for ``sendfile``), else None."""
-        try:
-            return self.tree.getsyspath(path)
-        except fs.errors.FSError:
-            return None
 
     async def begin_upload(self, path: str, offset: int = 0, append: bool = False) -> Upload:
         """Check the target can be written and reserve a temporary name next to

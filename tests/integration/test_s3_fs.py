@@ -1,0 +1,142 @@
+"""PyFilesystem2's conformance suite (fs.test.FSTestCases, ~80 tests) run
+directly on ``StreamingS3FS`` against a real S3 endpoint (moto over HTTP), a
+new bucket per test, the filesystem rooted at a prefix of it.
+
+A few cases ask for what S3 cannot do; they are skipped by name below, and
+``test_skipped_cases_exist`` fails if fs.test renames them."""
+
+# Fixtures imported from s3_fixtures are "redefined" as test parameters:
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import io
+import unittest
+from collections.abc import Iterator
+
+import fs.errors
+import pytest
+from fs.test import FSTestCases
+from s3_fixtures import S3Bucket, assert_cases_exist, moto_endpoint, s3_bucket, skip_by_name  # noqa: F401
+
+from vfsftp.s3 import MiB, S3Options, StreamingS3FS
+
+pytestmark = pytest.mark.s3
+
+_NO_MTIME = (
+    "S3 sets an object's LastModified itself; StreamingS3FS.setinfo refuses "
+    "to fake it (so MFMT answers 550 instead of pretending)"
+)
+
+#: FSTestCases that need what an S3 object cannot do.
+IMPOSSIBLE_ON_S3 = {
+    "test_setinfo": _NO_MTIME,
+    "test_settimes": _NO_MTIME,
+    "test_touch": _NO_MTIME + " (it calls settimes on the new file)",
+    "test_open_files": (
+        "a text-mode writer's tell() needs a seekable stream; S3Writer sends "
+        "parts as they fill and cannot seek back, so it does not claim to be "
+        "seekable (claiming it would break callers such as zipfile)"
+    ),
+}
+
+
+class TestStreamingS3FS(FSTestCases, unittest.TestCase):  # type: ignore[misc]
+    bucket: S3Bucket
+
+    @pytest.fixture(autouse=True)
+    def _bucket(self, s3_bucket: S3Bucket) -> None:
+        self.bucket = s3_bucket
+
+    def make_fs(self) -> StreamingS3FS:
+        # FSTestCases renames directories: allow it (refused by default).
+        options = S3Options(
+            endpoint_url=self.bucket.endpoint, region="us-east-1", allow_dir_rename=True
+        )
+        return StreamingS3FS(self.bucket.name, dir_path="/conformance/root", options=options)
+
+
+skip_by_name(TestStreamingS3FS, FSTestCases, IMPOSSIBLE_ON_S3)
+
+
+def test_skipped_cases_exist() -> None:
+    assert_cases_exist(FSTestCases, IMPOSSIBLE_ON_S3)
+
+
+# ---------------------------------------------------------------- beyond fs.test
+
+
+@pytest.fixture
+def s3fs(s3_bucket: S3Bucket) -> Iterator[StreamingS3FS]:
+    options = S3Options(endpoint_url=s3_bucket.endpoint, region="us-east-1", part_size=5 * MiB)
+    filesystem = StreamingS3FS(s3_bucket.name, dir_path="/pre", options=options)
+    yield filesystem
+    filesystem.close()
+
+
+@pytest.mark.parametrize("size", [10, 6 * MiB])  # one PUT; a multipart upload
+def test_error_inside_with_openbin_publishes_nothing(
+    s3fs: StreamingS3FS, s3_bucket: S3Bucket, size: int
+) -> None:
+    """As the FTP server's discard: an exception in the ``with`` block of
+    openbin('wb') (a source failing mid-copy) aborts, it does not commit."""
+    with pytest.raises(RuntimeError), s3fs.openbin("f.bin", "wb") as f:
+        f.write(b"x" * size)
+        raise RuntimeError("source failed")
+    assert s3_bucket.keys() == []
+    assert s3_bucket.uploads() == []
+    with s3fs.openbin("f.bin", "wb") as f:  # without an error: committed
+        f.write(b"x" * size)
+    assert s3_bucket.keys() == ["pre/f.bin"]
+
+
+def test_upload_streams_through_the_writer(s3fs: StreamingS3FS, s3_bucket: S3Bucket) -> None:
+    """fs.upload (what fs.copy and cross-mount moves use): multipart for a
+    big source, the caller's file left open, the parent checked."""
+    source = io.BytesIO(bytes(range(256)) * (6 * MiB // 256))
+    s3fs.upload("big.bin", source)
+    assert not source.closed
+    assert s3_bucket.get("pre/big.bin") == source.getvalue()
+    head = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="pre/big.bin")
+    assert head["ETag"].strip('"').endswith("-2")  # 5 MiB + 1 MiB parts
+    with pytest.raises(fs.errors.ResourceNotFound):
+        s3fs.upload("missing/dir/f.bin", io.BytesIO(b"x"))
+    with pytest.raises(fs.errors.ResourceNotFound):
+        s3fs.writebytes("missing/f.bin", b"x")
+    assert s3_bucket.keys() == ["pre/big.bin"]
+
+
+def test_removetree_of_prefixes_without_markers(s3fs: StreamingS3FS, s3_bucket: S3Bucket) -> None:
+    """Objects written by another tool: no "dir/" markers. The tree goes in
+    DeleteObjects batches; the directory vanishing with its last object is
+    no error. A mount's root marker stays."""
+    s3_bucket.put("pre/")
+    keys = [f"pre/t/{i // 100}/f{i}.txt" for i in range(1200)] + ["pre/t/x.txt", "pre/keep.txt"]
+    s3_bucket.put_many(keys)
+    calls: list[str] = []
+    record = lambda model, **_: calls.append(model.name)  # noqa: E731
+    s3fs.client.meta.events.register("before-call.s3.*", record)
+    s3fs.removetree("t")
+    assert s3_bucket.keys() == ["pre/", "pre/keep.txt"]
+    assert calls.count("DeleteObjects") == 2 and "DeleteObject" not in calls
+    with pytest.raises(fs.errors.ResourceNotFound):
+        s3fs.removetree("t")
+    with pytest.raises(fs.errors.DirectoryExpected):
+        s3fs.removetree("keep.txt")
+    s3fs.removetree("/")
+    assert s3_bucket.keys() == ["pre/"]
+
+
+def test_files_have_the_io_attributes_fs_users_expect(s3fs: StreamingS3FS) -> None:
+    with s3fs.openbin("a.bin", "wb") as w:
+        assert (w.mode, w.name, w.tell()) == ("wb", "/a.bin", 0)
+        w.write(b"abc")
+        assert w.tell() == 3 and not w.readable() and not w.seekable()
+    with s3fs.openbin("a.bin") as r:
+        assert (r.mode, r.name) == ("rb", "/a.bin")
+        assert r.read() == b"abc"
+
+
+def test_remove_names_the_path_as_given(s3fs: StreamingS3FS) -> None:
+    with pytest.raises(fs.errors.ResourceNotFound, match=r"resource 'no/such\.txt' not found"):
+        s3fs.remove("no/such.txt")

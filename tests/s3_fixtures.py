@@ -1,0 +1,335 @@
+"""A real S3 HTTP endpoint for the S3 tests: moto's ``ThreadedMotoServer`` on
+loopback (one per test session), a fresh bucket per test, and FTP servers
+whose mounts point at it.
+
+Import the fixtures into a test module to register them there::
+
+    from s3_fixtures import moto_endpoint, s3_bucket, s3_server  # noqa: F401
+
+Nothing is mocked in-process: boto3 (the test's and the server's) talks HTTP
+to moto. Things that follow from moto running in this process:
+
+- moto (werkzeug) serves each request on a new connection and thread, which
+  ends a moment after the response: ``s3_bucket`` waits (bounded) for those
+  threads before the integration leak check looks, after the FTP servers of
+  ``s3_server`` have stopped (closing their S3 clients);
+- moto keeps objects in memory, those over 5 MiB in temporary files (open
+  file descriptors): ``s3_bucket`` deletes every object at teardown;
+- a test that measures this process's memory runs moto in a child process
+  instead (``moto_subprocess``): a ranged GET there copies the whole object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config as BotoConfig
+
+from vfsftp.testing import ThreadedFTPServer
+
+USER, PASSWORD = "alice", "secret"
+REGION = "us-east-1"
+
+_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    # Never read the developer's own AWS configuration, never ask an
+    # instance-metadata service for credentials.
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+_AWS_UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+
+
+def _request_threads() -> set[threading.Thread]:
+    """moto's (werkzeug's) per-connection request threads."""
+    return {t for t in threading.enumerate() if "process_request" in t.name and t.is_alive()}
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Bounded polling: no sleep stands in for synchronisation."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a moto S3 server running in this process."""
+    from moto.server import ThreadedMotoServer
+
+    mp = pytest.MonkeyPatch()
+    for name, value in _AWS_ENV.items():
+        mp.setenv(name, value)
+    for name in _AWS_UNSET:
+        mp.delenv(name, raising=False)
+    # moto lists and stats its own ~180 package folders on every request
+    # (to match a Host header against backend names): a fifth of its time
+    # per request. The answer never changes while the process runs.
+    import moto.backends
+
+    modules = tuple(moto.backends.list_of_moto_modules())
+    mp.setattr(moto.backends, "list_of_moto_modules", lambda: modules)
+    werkzeug_log = logging.getLogger("werkzeug")
+    old_level = werkzeug_log.level
+    werkzeug_log.setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    # Load boto3's S3 model and moto's S3 backend now, then move everything
+    # alive into the GC's permanent generation: the integration leak check
+    # runs gc.collect() twice per test, which over moto + botocore's ~150,000
+    # objects costs ~0.25 s a test. Collected first, so no garbage is frozen;
+    # objects made by the tests are collected as before.
+    warm = make_client(f"http://{host}:{port}")
+    warm.list_buckets()
+    warm.close()
+    wait_for(lambda: not _request_threads(), what="moto request threads to end")
+    gc.collect()
+    gc.freeze()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        gc.unfreeze()
+        server.stop()
+        werkzeug_log.setLevel(old_level)
+        mp.undo()
+
+
+def make_client(endpoint: str, **config: Any) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=BotoConfig(max_pool_connections=32, **config),
+    )
+
+
+@dataclass
+class S3Bucket:
+    """A bucket of its own for one test, with a boto3 client to prepare and
+    inspect it from outside the FTP server."""
+
+    endpoint: str
+    name: str
+    client: Any
+    _extra_clients: list[Any] = field(default_factory=list)
+
+    def mount(self, prefix: str = "", **options: Any) -> dict[str, Any]:
+        """A mounts.yaml entry for ``s3://BUCKET/PREFIX`` on this endpoint."""
+        url = f"s3://{self.name}/{prefix}" if prefix else f"s3://{self.name}"
+        return {"fs": url, "endpoint_url": self.endpoint, "region": REGION, **options}
+
+    def put(self, key: str, data: bytes = b"") -> None:
+        self.client.put_object(Bucket=self.name, Key=key, Body=data)
+
+    def put_many(self, keys: list[str], data: bytes = b"x") -> None:
+        """Many small objects at once, straight into the in-process moto's
+        store: over HTTP, moto takes several milliseconds a PUT. The first
+        and last keys go over HTTP, so the rest is what a client would
+        have written."""
+        self.put(keys[0], data)
+        backend = _moto_s3_backend()
+        for key in keys[1:-1]:
+            backend.put_object(self.name, key, data)
+        self.put(keys[-1], data)
+
+    def get(self, key: str) -> bytes:
+        return bytes(self.client.get_object(Bucket=self.name, Key=key)["Body"].read())
+
+    def keys(self, prefix: str = "") -> list[str]:
+        out: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.name, Prefix=prefix):
+            out += [o["Key"] for o in page.get("Contents", ())]
+        return sorted(out)
+
+    def exists(self, key: str) -> bool:
+        return key in self.keys(key)
+
+    def uploads(self) -> list[dict[str, Any]]:
+        """Multipart uploads started and neither completed nor aborted."""
+        return list(self.client.list_multipart_uploads(Bucket=self.name).get("Uploads", []))
+
+    def new_client_for(self, service: str) -> Any:
+        """A client of another service on the endpoint (moto serves them
+        all), closed with the fixture."""
+        c = boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        self._extra_clients.append(c)
+        return c
+
+    def empty(self) -> None:
+        """Abort uploads and delete every object (moto keeps each object
+        over 5 MiB in a temporary file: an open file descriptor). Through
+        moto's store: listing thousands of keys over HTTP takes seconds."""
+        for up in self.uploads():
+            self.client.abort_multipart_upload(
+                Bucket=self.name, Key=up["Key"], UploadId=up["UploadId"]
+            )
+        backend = _moto_s3_backend()
+        for key in list(backend.get_bucket(self.name).keys.keys()):
+            backend.delete_object(self.name, key)
+
+
+def _moto_s3_backend() -> Any:
+    """The S3 store of the moto server running in this process."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    return s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str) -> Iterator[S3Bucket]:
+    """A new, empty bucket; emptied and deleted afterwards (moto holds
+    objects in memory), and every connection to moto closed."""
+    before = _request_threads()
+    client = make_client(moto_endpoint)
+    name = f"vfsftp-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=name)
+    bucket = S3Bucket(moto_endpoint, name, client)
+    try:
+        yield bucket
+    finally:
+        try:
+            bucket.empty()
+            client.delete_bucket(Bucket=name)
+        finally:
+            for c in [client, *bucket._extra_clients]:
+                c.close()
+        # Closing a client closes its connections; moto's thread for each
+        # ends when it reads EOF.
+        wait_for(lambda: not (_request_threads() - before), what="moto request threads to end")
+
+
+ServerFactory = Callable[..., ThreadedFTPServer]
+
+
+@pytest.fixture
+def s3_server(s3_bucket: S3Bucket) -> Iterator[ServerFactory]:
+    """Start FTP servers from a ``mounts`` mapping (user alice, every
+    right). Depends on ``s3_bucket`` so that the servers, and their S3
+    clients, are stopped before the bucket fixture checks moto's threads."""
+    started: list[ThreadedFTPServer] = []
+
+    def factory(mounts: dict[str, Any], **server_options: Any) -> ThreadedFTPServer:
+        config = {
+            "server": server_options.pop("server", {}),
+            "mounts": mounts,
+            "users": {USER: {"password": f"plaintext:{PASSWORD}", "perms": "elradfmwMT"}},
+        }
+        srv = ThreadedFTPServer(config, user=USER, password=PASSWORD, **server_options)
+        srv.start()
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in started:
+        if not srv.running:
+            continue
+        left = srv.call(_tasks_left())
+        srv.stop()
+        assert not left, f"asyncio tasks left after the test: {left}"
+
+
+async def _tasks_left() -> list[str]:
+    """As conftest's make_server: sessions whose clients left end on their
+    own; anything still running after that is reported."""
+    import asyncio
+
+    me = asyncio.current_task()
+    for _ in range(200):
+        rest = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        if not rest:
+            return []
+        await asyncio.wait(rest, timeout=0.05)
+    return [repr(t) for t in asyncio.all_tasks() if t is not me and not t.done()]
+
+
+# ---------------------------------------------------------------- moto elsewhere
+
+_CHILD = """
+import logging, sys
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+host, port = server.get_host_and_port()
+print(f"http://{host}:{port}", flush=True)
+sys.stdin.read()  # until the parent closes our stdin
+server.stop()
+"""
+
+
+@contextlib.contextmanager
+def moto_subprocess() -> Iterator[str]:
+    """A moto server in a child process: its memory (moto keeps objects in
+    RAM, and a ranged GET reads the whole object) stays out of this one."""
+    env = {**os.environ, **_AWS_ENV}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("http://"), f"moto child did not start: {line!r}"
+        yield line
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+# ---------------------------------------------------------------- conformance
+
+
+def skip_by_name(cls: type, base: type, reasons: dict[str, str]) -> None:
+    """Skip ``base``'s tests named in ``reasons`` on ``cls``, each with its
+    reason (shown by ``pytest -ra``)."""
+    import unittest
+
+    for name, reason in reasons.items():
+        if hasattr(base, name):
+            setattr(cls, name, unittest.skip(reason)(getattr(base, name)))
+
+
+def assert_cases_exist(base: type, reasons: dict[str, str]) -> None:
+    """A skip naming a test that no longer exists hides nothing and rots
+    silently: every name must be a real test of ``base``."""
+    missing = [n for n in reasons if not callable(getattr(base, n, None))]
+    assert not missing, f"not in {base.__module__}.{base.__name__} any more: {missing}"

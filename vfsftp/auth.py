@@ -78,6 +78,10 @@ class Account:
     home: str = "/"
     anonymous: bool = False
     max_connections: int | None = None
+    #: bytes per second for all of this user's downloads (uploads) together;
+    #: None: the server's max_download_rate (max_upload_rate)
+    max_download_rate: int | None = None
+    max_upload_rate: int | None = None
 
 
 class Authorizer(Protocol):
@@ -150,4 +154,6 @@ class ConfigAuthorizer:
             home=user.home.replace(USER_PLACEHOLDER, user.name),
             anonymous=user.anonymous,
             max_connections=user.max_connections,
+            max_download_rate=user.max_download_rate,
+            max_upload_rate=user.max_upload_rate,
         )

@@ -282,6 +282,10 @@ class UserConfig(_Model):
     permissions: dict[VirtualPath, Perms] = Field(default_factory=dict)
     mounts: dict[VirtualPath, MountConfig] = Field(default_factory=dict)
     max_connections: Int | None = Field(default=None, ge=1)
+    # Per-user rate limits (bytes/s, all the user's sessions together);
+    # None: server.max_download_rate / max_upload_rate.
+    max_download_rate: ByteSize | None = Field(default=None, ge=1024)
+    max_upload_rate: ByteSize | None = Field(default=None, ge=1024)
     # Per-user TLS policy; None: server.tls.require_tls / require_data_tls.
     require_tls: bool | None = None
     require_data_tls: bool | None = None
@@ -373,6 +377,12 @@ class ServerConfig(_Model):
     max_login_attempts: Int = Field(default=3, ge=1)
     permit_foreign_addresses: bool = False  # PORT/EPRT to another host (FXP)
     permit_privileged_ports: bool = False  # PORT/EPRT to ports < 1024
+    # Traffic control, bytes per second ("1MiB" works): every user's
+    # downloads (uploads) together, and all transfers of the server together.
+    max_download_rate: ByteSize | None = Field(default=None, ge=1024)
+    max_upload_rate: ByteSize | None = Field(default=None, ge=1024)
+    total_download_rate: ByteSize | None = Field(default=None, ge=1024)
+    total_upload_rate: ByteSize | None = Field(default=None, ge=1024)
     tls: TLSConfig | None = None
 
     @field_validator("listen", mode="before")

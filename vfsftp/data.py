@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 CHUNK = 256 * 1024
+THROTTLED_CHUNK = 16 * 1024  # smooth pacing under a rate limit
 
 
 class TransferAborted(Exception):
@@ -274,9 +275,10 @@ def send_stream(
             return state.bytes
     encoder = AsciiEncoder() if ascii_mode else None
     read = f.read
+    size = CHUNK if throttle is None else THROTTLED_CHUNK
     while True:
         state.check()
-        chunk = read(CHUNK)
+        chunk = read(size)
         if not chunk:
             break
         if encoder is not None:
@@ -299,7 +301,7 @@ def recv_stream(
     """Socket → file until the client closes the data connection (EOF is the
     end of file in stream mode, RFC 959 §3.4.1)."""
     decoder = AsciiDecoder() if ascii_mode else None
-    buf = bytearray(CHUNK)
+    buf = bytearray(CHUNK if throttle is None else THROTTLED_CHUNK)
     view = memoryview(buf)
     recv_into = state.sock.recv_into
     write = f.write

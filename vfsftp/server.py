@@ -11,8 +11,10 @@ import contextlib
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .auth import Account, Authorizer, ConfigAuthorizer
@@ -22,6 +24,7 @@ from .data import TransferState
 from .errors import FTPError
 from .mounts import MountTable
 from .observability import Counters, format_transfer_line, transfer_log
+from .throttle import TokenBucket, chain
 from .tls import make_server_context
 from .vfs import SessionFS
 
@@ -67,6 +70,8 @@ class FTPServer:
         )
         self.tls_handshake_timeout = tls.handshake_timeout if tls is not None else 10.0
         self.counters = Counters()
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._buckets_lock = threading.Lock()
         self.channels: set[FTPChannel] = set()
         self._per_ip: Counter[str] = Counter()
         self._per_user: Counter[str] = Counter()
@@ -284,6 +289,30 @@ class FTPServer:
             channel.state.fs = None
 
     # ------------------------------------------------------------ transfers
+
+    def throttle_for(self, account: Account, direction: str) -> Callable[[int], None] | None:
+        """The rate limit of a transfer (``"down"`` or ``"up"``): the user's
+        bucket, shared by all their sessions, and the server-wide one."""
+        cfg = self.config.server
+        if direction == "down":
+            user_rate = account.max_download_rate or cfg.max_download_rate
+            total_rate = cfg.total_download_rate
+        else:
+            user_rate = account.max_upload_rate or cfg.max_upload_rate
+            total_rate = cfg.total_upload_rate
+        return chain(
+            self._bucket((account.name, direction), user_rate),
+            self._bucket(("*", direction), total_rate),
+        )
+
+    def _bucket(self, key: tuple[str, str], rate: int | None) -> TokenBucket | None:
+        if rate is None:
+            return None
+        with self._buckets_lock:
+            bucket = self._buckets.get(key)
+            if bucket is None or bucket.rate != rate:
+                bucket = self._buckets[key] = TokenBucket(rate)
+            return bucket
 
     def transfer_log(
         self, channel: FTPChannel, verb: str, path: str, state: TransferState | None, outcome: str

@@ -114,7 +114,8 @@ class FTPChannel:
             # Implicit FTPS: TLS from the first byte, and data connections
             # protected unless the client asks for PROT C.
             self.state.secure, self.state.pbsz, self.state.prot = True, True, "P"
-        self.lines = LineBuffer()
+        # Room for a command and a path of MAX_PATH_BYTES (4096).
+        self.lines = LineBuffer(max_line=8192)
         self._drop_pipelined = False
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0

@@ -970,3 +970,13 @@ def test_overlong_command_line_is_500(raw: Control) -> None:
     code, _ = raw.cmd("NOOP " + "x" * 10000)
     assert code == 500
     assert raw.cmd("NOOP")[0] == 200
+
+
+def test_overlong_command_line_is_500_and_session_survives(raw: Control) -> None:
+    raw.login()
+    # A command with the longest path allowed still fits in a line...
+    code, _ = raw.cmd("CWD /" + "/".join(["d" * 200] * 20))
+    assert code == 550  # does not exist, but was parsed
+    # ...a line past the cap is refused without being buffered whole.
+    assert raw.cmd(b"NOOP " + b"x" * 20_000)[0] == 500
+    assert raw.cmd("NOOP")[0] == 200

@@ -654,7 +654,11 @@ class S3Writer(io.RawIOBase):
         self.fs = s3fs
         self.path = path
         self.key = s3fs.key(path)
+        # The part being filled: allocated at its final size (untouched pages
+        # cost nothing) and handed to the upload as is, so a part is never
+        # copied or shifted in memory.
         self._buf = bytearray()
+        self._fill = 0
         self._upload_id: str | None = None
         self._parts: list[tuple[int, Future[str]]] = []
         self._next_part = 1
@@ -672,18 +676,28 @@ class S3Writer(io.RawIOBase):
     def write(self, b: Any) -> int:
         if self._done:
             raise ValueError("write to a finished upload")
-        self._buf += b
-        n = len(b)
+        with memoryview(b) as src:
+            data = src.cast("B")
+            n = len(data)
+            pos = 0
+            while pos < n:
+                size = part_size_for(self._next_part, self.fs.options.part_size)
+                if self._fill == 0 and len(self._buf) != size:
+                    self._buf = bytearray(size)
+                take = min(size - self._fill, n - pos)
+                self._buf[self._fill : self._fill + take] = data[pos : pos + take]
+                self._fill += take
+                pos += take
+                if self._fill == size:
+                    chunk, self._buf, self._fill = self._buf, bytearray(), 0
+                    self._send_part(chunk)
         self.bytes_written += n
-        while len(self._buf) >= part_size_for(self._next_part, self.fs.options.part_size):
-            size = part_size_for(self._next_part, self.fs.options.part_size)
-            with memoryview(self._buf) as view:
-                chunk = bytes(view[:size])  # one copy (a bytearray slice would be a second)
-            del self._buf[:size]
-            self._send_part(chunk)
         return n
 
-    def _send_part(self, chunk: bytes) -> None:
+    def _pending_bytes(self) -> bytes:
+        return bytes(memoryview(self._buf)[: self._fill])
+
+    def _send_part(self, chunk: bytes | bytearray) -> None:
         c = self.fs.client
         if self._upload_id is None:
             with s3_errors(self.path):
@@ -725,11 +739,11 @@ class S3Writer(io.RawIOBase):
             c = self.fs.client
             if self._upload_id is None:
                 with s3_errors(self.path):
-                    c.put_object(Bucket=self.fs.bucket, Key=self.key, Body=bytes(self._buf))
+                    c.put_object(Bucket=self.fs.bucket, Key=self.key, Body=self._pending_bytes())
             else:
-                if self._buf or not self._parts:
-                    self._send_part(bytes(self._buf))
-                self._buf = bytearray()
+                if self._fill or not self._parts:
+                    self._send_part(self._pending_bytes())
+                self._buf, self._fill = bytearray(), 0
                 parts = [{"PartNumber": n, "ETag": f.result()} for n, f in self._parts]
                 with s3_errors(self.path):
                     c.complete_multipart_upload(
@@ -748,7 +762,7 @@ class S3Writer(io.RawIOBase):
         if self._done:
             return
         self._done = True
-        self._buf = bytearray()
+        self._buf, self._fill = bytearray(), 0
         for _, f in self._parts:
             f.cancel()
         for _, f in self._parts:

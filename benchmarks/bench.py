@@ -4,6 +4,7 @@
     /tmp/venv/bin/python benchmarks/bench.py            # full run (~5-10 min)
     /tmp/venv/bin/python benchmarks/bench.py --quick    # smoke run (< 1 min)
     /tmp/venv/bin/python benchmarks/bench.py --only listing --only sessions
+    /tmp/venv/bin/python benchmarks/bench.py --only tls_transfer
 
 Every server runs as its own process (so client and server never share a
 GIL), on a free port of 127.0.0.1, and a fresh server is started for each
@@ -16,6 +17,12 @@ Targets:
   pyftpdlib     pyftpdlib's FTPServer + default FTPHandler (sendfile on),
                 DummyAuthorizer whose home is a temp folder
   vfsftp-mem    vfsftp, a mem:// mount at / (no pyftpdlib equivalent)
+
+For the ``tls_transfer`` benchmark the same servers speak explicit FTPS with
+TLS required on control and data connections: vfsftp with ``server.tls``
+(``require_tls``/``require_data_tls``), pyftpdlib with its
+``TLS_FTPHandler`` (pyOpenSSL), both with one certificate from a throwaway
+trustme CA; the client is ``ftplib.FTP_TLS`` with ``PROT P``.
 
 The result table goes to stdout and to benchmarks/results/latest.md (raw
 numbers to latest.json). See benchmarks/README.md.
@@ -34,6 +41,7 @@ import platform
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -101,6 +109,7 @@ BENCHMARKS = (
     "small_files",
     "listing",
     "idle_memory",
+    "tls_transfer",
 )
 
 
@@ -198,6 +207,53 @@ def machine_info() -> dict[str, str]:
     }
 
 
+# ---------------------------------------------------------------- TLS material
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """A throwaway CA (trustme) and one server certificate for 127.0.0.1,
+    made once per run: vfsftp and pyftpdlib serve the same certificate and
+    key, and the client trusts only this CA (full verification, hostname
+    included)."""
+
+    cert: Path  # the server's certificate chain, PEM
+    key: Path  # its private key, PEM
+    ca: Path  # the CA certificate the client trusts
+
+    @classmethod
+    def create(cls, folder: Path) -> TLSFiles:
+        import trustme
+
+        folder.mkdir(parents=True, exist_ok=True)
+        ca = trustme.CA()
+        leaf = ca.issue_cert(HOST)
+        files = cls(folder / "cert.pem", folder / "key.pem", folder / "ca.pem")
+        for i, blob in enumerate(leaf.cert_chain_pems):
+            blob.write_to_path(str(files.cert), append=i > 0)
+        leaf.private_key_pem.write_to_path(str(files.key))
+        ca.cert_pem.write_to_path(str(files.ca))
+        return files
+
+    def client_context(self) -> ssl.SSLContext:
+        """The client's context: Python's defaults (TLS 1.2+, TLS 1.3
+        negotiated here, certificate and hostname checked)."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    @staticmethod
+    def library_versions() -> str:
+        versions = f"Python ssl (vfsftp and the client): {ssl.OPENSSL_VERSION}"
+        with contextlib.suppress(Exception):
+            import OpenSSL  # type: ignore[import-not-found,unused-ignore]  # pyOpenSSL
+            from OpenSSL import SSL
+
+            versions += (
+                f"; pyOpenSSL {OpenSSL.__version__} (pyftpdlib): "
+                f"{SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()}"
+            )
+        return versions
+
+
 # ---------------------------------------------------------------- servers
 
 
@@ -205,9 +261,15 @@ class ServerProcess:
     """One FTP server in its own process, on a free port of 127.0.0.1."""
 
     def __init__(
-        self, target: str, workdir: Path, profile_dir: Path | None = None, tag: str = ""
+        self,
+        target: str,
+        workdir: Path,
+        profile_dir: Path | None = None,
+        tag: str = "",
+        tls: TLSFiles | None = None,
     ) -> None:
         self.target = target
+        self.tls = tls  # explicit FTPS, TLS required on control and data connections
         self.workdir = workdir
         self.root = workdir / "root"  # the served folder (osfs / pyftpdlib)
         self.log_path = workdir / "server.log"
@@ -229,7 +291,7 @@ class ServerProcess:
     def _command(self) -> list[str]:
         py = sys.executable
         if self.target == "pyftpdlib":
-            return [
+            cmd = [
                 py,
                 str(Path(__file__).resolve()),
                 "_pyftpdlib_server",
@@ -238,7 +300,19 @@ class ServerProcess:
                 "--port",
                 str(self.port),
             ]
+            if self.tls is not None:
+                cmd += ["--certfile", str(self.tls.cert), "--keyfile", str(self.tls.key)]
+            return cmd
         mount = "mem://" if self.target == "vfsftp-mem" else "osfs://./root"
+        tls = ""
+        if self.tls is not None:
+            tls = (
+                "  tls:\n"
+                f"    certificate: {json.dumps(str(self.tls.cert))}\n"
+                f"    key: {json.dumps(str(self.tls.key))}\n"
+                "    require_tls: true\n"
+                "    require_data_tls: true\n"
+            )
         cfg = self.workdir / "mounts.yaml"
         cfg.write_text(
             "# written by benchmarks/bench.py\n"
@@ -247,6 +321,7 @@ class ServerProcess:
             f"  port: {self.port}\n"
             "  max_connections: 1024\n"
             "  max_connections_per_ip: 1024\n"  # the idle test opens 500 from one address
+            f"{tls}"
             f"mounts:\n  /: {json.dumps(mount)}\n"
             "users:\n"
             f'  {USER}: {{password: "plaintext:{PASSWORD}"}}\n'
@@ -344,7 +419,7 @@ class ServerProcess:
             _LIVE.remove(self)
 
     def client(self, timeout: float = SOCK_TIMEOUT) -> ftplib.FTP:
-        return login(self.port, timeout)
+        return login(self.port, timeout, self.tls)
 
 
 _LIVE: list[ServerProcess] = []
@@ -367,8 +442,16 @@ def _kill_everything() -> None:
             srv.stop()
 
 
-def run_pyftpdlib_server(home: str, port: int) -> None:
+def run_pyftpdlib_server(
+    home: str, port: int, certfile: str | None = None, keyfile: str | None = None
+) -> None:
     """Entry point of the pyftpdlib server process (hidden sub-command)."""
+    if not certfile:
+        # pyftpdlib.handlers imports its FTPS handler, and with it pyOpenSSL
+        # and cryptography (~11 MB of RSS), whenever pyOpenSSL is installed:
+        # the plain server never uses them, and its memory figures would
+        # depend on what else the virtualenv holds.
+        sys.modules["OpenSSL"] = None  # type: ignore[assignment]
     from pyftpdlib.authorizers import DummyAuthorizer  # type: ignore[import-untyped]
     from pyftpdlib.handlers import FTPHandler  # type: ignore[import-untyped]
     from pyftpdlib.servers import FTPServer  # type: ignore[import-untyped]
@@ -376,6 +459,16 @@ def run_pyftpdlib_server(home: str, port: int) -> None:
     authorizer = DummyAuthorizer()
     authorizer.add_user(USER, PASSWORD, home, perm="elradfmwMT")
     handler = FTPHandler  # the default handler, sendfile on (its default)
+    if certfile:
+        # Explicit FTPS (needs pyOpenSSL): TLS required before USER and for
+        # every data connection, as vfsftp's require_tls/require_data_tls.
+        from pyftpdlib.handlers import TLS_FTPHandler
+
+        handler = TLS_FTPHandler
+        handler.certfile = certfile
+        handler.keyfile = keyfile
+        handler.tls_control_required = True
+        handler.tls_data_required = True
     handler.authorizer = authorizer
     server = FTPServer((HOST, port), handler)
     server.max_cons = 1024  # same as vfsftp's config above (default 512)
@@ -385,11 +478,21 @@ def run_pyftpdlib_server(home: str, port: int) -> None:
 # ---------------------------------------------------------------- client helpers
 
 
-def login(port: int, timeout: float = SOCK_TIMEOUT) -> ftplib.FTP:
-    ftp = ftplib.FTP()
-    ftp.connect(HOST, port, timeout=timeout)
-    ftp.login(USER, PASSWORD)
-    return ftp
+def login(port: int, timeout: float = SOCK_TIMEOUT, tls: TLSFiles | None = None) -> ftplib.FTP:
+    if tls is None:
+        ftp = ftplib.FTP()
+        ftp.connect(HOST, port, timeout=timeout)
+        ftp.login(USER, PASSWORD)
+        return ftp
+    ftps = ftplib.FTP_TLS(context=tls.client_context())
+    ftps.connect(HOST, port, timeout=timeout)
+    try:
+        ftps.login(USER, PASSWORD)  # AUTH TLS first (ftplib does it), then USER/PASS
+        ftps.prot_p()  # PBSZ 0 + PROT P: every data connection over TLS
+    except BaseException:
+        ftps.close()
+        raise
+    return ftps
 
 
 def one_session(port: int) -> None:
@@ -404,6 +507,17 @@ def one_session(port: int) -> None:
 
 
 _RECV_BUF = bytearray(1 * MiB)
+#: "TLSv1.3 TLS_AES_256_GCM_SHA384": what the data connections negotiated
+TLS_SEEN: set[str] = set()
+
+
+def _end_tls(conn: socket.socket) -> None:
+    """As ftplib's retrbinary/storbinary: a TLS data connection ends with
+    close_notify (vfsftp refuses an upload without it)."""
+    if isinstance(conn, ssl.SSLSocket):
+        cipher = conn.cipher()
+        TLS_SEEN.add(f"{conn.version()} {cipher[0] if cipher else '?'}")
+        conn.unwrap()
 
 
 def retr(ftp: ftplib.FTP, name: str) -> int:
@@ -419,6 +533,7 @@ def retr(ftp: ftplib.FTP, name: str) -> int:
             if not k:
                 break
             n += k
+        _end_tls(conn)
     ftp.voidresp()
     return n
 
@@ -433,6 +548,7 @@ def stor(ftp: ftplib.FTP, name: str, size: int, payload: bytes) -> None:
             k = min(left, len(view))
             conn.sendall(view[:k])
             left -= k
+        _end_tls(conn)
     ftp.voidresp()
 
 
@@ -477,7 +593,8 @@ def _session_worker(port: int, n: int, go: Any, out: Any) -> None:
 # "errors" (a string) is reported below the table.
 
 
-def bench_transfer(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+def bench_transfer(srv: ServerProcess, z: Sizes, prefix: str = "") -> dict[str, Any]:
+    """STOR then RETR of z.big bytes; metric names start with ``prefix``."""
     payload = os.urandom(4 * MiB)
     ftp = srv.client()
     res: dict[str, Any] = {}
@@ -493,8 +610,8 @@ def bench_transfer(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
         size = ftp.size("big.bin")
         if size != z.big:
             raise RuntimeError(f"STOR stored {size} bytes, expected {z.big}")
-        res["stor_mbps"] = best
-        res["stor_cpu_per_gib"] = cpu_total / (z.big * z.reps / GiB)
+        res[prefix + "stor_mbps"] = best
+        res[prefix + "stor_cpu_per_gib"] = cpu_total / (z.big * z.reps / GiB)
 
         best = 0.0
         cpu_total = 0.0
@@ -505,11 +622,22 @@ def bench_transfer(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
             if n != z.big:
                 raise RuntimeError(f"RETR returned {n} bytes, expected {z.big}")
             best = max(best, z.big / dt / 1e6)
-        res["retr_mbps"] = best
-        res["retr_cpu_per_gib"] = cpu_total / (z.big * z.reps / GiB)
+        res[prefix + "retr_mbps"] = best
+        res[prefix + "retr_cpu_per_gib"] = cpu_total / (z.big * z.reps / GiB)
         ftp.quit()
     finally:
         ftp.close()
+    return res
+
+
+def bench_tls_transfer(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    """The transfer benchmark over explicit FTPS with PROT P (the server is
+    started with TLS required: see ServerProcess.tls)."""
+    if srv.tls is None:
+        raise RuntimeError("tls_transfer needs a server started with TLS")
+    TLS_SEEN.clear()
+    res = bench_transfer(srv, z, prefix="tls_")
+    res["note"] = ", ".join(sorted(TLS_SEEN)) or "no TLS data connection seen"
     return res
 
 
@@ -684,6 +812,7 @@ BENCH_FUNCS: dict[str, Callable[[ServerProcess, Sizes], dict[str, Any]]] = {
     "small_files": bench_small_files,
     "listing": bench_listing,
     "idle_memory": bench_idle_memory,
+    "tls_transfer": bench_tls_transfer,
 }
 
 
@@ -780,6 +909,22 @@ def metrics(z: Sizes) -> list[Metric]:
             False,
             "{:.1f}",
         ),
+        Metric(
+            "tls_retr_mbps",
+            "tls_transfer",
+            f"FTPS RETR {big} (PROT P), best of {z.reps}",
+            "MB/s",
+            True,
+        ),
+        Metric("tls_retr_cpu_per_gib", "tls_transfer", "  server CPU", "s/GiB", False, "{:.2f}"),
+        Metric(
+            "tls_stor_mbps",
+            "tls_transfer",
+            f"FTPS STOR {big} (PROT P), best of {z.reps}",
+            "MB/s",
+            True,
+        ),
+        Metric("tls_stor_cpu_per_gib", "tls_transfer", "  server CPU", "s/GiB", False, "{:.2f}"),
     ]
 
 
@@ -916,11 +1061,16 @@ def run_suite(args: argparse.Namespace) -> int:
     direction = {m.key: m.higher_is_better for m in metrics(z)}
     samples: dict[str, dict[str, list[float]]] = {t: {} for t in targets}
     errors: dict[str, list[str]] = {t: [] for t in targets}
+    notes: dict[str, set[str]] = {t: set() for t in targets}
     noisy: list[float] = []
     busy_samples: list[str] = []
     versions: dict[str, list[str]] = {}
     base = Path(tempfile.mkdtemp(prefix="vfsftp-bench-"))
     profile_dir = Path(args.profile).resolve() if args.profile else None
+    tls_files: TLSFiles | None = None
+    if "tls_transfer" in selected:
+        tls_files = TLSFiles.create(base / "tls")  # one certificate for every server
+        info["TLS libraries"] = TLSFiles.library_versions()
     print(
         f"# {len(selected)} benchmark(s) x {len(targets)} server(s) x {rounds} round(s), "
         f"work dir {base}",
@@ -939,6 +1089,7 @@ def run_suite(args: argparse.Namespace) -> int:
                         workdir,
                         profile_dir if target.startswith("vfsftp") else None,
                         tag=f"{bench}-{rnd}",
+                        tls=tls_files if bench == "tls_transfer" else None,
                     )
                     waited = wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else 0.0
                     t0 = time.monotonic()
@@ -962,6 +1113,9 @@ def run_suite(args: argparse.Namespace) -> int:
                         err = r.pop("errors", None)
                         if err:
                             errors[target].append(err)
+                        note = r.pop("note", None)
+                        if note:
+                            notes[target].add(note)
                         for k, v in r.items():
                             samples[target].setdefault(k, []).append(v)
                         shown = ", ".join(f"{k}={v:,.2f}" for k, v in r.items())
@@ -995,6 +1149,10 @@ def run_suite(args: argparse.Namespace) -> int:
             shutil.rmtree(base, ignore_errors=True)
 
     info["load average at end"] = _loadavg()
+    if any(notes.values()):
+        info["TLS negotiated on data connections (client's view)"] = "; ".join(
+            f"{t}: {', '.join(sorted(n))}" for t, n in notes.items() if n
+        )
     if len(versions) > 1:
         info["WARNING"] = (
             f"vfsftp's source changed during the run ({len(versions)} versions); "
@@ -1028,6 +1186,7 @@ def run_suite(args: argparse.Namespace) -> int:
         "best": results,
         "samples": samples,
         "vfsftp_versions": versions,
+        "notes": {t: sorted(n) for t, n in notes.items()},
     }
     out_md.with_suffix(".json").write_text(json.dumps(raw, indent=2, default=str))
     print(f"written to {out_md} (+ {out_md.with_suffix('.json').name})")
@@ -1042,8 +1201,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("cmd")
         p.add_argument("--home", required=True)
         p.add_argument("--port", type=int, required=True)
+        p.add_argument("--certfile")
+        p.add_argument("--keyfile")
         a = p.parse_args(argv)
-        run_pyftpdlib_server(a.home, a.port)
+        run_pyftpdlib_server(a.home, a.port, a.certfile, a.keyfile)
         return 0
 
     parser = argparse.ArgumentParser(

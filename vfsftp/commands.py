@@ -769,6 +769,9 @@ async def cmd_stat(s: FTPChannel, inv: Invocation) -> None:
         lines.append(
             f"Transfer in progress: {t.verb} {t.path}, {t.state.bytes} bytes in {elapsed:.1f}s"
         )
+    elif t is not None and not t.task.done():
+        # The command was accepted; its data connection is being opened.
+        lines.append(f"Transfer in progress: {t.verb} {t.path}, opening the data connection")
     elif s.state.passive is not None:
         lines.append(f"Passive data port {s.state.passive.port} waiting")
     else:

@@ -226,6 +226,8 @@ class FTPChannel:
             if spec is None:
                 raise FTPError(500, f"Command {cmd.verb!r} not understood")
             inv: Invocation = preflight(spec, self.state, cmd.arg)
+            if inv.path and self.server.settling and self.state.fs is not None:
+                await self.server.settle(self.state.fs, inv.path)
             await spec.handler(self, inv)
         except FTPError as err:
             self.send(err.reply)

@@ -224,6 +224,12 @@ async def cmd_quit(s: FTPChannel, inv: Invocation) -> None:
     # connection stays open) and the server closes afterwards. The 221 goes
     # out at once, as pyftpdlib does: clients such as fs.ftpfs wait for it
     # before they close the data connection of an upload.
+    t = s.transfer
+    if t is not None and not t.task.done() and t.verb in ("STOR", "STOU", "APPE") and s.state.fs:
+        # The upload commits when the client closes its data connection,
+        # which it does after this 221; a new session of the same client
+        # must then see the file (fs.ftpfs does exactly that on seek()).
+        s.server.settling_upload(s.state.fs, t.path, t.task)
     s.reply(221, "Goodbye")
     s.quit_requested = True
     s.closing = True

@@ -71,6 +71,8 @@ class FTPServer:
         self.tls_handshake_timeout = tls.handshake_timeout if tls is not None else 10.0
         self.counters = Counters()
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        #: uploads still arriving after their session's QUIT (see settle)
+        self.settling: dict[tuple[int, str], asyncio.Task[None]] = {}
         self._buckets_lock = threading.Lock()
         self.channels: set[FTPChannel] = set()
         self._per_ip: Counter[str] = Counter()
@@ -289,6 +291,30 @@ class FTPServer:
             channel.state.fs = None
 
     # ------------------------------------------------------------ transfers
+
+    def _upload_key(self, session_fs: SessionFS, path: str) -> tuple[int, str] | None:
+        found = session_fs.tree.mount_of(path)
+        return (id(found[0].fs), found[1]) if found is not None else None
+
+    def settling_upload(self, session_fs: SessionFS, path: str, task: asyncio.Task[None]) -> None:
+        """Remember an upload whose session has quit but whose data is still
+        arriving, so that other sessions touching the file wait for it."""
+        key = self._upload_key(session_fs, path)
+        if key is None:
+            return
+        self.settling[key] = task
+
+        def forget(_: object) -> None:
+            if self.settling.get(key) is task:
+                del self.settling[key]
+
+        task.add_done_callback(forget)
+
+    async def settle(self, session_fs: SessionFS, path: str) -> None:
+        key = self._upload_key(session_fs, path)
+        task = self.settling.get(key) if key is not None else None
+        if task is not None:
+            await asyncio.wait({task}, timeout=self.config.server.data_timeout)
 
     def throttle_for(self, account: Account, direction: str) -> Callable[[int], None] | None:
         """The rate limit of a transfer (``"down"`` or ``"up"``): the user's

@@ -654,9 +654,9 @@ class S3Writer(io.RawIOBase):
         self.fs = s3fs
         self.path = path
         self.key = s3fs.key(path)
-        # The part being filled: allocated at its final size (untouched pages
-        # cost nothing) and handed to the upload as is, so a part is never
-        # copied or shifted in memory.
+        # The part being filled, handed to the upload as a bytearray: never
+        # copied into bytes (botocore joins a bytes body with the headers,
+        # one more copy per part in flight; a bytearray is sent as is).
         self._buf = bytearray()
         self._fill = 0
         self._upload_id: str | None = None
@@ -683,7 +683,10 @@ class S3Writer(io.RawIOBase):
             while pos < n:
                 size = part_size_for(self._next_part, self.fs.options.part_size)
                 if self._fill == 0 and len(self._buf) != size:
-                    self._buf = bytearray(size)
+                    # The first part grows with the data (a small file costs
+                    # its own size); once a second part is needed the upload
+                    # is large, and each part gets its final size at once.
+                    self._buf = bytearray(size) if self._next_part > 1 else bytearray()
                 take = min(size - self._fill, n - pos)
                 self._buf[self._fill : self._fill + take] = data[pos : pos + take]
                 self._fill += take

@@ -68,7 +68,6 @@ class SessionState:
     prot: str = "C"  # RFC 4217 §9: data connections clear until PROT P
     require_data_tls: bool = False
     active_addr: tuple[str, int, socket.AddressFamily] | None = None
-    last_verb: str = ""
 
     @property
     def logged_in(self) -> bool:
@@ -246,7 +245,6 @@ class FTPChannel:
             self.state.rename_from = None
         if verb != "REST":
             self.state.rest_offset = 0
-        self.state.last_verb = verb
 
     # ------------------------------------------------------------ TLS
 

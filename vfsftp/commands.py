@@ -172,10 +172,6 @@ def _binary(s: FTPChannel) -> bool:
     return s.state.transfer_type == "I"
 
 
-def _list_perm(s: FTPChannel, path: str) -> None:
-    _fs(s).require(path, "l")
-
-
 # ------------------------------------------------------------------ login (RFC 959 §4.1.1)
 
 

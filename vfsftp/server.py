@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .auth import Account, Authorizer, ConfigAuthorizer
@@ -86,52 +86,40 @@ class FTPServer:
 
     async def start(self) -> None:
         """Bind every listen address. With port 0 each address gets its own
-        ephemeral port; ``addresses`` tells which."""
+        ephemeral port; ``addresses`` (``implicit_addresses``) tells which."""
         cfg = self.config.server
-        for host in cfg.listen:
+        self.addresses = await self._listen(self._accept, cfg.port, "")
+        tls = cfg.tls
+        if tls is not None and tls.implicit_port is not None and self.tls_context is not None:
+            # No ssl= here: the channel does the handshake itself (as after
+            # AUTH TLS), so a connection still in its handshake is a session
+            # like any other: counted against the limits and closed by
+            # close(). asyncio's own handshakes are invisible to the server
+            # and outlive a shutdown (Python < 3.13).
+            self.implicit_addresses = await self._listen(
+                self._accept_implicit, tls.implicit_port, " (implicit TLS)"
+            )
+
+    async def _listen(
+        self,
+        accept: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        port: int,
+        label: str,
+    ) -> list[tuple[str, int]]:
+        """One listener per configured address; returns the bound addresses."""
+        bound: list[tuple[str, int]] = []
+        for host in self.config.server.listen:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             srv = await asyncio.start_server(
-                self._accept,
-                host,
-                cfg.port,
-                family=family,
-                reuse_address=True,
-                limit=1 << 16,
-                backlog=512,
+                accept, host, port, family=family, reuse_address=True, limit=1 << 16, backlog=512
             )
             self._servers.append(srv)
             for sock in srv.sockets:
                 addr = sock.getsockname()
-                self.addresses.append((str(addr[0]), int(addr[1])))
-        tls = cfg.tls
-        if tls is not None and tls.implicit_port is not None and self.tls_context is not None:
-            for host in cfg.listen:
-                family = socket.AF_INET6 if ":" in host else socket.AF_INET
-                # No ssl= here: the channel does the handshake itself (as
-                # after AUTH TLS), so a connection still in its handshake is
-                # a session like any other: counted against the limits and
-                # closed by close(). asyncio's own handshakes are invisible
-                # to the server and outlive a shutdown (Python < 3.13).
-                srv = await asyncio.start_server(
-                    self._accept_implicit,
-                    host,
-                    tls.implicit_port,
-                    family=family,
-                    reuse_address=True,
-                    limit=1 << 16,
-                    backlog=512,
-                )
-                self._servers.append(srv)
-                for sock in srv.sockets:
-                    addr = sock.getsockname()
-                    self.implicit_addresses.append((str(addr[0]), int(addr[1])))
-        for host, port in self.addresses:
-            log.info("listening on %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-        for host, port in self.implicit_addresses:
-            log.info(
-                "listening (implicit TLS) on %s",
-                f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-            )
+                bound.append((str(addr[0]), int(addr[1])))
+        for host, p in bound:
+            log.info("listening%s on %s", label, f"[{host}]:{p}" if ":" in host else f"{host}:{p}")
+        return bound
 
     async def serve_forever(self) -> None:
         if not self._servers:

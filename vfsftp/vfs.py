@@ -195,10 +195,6 @@ class SessionFS:
         except (fs.errors.FSError, OSError) as exc:
             raise map_fs_error(exc, paths[0]) from exc
 
-    def is_inline(self, path: str) -> bool:
-        found = self.tree.mount_of(path)
-        return self.executor is None or found is None or found[0].inline
-
     # ------------------------------------------------------------ metadata
 
     def _shape(self, path: str) -> tuple[tuple[str, str], tuple[str, str], str]:
@@ -295,10 +291,12 @@ class SessionFS:
         await self._run((path,), self.tree.removedir, path)
 
     async def remove(self, path: str) -> None:
-        info = await self._run((path,), self.tree.getinfo, path)
-        if info.is_dir:
-            raise FTPError(550, f"Is a directory: {path}")
-        await self._run((path,), self.tree.remove, path)
+        def op() -> None:  # one worker-thread call, not two
+            if self.tree.getinfo(path).is_dir:
+                raise fs.errors.FileExpected(path)  # → 550 "Is a directory"
+            self.tree.remove(path)
+
+        await self._run((path,), op)
 
     async def rename(self, src: str, dst: str) -> None:
         """Within one mount: that filesystem's own move. Across mounts: copy
@@ -381,6 +379,3 @@ class SessionFS:
             if not await self._run((candidate,), self.tree.exists, candidate):
                 return candidate
         raise FTPError(450, "Could not find a unique file name")
-
-    def wrap_error(self, exc: BaseException, path: str) -> FTPError:
-        return map_fs_error(exc, path)

@@ -159,3 +159,50 @@ def ftp(server: ThreadedFTPServer) -> Iterator[ftplib.FTP]:
         with contextlib.suppress(ftplib.Error, OSError, EOFError):
             client.quit()
         client.close()
+
+
+class Control:
+    """A bare control connection: send a line, read one (multi-line) reply."""
+
+    def __init__(self, host: str, port: int, source: str | None = None) -> None:
+        self.sock = socket.create_connection(
+            (host, port), timeout=10, source_address=(source, 0) if source else None
+        )
+        self.file = self.sock.makefile("rb")
+        self.welcome = self.reply()
+
+    def send(self, line: str | bytes) -> None:
+        data = line.encode() if isinstance(line, str) else line
+        self.sock.sendall(data + b"\r\n")
+
+    def _line(self) -> str:
+        raw = self.file.readline()
+        if not raw:
+            raise EOFError("control connection closed")
+        return raw.decode("utf-8").rstrip("\r\n")
+
+    def reply(self) -> tuple[int, list[str]]:
+        first = self._line()
+        code, lines = first[:3], [first]
+        if first[3:4] == "-":
+            while True:
+                line = self._line()
+                lines.append(line)
+                if line[:3] == code and line[3:4] == " ":
+                    break
+        return int(code), lines
+
+    def cmd(self, line: str | bytes) -> tuple[int, list[str]]:
+        self.send(line)
+        return self.reply()
+
+    def login(self, user: str = USER, password: str = PASSWORD) -> None:
+        assert self.cmd(f"USER {user}")[0] == 331
+        assert self.cmd(f"PASS {password}")[0] == 230
+
+    def closed_by_server(self) -> bool:
+        return self.file.readline() == b""
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import argon2
 
-from .config import ANONYMOUS, ANONYMOUS_ALIAS, USER_PLACEHOLDER, Config, UserConfig
+from .config import (
+    ANONYMOUS,
+    ANONYMOUS_ALIAS,
+    USER_PLACEHOLDER,
+    Config,
+    QuotaConfig,
+    UserConfig,
+)
 from .tree import VirtualTree
 
 if TYPE_CHECKING:
@@ -82,6 +89,12 @@ class Account:
     #: None: the server's max_download_rate (max_upload_rate)
     max_download_rate: int | None = None
     max_upload_rate: int | None = None
+    #: bytes per second for each of this user's sessions on its own; None:
+    #: the server's session_download_rate (session_upload_rate)
+    session_download_rate: int | None = None
+    session_upload_rate: int | None = None
+    #: storage this user may fill under their home (vfsftp.quota)
+    quota: QuotaConfig | None = None
 
 
 class Authorizer(Protocol):
@@ -156,4 +169,7 @@ class ConfigAuthorizer:
             max_connections=user.max_connections,
             max_download_rate=user.max_download_rate,
             max_upload_rate=user.max_upload_rate,
+            session_download_rate=user.session_download_rate,
+            session_upload_rate=user.session_upload_rate,
+            quota=user.quota,
         )

@@ -24,6 +24,7 @@ from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, Invocation, preflight
 from .data import PassiveListener, TransferAborted, TransferState, normalize_ip
 from .errors import FTPError, map_fs_error
 from .protocol import MLST_DEFAULT_FACTS, TOO_LONG, LineBuffer, Reply, parse_command
+from .throttle import TokenBucket
 from .tls import wrap_data_socket
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class SessionState:
     prot: str = "C"  # RFC 4217 §9: data connections clear until PROT P
     require_data_tls: bool = False
     active_addr: tuple[str, int, socket.AddressFamily] | None = None
+    #: this session's own rate limits ("down", "up"), see FTPServer.throttle_for
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
 
     @property
     def logged_in(self) -> bool:
@@ -185,8 +188,12 @@ class FTPChannel:
             chunk = await self.reader.read(65536)
             if not chunk:
                 return
-            self._last_activity = loop.time()
-            for line in self.lines.feed(chunk):
+            lines = self.lines.feed(chunk)
+            if lines:
+                # Only whole lines count as activity: a client dripping a
+                # line byte by byte (slowloris) still times out.
+                self._last_activity = loop.time()
+            for line in lines:
                 if self.closing:
                     return
                 if self._drop_pipelined:
@@ -397,7 +404,7 @@ class FTPChannel:
         try:
             self.reply(150, opening)
             sock = await self._open_data()
-            datamod.prepare_blocking(sock, self.config.server.data_timeout)
+            datamod.prepare_blocking(sock, self.config.server.stall_timeout)
             if self.state.prot == "P":
                 work = self._protected(work)
             state = TransferState(sock, verb, path)
@@ -416,6 +423,10 @@ class FTPChannel:
         except OSError as exc:
             if state is not None and state.aborted:
                 reply, outcome = Reply(426, "Transfer aborted"), "abort"
+            elif isinstance(exc, TimeoutError):  # the data socket's timeout
+                stall = self.config.server.stall_timeout
+                log.info("%s %s: %s %s stalled", self.peer, self.username, verb, path)
+                reply = Reply(426, f"No data moved for {stall:g} seconds; transfer aborted")
             elif exc.errno in _STORAGE_ERRNOS and not isinstance(exc, ssl.SSLError):
                 # (an SSLError's errno is an SSL_ERROR_* code: SYSCALL is 5, EIO)
                 reply = map_fs_error(exc, path).reply  # disk full, quota...: 552
@@ -450,14 +461,14 @@ class FTPChannel:
         ctx = self.server.tls_context
         assert ctx is not None
         timeout = self.server.tls_handshake_timeout
-        data_timeout = self.config.server.data_timeout
+        stall_timeout = self.config.server.stall_timeout
 
         def run(state: TransferState) -> int:
             try:
                 tls_sock = wrap_data_socket(ctx, state.sock, timeout)
             except (OSError, ssl.SSLError) as exc:
                 raise FTPError(522, f"TLS handshake on the data connection failed: {exc}") from None
-            tls_sock.settimeout(data_timeout)
+            tls_sock.settimeout(stall_timeout)
             state.sock = tls_sock  # owns the descriptor now; closed by _transfer
             return work(state)
 

@@ -38,7 +38,6 @@ from .protocol import (
 )
 
 if TYPE_CHECKING:
-    from .auth import Account
     from .channel import FTPChannel, SessionState
     from .vfs import SessionFS
 
@@ -161,11 +160,6 @@ def preflight(spec: CommandSpec, state: SessionState, arg: str) -> Invocation:
 def _fs(s: FTPChannel) -> SessionFS:
     assert s.state.fs is not None
     return s.state.fs
-
-
-def _account(s: FTPChannel) -> Account:
-    assert s.state.account is not None
-    return s.state.account
 
 
 def _binary(s: FTPChannel) -> bool:
@@ -491,7 +485,7 @@ async def cmd_retr(s: FTPChannel, inv: Invocation) -> None:
     # (send_stream also needs a real file descriptor, i.e. a local disk).
     use_sendfile = s.state.prot == "C"
 
-    throttle = s.server.throttle_for(_account(s), "down")
+    throttle = s.server.throttle_for(s, "down")
 
     def work(state: datamod.TransferState) -> int:
         return datamod.send_stream(state, f, ascii_mode, offset, use_sendfile, throttle)
@@ -517,7 +511,7 @@ async def _store(
     upload = await fs_.begin_upload(path, offset=offset, append=append)
     ascii_mode = not _binary(s)
 
-    throttle = s.server.throttle_for(_account(s), "up")
+    throttle = s.server.throttle_for(s, "up")
 
     def work(state: datamod.TransferState) -> int:
         f = upload.open()

@@ -8,13 +8,17 @@ fixes a config in one round instead of one error per restart.
 Schema (every section optional)::
 
     server:   {listen, port, passive_ports, masquerade_address, banner,
-               idle_timeout, data_timeout, max_connections,
+               idle_timeout, data_timeout, stall_timeout, max_connections,
                max_connections_per_ip, max_login_attempts,
-               permit_foreign_addresses, permit_privileged_ports}
+               login_failure_delay, ban: {max_failures, window, duration,
+               exempt}, permit_foreign_addresses, permit_privileged_ports,
+               {session,max,total}_{download,upload}_rate, tls: {...}}
     logging:  {level, file, transfer_log}
-    mounts:   {/virtual/path: URL | {fs: URL, read_only: bool, create: bool}}
+    mounts:   {/virtual/path: URL | {fs: URL, read_only: bool, create: bool,
+                                     quota: {max_bytes, max_files}, s3 keys}}
     users:    {name: {password, home, perms, permissions: {/dir: letters},
-                      mounts: {...as above...}, max_connections}}
+                      mounts: {...as above...}, max_connections, quota,
+                      {max,session}_{download,upload}_rate}}
 
 String values may hold ``${NAME}`` (replaced from the environment), ``${user}``
 (kept: the server puts the login name there) and ``$${`` (a literal ``${``).
@@ -50,10 +54,12 @@ from .permissions import ALL_PERMS, READ_PERMS, validate_perms
 __all__ = [
     "ANONYMOUS",
     "ANONYMOUS_ALIAS",
+    "BanConfig",
     "Config",
     "ConfigError",
     "LoggingConfig",
     "MountConfig",
+    "QuotaConfig",
     "ServerConfig",
     "UserConfig",
     "config_from_dict",
@@ -179,6 +185,30 @@ def _byte_size(value: Any) -> Any:
 ByteSize = Annotated[int, BeforeValidator(_byte_size)]
 
 
+def _rate(value: Any) -> Any:
+    """A bytes-per-second rate: a size, optionally written ``"10MB/s"``."""
+    if isinstance(value, str) and value.rstrip().lower().endswith("/s"):
+        value = value.rstrip()[:-2]
+    return _byte_size(value)
+
+
+Rate = Annotated[int, BeforeValidator(_rate)]
+
+
+def _network(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an address or network such as '10.0.0.0/8', got {value!r}")
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(
+            f"expected an address or network such as '10.0.0.0/8', got {value!r}"
+        ) from None
+
+
+Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network)]
+
+
 def _port_number(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(f"expected {what} as an integer")
@@ -195,6 +225,21 @@ class _Model(BaseModel):
     # frozen: the running server shares one Config between sessions and a
     # reload builds a new one; nobody patches a live config.
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class QuotaConfig(_Model):
+    """Storage a user (or a mount) may fill: bytes and files, either or both.
+    Usage is measured once (a walk of the storage, at first use) and then
+    kept up to date by the server's own uploads, deletes and renames."""
+
+    max_bytes: ByteSize | None = Field(default=None, ge=0)
+    max_files: Int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _something(self) -> QuotaConfig:
+        if self.max_bytes is None and self.max_files is None:
+            raise ValueError("expected max_bytes, max_files or both")
+        return self
 
 
 _S3_KEYS = (
@@ -219,6 +264,8 @@ class MountConfig(_Model):
     fs: str
     read_only: bool = False
     create: bool = False  # create a local folder that may not exist yet
+    # All users' files on this mount together (a ${user} mount: each user's).
+    quota: QuotaConfig | None = None
     # --- s3:// mounts only (see vfsftp.s3.S3Options) ---
     endpoint_url: str | None = None  # MinIO, Ceph, Wasabi, R2...
     region: str | None = None
@@ -284,8 +331,13 @@ class UserConfig(_Model):
     max_connections: Int | None = Field(default=None, ge=1)
     # Per-user rate limits (bytes/s, all the user's sessions together);
     # None: server.max_download_rate / max_upload_rate.
-    max_download_rate: ByteSize | None = Field(default=None, ge=1024)
-    max_upload_rate: ByteSize | None = Field(default=None, ge=1024)
+    max_download_rate: Rate | None = Field(default=None, ge=1024)
+    max_upload_rate: Rate | None = Field(default=None, ge=1024)
+    # Each of the user's sessions on its own; None: server.session_*_rate.
+    session_download_rate: Rate | None = Field(default=None, ge=1024)
+    session_upload_rate: Rate | None = Field(default=None, ge=1024)
+    # Files under the user's home, on writable mounts.
+    quota: QuotaConfig | None = None
     # Per-user TLS policy; None: server.tls.require_tls / require_data_tls.
     require_tls: bool | None = None
     require_data_tls: bool | None = None
@@ -362,6 +414,15 @@ class TLSConfig(_Model):
     handshake_timeout: Float = Field(default=10.0, gt=0, allow_inf_nan=False)
 
 
+class BanConfig(_Model):
+    """Temporary ban of a client address after failed logins (421 at connect)."""
+
+    max_failures: Int = Field(default=10, ge=1)  # failed logins...
+    window: Float = Field(default=600.0, gt=0, allow_inf_nan=False)  # ...within seconds
+    duration: Float = Field(default=900.0, gt=0, allow_inf_nan=False)  # ban length, seconds
+    exempt: tuple[Network, ...] = ()  # never banned (monitoring, trusted partners)
+
+
 class ServerConfig(_Model):
     """Listeners, passive mode and limits."""
 
@@ -371,18 +432,26 @@ class ServerConfig(_Model):
     masquerade_address: str | None = None  # IPv4 sent in PASV replies behind NAT
     banner: str = "vfsftp ready"
     idle_timeout: Float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    # Seconds for the client to open the data connection (then 425).
     data_timeout: Float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    # Seconds a transfer may make no progress before it is aborted (426).
+    stall_timeout: Float = Field(default=300.0, gt=0, allow_inf_nan=False)
     max_connections: Int = Field(default=512, ge=1)
     max_connections_per_ip: Int = Field(default=32, ge=1)
-    max_login_attempts: Int = Field(default=3, ge=1)
+    max_login_attempts: Int = Field(default=3, ge=1)  # per connection, then 421
+    login_failure_delay: Float = Field(default=1.0, ge=0, le=30, allow_inf_nan=False)
+    # None (ban: null in YAML) turns bans off.
+    ban: BanConfig | None = Field(default_factory=BanConfig)
     permit_foreign_addresses: bool = False  # PORT/EPRT to another host (FXP)
     permit_privileged_ports: bool = False  # PORT/EPRT to ports < 1024
-    # Traffic control, bytes per second ("1MiB" works): every user's
-    # downloads (uploads) together, and all transfers of the server together.
-    max_download_rate: ByteSize | None = Field(default=None, ge=1024)
-    max_upload_rate: ByteSize | None = Field(default=None, ge=1024)
-    total_download_rate: ByteSize | None = Field(default=None, ge=1024)
-    total_upload_rate: ByteSize | None = Field(default=None, ge=1024)
+    # Traffic control, bytes per second ("10MB/s" works): each session on
+    # its own, every user's sessions together, and the whole server.
+    session_download_rate: Rate | None = Field(default=None, ge=1024)
+    session_upload_rate: Rate | None = Field(default=None, ge=1024)
+    max_download_rate: Rate | None = Field(default=None, ge=1024)
+    max_upload_rate: Rate | None = Field(default=None, ge=1024)
+    total_download_rate: Rate | None = Field(default=None, ge=1024)
+    total_upload_rate: Rate | None = Field(default=None, ge=1024)
     tls: TLSConfig | None = None
 
     @field_validator("listen", mode="before")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import ssl
 import threading
@@ -22,6 +23,7 @@ from .channel import FTPChannel
 from .config import Config
 from .data import TransferState
 from .errors import FTPError
+from .limits import BanList
 from .mounts import MountTable
 from .observability import Counters, format_transfer_line, transfer_log
 from .throttle import TokenBucket, chain
@@ -39,8 +41,8 @@ class FTPServer:
     """An FTP server over the tree that ``config`` declares.
 
     ``authorizer`` replaces the users of the config with your own (see
-    ``vfsftp.auth.Authorizer``). ``login_failure_delay`` slows password
-    guessing (seconds per failed login).
+    ``vfsftp.auth.Authorizer``). ``login_failure_delay`` overrides the
+    config's pause after a failed login (tests set 0).
     """
 
     def __init__(
@@ -48,14 +50,22 @@ class FTPServer:
         config: Config,
         authorizer: Authorizer | None = None,
         *,
-        login_failure_delay: float = 0.5,
+        login_failure_delay: float | None = None,
         blocking_workers: int = 32,
         transfer_workers: int = 256,
     ) -> None:
         self.config = config
         self.mounts = MountTable(config)
         self.authorizer: Authorizer = authorizer or ConfigAuthorizer(config, self.mounts)
-        self.login_failure_delay = login_failure_delay
+        self.login_failure_delay = (
+            config.server.login_failure_delay
+            if login_failure_delay is None
+            else login_failure_delay
+        )
+        ban = config.server.ban
+        self.bans: BanList | None = (
+            BanList(ban.max_failures, ban.window, ban.duration, ban.exempt) if ban else None
+        )
         # Metadata calls (stat, listdir, mkdir...) and whole transfers use
         # separate pools so that many long transfers cannot starve a LIST.
         self.blocking_executor = ThreadPoolExecutor(
@@ -179,6 +189,14 @@ class FTPServer:
             channel = FTPChannel(self, reader, writer, implicit_tls=implicit_tls)
             cfg = self.config.server
             self.counters.add(connections=1)
+            banned = self.bans.ban_left(channel.peer_ip) if self.bans is not None else 0.0
+            if banned > 0:
+                await self._refuse(
+                    writer,
+                    "Too many failed logins from your address; "
+                    f"try again in {math.ceil(banned)} seconds",
+                )
+                return
             if len(self.channels) >= cfg.max_connections:
                 await self._refuse(writer, "Too many connections, try again later")
                 return
@@ -235,8 +253,25 @@ class FTPServer:
             channel.state.login_failures += 1
             self.counters.add(login_failures=1)
             log.warning("login failed %s user=%s", channel.peer, username)
+            banned = self.bans is not None and self.bans.failure(channel.peer_ip)
             if self.login_failure_delay:
                 await asyncio.sleep(self.login_failure_delay)
+            if banned:
+                assert self.bans is not None
+                log.warning(
+                    "ban %s for %gs after %d failed logins in %gs",
+                    channel.peer_ip,
+                    self.bans.duration,
+                    self.bans.max_failures,
+                    self.bans.window,
+                )
+                channel.reply(
+                    421,
+                    "Too many failed logins from your address; "
+                    f"banned for {math.ceil(self.bans.duration)} seconds",
+                )
+                channel.closing = True
+                return
             if channel.state.login_failures >= self.config.server.max_login_attempts:
                 channel.reply(421, "Too many failed logins, closing control connection")
                 channel.closing = True
@@ -247,7 +282,12 @@ class FTPServer:
             log.warning(
                 "login refused %s user=%s: per-user connection limit", channel.peer, account.name
             )
-            raise FTPError(530, f"Too many sessions for {account.name} (limit {limit})")
+            # 421 and close, as for the server-wide and per-address limits.
+            channel.reply(
+                421, f"Too many sessions for {account.name} (limit {limit}), try again later"
+            )
+            channel.closing = True
+            return
         session_fs = SessionFS(
             account.tree,
             account.perms,
@@ -304,17 +344,29 @@ class FTPServer:
         if task is not None:
             await asyncio.wait({task}, timeout=self.config.server.data_timeout)
 
-    def throttle_for(self, account: Account, direction: str) -> Callable[[int], None] | None:
-        """The rate limit of a transfer (``"down"`` or ``"up"``): the user's
-        bucket, shared by all their sessions, and the server-wide one."""
+    def throttle_for(self, channel: FTPChannel, direction: str) -> Callable[[int], None] | None:
+        """The rate limit of a transfer (``"down"`` or ``"up"``): the
+        session's own bucket, the user's (shared by all their sessions) and
+        the server-wide one; a transfer waits for all three."""
+        account = channel.state.account
+        assert account is not None
         cfg = self.config.server
         if direction == "down":
+            session_rate = account.session_download_rate or cfg.session_download_rate
             user_rate = account.max_download_rate or cfg.max_download_rate
             total_rate = cfg.total_download_rate
         else:
+            session_rate = account.session_upload_rate or cfg.session_upload_rate
             user_rate = account.max_upload_rate or cfg.max_upload_rate
             total_rate = cfg.total_upload_rate
+        session_bucket = None
+        if session_rate is not None:
+            buckets = channel.state.buckets
+            session_bucket = buckets.get(direction)
+            if session_bucket is None or session_bucket.rate != session_rate:
+                session_bucket = buckets[direction] = TokenBucket(session_rate)
         return chain(
+            session_bucket,
             self._bucket((account.name, direction), user_rate),
             self._bucket(("*", direction), total_rate),
         )

@@ -404,21 +404,23 @@ def test_per_user_max_connections(
     )
     first = own_clients.login("alice", "secret", srv)
     second = own_clients.connect(srv)
-    with pytest.raises(ftplib.error_perm, match=r"^530"):
+    with pytest.raises(ftplib.error_temp, match=r"^421 Too many sessions for alice"):
         second.login("alice", "secret")
+    assert second.sock.recv(1) == b""  # and the connection is closed
     # other users are not affected
     own_clients.login("carol", "carol", srv)
     # once the first session ends, alice may log in again
     first.quit()
     deadline = time.monotonic() + 5
     while True:
+        third = own_clients.connect(srv)
         try:
-            second.login("alice", "secret")
+            third.login("alice", "secret")
             break
-        except ftplib.error_perm:
+        except ftplib.error_temp:
             assert time.monotonic() < deadline, "the ended session still counts"
             time.sleep(0.01)
-    assert second.pwd() == "/"
+    assert third.pwd() == "/"
 
 
 def test_max_connections_per_ip(

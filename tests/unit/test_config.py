@@ -231,6 +231,36 @@ BAD: list[tuple[str, Any, str]] = [
         "users.demo.max_connections: expected a number >= 1",
     ),
     (
+        "rate without a unit it knows",
+        {"server": {"session_download_rate": "10 furlongs/s"}},
+        "server.session_download_rate: expected a size in bytes or with a unit",
+    ),
+    (
+        "ban failures",
+        {"server": {"ban": {"max_failures": 0}}},
+        "server.ban.max_failures: expected a number >= 1",
+    ),
+    (
+        "ban exempt network",
+        {"server": {"ban": {"exempt": ["10.0.0.0/33"]}}},
+        "server.ban.exempt[0]: expected an address or network such as '10.0.0.0/8'",
+    ),
+    (
+        "stall timeout",
+        {"server": {"stall_timeout": 0}},
+        "server.stall_timeout: expected a number > 0",
+    ),
+    (
+        "empty quota",
+        {"users": {"demo": {"password": PW, "quota": {}}}},
+        "users.demo.quota: expected max_bytes, max_files or both",
+    ),
+    (
+        "quota size",
+        {"mounts": {"/": {"fs": "mem://", "quota": {"max_bytes": "lots"}}}},
+        "mounts./.quota.max_bytes: expected a size in bytes or with a unit",
+    ),
+    (
         "missing env var",
         {"mounts": {"/s3": "s3://bucket?endpoint_url=${S3_ENDPOINT}"}},
         "mounts./s3: environment variable 'S3_ENDPOINT' is not set",
@@ -434,6 +464,38 @@ GOOD: list[tuple[str, Any, Callable[[Config], Any], Any]] = [
         True,
     ),
     ("source default", {}, lambda c: c.source, "mounts.yaml"),
+    (
+        "rates with /s",
+        {"server": {"session_download_rate": "10MB/s", "total_upload_rate": "1 MiB/s"}},
+        lambda c: (c.server.session_download_rate, c.server.total_upload_rate),
+        (10_000_000, 1024**2),
+    ),
+    (
+        "bans on by default",
+        {},
+        lambda c: (c.server.ban.max_failures, c.server.ban.window, c.server.ban.duration),
+        (10, 600.0, 900.0),
+    ),
+    ("bans off", {"server": {"ban": None}}, lambda c: c.server.ban, None),
+    (
+        "ban exempt networks",
+        {"server": {"ban": {"exempt": ["10.1.2.3/8", "::1"]}}},
+        lambda c: [str(n) for n in c.server.ban.exempt],
+        ["10.0.0.0/8", "::1/128"],
+    ),
+    (
+        "quotas",
+        {
+            "mounts": {"/": {"fs": "mem://", "quota": {"max_files": 10}}},
+            "users": {"u": {"password": PW, "quota": {"max_bytes": "1GiB"}}},
+        },
+        lambda c: (
+            c.mounts["/"].quota.max_files,
+            c.mounts["/"].quota.max_bytes,
+            c.users["u"].quota.max_bytes,
+        ),
+        (10, None, 1024**3),
+    ),
 ]
 
 

@@ -1,0 +1,274 @@
+"""Hostile and broken clients against a live server: garbage lines, Telnet
+sequences, invalid UTF-8, CR/LF inside arguments, floods of pipelined
+commands from a client that does not read, slowloris half lines, and a
+hypothesis fuzz of the control connection. Afterwards the server still
+serves a normal session and nothing has leaked (conftest's checks)."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import re
+import select
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+from conftest import PASSWORD, USER, Control, ServerFactory
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vfsftp.commands import REGISTRY
+from vfsftp.testing import ThreadedFTPServer
+
+REPLY_LINE = re.compile(rb"^\d{3}[ -]")
+
+
+def _config(server: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "server": {"data_timeout": 0.2, "ban": None, **(server or {})},
+        "mounts": {"/": "mem://"},
+        "users": {USER: {"password": f"plaintext:{PASSWORD}"}},
+    }
+
+
+def _normal_session(srv: ThreadedFTPServer) -> None:
+    f = ftplib.FTP(timeout=10)
+    f.connect(srv.host, srv.port)
+    f.login(USER, PASSWORD)
+    f.storbinary("STOR check.txt", io.BytesIO(b"still fine"))
+    buf = io.BytesIO()
+    f.retrbinary("RETR check.txt", buf.write)
+    assert buf.getvalue() == b"still fine"
+    assert "check.txt" in f.nlst()
+    f.quit()
+
+
+def _replies(data: bytes) -> list[list[bytes]]:
+    """Split a stream of replies, checking the framing of each (RFC 959
+    §4.2: one line ``ddd text``, or ``ddd-`` ... ``ddd text``)."""
+    lines = data.split(b"\r\n")
+    assert lines[-1] == b"", f"reply stream ends in a partial line: {lines[-1]!r}"
+    out: list[list[bytes]] = []
+    i = 0
+    while i < len(lines) - 1:
+        first = lines[i]
+        assert REPLY_LINE.match(first), f"not a reply line: {first!r}"
+        reply = [first]
+        i += 1
+        if first[3:4] == b"-":
+            while True:
+                assert i < len(lines) - 1, "unterminated multi-line reply"
+                reply.append(lines[i])
+                i += 1
+                if reply[-1][:3] == first[:3] and reply[-1][3:4] == b" ":
+                    break
+        out.append(reply)
+    return out
+
+
+def _logged_in(srv: ThreadedFTPServer) -> Control:
+    c = Control(srv.host, srv.port)
+    c.login()
+    return c
+
+
+# ------------------------------------------------------------------ garbage lines
+
+GARBAGE = [
+    # (line as sent, expected reply code)
+    (b"\xff\xf4\xff\xf2NOOP", 200),  # Telnet IP + DM before a command (RFC 959 §4.1.3)
+    (b"NO\xff\xffOP", 500),  # an escaped IAC is a data byte
+    (b"\xff\xfb\x01NOOP", 200),  # option negotiation (IAC WILL ECHO) is dropped
+    (b"MKD caf\xe9", 257),  # Latin-1 from an old client: taken as such
+    (b"MKD \xc3\x28", 257),  # invalid UTF-8
+    (b"MKD a\rb", 553),  # CR inside an argument
+    (b"RNFR x\r200 forged reply", 553),  # ...which must not forge a reply line
+    (b"CWD a\x00b", 553),  # NUL
+    (b"\x00\x00\x00", 500),
+    (b"\x1b[31mNOOP", 500),  # terminal escapes
+    (b"   ", None),  # blank lines are ignored, as pyftpdlib and vsftpd do
+    (b"NOOP " + b"x" * 7000, 501),  # long but under the limit
+    (b"SIZE " + b"../" * 1000 + b"etc/passwd", 550),  # jailed: no such file
+    (b"PORT 127,0,0,1,300,1", 501),
+    (b"EPRT |9|::1|5|", 522),
+    (b"REST -1", 501),
+    (b"TYPE \x7f", 504),
+    (b"SITE " + b"\xff" * 10, 501),
+]
+
+
+@pytest.mark.parametrize(("line", "code"), GARBAGE, ids=[repr(g[0][:24]) for g in GARBAGE])
+def test_garbage_line_gets_a_clear_reply(
+    make_server: ServerFactory, line: bytes, code: int | None
+) -> None:
+    srv = make_server(_config())
+    c = _logged_in(srv)
+    try:
+        c.sock.sendall(line + b"\r\nNOOP\r\n")
+        got = c.reply()
+        if code is None:
+            assert got[0] == 200  # only the NOOP was answered
+        else:
+            assert got[0] == code, got
+            assert c.reply()[0] == 200
+    finally:
+        c.close()
+    _normal_session(srv)
+
+
+def test_overlong_line_without_newline_is_bounded(make_server: ServerFactory) -> None:
+    srv = make_server(_config())
+    c = _logged_in(srv)
+    try:
+        c.sock.sendall(b"A" * (4 << 20))  # 4 MiB and no end of line
+        assert c.reply() == (500, ["500 Command line too long"])
+        c.sock.sendall(b"\r\nNOOP\r\n")
+        assert c.reply()[0] == 200
+    finally:
+        c.close()
+    _normal_session(srv)
+
+
+def test_flood_of_pipelined_commands_from_a_client_that_does_not_read(
+    make_server: ServerFactory,
+) -> None:
+    srv = make_server(_config())
+    c = _logged_in(srv)
+    channel = next(iter(srv.server.channels))
+    # A small kernel send buffer on the server's side, so that it fills with
+    # replies at once and the server's own buffering is what is measured
+    # (loopback otherwise absorbs megabytes).
+    channel.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    count = 100_000
+    sender = threading.Thread(target=c.sock.sendall, args=(b"NOOP\r\n" * count,))
+    sender.start()
+    try:
+        # The server answers until its own output buffer passes 64 KiB, then
+        # waits for the client and stops reading: memory stays bounded.
+        deadline = time.monotonic() + 20
+        while channel.writer.transport.get_write_buffer_size() < 64 * 1024:
+            assert time.monotonic() < deadline, "the server never had to buffer"
+            time.sleep(0.01)
+        assert channel.writer.transport.get_write_buffer_size() <= 128 * 1024
+        _normal_session(srv)  # others are served meanwhile
+        assert channel.writer.transport.get_write_buffer_size() <= 128 * 1024
+        # Once the client reads, every command gets its reply, in order.
+        expected = b"200 NOOP ok\r\n" * count
+        got = bytearray()
+        while len(got) < len(expected):
+            chunk = c.sock.recv(1 << 20)
+            assert chunk
+            got += chunk
+        assert got == expected
+    finally:
+        sender.join(30)
+        c.close()
+
+
+def test_slowloris_half_line_times_out(make_server: ServerFactory) -> None:
+    srv = make_server(_config({"idle_timeout": 0.5}))
+    c = Control(srv.host, srv.port)
+    started = time.monotonic()
+    try:
+        # One byte of a never-ending line every 50 ms: bytes arrive, but no
+        # command does, so the session is idle and is closed.
+        for _ in range(100):  # at most 5 s of dripping
+            if _readable(c.sock):
+                break  # the server has spoken (its 421)
+            try:
+                c.sock.sendall(b"N")
+            except OSError:
+                break
+            time.sleep(0.05)  # the attacker's pace, not a synchronisation
+        assert c.reply()[0] == 421
+        assert 0.5 <= time.monotonic() - started < 5
+    finally:
+        c.close()
+    assert _gone(srv)
+
+
+def _readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def _gone(srv: ThreadedFTPServer) -> bool:
+    deadline = time.monotonic() + 5
+    while srv.server.channels and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not srv.server.channels
+
+
+# ------------------------------------------------------------------ fuzz
+
+_VERBS = [*sorted(REGISTRY), "XYZZY", "user", "Retr"]
+_ARGS = st.one_of(
+    st.binary(max_size=64),
+    st.sampled_from([b"/", b"..", b"a/b", b"*", b"-la", b"ALL", b"1", b"I", b"A N", b"|2|::1|9|"]),
+    st.text(max_size=32).map(lambda t: t.encode("utf-8", "surrogatepass")),
+)
+_LINE = st.one_of(
+    st.binary(max_size=120),
+    st.builds(
+        lambda v, sep, a: v.encode() + sep + a,
+        st.sampled_from(_VERBS),
+        st.sampled_from([b" ", b"", b"  "]),
+        _ARGS,
+    ),
+)
+_ENDING = st.sampled_from([b"\r\n", b"\n", b"\r\r\n", b"\xff\xf4\xff\xf2\r\n"])
+
+
+@st.composite
+def _session_bytes(draw: st.DrawFn) -> tuple[bool, bytes]:
+    login = draw(st.booleans())
+    lines = draw(st.lists(st.tuples(_LINE, _ENDING), min_size=1, max_size=12))
+    data = b"".join(line + end for line, end in lines)
+    if draw(st.booleans()):
+        data += draw(st.binary(max_size=40))  # a trailing half line
+    return login, data
+
+
+@pytest.mark.timeout(120)
+def test_fuzzed_control_connections(make_server: ServerFactory) -> None:
+    srv = make_server(_config({"max_connections_per_ip": 512}))
+    host, port = srv.host, srv.port
+
+    @settings(
+        max_examples=500,
+        deadline=None,
+        derandomize=True,  # the same inputs on every run: a failure reproduces
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(_session_bytes())
+    def one_session(case: tuple[bool, bytes]) -> None:
+        login, data = case
+        with socket.create_connection((host, port), timeout=10) as sock:
+            stream = b""
+            if login:
+                sock.sendall(f"USER {USER}\r\nPASS {PASSWORD}\r\n".encode())
+            try:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)  # EOF: the server ends the session
+            except OSError:
+                pass  # the server may have closed first (QUIT, 421)
+            while True:
+                try:
+                    chunk = sock.recv(1 << 16)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                stream += chunk
+        replies = _replies(stream)
+        assert replies and replies[0][0].startswith(b"220")
+        for reply in replies:
+            # 451 is the server's "internal error": an unexpected exception.
+            assert not reply[0].startswith(b"451 Requested action aborted: local error"), reply
+
+    one_session()
+    assert _gone(srv), "sessions left after the fuzz"
+    _normal_session(srv)

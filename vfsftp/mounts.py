@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from fs.osfs import OSFS
 
 from .config import USER_PLACEHOLDER, Config, ConfigError, MountConfig, UserConfig
 from .localfs import JailedOSFS
-from .tree import Mount, VirtualTree
+from .quota import Quota, measure
+from .tree import UPLOAD_PREFIX, Mount, VirtualTree
 
 __all__ = ["MountTable"]
 
@@ -100,7 +102,17 @@ class MountTable:
     def _mount(self, path: str, spec: MountConfig, key: str, user: str | None = None) -> Mount:
         url = spec.fs.replace("${user}", user) if user is not None else spec.fs
         filesystem = self._open(spec, url, key)
-        return Mount.of(path, filesystem, read_only=spec.read_only, kind=_kind(url))
+        quota = None
+        if spec.quota is not None:
+            # Each declaration (and each user's copy of a ${user} mount)
+            # has its own account, measured at first use.
+            quota = Quota(
+                f"mount {path}" if user is None else f"mount {path} of {user}",
+                spec.quota.max_bytes,
+                spec.quota.max_files,
+                partial(measure, filesystem, "/", UPLOAD_PREFIX),
+            )
+        return Mount.of(path, filesystem, read_only=spec.read_only, kind=_kind(url), quota=quota)
 
     def cached_tree(self, user: UserConfig, login: str | None = None) -> VirtualTree | None:
         """The user's tree if building it needs no I/O (no mount left to

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from .auth import Account, Authorizer, ConfigAuthorizer
 from .channel import FTPChannel
@@ -26,9 +27,10 @@ from .errors import FTPError
 from .limits import BanList
 from .mounts import MountTable
 from .observability import Counters, format_transfer_line, transfer_log
+from .quota import Quota
 from .throttle import TokenBucket, chain
 from .tls import make_server_context
-from .vfs import SessionFS
+from .vfs import SessionFS, measure_home
 
 __all__ = ["FTPServer"]
 
@@ -83,7 +85,8 @@ class FTPServer:
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         #: uploads still arriving after their session's QUIT (see settle)
         self.settling: dict[tuple[int, str], asyncio.Task[None]] = {}
-        self._buckets_lock = threading.Lock()
+        self._user_quotas: dict[str, Quota] = {}
+        self._buckets_lock = threading.Lock()  # guards _buckets and _user_quotas
         self.channels: set[FTPChannel] = set()
         self._per_ip: Counter[str] = Counter()
         self._per_user: Counter[str] = Counter()
@@ -248,6 +251,11 @@ class FTPServer:
         return (tls.require_tls, tls.require_data_tls)
 
     async def login(self, channel: FTPChannel, username: str, password: str) -> None:
+        if self.bans is not None and self.bans.ban_left(channel.peer_ip) > 0:
+            # Connections opened before the ban get no more guesses either.
+            channel.reply(421, "Too many failed logins from your address; closing")
+            channel.closing = True
+            return
         account = await self.authorizer.authorize(username, password, channel.peer)
         if account is None:
             channel.state.login_failures += 1
@@ -295,6 +303,8 @@ class FTPServer:
             self.blocking_executor,
             home="/",
             owner=_owner_name(account),
+            user_quota=self._user_quota(account),
+            quota_home=account.home,
         )
         try:
             if account.home != "/":  # the root always exists: no stat for it
@@ -308,6 +318,25 @@ class FTPServer:
         self.counters.add(logins=1)
         log.info("login ok %s user=%s", channel.peer, account.name)
         channel.reply(230, f"Login successful, welcome {account.name}")
+
+    def _user_quota(self, account: Account) -> Quota | None:
+        """The user's quota account, shared by all their sessions."""
+        limits = account.quota
+        if limits is None:
+            return None
+        with self._buckets_lock:
+            quota = self._user_quotas.get(account.name)
+            if quota is None or (quota.max_bytes, quota.max_files) != (
+                limits.max_bytes,
+                limits.max_files,
+            ):
+                quota = self._user_quotas[account.name] = Quota(
+                    f"user {account.name}",
+                    limits.max_bytes,
+                    limits.max_files,
+                    partial(measure_home, account.tree, account.home),
+                )
+            return quota
 
     def logout(self, channel: FTPChannel) -> None:
         account: Account | None = channel.state.account

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import fs.copy
@@ -36,6 +36,7 @@ from fs.memoryfs import MemoryFS
 from fs.path import abspath, normpath
 
 from .paths import basename, is_under
+from .quota import Quota
 
 __all__ = ["UPLOAD_PREFIX", "Mount", "VirtualTree"]
 
@@ -54,14 +55,21 @@ class Mount:
     inline: bool = False
     #: a short label for logs and STAT ("mem", "osfs", "s3"...)
     kind: str = "fs"
+    #: the mount's storage quota (vfsftp.quota), if it has one
+    quota: Quota | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(
-        cls, path: str, filesystem: FS, read_only: bool = False, kind: str | None = None
+        cls,
+        path: str,
+        filesystem: FS,
+        read_only: bool = False,
+        kind: str | None = None,
+        quota: Quota | None = None,
     ) -> Mount:
         inline = isinstance(filesystem, MemoryFS)
         label = kind or type(filesystem).__name__.lower().removesuffix("fs") or "fs"
-        return cls(_norm(path), filesystem, read_only, inline, label)
+        return cls(_norm(path), filesystem, read_only, inline, label, quota)
 
 
 def _norm(path: str) -> str:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from typing import IO, Any, Protocol, TypeVar
 
 import fs.errors
@@ -25,6 +26,7 @@ from .errors import FTPError, map_fs_error
 from .paths import PathRejected, basename, dirname, is_under, resolve
 from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact
 from .protocol import ListEntry
+from .quota import Quota, QuotaExceeded, QuotaWriter, charge_all, measure, release_all
 from .tree import UPLOAD_PREFIX, Mount, VirtualTree
 
 __all__ = ["SessionFS", "Upload"]
@@ -61,10 +63,23 @@ class Upload:
     append: bool = False  # APPE: keep all of the existing file
     file: Any = None
     atomic: AtomicWriter | None = None
+    #: quota scopes the upload is charged to, and the size of the data it
+    #: replaces (see QuotaWriter); a new file's slot is taken by begin_upload
+    quotas: tuple[Quota, ...] = ()
+    credit: int = 0
+    new_file: bool = False
+    writer: QuotaWriter | None = None
 
     def open(self) -> Any:
         """Blocking: create the temporary file (or atomic writer), seeded
         with the part of the existing file that REST or APPE keeps."""
+        f = self._open()
+        if self.quotas:
+            self.writer = QuotaWriter(f, self.quotas, self.credit)
+            return self.writer
+        return f
+
+    def _open(self) -> Any:
         opener = getattr(self.mount.fs, "open_atomic_upload", None)
         if opener is not None:
             self.atomic = opener(self.target, offset=self.offset, append=self.append)
@@ -92,15 +107,29 @@ class Upload:
 
     def commit(self) -> None:
         """Blocking: make the upload visible under its name."""
-        if self.atomic is not None:
-            self.atomic.commit()
-            return
-        if self.file is not None:
-            self.file.close()
-        self.mount.fs.move(self.temp, self.target, overwrite=True)
+        try:
+            if self.atomic is not None:
+                self.atomic.commit()
+            else:
+                if self.file is not None:
+                    self.file.close()
+                self.mount.fs.move(self.temp, self.target, overwrite=True)
+        except BaseException:
+            self._unaccount()
+            raise
+        if self.writer is not None:
+            self.writer.committed()
+
+    def _unaccount(self) -> None:
+        if self.writer is not None:
+            self.writer.discarded()
+        if self.new_file:
+            release_all(self.quotas, nfiles=1)
+            self.new_file = False
 
     def discard(self) -> None:
         """Blocking: drop everything written; never raises."""
+        self._unaccount()
         if self.atomic is not None:
             with contextlib.suppress(Exception):
                 self.atomic.discard()
@@ -110,6 +139,25 @@ class Upload:
                 self.file.close()
         with contextlib.suppress(Exception):
             self.mount.fs.remove(self.temp)
+
+
+def measure_home(tree: VirtualTree, home: str) -> tuple[int, int]:
+    """Blocking: (bytes, files) under ``home`` on the tree's writable mounts
+    (what a user quota counts)."""
+    total = files = 0
+    for m in tree.mounts:
+        if m.read_only:
+            continue
+        if is_under(m.path, home):
+            sub = "/"
+        elif is_under(home, m.path):
+            sub = home if m.path == "/" else home[len(m.path) :]
+        else:
+            continue
+        if m.fs.isdir(sub):
+            b, f = measure(m.fs, sub, UPLOAD_PREFIX)
+            total, files = total + b, files + f
+    return total, files
 
 
 def _copy_n(src: IO[bytes], dst: IO[bytes], n: int) -> None:
@@ -143,6 +191,8 @@ class SessionFS:
         executor: Executor | None,
         home: str = "/",
         owner: str = "owner",
+        user_quota: Quota | None = None,
+        quota_home: str = "/",
     ) -> None:
         self.tree = tree
         self.perms = perms
@@ -150,6 +200,8 @@ class SessionFS:
         self.executor = executor
         self.cwd = resolve("/", home)
         self.owner = owner
+        self.user_quota = user_quota
+        self.quota_home = quota_home  # the user quota counts what is under it
 
     # ------------------------------------------------------------ pure rules
 
@@ -171,6 +223,21 @@ class SessionFS:
         read_only = found is None or found[0].read_only
         return effective_perms(self.perms, self.overrides, path, read_only), read_only
 
+    def quotas_for(self, path: str) -> tuple[Quota, ...]:
+        """The quota scopes a file at ``path`` counts against."""
+        found = self.tree.mount_of(path)
+        out: list[Quota] = []
+        if found is not None and found[0].quota is not None:
+            out.append(found[0].quota)
+        if (
+            self.user_quota is not None
+            and found is not None
+            and not found[0].read_only
+            and is_under(path, self.quota_home)
+        ):
+            out.append(self.user_quota)
+        return tuple(out)
+
     def require(self, path: str, letter: str) -> None:
         granted, read_only = self.rights(path)
         if letter in granted:
@@ -181,11 +248,15 @@ class SessionFS:
 
     # ------------------------------------------------------------ execution
 
-    async def _run(self, paths: tuple[str, ...], fn: Callable[..., T], *args: Any) -> T:
+    async def _run(
+        self, paths: tuple[str, ...], fn: Callable[..., T], *args: Any, offload: bool = False
+    ) -> T:
         """Run a blocking fs call, inline for in-memory mounts, else in a
-        worker thread; any error becomes the FTP reply for ``paths[0]``."""
-        inline = self.executor is None or all(
-            (found := self.tree.mount_of(p)) is None or found[0].inline for p in paths
+        worker thread (always when ``offload``); any error becomes the FTP
+        reply for ``paths[0]``."""
+        inline = self.executor is None or (
+            not offload
+            and all((found := self.tree.mount_of(p)) is None or found[0].inline for p in paths)
         )
         try:
             if inline:
@@ -291,10 +362,14 @@ class SessionFS:
         await self._run((path,), self.tree.removedir, path)
 
     async def remove(self, path: str) -> None:
+        quotas = self.quotas_for(path)
+
         def op() -> None:  # one worker-thread call, not two
-            if self.tree.getinfo(path).is_dir:
+            info = self.tree.getinfo(path, ("details",))
+            if info.is_dir:
                 raise fs.errors.FileExpected(path)  # → 550 "Is a directory"
             self.tree.remove(path)
+            release_all(quotas, info.size, 1)
 
         await self._run((path,), op)
 
@@ -309,17 +384,45 @@ class SessionFS:
         if dst.startswith(src.rstrip("/") + "/"):
             raise FTPError(553, "Cannot move a directory into itself")
 
+        src_quotas, dst_quotas = self.quotas_for(src), self.quotas_for(dst)
+        # Scopes the data leaves and enters; within one scope nothing changes.
+        leaving = [q for q in src_quotas if q not in dst_quotas]
+        entering = [q for q in dst_quotas if q not in src_quotas]
+
         def do_move() -> None:
+            moved = replaced = (0, 0)  # (bytes, files)
             if self.tree.isdir(src):
                 if self.tree.exists(dst):
                     raise fs.errors.DestinationExists(dst)
-                self.tree.movedir(src, dst, create=True)
+                if leaving or entering:
+                    found = self.tree.mount_of(src)
+                    assert found is not None
+                    moved = measure(found[0].fs, found[1], UPLOAD_PREFIX)
+                charge_all(entering, *moved)
+                move: Callable[[], None] = partial(self.tree.movedir, src, dst, create=True)
             else:
-                if self.tree.isdir(dst):
+                try:
+                    old = self.tree.getinfo(dst, ("details",))
+                except fs.errors.ResourceNotFound:
+                    old = None
+                if old is not None and old.is_dir:
                     raise fs.errors.FileExpected(dst)
-                self.tree.move(src, dst, overwrite=True)
+                if leaving or entering:
+                    moved = (self.tree.getinfo(src, ("details",)).size, 1)
+                if old is not None:
+                    replaced = (old.size, 1)
+                charge_all(entering, *moved)
+                move = partial(self.tree.move, src, dst, overwrite=True)
+            try:
+                move()
+            except BaseException:
+                release_all(entering, *moved)
+                raise
+            release_all(leaving, *moved)
+            release_all(dst_quotas, *replaced)
 
-        await self._run((src, dst), do_move)
+        unmeasured = any(not q.measured for q in entering)
+        await self._run((src, dst), do_move, offload=unmeasured or bool(leaving or entering))
 
     async def set_mtime(self, path: str, mtime: float) -> None:
         await self._run((path,), self.tree.setinfo, path, {"details": {"modified": mtime}})
@@ -358,19 +461,52 @@ class SessionFS:
         if mount.read_only:
             raise FTPError(550, f"Read-only: {path}")
 
-        def check() -> None:
+        quotas = self.quotas_for(path)
+
+        def check() -> tuple[int, bool]:
             parent = dirname(sub)
             if not mount.fs.isdir(parent):
                 raise fs.errors.ResourceNotFound(dirname(path))
-            if mount.fs.isdir(sub):
-                raise fs.errors.FileExpected(path)
+            if not quotas:
+                if mount.fs.isdir(sub):
+                    raise fs.errors.FileExpected(path)
+                credit, new_file = 0, False
+            else:
+                try:
+                    old = mount.fs.getinfo(sub, ("details",))
+                except fs.errors.ResourceNotFound:
+                    old = None
+                if old is not None and old.is_dir:
+                    raise fs.errors.FileExpected(path)
+                # What the upload replaces is freed when it commits.
+                credit = 0 if append or old is None else max(0, old.size - offset)
+                new_file = old is None
+                if not credit:
+                    for q in quotas:
+                        if q.bytes_full():  # refused before any data moves
+                            raise QuotaExceeded(q.label, f"{q.max_bytes} bytes")
             precheck = getattr(mount.fs, "check_atomic_upload", None)
             if precheck is not None:
                 precheck(sub, offset, append)
+            if new_file:
+                charge_all(quotas, nfiles=1)  # last: nothing below may fail
+            return credit, new_file
 
-        await self._run((path,), check)
+        # A quota's first measurement walks its storage: never on the loop.
+        unmeasured = any(not q.measured for q in quotas)
+        credit, new_file = await self._run((path,), check, offload=unmeasured)
         temp = f"{dirname(sub).rstrip('/')}/{UPLOAD_PREFIX}{uuid.uuid4().hex}"
-        return Upload(mount, sub, temp, path, offset=offset, append=append)
+        return Upload(
+            mount,
+            sub,
+            temp,
+            path,
+            offset=offset,
+            append=append,
+            quotas=quotas,
+            credit=credit,
+            new_file=new_file,
+        )
 
     async def unique_name(self, directory: str, hint: str = "file") -> str:
         """A name in ``directory`` that does not exist yet (STOU)."""

@@ -180,6 +180,22 @@ def test_ban_applied_and_expired(make_server: ServerFactory) -> None:
     assert time.monotonic() - banned_at >= 0.5
 
 
+def test_ban_also_stops_connections_opened_before_it(make_server: ServerFactory) -> None:
+    srv = make_server(
+        _config(
+            {"max_login_attempts": 10, "ban": {"max_failures": 2, "window": 60, "duration": 60}}
+        )
+    )
+    early = Control(srv.host, srv.port, source="127.0.0.3")
+    try:
+        assert _fail_login(srv, "127.0.0.3", 2)[0] == 421
+        early.cmd(f"USER {USER}")
+        assert early.cmd(f"PASS {PASSWORD}")[0] == 421  # even the right password
+        assert early.closed_by_server()
+    finally:
+        early.close()
+
+
 def test_exempt_addresses_are_never_banned(make_server: ServerFactory) -> None:
     srv = make_server(
         _config(

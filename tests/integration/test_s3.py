@@ -392,6 +392,31 @@ def test_upload_cut_mid_way_leaves_nothing(
     bye(f)
 
 
+def test_quota_stops_an_s3_upload_midway(
+    s3_bucket: S3Bucket, s3_server: ServerFactory, tmp_path: Path, ftp_login: LoginFactory
+) -> None:
+    """A mount quota on S3: usage measured from the listing, the upload
+    that goes over it gets 552 and its multipart upload is aborted."""
+    s3_bucket.put("pre/old.bin", b"o" * MiB)
+    mounts = mixed_mounts(s3_bucket, tmp_path, part_size="5MiB", concurrency=2)
+    mounts["/s3"]["quota"] = {"max_bytes": 8 * MiB}
+    srv = s3_server(mounts)
+    f = ftp_login(srv)
+    with f.transfercmd("STOR /s3/big.bin") as conn:
+        source = PatternFile(12 * MiB)
+        with contextlib.suppress(OSError):  # the server stops reading at the limit
+            while chunk := source.read(1 << 20):
+                conn.sendall(chunk)
+    with pytest.raises(ftplib.error_perm, match=r"^552 Quota exceeded \(mount /s3"):
+        f.voidresp()
+    wait_for(lambda: s3_bucket.uploads() == [], what="the multipart upload to be aborted")
+    assert s3_bucket.keys() == ["pre/old.bin"]
+    # What fits still goes in.
+    f.storbinary("STOR /s3/small.bin", io.BytesIO(pattern(6 * MiB)))
+    assert sorted(s3_bucket.keys()) == ["pre/old.bin", "pre/small.bin"]
+    bye(f)
+
+
 def test_rest_retr_resumes_with_a_ranged_get(
     s3_bucket: S3Bucket,
     s3_server: ServerFactory,

@@ -100,7 +100,11 @@ class FTPChannel:
         implicit_tls: bool = False,
     ) -> None:
         self.server = server
+        # The session keeps the settings and TLS context it started with,
+        # whatever a config reload does meanwhile.
         self.config = server.config
+        self.tls_context = server.tls_context
+        self.tls_handshake_timeout = server.tls_handshake_timeout
         self.reader = reader
         self.writer = writer
         sock = writer.get_extra_info("socket")
@@ -141,6 +145,7 @@ class FTPChannel:
     def send(self, reply: Reply) -> None:
         if self.writer.is_closing():
             return
+        self.server.metrics.reply(reply.code)
         self.writer.write(reply.encode())
 
     @property
@@ -258,7 +263,7 @@ class FTPChannel:
     async def start_tls(self) -> None:
         """Switch the control connection to TLS after the 234 reply. Nothing
         received in clear before the handshake is executed afterwards."""
-        ctx = self.server.tls_context
+        ctx = self.tls_context
         assert ctx is not None
         self.lines.clear()
         self._drop_pipelined = True
@@ -266,7 +271,7 @@ class FTPChannel:
         buffered = getattr(self.reader, "_buffer", None)
         if isinstance(buffered, bytearray):
             buffered.clear()
-        timeout = self.server.tls_handshake_timeout
+        timeout = self.tls_handshake_timeout
         raw = self.writer.transport
         try:
             if hasattr(self.writer, "start_tls"):  # Python 3.11+
@@ -458,9 +463,9 @@ class FTPChannel:
     def _protected(self, work: Callable[[TransferState], int]) -> Callable[[TransferState], int]:
         """Run ``work`` over TLS: the handshake happens in the transfer thread
         (a slow client must not hold the event loop)."""
-        ctx = self.server.tls_context
+        ctx = self.tls_context
         assert ctx is not None
-        timeout = self.server.tls_handshake_timeout
+        timeout = self.tls_handshake_timeout
         stall_timeout = self.config.server.stall_timeout
 
         def run(state: TransferState) -> int:

@@ -58,9 +58,17 @@ def _serve(args: argparse.Namespace) -> int:
     logging = {"level": "debug"} if args.verbose else None
     config = with_overrides(config, server=server, logging=logging)
     _err(f"vfsftp: using config {label}")
+    path = args.config if args.config is not None else DEFAULT_CONFIG
+    reload_from = path if args.config is not None or Path(DEFAULT_CONFIG).exists() else None
+
+    def reload() -> Config:
+        # The file again, with the command line's overrides again.
+        assert reload_from is not None
+        return with_overrides(load_config(reload_from), server=server, logging=logging)
 
     # Imported here so that check-config and hash-password work without
     # loading the server (and its optional dependencies).
+    from .lifecycle import run_service
     from .observability import configure_logging
     from .server import FTPServer
 
@@ -68,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         configure_logging(config.logging)
         # FTPServer opens the mounts at once: a missing folder is a
         # ConfigError naming the key, reported by main() like any other.
-        asyncio.run(FTPServer(config).serve_forever())
+        asyncio.run(run_service(FTPServer(config), reload if reload_from else None, label=label))
     except KeyboardInterrupt:
         return 0
     except OSError as exc:  # e.g. address already in use, no such interface

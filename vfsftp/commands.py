@@ -574,6 +574,7 @@ async def cmd_abor(s: FTPChannel, inv: Invocation) -> None:
 async def cmd_dele(s: FTPChannel, inv: Invocation) -> None:
     await _fs(s).remove(inv.path)
     s.reply(250, f"Deleted {inv.path}")
+    s.server.event(s, "delete", inv.path)
 
 
 @command(
@@ -587,12 +588,14 @@ async def cmd_dele(s: FTPChannel, inv: Invocation) -> None:
 async def cmd_rmd(s: FTPChannel, inv: Invocation) -> None:
     await _fs(s).rmdir(inv.path)
     s.reply(250, f"Removed directory {inv.path}")
+    s.server.event(s, "rmdir", inv.path)
 
 
 @command("MKD", "MKD <dir>: make a directory", Arg.REQUIRED, path=True, perm="m", aliases=("XMKD",))
 async def cmd_mkd(s: FTPChannel, inv: Invocation) -> None:
     await _fs(s).mkdir(inv.path)
     s.reply(257, f"{quote_path(inv.path)} created")
+    s.server.event(s, "mkdir", inv.path)
 
 
 @command("RNFR", "RNFR <path>: rename from", Arg.REQUIRED, path=True, perm="f")
@@ -609,6 +612,7 @@ async def cmd_rnto(s: FTPChannel, inv: Invocation) -> None:
     s.state.rename_from = None
     await _fs(s).rename(src, inv.path)
     s.reply(250, f"Renamed {src} to {inv.path}")
+    s.server.event(s, "rename", src, inv.path)
 
 
 @command(
@@ -692,7 +696,7 @@ async def cmd_feat(s: FTPChannel, inv: Invocation) -> None:
         211,
         (
             "Features:",
-            *(" " + line for line in feat_lines(s.state, s.server.tls_context is not None)),
+            *(" " + line for line in feat_lines(s.state, s.tls_context is not None)),
             "End",
         ),
     )
@@ -804,7 +808,7 @@ async def cmd_site(s: FTPChannel, inv: Invocation) -> None:
 
 
 def _need_tls_config(s: FTPChannel) -> None:
-    if s.server.tls_context is None:
+    if s.tls_context is None:
         raise FTPError(502, "TLS is not configured on this server")
 
 

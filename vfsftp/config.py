@@ -12,8 +12,11 @@ Schema (every section optional)::
                max_connections_per_ip, max_login_attempts,
                login_failure_delay, ban: {max_failures, window, duration,
                exempt}, permit_foreign_addresses, permit_privileged_ports,
-               {session,max,total}_{download,upload}_rate, tls: {...}}
-    logging:  {level, file, transfer_log}
+               {session,max,total}_{download,upload}_rate, shutdown_timeout,
+               tls: {...}}
+    logging:  {level, file, transfer_log, transfer_log_format}
+    metrics:  {listen, port}
+    hooks:    {upload, download, delete, rename, mkdir, rmdir, login}
     mounts:   {/virtual/path: URL | {fs: URL, read_only: bool, create: bool,
                                      quota: {max_bytes, max_files}, s3 keys}}
     users:    {name: {password, home, perms, permissions: {/dir: letters},
@@ -57,7 +60,9 @@ __all__ = [
     "BanConfig",
     "Config",
     "ConfigError",
+    "HooksConfig",
     "LoggingConfig",
+    "MetricsConfig",
     "MountConfig",
     "QuotaConfig",
     "ServerConfig",
@@ -436,6 +441,9 @@ class ServerConfig(_Model):
     data_timeout: Float = Field(default=60.0, gt=0, allow_inf_nan=False)
     # Seconds a transfer may make no progress before it is aborted (426).
     stall_timeout: Float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    # SIGTERM/SIGINT: seconds running transfers get to finish before the
+    # sessions are closed (their uploads discarded).
+    shutdown_timeout: Float = Field(default=30.0, ge=0, allow_inf_nan=False)
     max_connections: Int = Field(default=512, ge=1)
     max_connections_per_ip: Int = Field(default=32, ge=1)
     max_login_attempts: Int = Field(default=3, ge=1)  # per connection, then 421
@@ -514,7 +522,10 @@ class LoggingConfig(_Model):
     level: str = "info"
     # Paths; relative ones are made absolute against Config.base_dir on load.
     file: str | None = None  # session log; None = stderr
-    transfer_log: str | None = None  # xferlog-style; None = session log, "-" = stderr
+    transfer_log: str | None = None  # None = session log, "-" = stderr
+    #: xferlog(5) lines (wu-ftpd/vsftpd, what log analysers read), JSON
+    #: lines, or the key=value text of the session log
+    transfer_log_format: Literal["xferlog", "json", "text"] = "xferlog"
 
     @field_validator("level", mode="before")
     @classmethod
@@ -534,11 +545,49 @@ class LoggingConfig(_Model):
         return value
 
 
+class MetricsConfig(_Model):
+    """The Prometheus endpoint (``GET /metrics``); off unless a port is set."""
+
+    listen: ListenAddress = "127.0.0.1"  # loopback: metrics are not for clients
+    port: Int | None = Field(default=None, ge=0, le=65535)  # 0: ephemeral (tests)
+
+
+_HOOK_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+def _hook_refs(value: Any) -> Any:
+    # One callable or a list of them, each "package.module:function".
+    refs = [value] if isinstance(value, str) else value
+    if isinstance(refs, (list, tuple)):
+        for ref in refs:
+            if isinstance(ref, str) and not _HOOK_REF.match(ref.strip()):
+                raise ValueError(f"expected 'package.module:function', got {ref!r}")
+        return tuple(r.strip() if isinstance(r, str) else r for r in refs)
+    return value
+
+
+HookRefs = Annotated[tuple[str, ...], BeforeValidator(_hook_refs)]
+
+
+class HooksConfig(_Model):
+    """Python callables run (in a worker thread) after each event."""
+
+    upload: HookRefs = ()
+    download: HookRefs = ()
+    delete: HookRefs = ()
+    rename: HookRefs = ()
+    mkdir: HookRefs = ()
+    rmdir: HookRefs = ()
+    login: HookRefs = ()
+
+
 class Config(_Model):
     """The whole validated configuration."""
 
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    hooks: HooksConfig = Field(default_factory=HooksConfig)
     mounts: dict[VirtualPath, MountConfig] = Field(default_factory=dict)
     users: dict[str, UserConfig] = Field(default_factory=dict)
     source: str = "<dict>"  # file name used in messages
@@ -615,7 +664,7 @@ class _Prepass:
             if hidden in data:
                 self._unknown((hidden,), Config)
                 del data[hidden]
-        for section in ("server", "logging", "mounts", "users"):
+        for section in ("server", "logging", "metrics", "hooks", "mounts", "users"):
             if section in data and data[section] is None:  # `users:` with nothing under it
                 del data[section]
         if isinstance(data.get("mounts"), Mapping):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Collection
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,18 +37,34 @@ def _kind(url: str) -> str:
 class MountTable:
     """Owns every mounted filesystem of a server."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        reuse: MountTable | None = None,
+        observe: Callable[[FS], None] | None = None,
+    ) -> None:
+        """``reuse``: a previous table (config reload) whose filesystems are
+        taken over where the new config declares the same storage: an
+        in-memory mount keeps its files. ``observe`` is called with each
+        filesystem this table opens (metrics)."""
         self.config = config
-        self._opened: dict[tuple[Any, ...], FS] = {}
+        self.observe = observe
+        self._opened: dict[tuple[Any, ...], FS] = dict(reuse._opened) if reuse else {}
         self._lock = threading.Lock()
         # Global mounts naming ${user} (``/home: osfs://./homes/${user}``)
         # are opened per user, at login.
         self._templates = {p: s for p, s in config.mounts.items() if USER_PLACEHOLDER in s.fs}
-        self._global: list[Mount] = [
-            self._mount(path, spec, f"mounts.{path}")
-            for path, spec in config.mounts.items()
-            if path not in self._templates
-        ]
+        try:
+            self._global: list[Mount] = [
+                self._mount(path, spec, f"mounts.{path}")
+                for path, spec in config.mounts.items()
+                if path not in self._templates
+            ]
+        except BaseException:
+            # A mount that cannot be opened: close those this table opened.
+            self.close(keep=reuse.filesystems() if reuse is not None else ())
+            raise
         self._trees: dict[str, VirtualTree] = {}
 
     def _open(self, spec: MountConfig, url: str, key: str) -> FS:
@@ -94,6 +111,8 @@ class MountTable:
                 raise ConfigError(
                     [f"{self.config.source}: {key}.fs: cannot open {url!r}: {_reason(exc)}{hint}"]
                 ) from None
+            if self.observe is not None:
+                self.observe(filesystem)
             if spec.read_only:
                 filesystem = fs.wrap.read_only(filesystem)
             self._opened[cache_key] = filesystem
@@ -148,9 +167,17 @@ class MountTable:
     def global_mounts(self) -> list[Mount]:
         return list(self._global)
 
-    def close(self) -> None:
+    def filesystems(self) -> list[FS]:
+        """Every filesystem this table has opened or taken over."""
         with self._lock:
-            opened = list(self._opened.values())
+            return list(self._opened.values())
+
+    def close(self, keep: Collection[FS] = ()) -> None:
+        """Close the filesystems, except those in ``keep`` (still used by a
+        newer table after a reload)."""
+        kept = {id(f) for f in keep}
+        with self._lock:
+            opened = [f for f in self._opened.values() if id(f) not in kept]
             self._opened.clear()
         for filesystem in opened:
             with contextlib.suppress(Exception):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -174,6 +174,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         )
         self._client_lock = threading.Lock()
         self._shared_client: Any = None
+        self._client_hooks: list[Callable[[Any], None]] = []
         self._part_pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------ client
@@ -207,7 +208,18 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
                             aws_session_token=o.session_token,
                             config=config,
                         )
+                    for hook in self._client_hooks:
+                        hook(self._shared_client)
         return self._shared_client
+
+    def add_client_hook(self, hook: Callable[[Any], None]) -> None:
+        """Call ``hook(client)`` on the boto3 client, now or when it is
+        made (the metrics register botocore event handlers this way)."""
+        with self._client_lock:
+            self._client_hooks.append(hook)
+            client = self._shared_client
+        if client is not None:
+            hook(client)
 
     @property
     def part_pool(self) -> ThreadPoolExecutor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import socket
@@ -18,15 +19,18 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import Any
 
 from .auth import Account, Authorizer, ConfigAuthorizer
 from .channel import FTPChannel
 from .config import Config
 from .data import TransferState
 from .errors import FTPError
+from .hooks import Event, Hooks, load_hooks
 from .limits import BanList
+from .metrics import Metrics
 from .mounts import MountTable
-from .observability import Counters, format_transfer_line, transfer_log
+from .observability import Counters, TransferRecord, log_transfer, new_session_id, session_id
 from .quota import Quota
 from .throttle import TokenBucket, chain
 from .tls import make_server_context
@@ -57,7 +61,11 @@ class FTPServer:
         transfer_workers: int = 256,
     ) -> None:
         self.config = config
-        self.mounts = MountTable(config)
+        self.counters = Counters()
+        self.metrics = Metrics(self)
+        self.hooks = Hooks(load_hooks(config.hooks, config.source), self.metrics.hook_failed)
+        self.mounts = MountTable(config, observe=self.metrics.observe_fs)
+        self._own_authorizer = authorizer is None  # rebuilt by reload()
         self.authorizer: Authorizer = authorizer or ConfigAuthorizer(config, self.mounts)
         self.login_failure_delay = (
             config.server.login_failure_delay
@@ -68,6 +76,9 @@ class FTPServer:
         self.bans: BanList | None = (
             BanList(ban.max_failures, ban.window, ban.duration, ban.exempt) if ban else None
         )
+        #: tables replaced by reload() that sessions still use, and who uses which
+        self._retired: list[MountTable] = []
+        self._table_of: dict[FTPChannel, MountTable] = {}
         # Metadata calls (stat, listdir, mkdir...) and whole transfers use
         # separate pools so that many long transfers cannot starve a LIST.
         self.blocking_executor = ThreadPoolExecutor(
@@ -81,8 +92,7 @@ class FTPServer:
             make_server_context(tls, config.source) if tls is not None else None
         )
         self.tls_handshake_timeout = tls.handshake_timeout if tls is not None else 10.0
-        self.counters = Counters()
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, int], TokenBucket] = {}
         #: uploads still arriving after their session's QUIT (see settle)
         self.settling: dict[tuple[int, str], asyncio.Task[None]] = {}
         self._user_quotas: dict[str, Quota] = {}
@@ -112,6 +122,9 @@ class FTPServer:
             self.implicit_addresses = await self._listen(
                 self._accept_implicit, tls.implicit_port, " (implicit TLS)"
             )
+        metrics = self.config.metrics
+        if metrics.port is not None:
+            await self.metrics.start(metrics.listen, metrics.port)
 
     async def _listen(
         self,
@@ -147,6 +160,7 @@ class FTPServer:
         and its upload discarded), release threads and filesystems."""
         for srv in self._servers:
             srv.close()
+        await self.metrics.close()
         for ch in list(self.channels):
             if not ch.closing:
                 ch.reply(421, "Server shutting down")
@@ -166,6 +180,7 @@ class FTPServer:
         self.blocking_executor.shutdown(wait=True)
         self.transfer_executor.shutdown(wait=True)
         self.mounts.close()
+        await asyncio.to_thread(self.hooks.close)  # queued hooks still run
 
     async def __aenter__(self) -> FTPServer:
         await self.start()
@@ -188,6 +203,7 @@ class FTPServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)  # type: ignore[arg-type]
+        session_id.set(new_session_id())  # this task's log lines, and its transfers'
         try:
             channel = FTPChannel(self, reader, writer, implicit_tls=implicit_tls)
             cfg = self.config.server
@@ -256,6 +272,7 @@ class FTPServer:
             channel.reply(421, "Too many failed logins from your address; closing")
             channel.closing = True
             return
+        table = self.mounts  # the authorizer's tree comes from this one, even if reloaded meanwhile
         account = await self.authorizer.authorize(username, password, channel.peer)
         if account is None:
             channel.state.login_failures += 1
@@ -315,8 +332,10 @@ class FTPServer:
         channel.state.fs = session_fs
         channel.state.require_data_tls = self.tls_policy(username)[1]
         self._per_user[account.name] += 1
+        self._table_of[channel] = table
         self.counters.add(logins=1)
         log.info("login ok %s user=%s", channel.peer, account.name)
+        self.event(channel, "login")
         channel.reply(230, f"Login successful, welcome {account.name}")
 
     def _user_quota(self, account: Account) -> Quota | None:
@@ -346,6 +365,8 @@ class FTPServer:
                 del self._per_user[account.name]
             channel.state.account = None
             channel.state.fs = None
+        if self._table_of.pop(channel, None) is not None and self._retired:
+            self._release_tables()
 
     # ------------------------------------------------------------ transfers
 
@@ -376,10 +397,12 @@ class FTPServer:
     def throttle_for(self, channel: FTPChannel, direction: str) -> Callable[[int], None] | None:
         """The rate limit of a transfer (``"down"`` or ``"up"``): the
         session's own bucket, the user's (shared by all their sessions) and
-        the server-wide one; a transfer waits for all three."""
+        the server-wide one; a transfer waits for all three. Rates are the
+        session's own settings (those it started with, whatever a reload
+        changed since)."""
         account = channel.state.account
         assert account is not None
-        cfg = self.config.server
+        cfg = channel.config.server
         if direction == "down":
             session_rate = account.session_download_rate or cfg.session_download_rate
             user_rate = account.max_download_rate or cfg.max_download_rate
@@ -403,10 +426,12 @@ class FTPServer:
     def _bucket(self, key: tuple[str, str], rate: int | None) -> TokenBucket | None:
         if rate is None:
             return None
+        # Keyed by rate too: after a reload changed it, sessions from before
+        # keep sharing the old bucket, new ones share a new bucket.
         with self._buckets_lock:
-            bucket = self._buckets.get(key)
-            if bucket is None or bucket.rate != rate:
-                bucket = self._buckets[key] = TokenBucket(rate)
+            bucket = self._buckets.get((key[0], key[1], rate))
+            if bucket is None:
+                bucket = self._buckets[(key[0], key[1], rate)] = TokenBucket(rate)
             return bucket
 
     def transfer_log(
@@ -422,11 +447,149 @@ class FTPServer:
         if outcome != "ok":
             self.counters.add(transfers_failed=1)
         if verb in _UPLOADS or verb == "RETR":
-            transfer_log.info(
-                format_transfer_line(
-                    verb, channel.username, channel.peer, path, nbytes, seconds, outcome
+            account = channel.state.account
+            session_fs = channel.state.fs
+            found = session_fs.tree.mount_of(path) if session_fs is not None else None
+            rec = TransferRecord(
+                time=time.time(),
+                seconds=seconds,
+                peer=channel.peer_ip,
+                bytes=nbytes,
+                path=path,
+                binary=channel.state.transfer_type == "I",
+                direction="i" if verb in _UPLOADS else "o",
+                anonymous=account is not None and account.anonymous,
+                user=channel.username,
+                complete=outcome == "ok",
+                verb=verb,
+                outcome=outcome,
+                session=session_id.get(),
+                mount=found[0].path if found is not None else "/",
+            )
+            log_transfer(rec)
+            self.metrics.transfer(rec)
+            if outcome == "ok":
+                name = "upload" if verb in _UPLOADS else "download"
+                self.event(channel, name, path, size=nbytes)
+
+    def event(
+        self,
+        channel: FTPChannel,
+        name: str,
+        path: str = "",
+        destination: str = "",
+        size: int | None = None,
+    ) -> None:
+        """Run the hooks of an event (in their own threads; returns at once)."""
+        if self.hooks.table.get(name):
+            self.hooks.fire(
+                Event(
+                    name,
+                    channel.username,
+                    channel.peer_ip,
+                    path,
+                    destination,
+                    size,
+                    session_id.get(),
                 )
             )
+
+    # ------------------------------------------------------------ reload, shutdown
+
+    async def reload(self, config: Config) -> None:
+        """Serve ``config`` to new sessions: users, mounts, hooks, TLS and
+        rate limits. Running sessions keep what they started with (their
+        tree, settings, TLS context and rate buckets). Filesystems the new
+        config declares the same way are kept (an in-memory mount keeps its
+        files). On a ConfigError (a mount that cannot be opened, a hook that
+        cannot be imported, a bad certificate) nothing changes.
+        Listeners, metrics and logging keep their settings until a restart."""
+        old = self.mounts
+
+        def build() -> tuple[MountTable, dict[str, Any], ssl.SSLContext | None]:
+            mounts = MountTable(config, reuse=old, observe=self.metrics.observe_fs)
+            try:
+                hooks = load_hooks(config.hooks, config.source)
+                tls = config.server.tls
+                ctx = make_server_context(tls, config.source) if tls is not None else None
+            except BaseException:
+                mounts.close(keep=old.filesystems())
+                raise
+            return mounts, hooks, ctx
+
+        try:
+            mounts, hooks, ctx = await asyncio.to_thread(build)
+        except Exception:
+            self.metrics.reloads.labels("failed").inc()
+            raise
+        self.config = config
+        self.mounts = mounts
+        if self._own_authorizer:
+            self.authorizer = ConfigAuthorizer(config, mounts)
+        self.hooks.table = hooks
+        self.tls_context = ctx
+        tls = config.server.tls
+        self.tls_handshake_timeout = tls.handshake_timeout if tls is not None else 10.0
+        self._retired.append(old)
+        self._release_tables()
+        self.metrics.reloads.labels("ok").inc()
+        log.info(
+            "configuration reloaded from %s: %d mounts, %d users",
+            config.source,
+            len(config.mounts),
+            len(config.users),
+        )
+
+    def _release_tables(self) -> None:
+        """Close the retired mount tables no session uses any more, except
+        the filesystems a live table still shares."""
+        in_use = {id(t) for t in self._table_of.values()}
+        done = [t for t in self._retired if id(t) not in in_use]
+        if not done:
+            return
+        self._retired = [t for t in self._retired if id(t) in in_use]
+        keep = [f for t in (self.mounts, *self._retired) for f in t.filesystems()]
+        for table in done:
+            try:  # closing an S3 filesystem joins its threads: not on the loop
+                self.blocking_executor.submit(table.close, keep)
+            except RuntimeError:  # the executor is shut down: the server is closing
+                table.close(keep)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Graceful stop: no new connections; idle sessions get 421 at once,
+        running transfers may finish (``timeout`` seconds at most, default
+        ``server.shutdown_timeout``), then every session is closed."""
+        timeout = self.config.server.shutdown_timeout if timeout is None else timeout
+        for srv in self._servers:
+            srv.close()
+        busy = [
+            ch.transfer.task
+            for ch in self.channels
+            if ch.transfer is not None and not ch.transfer.task.done()
+        ]
+        log.info("shutting down: waiting up to %gs for %d transfer(s)", timeout, len(busy))
+        for ch in list(self.channels):
+            if ch.transfer is None or ch.transfer.task.done():
+                _end_session(ch)
+            else:  # after its 226 (or 426)
+                ch.transfer.task.add_done_callback(functools.partial(_after_transfer, ch))
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=timeout)
+            if late:
+                log.warning("shutdown: aborting %d transfer(s) still running", len(late))
+        await self.close()
+
+
+def _after_transfer(channel: FTPChannel, _: object) -> None:
+    _end_session(channel)
+
+
+def _end_session(channel: FTPChannel) -> None:
+    if channel.closing:
+        return
+    channel.reply(421, "Server shutting down")
+    channel.closing = True
+    channel.writer.close()  # the session's own task sees EOF, ends and cleans up
 
 
 def _owner_name(account: Account) -> str:

@@ -155,7 +155,12 @@ def test_passive_range_and_masquerade(make_server: ServerFactory) -> None:
 def test_transfer_log_line(make_server: ServerFactory, tmp_path: Path) -> None:
     xfer = tmp_path / "xfer.log"
     configure_logging(
-        LoggingConfig(level="info", file=str(tmp_path / "session.log"), transfer_log=str(xfer))
+        LoggingConfig(
+            level="info",
+            file=str(tmp_path / "session.log"),
+            transfer_log=str(xfer),
+            transfer_log_format="text",  # xferlog and JSON: test_operations.py
+        )
     )
     try:
         srv = make_server(

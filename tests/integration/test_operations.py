@@ -1,0 +1,368 @@
+"""Operations: transfer and session logs parsed back, log rotation, the
+Prometheus endpoint after a known workload, config reload, event hooks.
+(Signals on a real `vfsftp serve` process: test_service.py; S3 metrics and
+two instances over one bucket: test_scaleout.py.)"""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import json
+import logging
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PASSWORD, USER, ServerFactory
+from prometheus_client.parser import text_string_to_metric_families
+
+from vfsftp.config import LoggingConfig, load_config
+from vfsftp.hooks import Event
+from vfsftp.lifecycle import reload_server
+from vfsftp.observability import configure_logging, parse_xferlog
+from vfsftp.testing import ThreadedFTPServer
+
+USERS = {USER: {"password": f"plaintext:{PASSWORD}"}}
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def login(srv: ThreadedFTPServer, user: str = USER, password: str = PASSWORD) -> ftplib.FTP:
+    f = ftplib.FTP(timeout=10)
+    f.connect(srv.host, srv.port)
+    f.login(user, password)
+    return f
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """configure_logging() for a test, undone afterwards."""
+
+    def setup(**keys: Any) -> None:
+        configure_logging(LoggingConfig(level="info", **keys))
+
+    yield setup
+    configure_logging(LoggingConfig(level="warning"))
+    root = logging.getLogger("vfsftp")
+    for h in root.handlers[:]:
+        root.removeHandler(h)
+        h.close()
+
+
+# ---------------------------------------------------------------- logs
+
+
+def _workload(srv: ThreadedFTPServer) -> None:
+    f = login(srv)
+    f.storbinary("STOR my file.txt", io.BytesIO(b"12345"))
+    f.voidcmd("TYPE A")
+    f.retrlines("RETR my file.txt", lambda line: None)
+    f.voidcmd("TYPE I")
+    with pytest.raises(ftplib.error_perm):
+        f.retrbinary("RETR missing", lambda b: None)  # 550 before any transfer: no line
+    # An aborted upload: the data connection is cut before the end.
+    conn = f.transfercmd("STOR cut.bin")
+    conn.sendall(b"x" * 1000)
+    f.putcmd("ABOR")
+    conn.close()
+    with pytest.raises(ftplib.error_temp, match="426"):
+        f.voidresp()
+    f.voidresp()  # 226 for the ABOR
+    f.quit()
+
+
+def test_xferlog_lines_parse_back(
+    make_server: ServerFactory, tmp_path: Path, logs: Callable[..., None]
+) -> None:
+    xfer = tmp_path / "xferlog"
+    logs(file=str(tmp_path / "session.log"), transfer_log=str(xfer))  # xferlog: the default
+    srv = make_server({"mounts": {"/": "mem://"}, "users": USERS})
+    before = time.time()
+    _workload(srv)
+    srv.stop()
+    rows = [parse_xferlog(line) for line in xfer.read_text().splitlines()]
+    assert [(r["path"], r["direction"], r["status"]) for r in rows] == [
+        ("/my file.txt", "i", "c"),
+        ("/my file.txt", "o", "c"),
+        ("/cut.bin", "i", "i"),
+    ]
+    up, down, cut = rows
+    assert up["bytes"] == 5 and up["type"] == "b" and down["type"] == "a"
+    assert cut["bytes"] <= 1000
+    for r in rows:
+        assert r["peer"] == "127.0.0.1" and r["user"] == USER and r["access"] == "r"
+        assert r["service"] == "ftp" and r["action"] == "_" and r["authuser"] == "*"
+        assert r["seconds"] >= 1
+        # Local time, whole seconds.
+        assert before - 1 <= r["time"] <= time.time() + 1
+
+
+def test_json_transfer_log_and_session_ids(
+    make_server: ServerFactory, tmp_path: Path, logs: Callable[..., None]
+) -> None:
+    xfer, session = tmp_path / "xfer.jsonl", tmp_path / "session.log"
+    logs(file=str(session), transfer_log=str(xfer), transfer_log_format="json")
+    srv = make_server({"mounts": {"/": "mem://", "/other": "mem://"}, "users": USERS})
+    a, b = login(srv), login(srv)
+    a.storbinary("STOR /other/a.bin", io.BytesIO(b"a" * 10))
+    b.storbinary("STOR b.bin", io.BytesIO(b"b" * 20))
+    a.quit()
+    b.quit()
+    srv.stop()
+    records = [json.loads(line) for line in xfer.read_text().splitlines()]
+    assert [(r["path"], r["mount"], r["bytes"], r["outcome"]) for r in records] == [
+        ("/other/a.bin", "/other", 10, "ok"),
+        ("/b.bin", "/", 20, "ok"),
+    ]
+    assert records[0]["time"].endswith("Z") and records[0]["verb"] == "STOR"
+    # The session log: every line of a session carries that session's id,
+    # the same id as its transfers in the JSON log.
+    lines = session.read_text().splitlines()
+    by_id: dict[str, list[str]] = {}
+    for line in lines:
+        m = re.search(r"\[([0-9a-f]{8})\]: (.*)$", line)
+        if m:
+            by_id.setdefault(m.group(1), []).append(m.group(2))
+    for rec in records:
+        mine = by_id[rec["session"]]
+        assert mine[0].startswith("connect ") and mine[-1].startswith("disconnect ")
+        assert any(t.startswith("login ok") for t in mine)
+    assert records[0]["session"] != records[1]["session"]
+
+
+def test_log_files_are_reopened_after_rotation(
+    make_server: ServerFactory, tmp_path: Path, logs: Callable[..., None]
+) -> None:
+    """What logrotate does (rename, no copytruncate, no signal): the next
+    line goes to a new file under the configured name."""
+    xfer = tmp_path / "xferlog"
+    logs(file=str(tmp_path / "session.log"), transfer_log=str(xfer))
+    srv = make_server({"mounts": {"/": "mem://"}, "users": USERS})
+    f = login(srv)
+    f.storbinary("STOR one", io.BytesIO(b"1"))
+    xfer.rename(tmp_path / "xferlog.1")
+    (tmp_path / "session.log").rename(tmp_path / "session.log.1")
+    f.storbinary("STOR two", io.BytesIO(b"2"))
+    f.quit()
+    srv.stop()
+    assert [parse_xferlog(x)["path"] for x in (tmp_path / "xferlog.1").read_text().splitlines()] == [
+        "/one"
+    ]
+    assert [parse_xferlog(x)["path"] for x in xfer.read_text().splitlines()] == ["/two"]
+    assert "disconnect" in (tmp_path / "session.log").read_text()
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def scrape(srv: ThreadedFTPServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    address = srv.server.metrics.address
+    assert address is not None
+    with urllib.request.urlopen(f"http://{address[0]}:{address[1]}/metrics", timeout=10) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+        text = r.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_metrics_after_a_known_workload(make_server: ServerFactory) -> None:
+    srv = make_server(
+        {"metrics": {"port": 0}, "mounts": {"/": "mem://", "/other": "mem://"}, "users": USERS}
+    )
+    assert srv.server.metrics.address is not None
+    assert srv.server.metrics.address[0] == "127.0.0.1"
+    with pytest.raises(ftplib.error_perm, match="530"):
+        login(srv, password="wrong")
+    f = login(srv)
+    f.storbinary("STOR a", io.BytesIO(b"x" * 1000))
+    f.storbinary("STOR /other/b", io.BytesIO(b"y" * 300))
+    f.retrbinary("RETR a", lambda b: None)
+    with pytest.raises(ftplib.error_perm, match="550"):
+        f.retrbinary("RETR missing", lambda b: None)
+    with pytest.raises(ftplib.error_perm, match="550"):
+        f.delete("missing")
+    m = scrape(srv)  # while the session is still open
+    assert m[("vfsftp_sessions_active", ())] == 1
+    assert m[("vfsftp_transfers_active", ())] == 0
+    assert m[("vfsftp_sessions_total", ())] == 2
+    assert m[("vfsftp_logins_total", (("result", "ok"),))] == 1
+    assert m[("vfsftp_logins_total", (("result", "failed"),))] == 1
+    xfers = (("direction", "in"), ("mount", "/"), ("outcome", "ok"))
+    assert m[("vfsftp_transfers_total", xfers)] == 1
+    assert m[("vfsftp_transfers_total", (("direction", "in"), ("mount", "/other"), ("outcome", "ok")))] == 1
+    assert m[("vfsftp_transfers_total", (("direction", "out"), ("mount", "/"), ("outcome", "ok")))] == 1
+    assert m[("vfsftp_transfer_bytes_total", (("direction", "in"), ("mount", "/")))] == 1000
+    assert m[("vfsftp_transfer_bytes_total", (("direction", "in"), ("mount", "/other")))] == 300
+    assert m[("vfsftp_transfer_bytes_total", (("direction", "out"), ("mount", "/")))] == 1000
+    assert m[("vfsftp_error_replies_total", (("code", "550"),))] == 2
+    assert m[("vfsftp_error_replies_total", (("code", "530"),))] == 1
+    f.quit()
+    wait_for(lambda: not srv.server.channels, what="the session to end")
+    assert scrape(srv)[("vfsftp_sessions_active", ())] == 0
+
+
+def test_metrics_endpoint_is_off_by_default_and_answers_only_metrics(
+    make_server: ServerFactory,
+) -> None:
+    srv = make_server({"mounts": {"/": "mem://"}, "users": USERS})
+    assert srv.server.metrics.address is None
+    on = make_server({"metrics": {"port": 0}, "mounts": {"/": "mem://"}, "users": USERS})
+    assert on.server.metrics.address is not None
+    host, port = on.server.metrics.address
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        urllib.request.urlopen(f"http://{host}:{port}/other", timeout=10)
+    req = urllib.request.Request(f"http://{host}:{port}/metrics", data=b"x", method="POST")
+    with pytest.raises(urllib.error.HTTPError, match="405"):
+        urllib.request.urlopen(req, timeout=10)
+
+
+# ---------------------------------------------------------------- hooks
+
+EVENTS: list[Event] = []
+EVENTS_LOCK = threading.Lock()
+
+
+def record(event: Event) -> None:
+    """A hook (named in the config as test_operations:record)."""
+    assert threading.current_thread() is not threading.main_thread()
+    with EVENTS_LOCK:
+        EVENTS.append(event)
+
+
+def explode(event: Event) -> None:
+    raise RuntimeError(f"hook failure for {event.name}")
+
+
+def test_hooks_are_called_with_the_right_arguments(
+    make_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    EVENTS.clear()
+    hook = f"{__name__}:record"
+    srv = make_server(
+        {
+            "hooks": {
+                "login": hook,
+                "upload": [hook, f"{__name__}:explode"],  # the second one fails
+                "download": hook,
+                "delete": hook,
+                "rename": hook,
+                "mkdir": hook,
+                "rmdir": hook,
+            },
+            "metrics": {"port": 0},
+            "mounts": {"/": "mem://"},
+            "users": USERS,
+        }
+    )
+    f = login(srv)
+    f.mkd("d")
+    f.storbinary("STOR d/a.txt", io.BytesIO(b"hello"))
+    f.retrbinary("RETR d/a.txt", lambda b: None)
+    f.rename("d/a.txt", "d/b.txt")
+    f.delete("d/b.txt")
+    f.rmd("d")
+    with pytest.raises(ftplib.error_perm):
+        f.delete("nothing")  # failed commands fire nothing
+    f.quit()  # the session went on after the failing hook
+    wait_for(lambda: len(EVENTS) == 7, what="7 hook calls")
+    wait_for(
+        lambda: scrape(srv).get(("vfsftp_hook_failures_total", (("event", "upload"),))) == 1,
+        what="the failed hook to be counted",
+    )
+    got = [(e.name, e.user, e.peer, e.path, e.destination, e.size) for e in EVENTS]
+    assert got == [
+        ("login", USER, "127.0.0.1", "", "", None),
+        ("mkdir", USER, "127.0.0.1", "/d", "", None),
+        ("upload", USER, "127.0.0.1", "/d/a.txt", "", 5),
+        ("download", USER, "127.0.0.1", "/d/a.txt", "", 5),
+        ("rename", USER, "127.0.0.1", "/d/a.txt", "/d/b.txt", None),
+        ("delete", USER, "127.0.0.1", "/d/b.txt", "", None),
+        ("rmdir", USER, "127.0.0.1", "/d", "", None),
+    ]
+    assert len({e.session for e in EVENTS}) == 1 and EVENTS[0].session != "-"
+    assert "hook test_operations:explode for upload /d/a.txt failed" in caplog.text
+    assert "RuntimeError: hook failure for upload" in caplog.text
+
+
+def test_a_hook_that_cannot_be_imported_is_a_config_error() -> None:
+    from vfsftp import FTPServer, config_from_dict
+    from vfsftp.config import ConfigError
+
+    config = config_from_dict({"hooks": {"upload": "no_such_module_x:f"}}, "m.yaml")
+    with pytest.raises(ConfigError, match=r"m.yaml: hooks.upload\[0\]: cannot load"):
+        FTPServer(config)
+
+
+# ---------------------------------------------------------------- reload
+
+
+def _write(path: Path, users: dict[str, str], mounts: dict[str, str]) -> None:
+    lines = ["server:", "  listen: 127.0.0.1", "  port: 0", "mounts:"]
+    lines += [f"  {p}: {u}" for p, u in mounts.items()]
+    lines += ["users:"]
+    lines += [f"  {u}:\n    password: plaintext:{pw}" for u, pw in users.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_reload_serves_new_sessions_and_leaves_running_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = tmp_path / "mounts.yaml"
+    (tmp_path / "disk").mkdir()
+    _write(cfg, {USER: PASSWORD}, {"/scratch": "mem://", "/disk": "osfs://./disk"})
+    with ThreadedFTPServer(load_config(cfg)) as srv:
+        old = login(srv)
+        old.storbinary("STOR /scratch/kept.txt", io.BytesIO(b"kept"))
+        # A transfer running across the reload finishes normally.
+        old.voidcmd("TYPE I")
+        conn = old.transfercmd("STOR /disk/during.bin")
+        conn.sendall(b"a" * 5000)
+
+        # A valid file: a new user, a new mount, /disk gone.
+        (tmp_path / "new").mkdir()
+        _write(cfg, {USER: PASSWORD, "bob": "b0b"}, {"/scratch": "mem://", "/new": "osfs://./new"})
+        assert srv.call(reload_server(srv.server, lambda: load_config(cfg)))
+        conn.sendall(b"b" * 5000)
+        conn.close()
+        assert old.voidresp().startswith("226")
+        assert (tmp_path / "disk" / "during.bin").stat().st_size == 10_000
+        # The running session keeps its tree...
+        assert sorted(old.nlst("/")) == ["disk", "scratch"]
+        bob = login(srv, "bob", "b0b")
+        # ...new sessions get the new one; the in-memory mount kept its files.
+        assert sorted(bob.nlst("/")) == ["new", "scratch"]
+        assert bob.nlst("/scratch") == ["kept.txt"]
+        bob.storbinary("STOR /new/x", io.BytesIO(b"x"))
+        assert (tmp_path / "new" / "x").read_bytes() == b"x"
+
+        # An invalid file: rejected, errors logged, the old config stays.
+        cfg.write_text("users:\n  carol:\n    password: secret\n", encoding="utf-8")
+        caplog.clear()
+        assert not srv.call(reload_server(srv.server, lambda: load_config(cfg)))
+        assert "reload rejected, old configuration kept" in caplog.text
+        assert "users.carol.password: expected an argon2" in caplog.text
+        assert "secret" not in caplog.text
+        again = login(srv, "bob", "b0b")
+        assert sorted(again.nlst("/")) == ["new", "scratch"]
+        # A file that parses but names a missing folder: rejected too.
+        _write(cfg, {USER: PASSWORD}, {"/gone": "osfs://./does-not-exist"})
+        assert not srv.call(reload_server(srv.server, lambda: load_config(cfg)))
+        assert "mounts./gone.fs: cannot open" in caplog.text
+        assert sorted(login(srv).nlst("/")) == ["new", "scratch"]
+        for client in (old, bob, again):
+            client.quit()

@@ -59,8 +59,10 @@ def startup_summary(
     width = max((len(path) for path, _ in mounts), default=1)
     for i, (path, spec) in enumerate(mounts):
         flags = " (read-only)" if spec.read_only else ""
-        head = "  mounts    " if i == 0 else "           "
-        lines.append(f"{head} {path:<{width}}  {_kind(spec.fs):<5} {_where(spec.fs)}{flags}")
+        head = "  mounts     " if i == 0 else " " * 13
+        lines.append(
+            f"{head}{path:<{width}}  {_kind(spec.fs):<5} {_where(spec.fs)}{flags}".rstrip()
+        )
     if not mounts:
         lines.append("  mounts     none (an empty, read-only root)")
     users = [u for u in config.users.values() if not u.anonymous]

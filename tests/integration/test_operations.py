@@ -157,9 +157,9 @@ def test_log_files_are_reopened_after_rotation(
     f.storbinary("STOR two", io.BytesIO(b"2"))
     f.quit()
     srv.stop()
-    assert [parse_xferlog(x)["path"] for x in (tmp_path / "xferlog.1").read_text().splitlines()] == [
-        "/one"
-    ]
+    assert [
+        parse_xferlog(x)["path"] for x in (tmp_path / "xferlog.1").read_text().splitlines()
+    ] == ["/one"]
     assert [parse_xferlog(x)["path"] for x in xfer.read_text().splitlines()] == ["/two"]
     assert "disconnect" in (tmp_path / "session.log").read_text()
 
@@ -204,8 +204,14 @@ def test_metrics_after_a_known_workload(make_server: ServerFactory) -> None:
     assert m[("vfsftp_logins_total", (("result", "failed"),))] == 1
     xfers = (("direction", "in"), ("mount", "/"), ("outcome", "ok"))
     assert m[("vfsftp_transfers_total", xfers)] == 1
-    assert m[("vfsftp_transfers_total", (("direction", "in"), ("mount", "/other"), ("outcome", "ok")))] == 1
-    assert m[("vfsftp_transfers_total", (("direction", "out"), ("mount", "/"), ("outcome", "ok")))] == 1
+    assert (
+        m[("vfsftp_transfers_total", (("direction", "in"), ("mount", "/other"), ("outcome", "ok")))]
+        == 1
+    )
+    assert (
+        m[("vfsftp_transfers_total", (("direction", "out"), ("mount", "/"), ("outcome", "ok")))]
+        == 1
+    )
     assert m[("vfsftp_transfer_bytes_total", (("direction", "in"), ("mount", "/")))] == 1000
     assert m[("vfsftp_transfer_bytes_total", (("direction", "in"), ("mount", "/other")))] == 300
     assert m[("vfsftp_transfer_bytes_total", (("direction", "out"), ("mount", "/")))] == 1000

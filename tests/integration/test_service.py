@@ -1,0 +1,266 @@
+"""A real `vfsftp serve` process: SIGTERM during a transfer (it finishes,
+exit code 0), the shutdown deadline, SIGHUP reloading mounts.yaml, the
+start-up summary on a terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import io
+import os
+import pty
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD, USER
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class ServeProcess:
+    """``python -m vfsftp serve -c FILE`` with its stderr (the log) read by a
+    thread, so that a test can wait for a line."""
+
+    def __init__(self, config: Path, tty: bool = False) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        master = slave = -1
+        if tty:
+            master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vfsftp", "serve", "-c", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=slave if tty else subprocess.PIPE,
+            env=env,
+            cwd=config.parent,
+        )
+        if tty:
+            os.close(slave)  # the child has it; EOF (EIO) once it exits
+            self._reader = threading.Thread(target=self._read_pty, args=(master,))
+        else:
+            self._reader = threading.Thread(target=self._read_pipe)
+        self._reader.start()
+
+    def _add(self, line: str) -> None:
+        with self._cond:
+            self._lines.append(line)
+            self._cond.notify_all()
+
+    def _read_pipe(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            self._add(raw.decode(errors="replace").rstrip("\n"))
+
+    def _read_pty(self, fd: int) -> None:
+        buf = b""
+        try:
+            while True:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    self._add(line.decode(errors="replace").rstrip("\r"))
+        finally:
+            os.close(fd)
+
+    @property
+    def text(self) -> str:
+        with self._cond:
+            return "\n".join(self._lines)
+
+    def wait_line(self, pattern: str, timeout: float = 20) -> re.Match[str]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self._lines:
+                    m = regex.search(line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no line matching {pattern!r} in:\n{self.text}")
+                self._cond.wait(min(left, 0.5))
+
+    @property
+    def port(self) -> int:
+        return int(self.wait_line(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(20)
+        self._reader.join(20)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[type[ServeProcess]]:
+    started: list[ServeProcess] = []
+
+    class Tracked(ServeProcess):
+        def __init__(self, config: Path, tty: bool = False) -> None:
+            super().__init__(config, tty)
+            started.append(self)
+
+    yield Tracked
+    for p in started:
+        p.close()
+
+
+def write_config(
+    path: Path, users: dict[str, str], shutdown_timeout: float = 20, extra: str = ""
+) -> None:
+    (path.parent / "data").mkdir(exist_ok=True)
+    text = (
+        "server:\n  listen: 127.0.0.1\n  port: 0\n"
+        f"  shutdown_timeout: {shutdown_timeout}\n"
+        "mounts:\n  /: osfs://./data\n"
+        "users:\n"
+        + "".join(f"  {u}:\n    password: plaintext:{pw}\n" for u, pw in users.items())
+        + extra
+    )
+    path.write_text(text, encoding="utf-8")
+
+
+def login(port: int, user: str = USER, password: str = PASSWORD) -> ftplib.FTP:
+    f = ftplib.FTP(timeout=10)
+    f.connect("127.0.0.1", port)
+    f.login(user, password)
+    f.voidcmd("TYPE I")
+    return f
+
+
+def test_sigterm_lets_the_running_transfer_finish(
+    serve: type[ServeProcess], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "mounts.yaml"
+    write_config(cfg, {USER: PASSWORD})
+    p = serve(cfg)
+    port = p.port
+    idle, busy = login(port), login(port)
+    try:
+        conn = busy.transfercmd("STOR big.bin")
+        conn.sendall(b"a" * 100_000)
+        p.signal(signal.SIGTERM)
+        p.wait_line(r"shutting down: waiting up to 20s for 1 transfer")
+        # No new connections; the idle session is told and closed at once.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        with pytest.raises(ftplib.error_temp, match="421"):
+            idle.getresp()
+        # The upload goes on to its end, is stored whole, then 421.
+        conn.sendall(b"b" * 100_000)
+        conn.close()
+        assert busy.voidresp().startswith("226")
+        with pytest.raises(ftplib.error_temp, match="421"):
+            busy.getresp()
+        assert p.proc.wait(20) == 0
+    finally:
+        idle.close()
+        busy.close()
+    data = (tmp_path / "data" / "big.bin").read_bytes()
+    assert data == b"a" * 100_000 + b"b" * 100_000
+    assert "Traceback" not in p.text
+
+
+def test_shutdown_deadline_aborts_a_transfer_that_does_not_end(
+    serve: type[ServeProcess], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "mounts.yaml"
+    write_config(cfg, {USER: PASSWORD}, shutdown_timeout=0.5)
+    p = serve(cfg)
+    f = login(p.port)
+    conn = f.transfercmd("STOR stuck.bin")
+    try:
+        conn.sendall(b"x" * 10_000)
+        started = time.monotonic()
+        p.signal(signal.SIGINT)  # Ctrl-C: the same graceful path
+        assert p.proc.wait(20) == 0
+        assert time.monotonic() - started < 10
+        p.wait_line(r"shutdown: aborting 1 transfer")
+        # The upload is discarded, never left half-written.
+        assert list((tmp_path / "data").iterdir()) == []
+        with contextlib.suppress(ftplib.Error, OSError, EOFError):
+            f.voidresp()
+    finally:
+        conn.close()
+        f.close()
+
+
+def test_sighup_reloads_users_and_rejects_a_bad_file(
+    serve: type[ServeProcess], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "mounts.yaml"
+    write_config(cfg, {USER: PASSWORD})
+    p = serve(cfg)
+    port = p.port
+    running = login(port)
+    with pytest.raises(ftplib.error_perm, match="530"):
+        login(port, "bob", "b0b").close()
+    write_config(cfg, {USER: PASSWORD, "bob": "b0b"})
+    p.signal(signal.SIGHUP)
+    p.wait_line(r"configuration reloaded from .*mounts\.yaml: 1 mounts, 2 users")
+    bob = login(port, "bob", "b0b")
+    bob.storbinary("STOR from-bob", io.BytesIO(b"hi"))
+    bob.quit()
+    running.storbinary("STOR from-alice", io.BytesIO(b"still here"))  # untouched
+
+    cfg.write_text("server:\n  port: [not, a, port]\n", encoding="utf-8")
+    p.signal(signal.SIGHUP)
+    p.wait_line(r"reload rejected, old configuration kept: .*server\.port: expected an integer")
+    login(port, "bob", "b0b").quit()  # the previous configuration still serves
+    running.quit()
+    p.signal(signal.SIGTERM)
+    assert p.proc.wait(20) == 0
+    assert (tmp_path / "data" / "from-bob").read_bytes() == b"hi"
+
+
+def test_startup_summary_on_a_terminal(serve: type[ServeProcess], tmp_path: Path) -> None:
+    cfg = tmp_path / "mounts.yaml"
+    write_config(
+        cfg,
+        {USER: PASSWORD, "bob": "b0b"},
+        extra="  anonymous: {}\nmetrics:\n  port: 0\n",
+    )
+    p = serve(cfg, tty=True)
+    port = int(p.wait_line(r"^  listening  ftp://127\.0\.0\.1:(\d+)$").group(1))
+    p.wait_line(r"^  mounts     /  osfs  .*data$")
+    p.wait_line(r"^  users      2, anonymous on$")
+    p.wait_line(r"^  TLS        off$")
+    p.wait_line(r"^  metrics    http://127\.0\.0\.1:\d+/metrics$")
+    login(port).quit()
+    p.signal(signal.SIGTERM)
+    assert p.proc.wait(20) == 0
+
+
+def test_no_summary_when_stderr_is_not_a_terminal(
+    serve: type[ServeProcess], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "mounts.yaml"
+    write_config(cfg, {USER: PASSWORD})
+    p = serve(cfg)
+    login(p.port).quit()
+    p.signal(signal.SIGTERM)
+    assert p.proc.wait(20) == 0
+    p.close()
+    assert "  listening  " not in p.text and "listening on 127.0.0.1" in p.text

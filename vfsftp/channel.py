@@ -457,8 +457,10 @@ class FTPChannel:
             outcome = "ok"
             nbytes = state.bytes if state is not None else 0
             reply = Reply(226, f"{success_text} ({nbytes} bytes)")
-        self.send(reply)
+        # Logged (and counted) before the client hears of it: whoever reads
+        # the log or the metrics after a 226 finds the transfer there.
         self.server.transfer_log(self, verb, path, state, outcome)
+        self.send(reply)
 
     def _protected(self, work: Callable[[TransferState], int]) -> Callable[[TransferState], int]:
         """Run ``work`` over TLS: the handshake happens in the transfer thread

@@ -50,11 +50,18 @@ class MountTable:
         filesystem this table opens (metrics)."""
         self.config = config
         self.observe = observe
-        self._opened: dict[tuple[Any, ...], FS] = dict(reuse._opened) if reuse else {}
+        self._opened: dict[tuple[Any, ...], FS] = {}
         self._lock = threading.Lock()
         # Global mounts naming ${user} (``/home: osfs://./homes/${user}``)
         # are opened per user, at login.
         self._templates = {p: s for p, s in config.mounts.items() if USER_PLACEHOLDER in s.fs}
+        if reuse is not None:
+            # Taken over now, not at the next login: the old table closes
+            # what nobody took once its last session ends.
+            offered = reuse._snapshot()
+            for cache_key in self._declared(logins=reuse._logins()):
+                if cache_key in offered:
+                    self._opened[cache_key] = offered[cache_key]
         try:
             self._global: list[Mount] = [
                 self._mount(path, spec, f"mounts.{path}")
@@ -67,15 +74,42 @@ class MountTable:
             raise
         self._trees: dict[str, VirtualTree] = {}
 
-    def _open(self, spec: MountConfig, url: str, key: str) -> FS:
+    def _cache_key(self, spec: MountConfig, url: str, key: str) -> tuple[Any, ...]:
         # The same URL with the same options is the same storage, opened
         # once; mem:// is a new, empty filesystem per mount declaration.
-        cache_key = (
+        return (
             url if _kind(url) != "mem" else f"{url}#{key}",
+            str(self.config.base_dir),  # where relative osfs:// paths start
             spec.create,
             spec.read_only,
             tuple(sorted(spec.s3_options.items())),
         )
+
+    def _declared(self, logins: Collection[str]) -> set[tuple[Any, ...]]:
+        """The cache keys of every mount the config declares: global ones,
+        ``${user}`` templates for these login names, users' own mounts."""
+        keys = set()
+        for path, spec in self.config.mounts.items():
+            names: Collection[str | None] = logins if path in self._templates else [None]
+            for name in names:
+                url = spec.fs.replace(USER_PLACEHOLDER, name) if name else spec.fs
+                keys.add(self._cache_key(spec, url, f"mounts.{path}"))
+        for user in self.config.users.values():
+            for path, spec in user.mounts.items():
+                url = spec.fs.replace(USER_PLACEHOLDER, user.name)
+                keys.add(self._cache_key(spec, url, f"users.{user.name}.mounts.{path}"))
+        return keys
+
+    def _snapshot(self) -> dict[tuple[Any, ...], FS]:
+        with self._lock:
+            return dict(self._opened)
+
+    def _logins(self) -> list[str]:
+        with self._lock:
+            return list(self._trees)
+
+    def _open(self, spec: MountConfig, url: str, key: str) -> FS:
+        cache_key = self._cache_key(spec, url, key)
         with self._lock:
             opened = self._opened.get(cache_key)
             if opened is not None:

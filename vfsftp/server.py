@@ -179,7 +179,8 @@ class FTPServer:
         self._servers.clear()
         self.blocking_executor.shutdown(wait=True)
         self.transfer_executor.shutdown(wait=True)
-        self.mounts.close()
+        for table in (*self._retired, self.mounts):  # (closing twice is harmless)
+            table.close()
         await asyncio.to_thread(self.hooks.close)  # queued hooks still run
 
     async def __aenter__(self) -> FTPServer:
@@ -267,12 +268,21 @@ class FTPServer:
         return (tls.require_tls, tls.require_data_tls)
 
     async def login(self, channel: FTPChannel, username: str, password: str) -> None:
+        # The authorizer builds the tree from the current mount table: held
+        # for this session from now on, so a reload meanwhile cannot close it.
+        self._table_of[channel] = self.mounts
+        try:
+            await self._login(channel, username, password)
+        finally:
+            if channel.state.account is None and self._table_of.pop(channel, None) is not None:
+                self._release_tables()
+
+    async def _login(self, channel: FTPChannel, username: str, password: str) -> None:
         if self.bans is not None and self.bans.ban_left(channel.peer_ip) > 0:
             # Connections opened before the ban get no more guesses either.
             channel.reply(421, "Too many failed logins from your address; closing")
             channel.closing = True
             return
-        table = self.mounts  # the authorizer's tree comes from this one, even if reloaded meanwhile
         account = await self.authorizer.authorize(username, password, channel.peer)
         if account is None:
             channel.state.login_failures += 1
@@ -332,7 +342,6 @@ class FTPServer:
         channel.state.fs = session_fs
         channel.state.require_data_tls = self.tls_policy(username)[1]
         self._per_user[account.name] += 1
-        self._table_of[channel] = table
         self.counters.add(logins=1)
         log.info("login ok %s user=%s", channel.peer, account.name)
         self.event(channel, "login")
@@ -522,13 +531,30 @@ class FTPServer:
         except Exception:
             self.metrics.reloads.labels("failed").inc()
             raise
+        was, tls = self.config, config.server.tls
+        restart_only = [
+            name
+            for name, before, after in (
+                ("server.listen", was.server.listen, config.server.listen),
+                ("server.port", was.server.port, config.server.port),
+                (
+                    "server.tls.implicit_port",
+                    was.server.tls.implicit_port if was.server.tls else None,
+                    tls.implicit_port if tls else None,
+                ),
+                ("metrics", was.metrics, config.metrics),
+                ("logging", was.logging, config.logging),
+            )
+            if before != after
+        ]
+        if restart_only:
+            log.warning("reload: %s changed: applied at the next restart", ", ".join(restart_only))
         self.config = config
         self.mounts = mounts
         if self._own_authorizer:
             self.authorizer = ConfigAuthorizer(config, mounts)
         self.hooks.table = hooks
         self.tls_context = ctx
-        tls = config.server.tls
         self.tls_handshake_timeout = tls.handshake_timeout if tls is not None else 10.0
         self._retired.append(old)
         self._release_tables()
@@ -548,12 +574,15 @@ class FTPServer:
         if not done:
             return
         self._retired = [t for t in self._retired if id(t) in in_use]
-        keep = [f for t in (self.mounts, *self._retired) for f in t.filesystems()]
-        for table in done:
+        used = {id(f) for t in (self.mounts, *self._retired) for f in t.filesystems()}
+        unused = list(
+            {id(f): f for t in done for f in t.filesystems() if id(f) not in used}.values()
+        )
+        if unused:
             try:  # closing an S3 filesystem joins its threads: not on the loop
-                self.blocking_executor.submit(table.close, keep)
+                self.blocking_executor.submit(_close_all, unused)
             except RuntimeError:  # the executor is shut down: the server is closing
-                table.close(keep)
+                _close_all(unused)
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Graceful stop: no new connections; idle sessions get 421 at once,
@@ -578,6 +607,12 @@ class FTPServer:
             if late:
                 log.warning("shutdown: aborting %d transfer(s) still running", len(late))
         await self.close()
+
+
+def _close_all(filesystems: list[Any]) -> None:
+    for filesystem in filesystems:
+        with contextlib.suppress(Exception):
+            filesystem.close()
 
 
 def _after_transfer(channel: FTPChannel, _: object) -> None:

@@ -72,13 +72,14 @@ def _workload(srv: ThreadedFTPServer) -> None:
     f.voidcmd("TYPE I")
     with pytest.raises(ftplib.error_perm):
         f.retrbinary("RETR missing", lambda b: None)  # 550 before any transfer: no line
-    # An aborted upload: the data connection is cut before the end.
+    # An aborted upload (the data connection stays open until the 426, so
+    # that its end cannot pass for a complete file).
     conn = f.transfercmd("STOR cut.bin")
     conn.sendall(b"x" * 1000)
     f.putcmd("ABOR")
-    conn.close()
     with pytest.raises(ftplib.error_temp, match="426"):
         f.voidresp()
+    conn.close()
     f.voidresp()  # 226 for the ABOR
     f.quit()
 
@@ -317,8 +318,14 @@ def test_a_hook_that_cannot_be_imported_is_a_config_error() -> None:
 # ---------------------------------------------------------------- reload
 
 
-def _write(path: Path, users: dict[str, str], mounts: dict[str, str]) -> None:
-    lines = ["server:", "  listen: 127.0.0.1", "  port: 0", "mounts:"]
+def _write(
+    path: Path,
+    users: dict[str, str],
+    mounts: dict[str, str],
+    extra: tuple[str, ...] = (),
+    port: int = 0,
+) -> None:
+    lines = ["server:", "  listen: 127.0.0.1", f"  port: {port}", *extra, "mounts:"]
     lines += [f"  {p}: {u}" for p, u in mounts.items()]
     lines += ["users:"]
     lines += [f"  {u}:\n    password: plaintext:{pw}" for u, pw in users.items()]
@@ -341,8 +348,16 @@ def test_reload_serves_new_sessions_and_leaves_running_ones(
 
         # A valid file: a new user, a new mount, /disk gone.
         (tmp_path / "new").mkdir()
-        _write(cfg, {USER: PASSWORD, "bob": "b0b"}, {"/scratch": "mem://", "/new": "osfs://./new"})
+        _write(
+            cfg,
+            {USER: PASSWORD, "bob": "b0b"},
+            {"/scratch": "mem://", "/new": "osfs://./new"},
+            ("  banner: reloaded",),
+            port=2999,  # needs a restart: the listener stays
+        )
+        table = srv.server.mounts
         assert srv.call(reload_server(srv.server, lambda: load_config(cfg)))
+        assert "reload: server.port changed: applied at the next restart" in caplog.text
         conn.sendall(b"b" * 5000)
         conn.close()
         assert old.voidresp().startswith("226")
@@ -350,6 +365,7 @@ def test_reload_serves_new_sessions_and_leaves_running_ones(
         # The running session keeps its tree...
         assert sorted(old.nlst("/")) == ["disk", "scratch"]
         bob = login(srv, "bob", "b0b")
+        assert bob.getwelcome() == "220 reloaded"
         # ...new sessions get the new one; the in-memory mount kept its files.
         assert sorted(bob.nlst("/")) == ["new", "scratch"]
         assert bob.nlst("/scratch") == ["kept.txt"]
@@ -369,6 +385,40 @@ def test_reload_serves_new_sessions_and_leaves_running_ones(
         _write(cfg, {USER: PASSWORD}, {"/gone": "osfs://./does-not-exist"})
         assert not srv.call(reload_server(srv.server, lambda: load_config(cfg)))
         assert "mounts./gone.fs: cannot open" in caplog.text
-        assert sorted(login(srv).nlst("/")) == ["new", "scratch"]
-        for client in (old, bob, again):
+        alice = login(srv)
+        assert sorted(alice.nlst("/")) == ["new", "scratch"]
+        alice.quit()
+        disk = next(f for f in table.filesystems() if "disk" in repr(f))
+        scratch = srv.server.mounts.global_mounts[0].fs
+        assert not disk.isclosed()  # the old session still uses it
+        old.quit()
+        # The last session on the old table is gone: its filesystems are
+        # closed, except those the new table took over.
+        wait_for(disk.isclosed, what="the old table's folder to be closed")
+        assert not scratch.isclosed() and scratch in table.filesystems()
+        for client in (bob, again):
             client.quit()
+
+
+def test_reload_keeps_per_user_in_memory_mounts(make_server: ServerFactory) -> None:
+    from vfsftp import config_from_dict
+
+    data: dict[str, Any] = {
+        "server": {"listen": ["127.0.0.1"], "port": 0},
+        "mounts": {"/": "mem://"},
+        "users": {USER: {"password": f"plaintext:{PASSWORD}", "mounts": {"/mine": "mem://"}}},
+    }
+    srv = make_server(data)
+    f = login(srv)
+    f.storbinary("STOR /mine/a.txt", io.BytesIO(b"a"))
+    f.storbinary("STOR /b.txt", io.BytesIO(b"b"))
+    f.quit()
+    data["users"]["carol"] = {"password": "plaintext:c"}
+    old = srv.server.mounts
+    srv.call(srv.server.reload(config_from_dict(data)))
+    assert srv.server.mounts is not old
+    # The user's own mount is opened again at the next login: taken over.
+    g = login(srv)
+    assert g.nlst("/mine") == ["a.txt"] and "b.txt" in g.nlst("/")
+    g.quit()
+    login(srv, "carol", "c").quit()

@@ -542,6 +542,12 @@ class FTPServer:
                     was.server.tls.implicit_port if was.server.tls else None,
                     tls.implicit_port if tls else None,
                 ),
+                ("server.ban", was.server.ban, config.server.ban),
+                (
+                    "server.login_failure_delay",
+                    was.server.login_failure_delay,
+                    config.server.login_failure_delay,
+                ),
                 ("metrics", was.metrics, config.metrics),
                 ("logging", was.logging, config.logging),
             )

@@ -385,6 +385,11 @@ def test_reload_serves_new_sessions_and_leaves_running_ones(
         _write(cfg, {USER: PASSWORD}, {"/gone": "osfs://./does-not-exist"})
         assert not srv.call(reload_server(srv.server, lambda: load_config(cfg)))
         assert "mounts./gone.fs: cannot open" in caplog.text
+        # A hook that cannot be imported: rejected too.
+        _write(cfg, {USER: PASSWORD}, {"/scratch": "mem://"})
+        cfg.write_text(cfg.read_text() + "hooks:\n  upload: no_such_module_x:f\n")
+        assert not srv.call(reload_server(srv.server, lambda: load_config(cfg)))
+        assert "hooks.upload[0]: cannot load 'no_such_module_x:f'" in caplog.text
         alice = login(srv)
         assert sorted(alice.nlst("/")) == ["new", "scratch"]
         alice.quit()
@@ -422,3 +427,53 @@ def test_reload_keeps_per_user_in_memory_mounts(make_server: ServerFactory) -> N
     assert g.nlst("/mine") == ["a.txt"] and "b.txt" in g.nlst("/")
     g.quit()
     login(srv, "carol", "c").quit()
+
+
+def test_reload_renews_the_tls_certificate_for_new_sessions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import ssl
+
+    import trustme
+
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+
+    def install(ca: trustme.CA) -> None:
+        issued = ca.issue_cert("127.0.0.1")
+        issued.cert_chain_pems[0].write_to_path(str(cert))
+        issued.private_key_pem.write_to_path(str(key))
+
+    def client(ca: trustme.CA) -> ftplib.FTP_TLS:
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        f = ftplib.FTP_TLS(context=ctx, timeout=10)
+        f.connect(srv.host, srv.port)
+        f.login(USER, PASSWORD)
+        f.prot_p()
+        return f
+
+    install(old_ca)
+    cfg = tmp_path / "mounts.yaml"
+    cfg.write_text(
+        "server: {listen: 127.0.0.1, port: 0, tls: {certificate: cert.pem, key: key.pem}}\n"
+        f"mounts: {{/: 'mem://'}}\nusers: {{{USER}: {{password: 'plaintext:{PASSWORD}'}}}}\n",
+        encoding="utf-8",
+    )
+    with ThreadedFTPServer(load_config(cfg)) as srv:
+        running = client(old_ca)
+        install(new_ca)  # what certbot's renewal does, then SIGHUP
+        assert srv.call(reload_server(srv.server, lambda: load_config(cfg)))
+        with pytest.raises(ssl.SSLCertVerificationError):
+            client(old_ca).close()
+        renewed = client(new_ca)
+        renewed.storbinary("STOR a", io.BytesIO(b"a"))
+        # The running session's data connections still use its certificate.
+        assert running.nlst() == ["a"]
+        # A damaged certificate is rejected; the renewed one stays in use.
+        cert.write_text("not a certificate\n", encoding="utf-8")
+        assert not srv.call(reload_server(srv.server, lambda: load_config(cfg)))
+        assert "server.tls.certificate: cannot load" in caplog.text
+        again = client(new_ca)
+        for f in (running, renewed, again):
+            f.quit()

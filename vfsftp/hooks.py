@@ -94,7 +94,10 @@ class Hooks:
         if self._closed:
             return
         for ref, fn in self.table.get(event.name, ()):
-            self._executor.submit(self._run, ref, fn, event)
+            try:
+                self._executor.submit(self._run, ref, fn, event)
+            except RuntimeError:  # shut down meanwhile: the server is closing
+                log.warning("hook %s for %s not run: server closing", ref, event.name)
 
     def _run(self, ref: str, fn: HookFunction, event: Event) -> None:
         try:

@@ -124,7 +124,12 @@ class FTPServer:
             )
         metrics = self.config.metrics
         if metrics.port is not None:
-            await self.metrics.start(metrics.listen, metrics.port)
+            try:
+                await self.metrics.start(metrics.listen, metrics.port)
+            except OSError:  # port taken: do not leave the FTP listeners open
+                for srv in self._servers:
+                    srv.close()
+                raise
 
     async def _listen(
         self,

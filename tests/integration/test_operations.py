@@ -238,6 +238,23 @@ def test_metrics_endpoint_is_off_by_default_and_answers_only_metrics(
         urllib.request.urlopen(req, timeout=10)
 
 
+def test_metrics_port_taken_fails_the_start_cleanly() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        srv = ThreadedFTPServer(
+            {"metrics": {"port": port}, "mounts": {"/": "mem://"}, "users": USERS}
+        )
+        with pytest.raises(OSError):
+            srv.start()
+    # The FTP listener, bound before, was closed again.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(srv.server.addresses[0], timeout=5).close()
+
+
 # ---------------------------------------------------------------- hooks
 
 EVENTS: list[Event] = []

@@ -80,8 +80,9 @@ class TransferRecord:
 
 
 def _xferlog_name(path: str) -> str:
-    # One record per line: control characters become '?', as vsftpd does.
-    return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in path)
+    # Analysers split the line on whitespace: spaces and control characters
+    # become '_', as ProFTPD writes them (the JSON log keeps the exact name).
+    return "".join("_" if c.isspace() or ord(c) < 32 or ord(c) == 127 else c for c in path)
 
 
 def format_xferlog(rec: TransferRecord) -> str:
@@ -89,7 +90,8 @@ def format_xferlog(rec: TransferRecord) -> str:
     filename transfer-type special-action-flag direction access-mode
     username service-name authentication-method authenticated-user-id
     completion-status. Times are local, as in wu-ftpd's ctime() stamp; the
-    transfer time is whole seconds, at least 1 (as vsftpd writes it)."""
+    transfer time is whole seconds, at least 1 (so that size / time, the
+    rate analysers compute, is defined)."""
     stamp = time.asctime(time.localtime(rec.time))
     return " ".join(
         (
@@ -111,8 +113,8 @@ def format_xferlog(rec: TransferRecord) -> str:
     )
 
 
-# Anchored at both ends: a file name may contain spaces, every other field
-# may not, so the name is whatever lies between the fixed fields.
+# Anchored at both ends: other servers' logs may have spaces in file names,
+# no other field has, so the name is whatever lies between the fixed fields.
 _XFERLOG = re.compile(
     r"^(?P<stamp>\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}) (?P<seconds>\d+) (?P<peer>\S+) "
     r"(?P<bytes>\d+) (?P<path>.*) (?P<type>[ab]) (?P<action>[CUT_]+) (?P<direction>[oid]) "

@@ -1,6 +1,7 @@
 """The ``vfsftp`` command line.
 
-    vfsftp [serve] [-c mounts.yaml] [--host H ...] [--port P] [-v]
+    vfsftp [serve] [-c mounts.yaml] [--host H ...] [--port P] [-v] [--pid-file FILE]
+    vfsftp reload --pid-file FILE
     vfsftp check-config [FILE]
     vfsftp hash-password [PASSWORD]
     vfsftp gen-cert [--cert cert.pem] [--key key.pem] [--host H ...] [--force]
@@ -14,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import shlex
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
@@ -27,7 +30,7 @@ __all__ = ["main"]
 
 DEFAULT_CONFIG = "mounts.yaml"
 PACKAGED_CONFIG = "default_mounts.yaml"
-_COMMANDS = ("serve", "check-config", "hash-password", "gen-cert")
+_COMMANDS = ("serve", "check-config", "hash-password", "gen-cert", "reload")
 DEFAULT_CERT_HOSTS = ["localhost", "127.0.0.1", "::1"]
 
 
@@ -76,12 +79,40 @@ def _serve(args: argparse.Namespace) -> int:
         configure_logging(config.logging)
         # FTPServer opens the mounts at once: a missing folder is a
         # ConfigError naming the key, reported by main() like any other.
-        asyncio.run(run_service(FTPServer(config), reload if reload_from else None, label=label))
+        asyncio.run(
+            run_service(
+                FTPServer(config),
+                reload if reload_from else None,
+                label=label,
+                pid_file=args.pid_file,
+            )
+        )
     except KeyboardInterrupt:
         return 0
     except OSError as exc:  # e.g. address already in use, no such interface
         _err(f"vfsftp: {exc}")
         return 1
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    try:
+        text = Path(args.pid_file).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        _err(f"vfsftp: cannot read {args.pid_file}: {getattr(exc, 'strerror', None) or exc}")
+        return 1
+    if not text.isdigit() or int(text) <= 1:
+        _err(f"vfsftp: {args.pid_file} does not hold a process id")
+        return 1
+    try:
+        os.kill(int(text), signal.SIGHUP)
+    except ProcessLookupError:
+        _err(f"vfsftp: no process {text}: the server is not running (stale {args.pid_file})")
+        return 1
+    except PermissionError:
+        _err(f"vfsftp: not allowed to signal process {text}")
+        return 1
+    print(f"vfsftp: asked process {text} to reload; its log tells the result")
     return 0
 
 
@@ -216,7 +247,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, metavar="P", help="control port, replacing server.port")
     serve.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    serve.add_argument(
+        "--pid-file", metavar="FILE", help="write the process id here (for 'vfsftp reload')"
+    )
     serve.set_defaults(func=_serve)
+
+    reload = sub.add_parser(
+        "reload",
+        help="make a running server re-read its configuration (SIGHUP)",
+        description="Send SIGHUP to the server whose process id is in FILE (written by "
+        "'vfsftp serve --pid-file FILE'). The server logs whether the new configuration "
+        "was taken or rejected; check it first with 'vfsftp check-config'.",
+    )
+    reload.add_argument("--pid-file", metavar="FILE", required=True)
+    reload.set_defaults(func=_reload)
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument(

@@ -12,11 +12,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from .config import Config, ConfigError
@@ -81,6 +84,13 @@ def startup_summary(
     return lines
 
 
+def _write_pid_file(path: Path) -> None:
+    # Whole or not at all: `vfsftp reload` may read it at any moment.
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(f"{os.getpid()}\n", encoding="ascii")
+    os.replace(partial, path)
+
+
 async def reload_server(server: FTPServer, load: Callable[[], Config]) -> bool:
     """Re-read the configuration with ``load`` (a worker thread: it reads a
     file) and hand it to the server; on any error, log it and keep the old
@@ -104,11 +114,13 @@ async def run_service(
     *,
     label: str | None = None,
     terminal: TextIO | None = None,
+    pid_file: str | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully. ``load``
     re-reads the configuration on SIGHUP (None: nothing to re-read, e.g.
     the built-in default). ``terminal``: where the start-up summary goes
-    (stderr when it is a terminal)."""
+    (stderr when it is a terminal). ``pid_file``: written once listening,
+    removed at exit (``vfsftp reload --pid-file`` reads it)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reloads: set[asyncio.Task[bool]] = set()
@@ -127,6 +139,8 @@ async def run_service(
     for sig in signals[:2]:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, hangup)
+    if pid_file is not None:
+        await asyncio.to_thread(_write_pid_file, Path(pid_file))
     out = terminal if terminal is not None else (sys.stderr if sys.stderr.isatty() else None)
     if out is not None:
         summary = startup_summary(
@@ -146,3 +160,6 @@ async def run_service(
         if reloads:
             await asyncio.gather(*reloads, return_exceptions=True)
         await server.shutdown()
+        if pid_file is not None:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(Path(pid_file).unlink)

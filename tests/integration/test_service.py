@@ -29,7 +29,7 @@ class ServeProcess:
     """``python -m vfsftp serve -c FILE`` with its stderr (the log) read by a
     thread, so that a test can wait for a line."""
 
-    def __init__(self, config: Path, tty: bool = False) -> None:
+    def __init__(self, config: Path, tty: bool = False, args: tuple[str, ...] = ()) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self._lines: list[str] = []
         self._cond = threading.Condition()
@@ -37,7 +37,7 @@ class ServeProcess:
         if tty:
             master, slave = pty.openpty()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vfsftp", "serve", "-c", str(config)],
+            [sys.executable, "-m", "vfsftp", "serve", "-c", str(config), *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=slave if tty else subprocess.PIPE,
@@ -118,8 +118,8 @@ def serve() -> Iterator[type[ServeProcess]]:
     started: list[ServeProcess] = []
 
     class Tracked(ServeProcess):
-        def __init__(self, config: Path, tty: bool = False) -> None:
-            super().__init__(config, tty)
+        def __init__(self, config: Path, tty: bool = False, args: tuple[str, ...] = ()) -> None:
+            super().__init__(config, tty, args)
             started.append(self)
 
     yield Tracked
@@ -264,3 +264,31 @@ def test_no_summary_when_stderr_is_not_a_terminal(
     assert p.proc.wait(20) == 0
     p.close()
     assert "  listening  " not in p.text and "listening on 127.0.0.1" in p.text
+
+
+def test_vfsftp_reload_command(
+    serve: type[ServeProcess], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vfsftp.cli import main
+
+    cfg, pid_file = tmp_path / "mounts.yaml", tmp_path / "vfsftp.pid"
+    write_config(cfg, {USER: PASSWORD})
+    p = serve(cfg, args=("--pid-file", str(pid_file)))
+    port = p.port
+    # Written once the signal handlers are in place, just after listening.
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pid_file.read_text().strip() == str(p.proc.pid)
+    write_config(cfg, {USER: PASSWORD, "bob": "b0b"})
+    assert main(["reload", "--pid-file", str(pid_file)]) == 0
+    assert f"asked process {p.proc.pid} to reload" in capsys.readouterr().out
+    p.wait_line(r"configuration reloaded from .*: 1 mounts, 2 users")
+    login(port, "bob", "b0b").quit()
+    p.signal(signal.SIGTERM)
+    assert p.proc.wait(20) == 0
+    assert not pid_file.exists()  # removed at exit
+    # A stale pid file: the process is gone.
+    pid_file.write_text(f"{p.proc.pid}\n")
+    assert main(["reload", "--pid-file", str(pid_file)]) == 1
+    assert "not running" in capsys.readouterr().err

@@ -312,3 +312,34 @@ def test_load_hooks_resolves_dotted_attributes() -> None:
     import os
 
     assert table["login"][0][1] is os.path.join
+
+
+# ---------------------------------------------------------------- vfsftp reload
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read"),
+        ("", "does not hold a process id"),
+        ("12ab\n", "does not hold a process id"),
+        ("1\n", "does not hold a process id"),  # never signal init
+    ],
+)
+def test_reload_command_errors(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    from vfsftp.cli import main
+
+    pid_file = tmp_path / "vfsftp.pid"
+    if content is not None:
+        pid_file.write_text(content)
+    assert main(["reload", "--pid-file", str(pid_file)]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_reload_command_needs_the_pid_file(capsys: pytest.CaptureFixture[str]) -> None:
+    from vfsftp.cli import main
+
+    assert main(["reload"]) == 2
+    assert "--pid-file" in capsys.readouterr().err

@@ -495,3 +495,33 @@ def test_reload_renews_the_tls_certificate_for_new_sessions(
         again = client(new_ca)
         for f in (running, renewed, again):
             f.quit()
+
+
+def test_reload_leaves_running_sessions_their_rate_limits(make_server: ServerFactory) -> None:
+    from vfsftp import config_from_dict
+
+    data: dict[str, Any] = {
+        "server": {"listen": ["127.0.0.1"], "port": 0, "max_download_rate": "64KiB"},
+        "mounts": {"/": "mem://"},
+        "users": USERS,
+    }
+    srv = make_server(data)
+    before = login(srv)
+    data["server"]["max_download_rate"] = "1MiB"
+    srv.call(srv.server.reload(config_from_dict(data)))
+    after = login(srv)
+
+    async def user_rates() -> list[list[int]]:
+        """The user's download bucket rates after each session, oldest
+        first, asks for its throttle."""
+        out = []
+        for ch in sorted(srv.server.channels, key=lambda c: c.started):
+            assert srv.server.throttle_for(ch, "down") is not None
+            out.append(sorted(rate for (name, _, rate) in srv.server._buckets if name == USER))
+        return out
+
+    # The session from before the reload shares the old bucket; the new one
+    # gets a bucket of the new rate.
+    assert srv.call(user_rates()) == [[64 * 1024], [64 * 1024, 1024 * 1024]]
+    before.quit()
+    after.quit()

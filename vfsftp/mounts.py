@@ -51,6 +51,8 @@ class MountTable:
         self.config = config
         self.observe = observe
         self._opened: dict[tuple[Any, ...], FS] = {}
+        #: one quota account per (mount point, user, filesystem, limits)
+        self._quotas: dict[tuple[Any, ...], Quota] = {}
         self._lock = threading.Lock()
         # Global mounts naming ${user} (``/home: osfs://./homes/${user}``)
         # are opened per user, at login.
@@ -62,6 +64,10 @@ class MountTable:
             for cache_key in self._declared(logins=reuse._logins()):
                 if cache_key in offered:
                     self._opened[cache_key] = offered[cache_key]
+            # Quota accounts of the storage taken over stay shared with the
+            # old table's sessions: one account per storage, not two.
+            taken = {id(f) for f in self._opened.values()}
+            self._quotas = {k: q for k, q in reuse._quota_snapshot().items() if k[2] in taken}
         try:
             self._global: list[Mount] = [
                 self._mount(path, spec, f"mounts.{path}")
@@ -103,6 +109,10 @@ class MountTable:
     def _snapshot(self) -> dict[tuple[Any, ...], FS]:
         with self._lock:
             return dict(self._opened)
+
+    def _quota_snapshot(self) -> dict[tuple[Any, ...], Quota]:
+        with self._lock:
+            return dict(self._quotas)
 
     def _logins(self) -> list[str]:
         with self._lock:
@@ -159,12 +169,16 @@ class MountTable:
         if spec.quota is not None:
             # Each declaration (and each user's copy of a ${user} mount)
             # has its own account, measured at first use.
-            quota = Quota(
-                f"mount {path}" if user is None else f"mount {path} of {user}",
-                spec.quota.max_bytes,
-                spec.quota.max_files,
-                partial(measure, filesystem, "/", UPLOAD_PREFIX),
-            )
+            quota_key = (path, user, id(filesystem), spec.quota.max_bytes, spec.quota.max_files)
+            with self._lock:
+                quota = self._quotas.get(quota_key)
+                if quota is None:
+                    quota = self._quotas[quota_key] = Quota(
+                        f"mount {path}" if user is None else f"mount {path} of {user}",
+                        spec.quota.max_bytes,
+                        spec.quota.max_files,
+                        partial(measure, filesystem, "/", UPLOAD_PREFIX),
+                    )
         return Mount.of(path, filesystem, read_only=spec.read_only, kind=_kind(url), quota=quota)
 
     def cached_tree(self, user: UserConfig, login: str | None = None) -> VirtualTree | None:

@@ -525,3 +525,34 @@ def test_reload_leaves_running_sessions_their_rate_limits(make_server: ServerFac
     assert srv.call(user_rates()) == [[64 * 1024], [64 * 1024, 1024 * 1024]]
     before.quit()
     after.quit()
+
+
+def test_reload_keeps_one_quota_account_per_storage(make_server: ServerFactory) -> None:
+    """Sessions from before and after a reload write to the same storage:
+    they must charge the same quota account, or each side gets the whole
+    allowance."""
+    from vfsftp import config_from_dict
+
+    data: dict[str, Any] = {
+        "server": {"listen": ["127.0.0.1"], "port": 0},
+        "mounts": {"/": "mem://", "/q": {"fs": "mem://", "quota": {"max_files": 2}}},
+        "users": USERS,
+    }
+    srv = make_server(data)
+    before = login(srv)
+    before.storbinary("STOR /q/one", io.BytesIO(b"1"))
+    old_quota = srv.server.mounts.global_mounts[1].quota
+    data["users"]["bob"] = {"password": "plaintext:b0b"}
+    srv.call(srv.server.reload(config_from_dict(data)))
+    assert srv.server.mounts.global_mounts[1].quota is old_quota
+    after = login(srv, "bob", "b0b")
+    after.storbinary("STOR /q/two", io.BytesIO(b"2"))
+    for client in (before, after):  # both sides see the same account: full
+        with pytest.raises(ftplib.error_perm, match="552"):
+            client.storbinary("STOR /q/three", io.BytesIO(b"3"))
+    # New limits: a new account.
+    data["mounts"]["/q"]["quota"] = {"max_files": 3}
+    srv.call(srv.server.reload(config_from_dict(data)))
+    assert srv.server.mounts.global_mounts[1].quota is not old_quota
+    before.quit()
+    after.quit()

@@ -79,6 +79,7 @@ class FTPServer:
         #: tables replaced by reload() that sessions still use, and who uses which
         self._retired: list[MountTable] = []
         self._table_of: dict[FTPChannel, MountTable] = {}
+        self._reload_lock = asyncio.Lock()
         # Metadata calls (stat, listdir, mkdir...) and whole transfers use
         # separate pools so that many long transfers cannot starve a LIST.
         self.blocking_executor = ThreadPoolExecutor(
@@ -518,6 +519,11 @@ class FTPServer:
         files). On a ConfigError (a mount that cannot be opened, a hook that
         cannot be imported, a bad certificate) nothing changes.
         Listeners, metrics and logging keep their settings until a restart."""
+        # One at a time: each reload builds on the table the last one made.
+        async with self._reload_lock:
+            await self._reload(config)
+
+    async def _reload(self, config: Config) -> None:
         old = self.mounts
 
         def build() -> tuple[MountTable, dict[str, Any], ssl.SSLContext | None]:

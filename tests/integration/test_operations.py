@@ -556,3 +556,38 @@ def test_reload_keeps_one_quota_account_per_storage(make_server: ServerFactory) 
     assert srv.server.mounts.global_mounts[1].quota is not old_quota
     before.quit()
     after.quit()
+
+
+def test_concurrent_reloads_are_applied_one_after_the_other(make_server: ServerFactory) -> None:
+    import asyncio
+
+    from vfsftp import config_from_dict
+
+    def config(n: int) -> Any:
+        mounts = {"/": "mem://", **{f"/m{i}": "mem://" for i in range(n)}}
+        return config_from_dict({"server": {"port": 0}, "mounts": mounts, "users": USERS})
+
+    srv = make_server({"mounts": {"/": "mem://"}, "users": USERS})
+    opened: list[Any] = []
+    observe = srv.server.metrics.observe_fs
+
+    def record(filesystem: Any) -> None:
+        opened.append(filesystem)
+        observe(filesystem)
+
+    srv.server.metrics.observe_fs = record  # type: ignore[method-assign]
+
+    async def both() -> None:
+        await asyncio.gather(srv.server.reload(config(1)), srv.server.reload(config(2)))
+
+    srv.call(both())
+    final = srv.server.mounts
+    assert [m.path for m in final.global_mounts] == ["/", "/m0", "/m1"]
+    # The second reload built on the first (took its /m0 over): no table
+    # was lost, every filesystem opened is in use or closed.
+    in_use = final.filesystems()
+    assert len(opened) == 2
+    assert all(any(f is g for g in in_use) or f.isclosed() for f in opened)
+    f = login(srv)
+    assert sorted(f.nlst("/")) == ["m0", "m1"]
+    f.quit()

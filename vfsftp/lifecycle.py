@@ -84,6 +84,11 @@ def startup_summary(
     return lines
 
 
+def _hurry(server: FTPServer) -> None:
+    log.warning("second stop signal: aborting running transfers")
+    server.stop_now()
+
+
 def _write_pid_file(path: Path) -> None:
     # Whole or not at all: `vfsftp reload` may read it at any moment.
     partial = path.with_name(path.name + ".tmp")
@@ -155,11 +160,18 @@ async def run_service(
         await stop.wait()
         log.info("stop signal received")
     finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-        if reloads:
-            await asyncio.gather(*reloads, return_exceptions=True)
-        await server.shutdown()
+        # While shutting down, a second SIGTERM/SIGINT aborts the transfers
+        # instead of waiting for them; SIGHUP is ignored.
+        for sig in signals[:2]:
+            loop.add_signal_handler(sig, _hurry, server)
+        loop.add_signal_handler(signal.SIGHUP, log.info, "SIGHUP ignored: shutting down")
+        try:
+            if reloads:
+                await asyncio.gather(*reloads, return_exceptions=True)
+            await server.shutdown()
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
         if pid_file is not None:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(Path(pid_file).unlink)

@@ -80,6 +80,7 @@ class FTPServer:
         self._retired: list[MountTable] = []
         self._table_of: dict[FTPChannel, MountTable] = {}
         self._reload_lock = asyncio.Lock()
+        self._stop_now = asyncio.Event()  # set by stop_now(): shutdown waits no more
         # Metadata calls (stat, listdir, mkdir...) and whole transfers use
         # separate pools so that many long transfers cannot starve a LIST.
         self.blocking_executor = ThreadPoolExecutor(
@@ -620,10 +621,21 @@ class FTPServer:
             else:  # after its 226 (or 426)
                 ch.transfer.task.add_done_callback(functools.partial(_after_transfer, ch))
         if busy:
-            _, late = await asyncio.wait(busy, timeout=timeout)
+            drain = asyncio.ensure_future(asyncio.wait(busy, timeout=timeout))
+            hurry = asyncio.ensure_future(self._stop_now.wait())
+            await asyncio.wait({drain, hurry}, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in (drain, hurry):  # (the transfers themselves go on)
+                waiter.cancel()
+            await asyncio.gather(drain, hurry, return_exceptions=True)
+            late = [task for task in busy if not task.done()]
             if late:
                 log.warning("shutdown: aborting %d transfer(s) still running", len(late))
         await self.close()
+
+    def stop_now(self) -> None:
+        """Make a running ``shutdown()`` stop waiting for transfers (a second
+        SIGTERM or Ctrl-C): they are aborted, their uploads discarded."""
+        self._stop_now.set()
 
 
 def _close_all(filesystems: list[Any]) -> None:

@@ -207,6 +207,29 @@ def test_shutdown_deadline_aborts_a_transfer_that_does_not_end(
         f.close()
 
 
+def test_a_second_sigterm_aborts_the_transfers_at_once(
+    serve: type[ServeProcess], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "mounts.yaml"
+    write_config(cfg, {USER: PASSWORD}, shutdown_timeout=60)
+    p = serve(cfg)
+    f = login(p.port)
+    conn = f.transfercmd("STOR slow.bin")
+    try:
+        conn.sendall(b"x" * 10_000)
+        p.signal(signal.SIGTERM)
+        p.wait_line(r"shutting down: waiting up to 60s for 1 transfer")
+        started = time.monotonic()
+        p.signal(signal.SIGTERM)
+        assert p.proc.wait(20) == 0
+        assert time.monotonic() - started < 15  # not the 60 s deadline
+        p.wait_line(r"second stop signal: aborting running transfers")
+        assert list((tmp_path / "data").iterdir()) == []  # discarded, temp file too
+    finally:
+        conn.close()
+        f.close()
+
+
 def test_sighup_reloads_users_and_rejects_a_bad_file(
     serve: type[ServeProcess], tmp_path: Path
 ) -> None:

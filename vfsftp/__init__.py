@@ -7,10 +7,16 @@ mounts.yaml.
     asyncio.run(server.serve_forever())
 """
 
-from .auth import Account, Authorizer, ConfigAuthorizer, hash_password, verify_password
-from .config import Config, ConfigError, config_from_dict, load_config
-from .server import FTPServer
-from .tree import Mount, VirtualTree
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .auth import Account, Authorizer, ConfigAuthorizer, hash_password, verify_password
+    from .config import Config, ConfigError, config_from_dict, load_config
+    from .server import FTPServer
+    from .tree import Mount, VirtualTree
 
 __all__ = [
     "Account",
@@ -27,3 +33,35 @@ __all__ = [
     "verify_password",
 ]
 __version__ = "0.1.0"
+
+# The names above are imported on first use (PEP 562): the pytest plugin
+# (vfsftp.pytest_plugin) is loaded by every pytest run of every project that
+# installs vfsftp, and importing the server eagerly costs ~0.6 s (pydantic,
+# fs, boto3...) even where no test uses it.
+_HOME = {
+    "Account": "auth",
+    "Authorizer": "auth",
+    "ConfigAuthorizer": "auth",
+    "hash_password": "auth",
+    "verify_password": "auth",
+    "Config": "config",
+    "ConfigError": "config",
+    "config_from_dict": "config",
+    "load_config": "config",
+    "FTPServer": "server",
+    "Mount": "tree",
+    "VirtualTree": "tree",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

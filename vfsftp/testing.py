@@ -1,89 +1,274 @@
 """A real FTP server for your own tests, on in-memory mounts by default,
-started in milliseconds on a free loopback port.
+started in about a millisecond on a free loopback port.
 
     from vfsftp.testing import ThreadedFTPServer
 
     with ThreadedFTPServer() as server:          # user "user", password "pass"
-        ftp = ftplib.FTP()
-        ftp.connect(server.host, server.port)
-        ftp.login(server.user, server.password)
+        server.put_file("/in/a.csv", b"1,2\\n")   # seed without FTP
+        with server.connect() as ftp:             # a logged-in ftplib.FTP
+            ftp.retrlines("LIST /in")
+        assert server.list_files() == ["/in/a.csv"]
 
 The server runs its own event loop in a background thread, so blocking
-clients (ftplib, curl, fs.ftpfs) can drive it from the test. A pytest fixture
-``ftp_server`` comes with it: add ``pytest_plugins = ["vfsftp.testing"]`` to
-your conftest.py.
+clients (ftplib, curl, fs.ftpfs) can drive it from the test, and a test that
+runs its own asyncio loop is not disturbed. The pytest fixtures built on it
+(``ftp_server``, ``ftp_server_session``, ``ftp_server_tls``, ``ftp_moto``)
+live in :mod:`vfsftp.pytest_plugin`, which pytest loads on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
+import ftplib
+import logging
+import os
+import ssl
+import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+import time
+import urllib.parse
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .config import Config, config_from_dict
-from .server import FTPServer
+import fs.errors
+import fs.path
+from fs.base import FS
+from fs.wrap import WrapReadOnly
 
-__all__ = ["ThreadedFTPServer", "ftp_server"]
+from .config import ANONYMOUS, Config, ConfigError, _parse_yaml, config_from_dict
+from .server import FTPServer
+from .tree import Mount, VirtualTree
+
+__all__ = ["MotoS3", "TLSFiles", "ThreadedFTPServer", "make_tls_files"]
+
+
+# ------------------------------------------------------------------ TLS
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files of a throw-away CA and a server certificate it issued for
+    127.0.0.1, ::1 and localhost. Clients trust ``ca``."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts this CA only."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
+def make_tls_files(folder: str | os.PathLike[str]) -> TLSFiles:
+    """Write a new CA and server certificate (trustme) into ``folder``."""
+    try:
+        import trustme
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "TLS test servers need trustme: pip install 'vfsftp[test]' (or trustme)"
+        ) from exc
+    folder = Path(folder)
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "::1", "localhost")
+    files = TLSFiles(folder / "cert.pem", folder / "key.pem", folder / "ca.pem")
+    files.cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(files.key))
+    ca.cert_pem.write_to_path(str(files.ca))
+    return files
+
+
+# ------------------------------------------------------------------ config
+
+ConfigSource = Config | Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+def _build_config(
+    config: ConfigSource,
+    mounts: Mapping[str, Any] | None,
+    host: str,
+    user: str,
+    password: str,
+    anonymous: bool,
+    tls: TLSFiles | None,
+) -> Config:
+    if isinstance(config, Config):
+        if mounts is not None or anonymous or tls is not None:
+            raise TypeError("mounts, anonymous and tls apply to a mapping or a mounts.yaml only")
+        return config
+    source, base_dir = "<ThreadedFTPServer>", None
+    if config is None:
+        data: dict[str, Any] = {}
+    elif isinstance(config, (str, os.PathLike)):
+        path = Path(config)
+        source, base_dir = os.fspath(config), path.absolute().parent
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise ConfigError([f"{source}: cannot read: {exc.strerror or exc}"]) from None
+        data = dict(_parse_yaml(text, source) or {})
+    else:
+        data = copy.deepcopy(dict(config))  # the caller's mapping stays as it was
+    from_file = isinstance(config, (str, os.PathLike))
+    if mounts is not None:
+        data["mounts"] = dict(mounts)
+    data.setdefault("mounts", {"/": "mem://"})
+    users = dict(data.get("users") or {})
+    if not users:
+        users[user] = {"password": f"plaintext:{password}"}
+    if anonymous:
+        users.setdefault(ANONYMOUS, {})
+    data["users"] = users
+    srv = dict(data.get("server") or {})
+    if from_file:
+        # A mounts.yaml names the production port (2121, 990): a test binds
+        # free loopback ports so that tests can run side by side.
+        srv["listen"], srv["port"] = [host], 0
+        if isinstance(srv.get("tls"), Mapping) and "implicit_port" in srv["tls"]:
+            srv["tls"] = {**srv["tls"], "implicit_port": 0}
+    srv.setdefault("listen", [host])
+    srv.setdefault("port", 0)
+    if tls is not None:
+        given = dict(srv.get("tls") or {})
+        srv["tls"] = {
+            "certificate": str(tls.cert),
+            "key": str(tls.key),
+            "implicit_port": 0,
+            **given,
+        }
+    data["server"] = srv
+    return config_from_dict(data, source, base_dir)
+
+
+def _writable(filesystem: FS) -> FS:
+    # A read_only mount is refused to FTP clients, not to the test seeding it.
+    while isinstance(filesystem, WrapReadOnly):
+        filesystem = filesystem.delegate_fs()
+    return filesystem
+
+
+# ------------------------------------------------------------------ server
 
 
 class ThreadedFTPServer:
-    """An ``FTPServer`` on its own event loop thread."""
+    """An ``FTPServer`` on its own event loop thread, for tests.
+
+    ``config`` is a ``Config``, a mapping shaped like mounts.yaml, or the
+    path of a mounts.yaml (its ``listen``/``port`` are replaced by ``host``
+    and a free port). ``mounts`` replaces the config's mounts (default: one
+    ``mem://`` at ``/``). Without ``users`` in the config, ``user`` /
+    ``password`` gets every right; ``anonymous`` adds read-only anonymous
+    access. ``tls`` (True, or ``TLSFiles`` to share a CA between servers)
+    turns on explicit FTPS and an implicit-TLS port. ``user`` and
+    ``password`` are the credentials ``login_data``, ``url`` and
+    ``connect`` use.
+    """
 
     def __init__(
         self,
-        config: Config | Mapping[str, Any] | None = None,
+        config: ConfigSource = None,
         *,
+        mounts: Mapping[str, Any] | None = None,
         host: str = "127.0.0.1",
         user: str = "user",
         password: str = "pass",
+        anonymous: bool = False,
+        tls: bool | TLSFiles = False,
         **server_options: Any,
     ) -> None:
-        if config is None:
-            config = {
-                "mounts": {"/": "mem://"},
-                "users": {user: {"password": f"plaintext:{password}"}},
-            }
-        if not isinstance(config, Config):
-            data = dict(config)
-            srv = dict(data.get("server") or {})
-            srv.setdefault("listen", [host])
-            srv.setdefault("port", 0)
-            data["server"] = srv
-            config = config_from_dict(data)
-        self.config = config
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.tls_files: TLSFiles | None = None
+        if tls is True:
+            self._tmp = tempfile.TemporaryDirectory(prefix="vfsftp-tls-")
+            self.tls_files = make_tls_files(self._tmp.name)
+        elif isinstance(tls, TLSFiles):
+            self.tls_files = tls
+        try:
+            self.config = _build_config(
+                config, mounts, host, user, password, anonymous, self.tls_files
+            )
+        except BaseException:
+            self._cleanup_tmp()
+            raise
         self.user = user
         self.password = password
         server_options.setdefault("login_failure_delay", 0)
-        self.server = FTPServer(config, **server_options)
+        self.server = FTPServer(self.config, **server_options)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="vfsftp-test-server", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._tree: VirtualTree | None = None
+
+    # ------------------------------------------------------------ lifecycle
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.loop.run_until_complete(self.server.start())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        self.loop.run_forever()
+            try:
+                self.loop.run_until_complete(self.server.start())
+            except BaseException as exc:
+                self._error = exc
+                self.loop.run_until_complete(self.server.close())
+                return
+            finally:
+                self._ready.set()
+            self.loop.run_forever()
+        finally:
+            # Finished here, on the loop's own thread: stop() may be called
+            # from a thread whose own loop is running (an async test), where
+            # run_until_complete on any loop raises. The default executor
+            # (asyncio.to_thread in logins) must be joined: loop.close()
+            # alone leaves its threads running a moment.
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            asyncio.set_event_loop(None)
+            self.loop.close()
 
     def start(self) -> ThreadedFTPServer:
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
             self._thread.join()
-            self.loop.close()
+            self._cleanup_tmp()
             raise self._error
         return self
 
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        """Run a coroutine on the server's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        """End every session, close the listeners and filesystems, join the
+        loop thread. Safe to call twice, and from inside a running loop."""
+        if self._thread.is_alive():
+            try:
+                self.call(self.server.close())
+            finally:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self._thread.join(10)
+        self._cleanup_tmp()
+
+    def _cleanup_tmp(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> ThreadedFTPServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ addresses
 
     @property
     def host(self) -> str:
@@ -94,43 +279,241 @@ class ThreadedFTPServer:
         return self.server.addresses[0][1]
 
     @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ftp://{self.user}:{self.password}@{host}:{self.port}"
+    def implicit_port(self) -> int | None:
+        """The implicit-TLS (``ftps://``) port, with ``tls`` only."""
+        found = self.server.implicit_addresses
+        return found[0][1] if found else None
 
-    def call(self, coro: Any, timeout: float = 30) -> Any:
-        """Run a coroutine on the server's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA certificate (PEM) that clients must trust, with ``tls``."""
+        return self.tls_files.ca if self.tls_files is not None else None
+
+    @property
+    def anonymous(self) -> bool:
+        return any(u.anonymous for u in self.config.users.values())
+
+    def login_data(self, anonymous: bool = False) -> dict[str, Any]:
+        """``{"host", "port", "user", "passwd"}``: the keyword names of
+        ``ftplib.FTP.connect`` and ``login``, and pytest-localftpserver's."""
+        user, passwd = (ANONYMOUS, "") if anonymous else (self.user, self.password)
+        return {"host": self.host, "port": self.port, "user": user, "passwd": passwd}
+
+    @property
+    def url(self) -> str:
+        """``ftp://user:password@127.0.0.1:PORT``"""
+        return self.url_for("")
+
+    def url_for(self, path: str = "/", anonymous: bool = False) -> str:
+        """The ``ftp://`` URL of ``path``, with the credentials in it (none
+        for ``anonymous``), each part percent-encoded."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        login = ""
+        if not anonymous:
+            q = urllib.parse.quote
+            login = f"{q(self.user, safe='')}:{q(self.password, safe='')}@"
+        return f"ftp://{login}{host}:{self.port}{urllib.parse.quote(path)}"
+
+    def connect(self, anonymous: bool = False, timeout: float = 10) -> ftplib.FTP:
+        """A logged-in ``ftplib`` client in binary mode (``FTP_TLS`` with
+        ``PROT P`` when the server has TLS). Use it in a ``with`` block."""
+        data = self.login_data(anonymous)
+        client: ftplib.FTP
+        if self.tls_files is not None:
+            client = ftplib.FTP_TLS(context=self.tls_files.client_context(), timeout=timeout)
+        else:
+            client = ftplib.FTP(timeout=timeout)
+        try:
+            client.connect(data["host"], data["port"])
+            client.login(data["user"], data["passwd"])
+            if isinstance(client, ftplib.FTP_TLS):
+                client.prot_p()
+            client.voidcmd("TYPE I")
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    # ------------------------------------------------------------ files
+
+    @property
+    def filesystems(self) -> dict[str, FS]:
+        """Mount path → the PyFilesystem2 filesystem behind it (read-only
+        mounts unwrapped, so a test can seed them). Mounts naming
+        ``${user}`` are opened at login and are not listed."""
+        return {m.path: _writable(m.fs) for m in self.server.mounts.global_mounts}
+
+    @property
+    def fs(self) -> VirtualTree:
+        """The server's tree as one filesystem, addressed by the paths FTP
+        clients see (``/data/a.txt``); every mount writable, even read-only
+        ones. Changes are visible to clients at once, and the other way."""
+        if self._tree is None:
+            self._tree = VirtualTree([Mount.of(p, f) for p, f in self.filesystems.items()])
+        return self._tree
+
+    def put_file(self, path: str, data: bytes | str) -> str:
+        """Write ``data`` (``str`` as UTF-8) at ``path``, making parent
+        directories. Returns the normalised path."""
+        path = fs.path.abspath(fs.path.normpath(path))
+        self.fs.makedirs(fs.path.dirname(path), recreate=True)
+        self.fs.writebytes(path, data.encode() if isinstance(data, str) else data)
+        return path
+
+    def put_local(self, local: str | os.PathLike[str], to: str = "/") -> list[str]:
+        """Copy a local file, or a folder with everything under it, into the
+        directory ``to``. Returns the paths of the files written."""
+        source = Path(local)
+        if source.is_dir():
+            files = sorted(p for p in source.rglob("*") if p.is_file())
+            base = source.parent
+        else:
+            files, base = [source], source.parent
+        return [
+            self.put_file(fs.path.join(to, p.relative_to(base).as_posix()), p.read_bytes())
+            for p in files
+        ]
+
+    def read_file(self, path: str) -> bytes:
+        return bytes(self.fs.readbytes(path))
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        return self.read_file(path).decode(encoding)
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(path))
+
+    def list_files(self, path: str = "/") -> list[str]:
+        """Every file under ``path`` (recursively, across mounts), sorted."""
+        return sorted(self.fs.walk.files(path))
+
+    def reset(self) -> None:
+        """Empty every mount (for a server shared by several tests)."""
+        for filesystem in self.filesystems.values():
+            for info in filesystem.scandir("/"):
+                target = fs.path.join("/", info.name)
+                if info.is_dir:
+                    filesystem.removetree(target)
+                else:
+                    filesystem.remove(target)
+
+
+# ------------------------------------------------------------------ S3
+
+
+def _moto_request_threads() -> set[threading.Thread]:
+    # werkzeug serves each request on a thread named after process_request
+    return {t for t in threading.enumerate() if "process_request" in t.name and t.is_alive()}
+
+
+class MotoS3:
+    """moto's S3 server on a free loopback port in this process, for S3
+    mounts in tests. Needs ``moto[server]`` (``pip install 'vfsftp[test]'``).
+
+        with MotoS3() as s3, ThreadedFTPServer(mounts={"/": s3.mount(s3.create_bucket())}):
+            ...
+    """
+
+    region = "us-east-1"
+    access_key_id = "testing"
+    secret_access_key = "testing"
+
+    def __init__(self) -> None:
+        self._server: Any = None
+        self._clients: list[Any] = []
+        self._threads_before: set[threading.Thread] = set()
+        self._log_level = logging.NOTSET
+        self.endpoint = ""
+
+    def start(self) -> MotoS3:
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError(
+                "S3 test mounts need moto's server: pip install 'moto[server]'"
+            ) from exc
+        # werkzeug logs every request at INFO even with verbose=False.
+        werkzeug_log = logging.getLogger("werkzeug")
+        self._log_level = werkzeug_log.level
+        werkzeug_log.setLevel(logging.ERROR)
+        self._threads_before = _moto_request_threads()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self
+
+    def client(self) -> Any:
+        """A boto3 S3 client for this endpoint (closed by ``stop``)."""
+        import boto3
+
+        session = boto3.session.Session(
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            region_name=self.region,
+        )
+        made = session.client("s3", endpoint_url=self.endpoint)
+        self._clients.append(made)
+        return made
+
+    def _admin(self) -> Any:
+        return self._clients[0] if self._clients else self.client()
+
+    def create_bucket(self, name: str | None = None) -> str:
+        """Create a bucket (a fresh unique name by default); returns its name."""
+        name = name or f"vfsftp-test-{uuid.uuid4().hex[:12]}"
+        self._admin().create_bucket(Bucket=name)
+        return name
+
+    def delete_bucket(self, name: str) -> None:
+        """Abort its uploads, delete its objects and the bucket itself (moto
+        holds objects in memory, large ones in open temporary files)."""
+        client = self._admin()
+        for up in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            client.abort_multipart_upload(Bucket=name, Key=up["Key"], UploadId=up["UploadId"])
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
+            if keys:
+                client.delete_objects(Bucket=name, Delete={"Objects": keys})
+        client.delete_bucket(Bucket=name)
+
+    def mount(self, bucket: str, prefix: str = "", **options: Any) -> dict[str, Any]:
+        """A mounts.yaml entry for ``s3://BUCKET/PREFIX`` on this server."""
+        url = f"s3://{bucket}/{prefix.strip('/')}" if prefix.strip("/") else f"s3://{bucket}"
+        return {
+            "fs": url,
+            "endpoint_url": self.endpoint,
+            "region": self.region,
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key,
+            **options,
+        }
+
+    @staticmethod
+    def request_threads() -> set[threading.Thread]:
+        """moto's request threads alive now, to pass to ``settle`` later."""
+        return _moto_request_threads()
+
+    def settle(self, before: set[threading.Thread], timeout: float = 10) -> None:
+        """Wait (bounded) until the request threads started since ``before``
+        end: each ends once its client closed the connection."""
+        deadline = time.monotonic() + timeout
+        for thread in _moto_request_threads() - before:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        try:
-            self.call(self.server.close())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            # The default executor (asyncio.to_thread in logins) must be
-            # joined: loop.close() alone leaves its threads running a moment.
-            self.loop.run_until_complete(self.loop.shutdown_default_executor())
-            self.loop.close()
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        self._clients.clear()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+            logging.getLogger("werkzeug").setLevel(self._log_level)
+        self.settle(self._threads_before)
 
-    def __enter__(self) -> ThreadedFTPServer:
+    def __enter__(self) -> MotoS3:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-try:
-    import pytest
-except ImportError:  # pragma: no cover - pytest is only needed for the fixture
-    pass
-else:
-
-    @pytest.fixture
-    def ftp_server() -> Iterator[ThreadedFTPServer]:
-        """A server on an in-memory root, user ``user`` / password ``pass``."""
-        with ThreadedFTPServer() as server:
-            yield server

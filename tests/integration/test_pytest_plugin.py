@@ -317,3 +317,11 @@ def test_example_suite_passes(pytester: pytest.Pytester) -> None:
     for name in ("upload_reports.py", "test_upload_reports.py"):
         shutil.copy(REPO / "examples" / name, pytester.path / name)
     run(pytester).assert_outcomes(passed=3)
+
+
+def test_readme_example_passes(pytester: pytest.Pytester) -> None:
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("```python", readme.index("Copy this into `test_upload.py`"))
+    body = readme[readme.index("\n", start) + 1 : readme.index("```", start + 3)]
+    pytester.makepyfile(test_upload=body)
+    run(pytester).assert_outcomes(passed=1)

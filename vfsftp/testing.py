@@ -187,69 +187,79 @@ class ThreadedFTPServer:
             self.tls_files = make_tls_files(self._tmp.name)
         elif isinstance(tls, TLSFiles):
             self.tls_files = tls
+        server_options.setdefault("login_failure_delay", 0)
         try:
             self.config = _build_config(
                 config, mounts, host, user, password, anonymous, self.tls_files
             )
+            self.server = FTPServer(self.config, **server_options)
         except BaseException:
             self._cleanup_tmp()
             raise
         self.user = user
         self.password = password
-        server_options.setdefault("login_failure_delay", 0)
-        self.server = FTPServer(self.config, **server_options)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="vfsftp-test-server", daemon=True)
+        # Made in start(): a loop holds file descriptors (selector, self-pipe)
+        # that a server which is never started would leak.
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._tree: VirtualTree | None = None
 
     # ------------------------------------------------------------ lifecycle
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
         try:
             try:
-                self.loop.run_until_complete(self.server.start())
+                loop.run_until_complete(self.server.start())
             except BaseException as exc:
                 self._error = exc
-                self.loop.run_until_complete(self.server.close())
+                loop.run_until_complete(self.server.close())
                 return
             finally:
                 self._ready.set()
-            self.loop.run_forever()
+            loop.run_forever()
         finally:
             # Finished here, on the loop's own thread: stop() may be called
             # from a thread whose own loop is running (an async test), where
             # run_until_complete on any loop raises. The default executor
             # (asyncio.to_thread in logins) must be joined: loop.close()
             # alone leaves its threads running a moment.
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
             asyncio.set_event_loop(None)
-            self.loop.close()
+            loop.close()
 
     def start(self) -> ThreadedFTPServer:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run, args=(self.loop,), name="vfsftp-test-server", daemon=True
+        )
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
-            self._thread.join()
+            self._thread.join()  # it closes the loop before it ends
             self._cleanup_tmp()
             raise self._error
         return self
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive()
 
     def call(self, coro: Any, timeout: float = 30) -> Any:
         """Run a coroutine on the server's loop and wait for its result."""
+        if self.loop is None:
+            if asyncio.iscoroutine(coro):
+                coro.close()  # no "never awaited" warning on top of the error
+            raise RuntimeError("the server is not started")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
         """End every session, close the listeners and filesystems, join the
         loop thread. Safe to call twice, and from inside a running loop."""
-        if self._thread.is_alive():
+        if self.loop is not None and self._thread is not None and self._thread.is_alive():
             try:
                 self.call(self.server.close())
             finally:

@@ -183,6 +183,17 @@ def test_many_servers_leave_no_threads_or_fds() -> None:
     assert _fds() == fds
 
 
+def test_a_server_never_started_holds_no_fds() -> None:
+    fds = _fds()
+    server = ThreadedFTPServer(tls=True)
+    assert not server.running
+    server.stop()  # removes the temporary CA
+    assert server.ca_path is not None and not server.ca_path.exists()
+    assert _fds() == fds
+    with pytest.raises(RuntimeError, match="not started"):
+        server.call(asyncio.sleep(0))
+
+
 def test_tls_server_with_its_own_ca() -> None:
     with ThreadedFTPServer(tls=True) as server:
         assert server.ca_path is not None and server.ca_path.exists()

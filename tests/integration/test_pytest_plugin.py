@@ -323,3 +323,16 @@ def test_readme_example_passes(pytester: pytest.Pytester) -> None:
     body = readme[readme.index("\n", start) + 1 : readme.index("```", start + 3)]
     pytester.makepyfile(test_upload=body)
     run(pytester).assert_outcomes(passed=1)
+
+
+def test_listed_in_pytest_plugins_as_well(pytester: pytest.Pytester) -> None:
+    # Loaded both by name (conftest) and by the entry point: registered
+    # once, no "already registered under a different name" error.
+    pytester.makeconftest(f"pytest_plugins = [{PLUGIN!r}]")
+    pytester.makepyfile(
+        """
+        def test_it(ftp_server):
+            assert ftp_server.running
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)

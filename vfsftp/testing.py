@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fs.errors
 import fs.path
 from fs.base import FS
 from fs.wrap import WrapReadOnly
@@ -400,7 +399,7 @@ class ThreadedFTPServer:
     def reset(self) -> None:
         """Empty every mount (for a server shared by several tests)."""
         for filesystem in self.filesystems.values():
-            for info in filesystem.scandir("/"):
+            for info in list(filesystem.scandir("/")):  # not while deleting
                 target = fs.path.join("/", info.name)
                 if info.is_dir:
                     filesystem.removetree(target)

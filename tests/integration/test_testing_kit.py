@@ -111,6 +111,9 @@ def test_mounts_local_folder_read_only_and_anonymous(tmp_path: Path) -> None:
         assert server.url_for("/pub/readme.txt", anonymous=True) == (
             f"ftp://127.0.0.1:{server.port}/pub/readme.txt"
         )
+        server.put_file("/data/sub/dir/deep.txt", b"deep")
+        server.reset()  # every mount, the read-only one and the local folder too
+        assert server.list_files() == [] and list(tmp_path.iterdir()) == []
 
 
 def test_url_quotes_credentials_and_path() -> None:

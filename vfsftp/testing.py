@@ -129,6 +129,9 @@ def _build_config(
         srv["listen"], srv["port"] = [host], 0
         if isinstance(srv.get("tls"), Mapping) and "implicit_port" in srv["tls"]:
             srv["tls"] = {**srv["tls"], "implicit_port": 0}
+        metrics = data.get("metrics")
+        if isinstance(metrics, Mapping) and metrics.get("port") is not None:
+            data["metrics"] = {**metrics, "listen": host, "port": 0}
     srv.setdefault("listen", [host])
     srv.setdefault("port", 0)
     if tls is not None:
@@ -157,13 +160,13 @@ class ThreadedFTPServer:
     """An ``FTPServer`` on its own event loop thread, for tests.
 
     ``config`` is a ``Config``, a mapping shaped like mounts.yaml, or the
-    path of a mounts.yaml (its ``listen``/``port`` are replaced by ``host``
-    and a free port). ``mounts`` replaces the config's mounts (default: one
-    ``mem://`` at ``/``). Without ``users`` in the config, ``user`` /
-    ``password`` gets every right; ``anonymous`` adds read-only anonymous
-    access. ``tls`` (True, or ``TLSFiles`` to share a CA between servers)
-    turns on explicit FTPS and an implicit-TLS port. ``user`` and
-    ``password`` are the credentials ``login_data``, ``url`` and
+    path of a mounts.yaml (its ``listen``/``port``, implicit-TLS and metrics
+    ports are replaced by ``host`` and free ports). ``mounts`` replaces the
+    config's mounts (default: one ``mem://`` at ``/``). Without ``users`` in
+    the config, ``user`` / ``password`` gets every right; ``anonymous`` adds
+    read-only anonymous access. ``tls`` (True, or ``TLSFiles`` to share a CA
+    between servers) turns on explicit FTPS and an implicit-TLS port.
+    ``user`` and ``password`` are the credentials ``login_data``, ``url`` and
     ``connect`` use.
     """
 
@@ -204,6 +207,7 @@ class ThreadedFTPServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._tree: VirtualTree | None = None
+        self._tree_of: object = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -357,8 +361,10 @@ class ThreadedFTPServer:
         """The server's tree as one filesystem, addressed by the paths FTP
         clients see (``/data/a.txt``); every mount writable, even read-only
         ones. Changes are visible to clients at once, and the other way."""
-        if self._tree is None:
+        table = self.server.mounts  # replaced by a reload
+        if self._tree is None or self._tree_of is not table:
             self._tree = VirtualTree([Mount.of(p, f) for p, f in self.filesystems.items()])
+            self._tree_of = table
         return self._tree
 
     def put_file(self, path: str, data: bytes | str) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from vfsftp.config import ConfigError
-from vfsftp.testing import MotoS3, ThreadedFTPServer
+from vfsftp.config import ConfigError, config_from_dict
+from vfsftp.testing import MotoS3, ThreadedFTPServer, make_tls_files
 
 
 def retr(client: ftplib.FTP, path: str) -> bytes:
@@ -145,6 +145,38 @@ def test_from_mounts_yaml_on_a_free_port(tmp_path: Path) -> None:
             stor(client, "/data/x.txt", b"x")
         # Relative osfs:// folders start next to the file, as for the server.
         assert (tmp_path / "files" / "x.txt").read_bytes() == b"x"
+
+
+def test_mounts_yaml_fixed_ports_become_free_ports(tmp_path: Path) -> None:
+    folder = tmp_path / "pki"
+    folder.mkdir()
+    pki = make_tls_files(folder)
+    (tmp_path / "mounts.yaml").write_text(
+        "server:\n  port: 2121\n"
+        f"  tls: {{certificate: {pki.cert}, key: {pki.key}, implicit_port: 990}}\n"
+        "metrics: {listen: 0.0.0.0, port: 9100}\n"
+    )
+    with ThreadedFTPServer(tmp_path / "mounts.yaml") as server:
+        assert server.implicit_port not in (None, 990)
+        assert server.config.metrics.port == 0
+        assert server.config.metrics.listen == "127.0.0.1"
+
+
+def test_fs_follows_a_reload() -> None:
+    with ThreadedFTPServer() as server:
+        server.put_file("/kept.txt", b"kept")
+        assert set(server.filesystems) == {"/"} and server.list_files() == ["/kept.txt"]
+        wider = config_from_dict(
+            {
+                "mounts": {"/": "mem://", "/new": "mem://"},
+                "users": {"user": {"password": "plaintext:pass"}},
+            }
+        )
+        server.call(server.server.reload(wider))
+        server.put_file("/new/added.txt", b"added")
+        assert server.list_files() == ["/kept.txt", "/new/added.txt"]
+        with server.connect() as client:
+            assert retr(client, "/new/added.txt") == b"added"
 
 
 def test_bad_mounts_yaml_names_the_file(tmp_path: Path) -> None:

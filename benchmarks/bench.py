@@ -61,6 +61,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SOCK_TIMEOUT = 60.0  # every client socket operation
+VSFTPD = shutil.which("vsftpd") or "/usr/sbin/vsftpd"  # apt-get install vsftpd
 
 # ---------------------------------------------------------------- sizes
 
@@ -76,6 +77,12 @@ class Sizes:
     small_size: int
     list_count: int
     idle_count: int
+    c_big: int  # C-client transfer (RETR/STOR)
+    c_sessions: int  # C-client sessions, total
+    c_session_threads: int  # ... concurrent clients
+    c_idle: int  # C-client idle logged-in connections
+    c_concurrent: int  # concurrent RETR of c_conc_size each
+    c_conc_size: int
 
 
 FULL = Sizes(
@@ -88,6 +95,12 @@ FULL = Sizes(
     small_size=4096,
     list_count=10_000,
     idle_count=500,
+    c_big=512 * MiB,
+    c_sessions=2000,
+    c_session_threads=50,
+    c_idle=5000,
+    c_concurrent=100,
+    c_conc_size=10 * MiB,
 )
 QUICK = Sizes(
     big=16 * MiB,
@@ -99,15 +112,25 @@ QUICK = Sizes(
     small_size=4096,
     list_count=500,
     idle_count=40,
+    c_big=32 * MiB,
+    c_sessions=200,
+    c_session_threads=20,
+    c_idle=100,
+    c_concurrent=10,
+    c_conc_size=1 * MiB,
 )
 
-TARGETS = ("vfsftp-osfs", "pyftpdlib", "vfsftp-mem")
+TARGETS = ("vfsftp-osfs", "pyftpdlib", "vfsftp-mem", "vsftpd")
+#: the issue-6 table (C client): run by default
+CORE_BENCHMARKS = ("c_transfer", "c_sessions", "c_idle", "listing", "c_concurrent_retr")
+#: which targets each benchmark runs against (vsftpd: RETR only, as the C reference)
+BENCH_TARGETS = {"c_transfer": TARGETS}
 BENCHMARKS = (
+    *CORE_BENCHMARKS,
     "transfer",
     "sessions",
     "sessions_concurrent",
     "small_files",
-    "listing",
     "idle_memory",
     "tls_transfer",
 )
@@ -288,8 +311,41 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
+    @property
+    def user(self) -> str:
+        return "anonymous" if self.target == "vsftpd" else USER
+
+    def _vsftpd_command(self) -> list[str]:
+        """vsftpd (Debian's package), anonymous read-only over the same
+        kind of folder: the C reference for RETR throughput. Its anonymous
+        chroot needs every folder on the way readable by the ftp user."""
+        for d in (self.root, *self.root.parents):
+            if str(d) in ("/", tempfile.gettempdir()):
+                break
+            d.chmod(0o755)
+        cfg = self.workdir / "vsftpd.conf"
+        cfg.write_text(
+            "listen=YES\n"
+            f"listen_address={HOST}\n"
+            f"listen_port={self.port}\n"
+            "anonymous_enable=YES\n"
+            f"anon_root={self.root}\n"
+            "no_anon_password=YES\n"
+            "local_enable=NO\n"
+            "write_enable=NO\n"
+            "seccomp_sandbox=NO\n"
+            "background=NO\n"
+            "use_sendfile=YES\n"
+            "max_clients=0\n"
+            "max_per_ip=0\n"
+            "secure_chroot_dir=/var/run/vsftpd/empty\n"
+        )
+        return [VSFTPD, str(cfg)]
+
     def _command(self) -> list[str]:
         py = sys.executable
+        if self.target == "vsftpd":
+            return self._vsftpd_command()
         if self.target == "pyftpdlib":
             cmd = [
                 py,
@@ -319,8 +375,8 @@ class ServerProcess:
             "server:\n"
             f"  listen: {HOST}\n"
             f"  port: {self.port}\n"
-            "  max_connections: 1024\n"
-            "  max_connections_per_ip: 1024\n"  # the idle test opens 500 from one address
+            "  max_connections: 8000\n"
+            "  max_connections_per_ip: 8000\n"  # the idle test opens 5000 from one address
             f"{tls}"
             f"mounts:\n  /: {json.dumps(mount)}\n"
             "users:\n"
@@ -471,7 +527,8 @@ def run_pyftpdlib_server(
         handler.tls_data_required = True
     handler.authorizer = authorizer
     server = FTPServer((HOST, port), handler)
-    server.max_cons = 1024  # same as vfsftp's config above (default 512)
+    server.max_cons = 8000  # same as vfsftp's config above (default 512)
+    server.max_cons_per_ip = 0  # no per-address limit (its default)
     server.serve_forever()
 
 
@@ -805,6 +862,169 @@ def bench_idle_memory(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
     return res
 
 
+# ---------------------------------------------------------------- C client
+# benchmarks/ftpload.c: a small pthreads FTP client, so that on a 2-core box
+# the client costs far less CPU than the server it measures.
+
+_FTPLOAD: list[Path] = []
+
+
+def ftpload() -> Path:
+    """Build ftpload.c once per run (cc -O2), into a temp folder."""
+    if not _FTPLOAD:
+        out = Path(tempfile.mkdtemp(prefix="vfsftp-ftpload-")) / "ftpload"
+        subprocess.run(
+            ["cc", "-O2", "-pthread", "-o", str(out), str(HERE / "ftpload.c")],
+            check=True,
+            timeout=120,
+        )
+        _FTPLOAD.append(out)
+    return _FTPLOAD[0]
+
+
+def run_ftpload(srv: ServerProcess, *args: str, timeout: float = 600) -> dict[str, str]:
+    """Run one ftpload command against srv; its "k=v ..." line as a dict."""
+    proc = subprocess.run(
+        [str(ftpload()), args[0], HOST, str(srv.port), srv.user, PASSWORD, *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    out = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+    if proc.returncode != 0 or "ok" not in out:
+        raise RuntimeError(f"ftpload {args[0]} failed ({proc.returncode}): {proc.stderr[-300:]}")
+    return out
+
+
+def make_file(srv: ServerProcess, name: str, size: int) -> None:
+    """A file of ``size`` random-ish bytes in the served root (over FTP for
+    mem://, directly on disk otherwise)."""
+    block = os.urandom(min(size, 4 * MiB))
+    if srv.local_root is None:
+        ftp = srv.client()
+        try:
+            stor(ftp, name, size, block)
+            ftp.quit()
+        finally:
+            ftp.close()
+        return
+    with open(srv.local_root / name, "wb") as f:
+        left = size
+        while left:
+            k = min(left, len(block))
+            f.write(block[:k])
+            left -= k
+    (srv.local_root / name).chmod(0o644)
+
+
+def bench_c_transfer(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    """STOR then RETR of z.c_big bytes with the C client (best of z.reps,
+    timed from the command to the 226). vsftpd: RETR only (anonymous,
+    read-only), of a file written directly to its folder."""
+    res: dict[str, Any] = {}
+    if srv.target == "vsftpd":
+        make_file(srv, "big.bin", z.c_big)
+    else:
+        best, cpu = 0.0, 0.0
+        for _ in range(z.reps):
+            c0 = srv.cpu()
+            out = run_ftpload(srv, "stor", "big.bin", str(z.c_big))
+            cpu += srv.cpu() - c0
+            if out["ok"] != "1":
+                raise RuntimeError(f"STOR failed: {out.get('first_error')}")
+            best = max(best, z.c_big / float(out["seconds"]) / 1e6)
+        res["c_stor_mbps"] = best
+        res["c_stor_cpu_per_gib"] = cpu / (z.c_big * z.reps / GiB)
+    best, cpu = 0.0, 0.0
+    for _ in range(z.reps):
+        c0 = srv.cpu()
+        out = run_ftpload(srv, "retr", "big.bin", str(z.c_big))
+        cpu += srv.cpu() - c0
+        if out["ok"] != "1":
+            raise RuntimeError(f"RETR failed: {out.get('first_error')}")
+        best = max(best, z.c_big / float(out["seconds"]) / 1e6)
+    res["c_retr_mbps"] = best
+    res["c_retr_cpu_per_gib"] = cpu / (z.c_big * z.reps / GiB)
+    return res
+
+
+def bench_c_sessions(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    """z.c_session_threads concurrent clients, z.c_sessions sessions in all:
+    connect, USER/PASS, PWD, TYPE I, EPSV, RETR of a 4 KiB file, QUIT."""
+    make_file(srv, "small.bin", 4096)
+    run_ftpload(srv, "sessions", "small.bin", "5", "20")  # warm-up
+    c0 = srv.cpu()
+    out = run_ftpload(srv, "sessions", "small.bin", str(z.c_session_threads), str(z.c_sessions))
+    cpu = srv.cpu() - c0
+    ok, failed = int(out["ok"]), int(out["fail"])
+    res: dict[str, Any] = {
+        "c_sessions_per_s": ok / float(out["seconds"]),
+        "c_session_cpu_ms": cpu / max(ok, 1) * 1000,
+    }
+    if failed:
+        res["errors"] = f"sessions: {failed}/{ok + failed} failed, first: {out['first_error']}"
+    return res
+
+
+def bench_c_idle(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    """z.c_idle logged-in control connections left idle: server RSS growth
+    per connection (then a NOOP on each checks they are all alive)."""
+    for _ in range(5):
+        one_session(srv.port)
+    time.sleep(0.5)
+    rss0 = srv.rss_kb()
+    proc = subprocess.Popen(
+        [str(ftpload()), "idle", HOST, str(srv.port), srv.user, PASSWORD, str(z.c_idle)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        ready = proc.stdout.readline()
+        time.sleep(1.0)
+        rss1 = srv.rss_kb()
+        proc.stdin.close()
+        final = proc.stdout.read().strip().splitlines()
+        proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    first = dict(kv.split("=", 1) for kv in ready.split() if "=" in kv)
+    last = dict(kv.split("=", 1) for kv in (final[-1] if final else "").split() if "=" in kv)
+    ok = int(first.get("ok", 0))
+    res: dict[str, Any] = {
+        "c_idle_kib_per_conn": (rss1 - rss0) / max(ok, 1) * 1000 / 1024,
+        "c_idle_rss_base_mb": rss0 / 1024,
+    }
+    failed, dead = int(first.get("fail", 0)), int(last.get("dead", 0))
+    if failed or dead or ok != z.c_idle:
+        res["errors"] = (
+            f"idle: {failed} logins failed ({last.get('first_error', '')}), {dead} dead at NOOP"
+        )
+    return res
+
+
+def bench_c_concurrent_retr(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
+    """z.c_concurrent sessions at once, each RETR of one z.c_conc_size file:
+    total MB/s from the first connect to the last 226."""
+    make_file(srv, "ten.bin", z.c_conc_size)
+    n = z.c_concurrent
+    c0 = srv.cpu()
+    out = run_ftpload(srv, "sessions", "ten.bin", str(n), str(n))
+    cpu = srv.cpu() - c0
+    ok = int(out["ok"])
+    res: dict[str, Any] = {
+        "c_conc_mbps": int(out["bytes"]) / float(out["seconds"]) / 1e6,
+        "c_conc_cpu_per_gib": cpu / max(int(out["bytes"]) / GiB, 1e-9),
+    }
+    if ok != n:
+        res["errors"] = f"concurrent RETR: {n - ok}/{n} failed, first: {out['first_error']}"
+    return res
+
+
 BENCH_FUNCS: dict[str, Callable[[ServerProcess, Sizes], dict[str, Any]]] = {
     "transfer": bench_transfer,
     "sessions": bench_sessions,
@@ -813,6 +1033,10 @@ BENCH_FUNCS: dict[str, Callable[[ServerProcess, Sizes], dict[str, Any]]] = {
     "listing": bench_listing,
     "idle_memory": bench_idle_memory,
     "tls_transfer": bench_tls_transfer,
+    "c_transfer": bench_c_transfer,
+    "c_sessions": bench_c_sessions,
+    "c_idle": bench_c_idle,
+    "c_concurrent_retr": bench_c_concurrent_retr,
 }
 
 
@@ -831,7 +1055,42 @@ class Metric:
 
 def metrics(z: Sizes) -> list[Metric]:
     big = f"{z.big // MiB} MiB"
+    cbig = f"{z.c_big // MiB} MiB"
     return [
+        Metric(
+            "c_retr_mbps", "c_transfer", f"RETR {cbig} (C client), best of {z.reps}", "MB/s", True
+        ),
+        Metric("c_retr_cpu_per_gib", "c_transfer", "  server CPU", "s/GiB", False, "{:.2f}"),
+        Metric(
+            "c_stor_mbps", "c_transfer", f"STOR {cbig} (C client), best of {z.reps}", "MB/s", True
+        ),
+        Metric("c_stor_cpu_per_gib", "c_transfer", "  server CPU", "s/GiB", False, "{:.2f}"),
+        Metric(
+            "c_sessions_per_s",
+            "c_sessions",
+            f"Sessions: {z.c_session_threads} concurrent clients, {z.c_sessions:,} sessions "
+            "(login, PWD, TYPE I, EPSV, RETR 4 KiB, QUIT)",
+            "sessions/s",
+            True,
+        ),
+        Metric("c_session_cpu_ms", "c_sessions", "  server CPU per session", "ms", False, "{:.2f}"),
+        Metric(
+            "c_idle_kib_per_conn",
+            "c_idle",
+            f"{z.c_idle:,} idle logged-in connections",
+            "KiB RSS/conn",
+            False,
+            "{:.2f}",
+        ),
+        Metric("c_idle_rss_base_mb", "c_idle", "  server RSS before", "MB", False, "{:.1f}"),
+        Metric(
+            "c_conc_mbps",
+            "c_concurrent_retr",
+            f"{z.c_concurrent} concurrent RETR of {z.c_conc_size // MiB} MiB",
+            "MB/s total",
+            True,
+        ),
+        Metric("c_conc_cpu_per_gib", "c_concurrent_retr", "  server CPU", "s/GiB", False, "{:.2f}"),
         Metric("retr_mbps", "transfer", f"RETR {big}, best of {z.reps}", "MB/s", True),
         Metric("retr_cpu_per_gib", "transfer", "RETR server CPU", "s/GiB", False, "{:.2f}"),
         Metric("stor_mbps", "transfer", f"STOR {big}, best of {z.reps}", "MB/s", True),
@@ -968,8 +1227,9 @@ def render(
         "Ratio = vfsftp-osfs ÷ pyftpdlib (both on a local temp folder). "
         "MB = 10^6 bytes. CPU = server process utime+stime (all threads), 10 ms clock ticks.",
         "",
-        "| Benchmark | Unit | vfsftp (osfs) | pyftpdlib | ratio | vfsftp (mem://) |",
-        "|---|---|--:|--:|---|--:|",
+        "| Benchmark | Unit | vfsftp (osfs) | pyftpdlib | ratio | vfsftp (mem://) "
+        "| mem ratio | vsftpd | osfs ÷ vsftpd |",
+        "|---|---|--:|--:|---|--:|---|--:|---|",
     ]
     for m in metrics(z):
         if m.bench not in selected:
@@ -977,10 +1237,12 @@ def render(
         v = results.get("vfsftp-osfs", {}).get(m.key)
         p = results.get("pyftpdlib", {}).get(m.key)
         mem = results.get("vfsftp-mem", {}).get(m.key)
+        vs = results.get("vsftpd", {}).get(m.key)
         arrow = "↑" if m.higher_is_better else "↓"
         out.append(
             f"| {m.label} | {m.unit} {arrow} | {_cell(v, m.fmt)} | {_cell(p, m.fmt)} | "
-            f"{_ratio(m, v, p)} | {_cell(mem, m.fmt)} |"
+            f"{_ratio(m, v, p)} | {_cell(mem, m.fmt)} | {_ratio(m, mem, p)} | "
+            f"{_cell(vs, m.fmt)} | {_ratio(m, v, vs)} |"
         )
     out.append("")
     out.append("↑ higher is better, ↓ lower is better.")
@@ -1054,7 +1316,10 @@ def _best(values: list[float], higher_is_better: bool) -> float:
 def run_suite(args: argparse.Namespace) -> int:
     z = QUICK if args.quick else FULL
     rounds = args.rounds or (1 if args.quick else 3)
-    selected = [b for b in BENCHMARKS if not args.only or b in args.only]
+    if args.only:
+        selected = [b for b in BENCHMARKS if b in args.only]
+    else:
+        selected = list(BENCHMARKS if args.all else CORE_BENCHMARKS)
     targets = [t for t in TARGETS if not args.target or t in args.target]
     info = machine_info()
     info["load average at start"] = _loadavg()
@@ -1080,7 +1345,9 @@ def run_suite(args: argparse.Namespace) -> int:
         for bench in selected:
             for rnd in range(rounds):
                 # alternate the order so that no server always goes first
-                order = targets if rnd % 2 == 0 else list(reversed(targets))
+                runs_on = BENCH_TARGETS.get(bench, TARGETS[:3])
+                here = [t for t in targets if t in runs_on]
+                order = here if rnd % 2 == 0 else list(reversed(here))
                 for target in order:
                     workdir = base / f"{bench}-{target}-{rnd}"
                     workdir.mkdir()
@@ -1219,6 +1486,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=BENCHMARKS,
         metavar="NAME",
         help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="run every benchmark (default: the C-client table: "
+        + ", ".join(CORE_BENCHMARKS)
+        + ")",
     )
     parser.add_argument(
         "--target",

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import errno
 import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ from . import data as datamod
 from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, Invocation, preflight
 from .data import PassiveListener, TransferAborted, TransferState, normalize_ip
 from .errors import FTPError, map_fs_error
+from .observability import new_session_id, session_id
 from .protocol import MLST_DEFAULT_FACTS, TOO_LONG, LineBuffer, Reply, parse_command
 from .throttle import TokenBucket
 from .tls import wrap_data_socket
@@ -36,7 +39,8 @@ __all__ = ["FTPChannel", "SessionState"]
 
 log = logging.getLogger("vfsftp.session")
 
-_DRAIN_ABOVE = 64 * 1024
+#: command lines queued before the channel stops reading from the client
+_MAX_PENDING = 64
 
 # Errors of the storage side during a transfer (the rest are the network's).
 _STORAGE_ERRNOS = frozenset(
@@ -89,31 +93,26 @@ class Transfer:
     abort_requested: bool = False
 
 
-class FTPChannel:
-    """One control connection."""
+class FTPChannel(asyncio.Protocol):
+    """One control connection, as an ``asyncio.Protocol``: no StreamReader,
+    StreamWriter or parked task per connection (they doubled the memory of
+    an idle session and cost a future and a task wake-up per command). A
+    task runs only while commands are being handled; an idle session is
+    this object, its transport and a timer."""
 
-    def __init__(
-        self,
-        server: FTPServer,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        implicit_tls: bool = False,
-    ) -> None:
+    transport: asyncio.Transport
+
+    def __init__(self, server: FTPServer, implicit_tls: bool = False) -> None:
         self.server = server
         # The session keeps the settings and TLS context it started with,
         # whatever a config reload does meanwhile.
         self.config = server.config
         self.tls_context = server.tls_context
         self.tls_handshake_timeout = server.tls_handshake_timeout
-        self.reader = reader
-        self.writer = writer
-        sock = writer.get_extra_info("socket")
-        self.family: socket.AddressFamily = sock.family if sock is not None else socket.AF_INET
-        peer = writer.get_extra_info("peername") or ("?", 0)
-        local = writer.get_extra_info("sockname") or ("127.0.0.1", 0)
-        self.peer_ip: str = normalize_ip(str(peer[0]))
-        self.peer: str = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
-        self.local_ip: str = str(local[0])
+        self.family: socket.AddressFamily = socket.AF_INET
+        self.peer_ip = "?"
+        self.peer = "?"
+        self.local_ip = "127.0.0.1"
         self.state = SessionState()
         self.implicit_tls = implicit_tls
         if implicit_tls:
@@ -122,20 +121,139 @@ class FTPChannel:
             self.state.secure, self.state.pbsz, self.state.prot = True, True, "P"
         # Room for a command and a path of MAX_PATH_BYTES (4096).
         self.lines = LineBuffer(max_line=8192)
-        self._drop_pipelined = False
+        self._pending: deque[bytes | object] = deque()
+        self._task: asyncio.Task[None] | None = None  # handling commands, or closing
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
+        self._write_paused = False
+        self._drained: asyncio.Future[None] | None = None
+        self._lost: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._admitted = False
+        self._context = contextvars.Context()  # the session's (connection_made)
+        self._eof = False  # the client closed its side (or the connection broke)
         self.transfer: Transfer | None = None
         self.closing = False
         self._closed = False  # close() has run (it may be called twice)
         self.quit_requested = False
         self.started = time.monotonic()
+
+    # ------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Every task and timer of the session runs in a context of its own,
+        # where session_id names it in log lines and transfer records.
+        self._context = contextvars.copy_context()
+        self._context.run(session_id.set, new_session_id())
+        self._context.run(self._made, transport)
+
+    def _made(self, transport: asyncio.BaseTransport) -> None:
+        # (uvloop's transports are not asyncio.Transport subclasses)
+        self.transport = transport  # type: ignore[assignment]
+        loop = asyncio.get_running_loop()
+        self._lost = loop.create_future()
+        sock = transport.get_extra_info("socket")
         if sock is not None:
+            self.family = sock.family
             with contextlib.suppress(OSError):
                 # ftplib's abort() sends ABOR with MSG_OOB: keep the urgent
                 # byte in the stream instead of losing the line's last byte.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        local = transport.get_extra_info("sockname") or ("127.0.0.1", 0)
+        self.peer_ip = normalize_ip(str(peer[0]))
+        self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
+        self.local_ip = str(local[0])
+        refusal = self.server.admit(self)
+        if refusal is not None:
+            # RFC 959 §4.2: 421 may be sent in answer to any command, and on connect.
+            self.closing = self._closed = True
+            self.transport.write(f"421 {refusal}\r\n".encode())
+            self.transport.close()
+            return
+        self._admitted = True
+        log.info("connect %s", self.peer)
+        self._last_activity = loop.time()
+        self._idle_timer = loop.call_later(
+            self.config.server.idle_timeout, self._idle_check, context=self._context
+        )
+        if self.implicit_tls:
+            # Nothing may be read in clear: the client's ClientHello must
+            # reach the TLS layer that start_tls puts in place.
+            self.transport.pause_reading()
+            self._spawn(self._implicit_start())
+        else:
+            self.reply(220, self.config.server.banner)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        lines = self.lines.feed(data)
+        if not lines:
+            return
+        self._last_activity = asyncio.get_running_loop().time()
+        self._pending.extend(lines)
+        if len(self._pending) > _MAX_PENDING and not self._reading_paused:
+            # A client pipelining faster than we answer: stop reading until
+            # the queue drains (the kernel's buffers then push back on it).
+            self._reading_paused = True
+            self.transport.pause_reading()
+        if self._task is None:
+            self._spawn(self._process())
+
+    def eof_received(self) -> bool | None:
+        self._end_of_input()
+        return False  # close the transport (flushing what is buffered)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._end_of_input()
+
+    def pause_writing(self) -> None:
+        # Only a client that stops reading fills the write buffer.
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def _end_of_input(self) -> None:
+        """The client closed (or the connection broke): end the session once
+        the command in hand is answered."""
+        if not self._admitted:
+            return
+        self._eof = True  # lines already received are still answered
+        if self._task is None:
+            self._spawn(self.close())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        # (create_task copies the current context: the session's)
+        task = self._context.run(asyncio.get_running_loop().create_task, coro)
+        self._task = task
+        self.server.track(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if self._task is task:
+            self._task = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: session task failed", self.peer, exc_info=task.exception())
+        if self._closed:
+            return
+        if self._pending and not self.closing:
+            self._spawn(self._process())
+        elif self.closing or self._eof:
+            self._spawn(self.close())
+
+    async def _drain(self) -> None:
+        while self._write_paused and not self.transport.is_closing():
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
 
     # ------------------------------------------------------------ output
 
@@ -143,10 +261,10 @@ class FTPChannel:
         self.send(Reply(code, text))
 
     def send(self, reply: Reply) -> None:
-        if self.writer.is_closing():
+        if self.transport.is_closing():
             return
         self.server.metrics.reply(reply.code)
-        self.writer.write(reply.encode())
+        self.transport.write(reply.encode())
 
     @property
     def username(self) -> str:
@@ -154,20 +272,15 @@ class FTPChannel:
             return self.state.account.name
         return self.state.username or "-"
 
-    # ------------------------------------------------------------ main loop
+    # ------------------------------------------------------------ commands
 
-    async def run(self) -> None:
-        log.info("connect %s", self.peer)
+    async def _implicit_start(self) -> None:
         try:
-            if self.implicit_tls:
-                await self.start_tls()  # bounded by handshake_timeout
-                self._drop_pipelined = False  # nothing was sent in clear
-            self.reply(220, self.config.server.banner)
-            await self._read_loop()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
+            await self.start_tls()  # bounded by handshake_timeout
+        except ConnectionError:
             await self.close()
+            return
+        self.reply(220, self.config.server.banner)
 
     def _idle_check(self) -> None:
         """One timer per session instead of a wait_for per read (which costs
@@ -178,43 +291,37 @@ class FTPChannel:
         idle = self.config.server.idle_timeout
         left = self._last_activity + idle - loop.time()
         if left > 0 or self.transfer is not None:  # a long transfer is not idleness
-            self._idle_timer = loop.call_later(left if left > 0 else idle, self._idle_check)
+            self._idle_timer = loop.call_later(
+                left if left > 0 else idle, self._idle_check, context=self._context
+            )
             return
         self.reply(421, f"Idle timeout ({idle:g} seconds), closing control connection")
         log.info("idle timeout %s", self.peer)
         self.closing = True
-        self.writer.close()  # flushes the 421 first; the read loop then sees EOF
+        if self._task is None:
+            self._spawn(self.close())
 
-    async def _read_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._last_activity = loop.time()
-        self._idle_timer = loop.call_later(self.config.server.idle_timeout, self._idle_check)
-        while not self.closing:
-            chunk = await self.reader.read(65536)
-            if not chunk:
-                return
-            lines = self.lines.feed(chunk)
-            if lines:
-                # Only whole lines count as activity: a client dripping a
-                # line byte by byte (slowloris) still times out.
-                self._last_activity = loop.time()
-            for line in lines:
-                if self.closing:
-                    return
-                if self._drop_pipelined:
-                    # Lines that came in clear behind AUTH TLS are never run
-                    # (the STARTTLS injection, CVE-2011-0411).
-                    continue
+    async def _process(self) -> None:
+        """Handle the queued command lines, one at a time, then end (the
+        next line that arrives starts a new task)."""
+        try:
+            while self._pending and not self.closing:
+                line = self._pending.popleft()
                 if line is TOO_LONG:
                     self.reply(500, "Command line too long")
-                    continue
-                assert isinstance(line, bytes)
-                await self.handle_line(line)
-                if self.writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
-                    # Only a client that stops reading fills the buffer;
-                    # draining after every reply costs a loop turn each.
-                    await self.writer.drain()
-            self._drop_pipelined = False
+                else:
+                    assert isinstance(line, bytes)
+                    await self.handle_line(line)
+                if self._write_paused:
+                    await self._drain()
+                if self._reading_paused and len(self._pending) < _MAX_PENDING // 2:
+                    self._reading_paused = False
+                    if not self.transport.is_closing():
+                        self.transport.resume_reading()
+        except ConnectionError:  # TLSHandshakeFailed among them
+            self.closing = True
+        if self.closing or self._eof:
+            await self.close()
 
     async def handle_line(self, line: bytes) -> None:
         cmd = parse_command(line)
@@ -262,67 +369,47 @@ class FTPChannel:
 
     async def start_tls(self) -> None:
         """Switch the control connection to TLS after the 234 reply. Nothing
-        received in clear before the handshake is executed afterwards."""
+        received in clear before the handshake is executed afterwards (the
+        STARTTLS injection, CVE-2011-0411): the lines queued behind AUTH and
+        a partial line are dropped here, and loop.start_tls pauses reading
+        before it yields, so later bytes go to the TLS layer."""
         ctx = self.tls_context
         assert ctx is not None
         self.lines.clear()
-        self._drop_pipelined = True
-        # Bytes already read off the socket but not yet parsed: plaintext too.
-        buffered = getattr(self.reader, "_buffer", None)
-        if isinstance(buffered, bytearray):
-            buffered.clear()
+        self._pending.clear()
         timeout = self.tls_handshake_timeout
-        raw = self.writer.transport
+        raw = self.transport
+        loop = asyncio.get_running_loop()
         try:
-            if hasattr(self.writer, "start_tls"):  # Python 3.11+
-                # Awaited directly, not through wait_for (a new task, so a
-                # loop iteration): nothing may yield before start_tls pauses
-                # reading, or the client's ClientHello lands in the plaintext
-                # StreamReader and the handshake stalls (always so with
-                # implicit TLS, whose client speaks first).
-                await self.writer.start_tls(ctx, ssl_handshake_timeout=timeout)
-            else:  # pragma: no cover - Python 3.10
-                loop = asyncio.get_running_loop()
-                transport = self.writer.transport
-                new = await loop.start_tls(
-                    transport,
-                    transport.get_protocol(),
-                    ctx,
-                    server_side=True,
-                    ssl_handshake_timeout=timeout,
-                )
-                self.writer._transport = new  # type: ignore[attr-defined]
-                self.reader._transport = new  # type: ignore[attr-defined]
-            if self.writer.transport is None:
+            # Awaited directly, not through wait_for (a new task, so a loop
+            # iteration): nothing may yield before start_tls pauses reading.
+            new = await loop.start_tls(
+                raw, self, ctx, server_side=True, ssl_handshake_timeout=timeout
+            )
+            if new is None:
                 raise ConnectionResetError("connection closed during the TLS handshake")
-        except (OSError, asyncio.TimeoutError, ssl.SSLError, AttributeError) as exc:
-            # AttributeError: a connection closed locally mid-handshake (server
-            # shutdown) makes asyncio return no transport, which 3.11's
-            # StreamWriter.start_tls then dereferences.
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             log.info("%s: TLS handshake failed: %r", self.peer, exc)
             self._handshake_failed(raw)
             raise TLSHandshakeFailed("TLS handshake failed") from None
         except asyncio.CancelledError:
             self._handshake_failed(raw)
             raise
+        self.transport = new
+        self._reading_paused = False
         self.state.secure = True
         log.info("%s: control connection now TLS (%s)", self.peer, self.tls_version())
 
     def _handshake_failed(self, raw: asyncio.BaseTransport) -> None:
-        """Leave the streams consistent after a failed handshake, so that
-        close() finishes: asyncio closes the socket but never tells the
-        stream protocol (it was swapped out for the handshake), and may
-        have set the writer's transport to None."""
+        """asyncio closes the socket but never tells this protocol (the TLS
+        layer had taken its place): do its part of connection_lost."""
         self.closing = True
         raw.close()
-        if self.writer.transport is None:
-            self.writer._transport = raw  # type: ignore[attr-defined]
-        protocol = getattr(self.writer, "_protocol", None)
-        if protocol is not None:
-            protocol.connection_lost(None)  # wait_closed() returns, reads see EOF
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
 
     def tls_version(self) -> str:
-        obj = self.writer.get_extra_info("ssl_object")
+        obj = self.transport.get_extra_info("ssl_object")
         return str(obj.version()) if obj is not None else "-"
 
     # ------------------------------------------------------------ data
@@ -360,12 +447,19 @@ class FTPChannel:
         opening: str,
         cleanup: Callable[[bool], None] | None = None,
         success_text: str = "Transfer complete",
+        body: bytes | None = None,
     ) -> None:
         """Open the data connection, run ``work`` in a transfer thread and
         answer 226/426/451. ``cleanup(ok)`` runs in the thread afterwards
-        (commit or discard of an upload, closing the file) whatever happened."""
+        (commit or discard of an upload, closing the file) whatever happened.
+
+        ``body``: the whole content to send, already in memory (a listing, a
+        small file read with its open). On a plain data connection it is
+        sent from the event loop (non-blocking socket, no thread hop);
+        ``work`` then runs only for PROT P, whose handshake is left to a
+        thread."""
         task = asyncio.get_running_loop().create_task(
-            self._transfer(verb, path, work, opening, cleanup, success_text)
+            self._transfer(verb, path, work, opening, cleanup, success_text, body)
         )
         self.transfer = Transfer(verb, path, task)
         task.add_done_callback(self._transfer_done)
@@ -382,6 +476,7 @@ class FTPChannel:
         opening: str,
         cleanup: Callable[[bool], None] | None,
         success_text: str,
+        body: bytes | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         executor = self.server.transfer_executor
@@ -409,16 +504,25 @@ class FTPChannel:
         try:
             self.reply(150, opening)
             sock = await self._open_data()
-            datamod.prepare_blocking(sock, self.config.server.stall_timeout)
-            if self.state.prot == "P":
-                work = self._protected(work)
-            state = TransferState(sock, verb, path)
-            assert self.transfer is not None
-            self.transfer.state = state
-            if self.transfer.abort_requested:
-                raise TransferAborted()
-            await loop.run_in_executor(executor, job, state)
-            ok = True
+            if body is not None and self.state.prot == "C" and cleanup is None:
+                state = TransferState(sock, verb, path)
+                assert self.transfer is not None
+                self.transfer.state = state
+                if self.transfer.abort_requested:
+                    raise TransferAborted()
+                await datamod.send_body(state, body, self.config.server.stall_timeout)
+                ok = True
+            else:
+                datamod.prepare_blocking(sock, self.config.server.stall_timeout)
+                if self.state.prot == "P":
+                    work = self._protected(work)
+                state = TransferState(sock, verb, path)
+                assert self.transfer is not None
+                self.transfer.state = state
+                if self.transfer.abort_requested:
+                    raise TransferAborted()
+                await loop.run_in_executor(executor, job, state)
+                ok = True
         except FTPError as err:
             reply = err.reply
         except TransferAborted:
@@ -498,9 +602,9 @@ class FTPChannel:
     # ------------------------------------------------------------ teardown
 
     async def close(self) -> None:
-        # A flag of its own: `closing` with a closing writer is also the state
-        # a failed TLS handshake leaves, and that session must still be
-        # removed from the server's counts.
+        # A flag of its own: `closing` is also set while the last command is
+        # answered, and the session must be removed from the server's counts
+        # exactly once.
         if self._closed:
             return
         self._closed = True
@@ -515,10 +619,11 @@ class FTPChannel:
         await self.abort_transfer()
         self.close_passive()
         with contextlib.suppress(Exception):
-            await self.writer.drain()
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+            await self._drain()
+        self.transport.close()
+        if self._lost is not None:
+            with contextlib.suppress(Exception):
+                await self._lost
         log.info(
             "disconnect %s %s (%.1fs)", self.peer, self.username, time.monotonic() - self.started
         )

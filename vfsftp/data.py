@@ -33,12 +33,14 @@ __all__ = [
     "connect_active",
     "open_passive",
     "recv_stream",
+    "send_body",
     "send_bytes",
     "send_stream",
 ]
 
 CHUNK = 256 * 1024
 THROTTLED_CHUNK = 16 * 1024  # smooth pacing under a rate limit
+BODY_CHUNK = 256 * 1024  # send_body: the stall deadline restarts per chunk
 
 
 class TransferAborted(Exception):
@@ -235,6 +237,42 @@ def _finish_send(state: TransferState) -> None:
     # after every byte was handed to the kernel.
     with contextlib.suppress(OSError):
         state.sock.shutdown(socket.SHUT_WR)
+
+
+async def send_body(state: TransferState, data: bytes, stall_timeout: float) -> int:
+    """Send ``data`` from the event loop (a listing, a small file): no thread
+    hop. As on the blocking sockets of transfer threads, a client that takes
+    no data for ``stall_timeout`` seconds is cut off (TimeoutError); the
+    deadline restarts with every chunk that goes out."""
+    loop = asyncio.get_running_loop()
+    sock = state.sock
+    sock.setblocking(False)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    stalled = False
+
+    def stall() -> None:
+        nonlocal stalled
+        stalled = True
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # the pending send fails at once
+
+    view = memoryview(data)
+    for i in range(0, len(view), BODY_CHUNK):
+        state.check()
+        timer = loop.call_later(stall_timeout, stall)
+        try:
+            await loop.sock_sendall(sock, view[i : i + BODY_CHUNK])
+        except OSError:
+            if stalled and not state.aborted:
+                raise TimeoutError("no data moved") from None
+            raise
+        finally:
+            timer.cancel()
+        state.bytes += min(BODY_CHUNK, len(view) - i)
+    state.check()
+    _finish_send(state)
+    return state.bytes
 
 
 def send_bytes(state: TransferState, data: bytes) -> int:

@@ -24,7 +24,10 @@ from fs.info import Info
 from fs.osfs import OSFS
 from fs.path import abspath, normpath
 
-__all__ = ["JailedOSFS"]
+__all__ = ["JailedOSFS", "StatRow"]
+
+#: (name, is_dir, size, mtime, st_ino, st_dev): a listing row without Info
+StatRow = tuple[str, bool, int, float, int, int]
 
 _FAST_NAMESPACES = frozenset({"basic", "details", "stat"})
 
@@ -91,3 +94,26 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
         if page is not None:
             infos = infos[page[0] : page[1]]
         return iter(infos)
+
+    def scan_rows(self, path: str) -> list[StatRow]:
+        """A directory's entries as plain tuples: what LIST and MLSD show,
+        without an ``Info`` (and its dicts) per entry, which cost more than
+        the ``stat`` itself on large directories. Same rules as scandir:
+        links leading out and vanished entries are left out."""
+        _path = self.validatepath(path)
+        sys_path = os.fsdecode(self._to_sys_path(_path))
+        rows: list[StatRow] = []
+        append = rows.append
+        inside = self._inside
+        isdir = statmod.S_ISDIR
+        with convert_os_errors("scandir", path, directory=True), os.scandir(sys_path) as it:
+            for entry in it:
+                try:
+                    if entry.is_symlink() and not inside(entry.path):
+                        continue
+                    st = entry.stat()
+                except OSError:
+                    continue
+                d = isdir(st.st_mode)
+                append((entry.name, d, 0 if d else st.st_size, st.st_mtime, st.st_ino, st.st_dev))
+        return rows

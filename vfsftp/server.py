@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -30,7 +30,7 @@ from .hooks import Event, Hooks, load_hooks
 from .limits import BanList
 from .metrics import Metrics
 from .mounts import MountTable
-from .observability import Counters, TransferRecord, log_transfer, new_session_id, session_id
+from .observability import Counters, TransferRecord, log_transfer, session_id
 from .quota import Quota
 from .throttle import TokenBucket, chain
 from .tls import make_server_context
@@ -113,7 +113,7 @@ class FTPServer:
         """Bind every listen address. With port 0 each address gets its own
         ephemeral port; ``addresses`` (``implicit_addresses``) tells which."""
         cfg = self.config.server
-        self.addresses = await self._listen(self._accept, cfg.port, "")
+        self.addresses = await self._listen(False, cfg.port, "")
         tls = cfg.tls
         if tls is not None and tls.implicit_port is not None and self.tls_context is not None:
             # No ssl= here: the channel does the handshake itself (as after
@@ -121,9 +121,7 @@ class FTPServer:
             # like any other: counted against the limits and closed by
             # close(). asyncio's own handshakes are invisible to the server
             # and outlive a shutdown (Python < 3.13).
-            self.implicit_addresses = await self._listen(
-                self._accept_implicit, tls.implicit_port, " (implicit TLS)"
-            )
+            self.implicit_addresses = await self._listen(True, tls.implicit_port, " (implicit TLS)")
         metrics = self.config.metrics
         if metrics.port is not None:
             try:
@@ -133,18 +131,19 @@ class FTPServer:
                     srv.close()
                 raise
 
-    async def _listen(
-        self,
-        accept: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
-        port: int,
-        label: str,
-    ) -> list[tuple[str, int]]:
+    async def _listen(self, implicit_tls: bool, port: int, label: str) -> list[tuple[str, int]]:
         """One listener per configured address; returns the bound addresses."""
+        loop = asyncio.get_running_loop()
         bound: list[tuple[str, int]] = []
         for host in self.config.server.listen:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            srv = await asyncio.start_server(
-                accept, host, port, family=family, reuse_address=True, limit=1 << 16, backlog=512
+            srv = await loop.create_server(
+                lambda: FTPChannel(self, implicit_tls=implicit_tls),
+                host,
+                port,
+                family=family,
+                reuse_address=True,
+                backlog=512,
             )
             self._servers.append(srv)
             for sock in srv.sockets:
@@ -199,56 +198,33 @@ class FTPServer:
 
     # ------------------------------------------------------------ sessions
 
-    async def _accept_implicit(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        # FTPChannel.run() does the TLS handshake before the 220 greeting.
-        await self._accept(reader, writer, implicit_tls=True)
+    def admit(self, channel: FTPChannel) -> str | None:
+        """A new connection: count it, or say why it is refused (421)."""
+        cfg = self.config.server
+        self.counters.add(connections=1)
+        refusal = None
+        banned = self.bans.ban_left(channel.peer_ip) if self.bans is not None else 0.0
+        if banned > 0:
+            refusal = (
+                "Too many failed logins from your address; "
+                f"try again in {math.ceil(banned)} seconds"
+            )
+        elif len(self.channels) >= cfg.max_connections:
+            refusal = "Too many connections, try again later"
+        elif self._per_ip[channel.peer_ip] >= cfg.max_connections_per_ip:
+            refusal = "Too many connections from your address"
+        if refusal is not None:
+            self.counters.add(connections_refused=1)
+            return refusal
+        self.channels.add(channel)
+        self._per_ip[channel.peer_ip] += 1
+        return None
 
-    async def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, implicit_tls: bool = False
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
-        session_id.set(new_session_id())  # this task's log lines, and its transfers'
-        try:
-            channel = FTPChannel(self, reader, writer, implicit_tls=implicit_tls)
-            cfg = self.config.server
-            self.counters.add(connections=1)
-            banned = self.bans.ban_left(channel.peer_ip) if self.bans is not None else 0.0
-            if banned > 0:
-                await self._refuse(
-                    writer,
-                    "Too many failed logins from your address; "
-                    f"try again in {math.ceil(banned)} seconds",
-                )
-                return
-            if len(self.channels) >= cfg.max_connections:
-                await self._refuse(writer, "Too many connections, try again later")
-                return
-            if self._per_ip[channel.peer_ip] >= cfg.max_connections_per_ip:
-                await self._refuse(writer, "Too many connections from your address")
-                return
-            self.channels.add(channel)
-            self._per_ip[channel.peer_ip] += 1
-            await channel.run()
-        except asyncio.CancelledError:
-            # Only server shutdown cancels a session; asyncio's stream callback
-            # would log a cancelled task as an error.
-            pass
-        finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
-
-    async def _refuse(self, writer: asyncio.StreamWriter, text: str) -> None:
-        self.counters.add(connections_refused=1)
-        # RFC 959 §4.2: 421 may be sent in answer to any command, and on connect.
-        writer.write(f"421 {text}\r\n".encode())
-        with contextlib.suppress(Exception):
-            await writer.drain()
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+    def track(self, task: asyncio.Task[None]) -> None:
+        """A session's task (handling commands, closing): waited for, then
+        cancelled, at shutdown."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def session_closed(self, channel: FTPChannel) -> None:
         if channel in self.channels:
@@ -653,7 +629,7 @@ def _end_session(channel: FTPChannel) -> None:
         return
     channel.reply(421, "Server shutting down")
     channel.closing = True
-    channel.writer.close()  # the session's own task sees EOF, ends and cleans up
+    channel.transport.close()  # connection_lost then ends the session and cleans up
 
 
 def _owner_name(account: Account) -> str:

@@ -252,6 +252,21 @@ class VirtualTree(FS):
     def listdir(self, path: str) -> list[str]:
         return [info.name for info in self.scandir(path)]
 
+    def scan_rows(self, path: str) -> list[tuple[str, bool, int, float, int, int]] | None:
+        """Plain stat rows of a directory that lies wholly in one mount whose
+        filesystem offers ``scan_rows`` (local folders); None otherwise,
+        and the caller takes the scandir way."""
+        found = self.mount_of(path)
+        if found is None or self.child_mounts(path):
+            return None
+        m, sub = found
+        scan = getattr(m.fs, "scan_rows", None)
+        if scan is None:
+            return None
+        self.check()
+        rows: list[tuple[str, bool, int, float, int, int]] = scan(sub)
+        return [r for r in rows if not r[0].startswith(UPLOAD_PREFIX)]
+
     def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> BinaryIO:
         self.check()
         if any(c in mode for c in "wax+"):

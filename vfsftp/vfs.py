@@ -171,9 +171,13 @@ def _copy_n(src: IO[bytes], dst: IO[bytes], n: int) -> None:
 
 
 def _unique(info: Info, mount_kind: str, path: str) -> str:
-    st = info.raw.get("stat")
-    if st and st.get("st_ino"):
-        return f"{st.get('st_dev', 0):x}g{st['st_ino']:x}"
+    st: Mapping[str, Any] = info.raw.get("stat") or {}
+    return _unique_of(int(st.get("st_ino") or 0), int(st.get("st_dev") or 0), mount_kind, path)
+
+
+def _unique_of(ino: int, dev: int, mount_kind: str, path: str) -> str:
+    if ino:
+        return f"{dev:x}g{ino:x}"
     return hashlib.blake2s(
         f"{mount_kind}:{path}".encode("utf-8", "surrogateescape"), digest_size=8
     ).hexdigest()
@@ -316,16 +320,22 @@ class SessionFS:
         directory; only children that are mount points or carry their own
         permission override are looked at one by one."""
         namespaces = _NAMESPACES if want_unique else ("details",)
-
-        def scan() -> list[Info]:
-            return list(self.tree.scandir(path, namespaces))
-
-        infos = await self._run((path,), scan)
         base = path.rstrip("/")
         special = set(self.tree.child_mounts(path))
         for key in self.overrides:
             if key != path and is_under(key, path):
                 special.add(key[len(base) + 1 :].split("/", 1)[0])
+        if not special:
+            # Local folders: rows straight from os.scandir, entries built in
+            # the same worker-thread call (no Info objects).
+            fast = await self._run((path,), self._fast_entries, path, want_unique)
+            if fast is not None:
+                return fast
+
+        def scan() -> list[Info]:
+            return list(self.tree.scandir(path, namespaces))
+
+        infos = await self._run((path,), scan)
         common = self._shape(f"{base}/\x00") if infos else None  # any non-special child
         out = []
         for i in infos:
@@ -333,6 +343,32 @@ class SessionFS:
             shape = None if i.name in special else common
             out.append(self._entry(i, child, shape=shape, want_unique=want_unique))
         return out
+
+    def _fast_entries(self, path: str, want_unique: bool) -> list[ListEntry] | None:
+        """Blocking: the entries of a directory of a local folder whose
+        children all share the directory's rights, or None."""
+        rows = self.tree.scan_rows(path)
+        if rows is None:
+            return None
+        if not rows:
+            return []
+        base = path.rstrip("/")
+        (dir_mode, dir_perm), (file_mode, file_perm), kind = self._shape(f"{base}/\x00")
+        owner = self.owner
+        return [
+            ListEntry(
+                name,
+                is_dir,
+                size,
+                mtime,
+                dir_mode if is_dir else file_mode,
+                owner,
+                owner,
+                dir_perm if is_dir else file_perm,
+                _unique_of(ino, dev, kind, f"{base}/{name}") if want_unique else None,
+            )
+            for name, is_dir, size, mtime, ino, dev in rows
+        ]
 
     async def listdir_or_file(self, path: str, want_unique: bool = True) -> list[ListEntry]:
         """LIST/NLST of a file lists that one file (what ``ls`` does)."""
@@ -435,11 +471,15 @@ class SessionFS:
 
     # ------------------------------------------------------------ transfers
 
-    async def open_read(self, path: str, offset: int = 0) -> tuple[IO[bytes], int]:
-        """Open a file for RETR: (file, size), in one worker-thread call. A
-        REST offset past the end is refused (554) before any data moves."""
+    async def open_read(
+        self, path: str, offset: int = 0, preload: int = 0
+    ) -> tuple[IO[bytes] | None, int, bytes | None]:
+        """Open a file for RETR, in one worker-thread call: (file, size,
+        None), or (None, size, content from ``offset``) when that content is
+        at most ``preload`` bytes: read at once and the file closed. A REST
+        offset past the end is refused (554) before any data moves."""
 
-        def opener() -> tuple[IO[bytes], int]:
+        def opener() -> tuple[IO[bytes] | None, int, bytes | None]:
             info = self.tree.getinfo(path, ("details",))
             if info.is_dir:
                 raise fs.errors.FileExpected(path)
@@ -447,7 +487,18 @@ class SessionFS:
             size = int(details.get("size") or 0)
             if offset > size:
                 raise FTPError(554, f"Restart offset {offset} is beyond the file size {size}")
-            return self.tree.openbin(path, "r"), size
+            f = self.tree.openbin(path, "r")
+            if size - offset > preload:
+                return f, size, None
+            with f:
+                if offset:
+                    f.seek(offset)
+                # One byte more than expected tells a file that grew since
+                # the stat: it then goes the streaming way.
+                content = f.read(preload + 1)
+            if len(content) > preload:
+                return self.tree.openbin(path, "r"), size, None
+            return None, size, content
 
         return await self._run((path,), opener)
 

@@ -141,7 +141,7 @@ def test_flood_of_pipelined_commands_from_a_client_that_does_not_read(
     # A small kernel send buffer on the server's side, so that it fills with
     # replies at once and the server's own buffering is what is measured
     # (loopback otherwise absorbs megabytes).
-    channel.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    channel.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     count = 100_000
     sender = threading.Thread(target=c.sock.sendall, args=(b"NOOP\r\n" * count,))
     sender.start()
@@ -149,12 +149,12 @@ def test_flood_of_pipelined_commands_from_a_client_that_does_not_read(
         # The server answers until its own output buffer passes 64 KiB, then
         # waits for the client and stops reading: memory stays bounded.
         deadline = time.monotonic() + 20
-        while channel.writer.transport.get_write_buffer_size() < 64 * 1024:
+        while channel.transport.get_write_buffer_size() < 64 * 1024:
             assert time.monotonic() < deadline, "the server never had to buffer"
             time.sleep(0.01)
-        assert channel.writer.transport.get_write_buffer_size() <= 128 * 1024
+        assert channel.transport.get_write_buffer_size() <= 128 * 1024
         _normal_session(srv)  # others are served meanwhile
-        assert channel.writer.transport.get_write_buffer_size() <= 128 * 1024
+        assert channel.transport.get_write_buffer_size() <= 128 * 1024
         # Once the client reads, every command gets its reply, in order.
         expected = b"200 NOOP ok\r\n" * count
         got = bytearray()

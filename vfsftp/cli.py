@@ -19,6 +19,7 @@ import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -79,13 +80,14 @@ def _serve(args: argparse.Namespace) -> int:
         configure_logging(config.logging)
         # FTPServer opens the mounts at once: a missing folder is a
         # ConfigError naming the key, reported by main() like any other.
-        asyncio.run(
+        _run(
             run_service(
                 FTPServer(config),
                 reload if reload_from else None,
                 label=label,
                 pid_file=args.pid_file,
-            )
+            ),
+            _loop_factory(args.loop),
         )
     except KeyboardInterrupt:
         return 0
@@ -114,6 +116,38 @@ def _reload(args: argparse.Namespace) -> int:
         return 1
     print(f"vfsftp: asked process {text} to reload; its log tells the result")
     return 0
+
+
+def _run(
+    main: Coroutine[Any, Any, None], factory: Callable[[], asyncio.AbstractEventLoop] | None
+) -> None:
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main)
+        return
+    if factory is not None:  # pragma: no cover - Python 3.10
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(main)  # pragma: no cover
+
+
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (the ``fast`` extra) unless ``--loop asyncio``:
+    measured on the sessions benchmark (see README, Benchmarks), its event
+    loop costs less CPU per command than asyncio's."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SystemExit(
+                "vfsftp: --loop uvloop needs uvloop (pip install 'vfsftp[fast]')"
+            ) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -249,6 +283,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     serve.add_argument(
         "--pid-file", metavar="FILE", help="write the process id here (for 'vfsftp reload')"
+    )
+    serve.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="event loop: uvloop when installed (auto, the default), or asyncio's own",
     )
     serve.set_defaults(func=_serve)
 

@@ -74,6 +74,8 @@ class TransferState:
 def normalize_ip(host: str) -> str:
     """``::ffff:1.2.3.4`` → ``1.2.3.4``, so an IPv4 client seen through an
     IPv6 socket compares equal to itself."""
+    if host.count(".") == 3 and ":" not in host:
+        return host  # plain IPv4 (the common case): nothing to normalise
     try:
         addr = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

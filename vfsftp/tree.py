@@ -252,6 +252,19 @@ class VirtualTree(FS):
     def listdir(self, path: str) -> list[str]:
         return [info.name for info in self.scandir(path)]
 
+    def open_read(self, path: str) -> tuple[BinaryIO, int] | None:
+        """(file, size) where the mount's filesystem offers a one-step
+        ``open_read`` (local folders); None: use getinfo and openbin."""
+        found = self.mount_of(path)
+        if found is None or found[1] == "/" or self._leads_to_mount(path):
+            return None
+        opener = getattr(found[0].fs, "open_read", None)
+        if opener is None:
+            return None
+        self.check()
+        opened: tuple[BinaryIO, int] | None = opener(found[1])
+        return opened
+
     def scan_rows(self, path: str) -> list[tuple[str, bool, int, float, int, int]] | None:
         """Plain stat rows of a directory that lies wholly in one mount whose
         filesystem offers ``scan_rows`` (local folders); None otherwise,

@@ -480,14 +480,21 @@ class SessionFS:
         offset past the end is refused (554) before any data moves."""
 
         def opener() -> tuple[IO[bytes] | None, int, bytes | None]:
-            info = self.tree.getinfo(path, ("details",))
-            if info.is_dir:
-                raise fs.errors.FileExpected(path)
-            details: Mapping[str, Any] = info.raw.get("details") or {}
-            size = int(details.get("size") or 0)
+            opened = self.tree.open_read(path)
+            if opened is not None:
+                f, size = opened
+            else:
+                info = self.tree.getinfo(path, ("details",))
+                if info.is_dir:
+                    raise fs.errors.FileExpected(path)
+                details: Mapping[str, Any] = info.raw.get("details") or {}
+                size = int(details.get("size") or 0)
+                if offset > size:  # before opening: S3 would start a GET
+                    raise FTPError(554, f"Restart offset {offset} is beyond the file size {size}")
+                f = self.tree.openbin(path, "r")
             if offset > size:
+                f.close()
                 raise FTPError(554, f"Restart offset {offset} is beyond the file size {size}")
-            f = self.tree.openbin(path, "r")
             if size - offset > preload:
                 return f, size, None
             with f:

@@ -80,14 +80,18 @@ def _serve(args: argparse.Namespace) -> int:
         configure_logging(config.logging)
         # FTPServer opens the mounts at once: a missing folder is a
         # ConfigError naming the key, reported by main() like any other.
+        factory = _loop_factory(args.loop)
+        load = reload if reload_from else None
+        if args.workers != 1:
+            from .workers import serve_workers
+
+            def worker(server: FTPServer, load: Callable[[], Config] | None) -> None:
+                _run(run_service(server, load, label=label), factory)
+
+            return serve_workers(config, args.workers, worker, load, pid_file=args.pid_file)
         _run(
-            run_service(
-                FTPServer(config),
-                reload if reload_from else None,
-                label=label,
-                pid_file=args.pid_file,
-            ),
-            _loop_factory(args.loop),
+            run_service(FTPServer(config), load, label=label, pid_file=args.pid_file),
+            factory,
         )
     except KeyboardInterrupt:
         return 0
@@ -283,6 +287,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     serve.add_argument(
         "--pid-file", metavar="FILE", help="write the process id here (for 'vfsftp reload')"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (POSIX; limits are counted across them)",
     )
     serve.add_argument(
         "--loop",

@@ -13,10 +13,10 @@ import logging
 import math
 import socket
 import ssl
+import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from .auth import Account, Authorizer, ConfigAuthorizer
 from .channel import FTPChannel
 from .config import Config
+from .counts import ConnectionCounts, LocalCounts
 from .data import TransferState
 from .errors import FTPError
 from .hooks import Event, Hooks, load_hooks
@@ -59,6 +60,10 @@ class FTPServer:
         login_failure_delay: float | None = None,
         blocking_workers: int = 32,
         transfer_workers: int = 256,
+        counts: ConnectionCounts | None = None,
+        bans: BanList | None = None,
+        reuse_port: bool = False,
+        listen_sockets: Sequence[tuple[socket.socket, bool]] = (),
     ) -> None:
         self.config = config
         self.counters = Counters()
@@ -74,7 +79,10 @@ class FTPServer:
         )
         ban = config.server.ban
         self.bans: BanList | None = (
-            BanList(ban.max_failures, ban.window, ban.duration, ban.exempt) if ban else None
+            # `bans`: one shared by the worker processes (vfsftp.workers)
+            (bans or BanList(ban.max_failures, ban.window, ban.duration, ban.exempt))
+            if ban
+            else None
         )
         #: tables replaced by reload() that sessions still use, and who uses which
         self._retired: list[MountTable] = []
@@ -100,8 +108,12 @@ class FTPServer:
         self._user_quotas: dict[str, Quota] = {}
         self._buckets_lock = threading.Lock()  # guards _buckets and _user_quotas
         self.channels: set[FTPChannel] = set()
-        self._per_ip: Counter[str] = Counter()
-        self._per_user: Counter[str] = Counter()
+        #: sessions in all, per address, per user: shared by the worker
+        #: processes under `vfsftp serve --workers N` (see vfsftp.workers)
+        self.counts: ConnectionCounts = counts if counts is not None else LocalCounts()
+        self.reuse_port = reuse_port  # workers each listen on the port (SO_REUSEPORT)
+        #: listening sockets made by a parent process: (socket, implicit TLS)
+        self.listen_sockets = list(listen_sockets)
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.addresses: list[tuple[str, int]] = []
@@ -113,6 +125,9 @@ class FTPServer:
         """Bind every listen address. With port 0 each address gets its own
         ephemeral port; ``addresses`` (``implicit_addresses``) tells which."""
         cfg = self.config.server
+        if self.listen_sockets:
+            await self._adopt(self.listen_sockets)
+            return
         self.addresses = await self._listen(False, cfg.port, "")
         tls = cfg.tls
         if tls is not None and tls.implicit_port is not None and self.tls_context is not None:
@@ -143,6 +158,7 @@ class FTPServer:
                 port,
                 family=family,
                 reuse_address=True,
+                reuse_port=self.reuse_port or None,
                 backlog=512,
             )
             self._servers.append(srv)
@@ -152,6 +168,22 @@ class FTPServer:
         for host, p in bound:
             log.info("listening%s on %s", label, f"[{host}]:{p}" if ":" in host else f"{host}:{p}")
         return bound
+
+    async def _adopt(self, sockets: Sequence[tuple[socket.socket, bool]]) -> None:
+        """Serve on listening sockets inherited from the parent process (the
+        --workers fallback where SO_REUSEPORT does not spread connections)."""
+        loop = asyncio.get_running_loop()
+        for sock, implicit in sockets:
+            srv = await loop.create_server(
+                lambda implicit=implicit: FTPChannel(self, implicit_tls=implicit),  # type: ignore[misc]
+                sock=sock,
+                backlog=512,
+            )
+            self._servers.append(srv)
+            addr = sock.getsockname()
+            (self.implicit_addresses if implicit else self.addresses).append(
+                (str(addr[0]), int(addr[1]))
+            )
 
     async def serve_forever(self) -> None:
         if not self._servers:
@@ -209,15 +241,15 @@ class FTPServer:
                 "Too many failed logins from your address; "
                 f"try again in {math.ceil(banned)} seconds"
             )
-        elif len(self.channels) >= cfg.max_connections:
+        elif not self.counts.acquire("*", cfg.max_connections):
             refusal = "Too many connections, try again later"
-        elif self._per_ip[channel.peer_ip] >= cfg.max_connections_per_ip:
+        elif not self.counts.acquire("ip:" + channel.peer_ip, cfg.max_connections_per_ip):
+            self.counts.release("*")
             refusal = "Too many connections from your address"
         if refusal is not None:
             self.counters.add(connections_refused=1)
             return refusal
         self.channels.add(channel)
-        self._per_ip[channel.peer_ip] += 1
         return None
 
     def track(self, task: asyncio.Task[None]) -> None:
@@ -229,9 +261,8 @@ class FTPServer:
     def session_closed(self, channel: FTPChannel) -> None:
         if channel in self.channels:
             self.channels.discard(channel)
-            self._per_ip[channel.peer_ip] -= 1
-            if self._per_ip[channel.peer_ip] <= 0:
-                del self._per_ip[channel.peer_ip]
+            self.counts.release("ip:" + channel.peer_ip)
+            self.counts.release("*")
         self.logout(channel)
 
     # ------------------------------------------------------------ login
@@ -296,7 +327,7 @@ class FTPServer:
                 return
             raise FTPError(530, "Login incorrect")
         limit = account.max_connections
-        if limit is not None and self._per_user[account.name] >= limit:
+        if not self.counts.acquire("user:" + account.name, limit or sys.maxsize):
             log.warning(
                 "login refused %s user=%s: per-user connection limit", channel.peer, account.name
             )
@@ -316,15 +347,19 @@ class FTPServer:
             user_quota=self._user_quota(account),
             quota_home=account.home,
         )
+        # Counted from here (the check above took the slot): a session that
+        # ends while its home is looked up is released by logout().
+        channel.state.account = account
         try:
             if account.home != "/":  # the root always exists: no stat for it
                 await session_fs.chdir(session_fs.resolve(account.home))
         except FTPError:
             log.warning("home %s of %s is missing; starting at /", account.home, account.name)
-        channel.state.account = account
+        except BaseException:
+            self.logout(channel)
+            raise
         channel.state.fs = session_fs
         channel.state.require_data_tls = self.tls_policy(username)[1]
-        self._per_user[account.name] += 1
         self.counters.add(logins=1)
         log.info("login ok %s user=%s", channel.peer, account.name)
         self.event(channel, "login")
@@ -352,9 +387,7 @@ class FTPServer:
     def logout(self, channel: FTPChannel) -> None:
         account: Account | None = channel.state.account
         if account is not None:
-            self._per_user[account.name] -= 1
-            if self._per_user[account.name] <= 0:
-                del self._per_user[account.name]
+            self.counts.release("user:" + account.name)
             channel.state.account = None
             channel.state.fs = None
         if self._table_of.pop(channel, None) is not None and self._retired:

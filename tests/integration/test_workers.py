@@ -1,0 +1,253 @@
+"""``vfsftp serve --workers 2`` as a real subprocess: sessions work on every
+worker and the connection limits count the sessions of all workers.
+
+Which worker holds a connection is read from /proc (the server side of the
+TCP connection, by inode), so the limit tests only conclude once the open
+sessions are spread over both workers."""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="--workers spreads with SO_REUSEPORT on Linux"
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Workers:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.proc, self.port, self.log = proc, port, log
+
+    def pids(self) -> list[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()]
+
+    def worker_of(self, client: socket.socket) -> int | None:
+        """The worker holding the server side of this client connection."""
+        local_port = client.getsockname()[1]
+        inode = None
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            f = line.split()
+            if int(f[1].split(":")[1], 16) == self.port and int(f[2].split(":")[1], 16) == (
+                local_port
+            ):
+                inode = f[9]
+        if inode is None:
+            return None
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                            return pid
+        return None
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "hello.txt").write_bytes(b"hello from a worker\n")
+    cfg = tmp_path / "mounts.yaml"
+    cfg.write_text(
+        "server:\n"
+        "  listen: 127.0.0.1\n"
+        "  max_connections_per_ip: 3\n"
+        "  login_failure_delay: 0\n"
+        "  ban: {max_failures: 4, window: 60, duration: 60}\n"
+        "mounts:\n"
+        f"  /: osfs://{root}\n"
+        "users:\n"
+        '  bench: {password: "plaintext:bench"}\n'
+        '  solo: {password: "plaintext:solo", max_connections: 1}\n'
+    )
+    log = tmp_path / "server.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = None
+    for _ in range(3):  # the free port may be taken between probe and bind
+        port = _free_port()
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "vfsftp", "serve", "-c", str(cfg)),
+                    *("--port", str(port), "--workers", "2", "--loop", "asyncio"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        srv = Workers(proc, port, log)
+        if _wait_ready(srv):
+            break
+        _stop(proc)
+    else:
+        pytest.fail(f"vfsftp --workers 2 did not start:\n{log.read_text()}")
+    try:
+        yield srv
+    finally:
+        _stop(proc)
+
+
+def _wait_ready(srv: Workers) -> bool:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if srv.proc.poll() is not None:
+            return False
+        with contextlib.suppress(OSError):
+            if len(srv.pids()) == 2:
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=2) as s:
+                    s.settimeout(2)
+                    if s.recv(100).startswith(b"220"):
+                        return True
+        time.sleep(0.05)
+    return False
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _connect(srv: Workers) -> tuple[ftplib.FTP, str]:
+    ftp = ftplib.FTP()
+    welcome = ftp.connect("127.0.0.1", srv.port, timeout=10)
+    return ftp, welcome
+
+
+def _spread(srv: Workers, user: str, password: str, count: int) -> list[ftplib.FTP]:
+    """``count`` logged-in sessions held by both workers (new connections
+    land on a worker by hash, so retry until they are spread)."""
+    held: list[ftplib.FTP] = []
+    for _ in range(60):
+        ftp, _welcome = _connect(srv)
+        ftp.login(user, password)
+        held.append(ftp)
+        if len(held) == count:
+            owners = {srv.worker_of(f.sock) for f in held}
+            if len(owners) == 2 and None not in owners:
+                return held
+            held.pop(0).quit()
+    for f in held:
+        f.close()
+    pytest.fail("connections never spread over both workers")
+
+
+def test_sessions_on_both_workers(workers: Workers) -> None:
+    seen: set[int | None] = set()
+    for _ in range(12):
+        ftp, welcome = _connect(workers)
+        try:
+            assert welcome.startswith("220")
+            ftp.login("bench", "bench")
+            seen.add(workers.worker_of(ftp.sock))
+            chunks: list[bytes] = []
+            ftp.retrbinary("RETR hello.txt", chunks.append)
+            assert b"".join(chunks) == b"hello from a worker\n"
+            ftp.quit()
+        finally:
+            ftp.close()
+    assert seen <= set(workers.pids())
+    assert len(seen) == 2, "12 sessions should not all land on one worker"
+
+
+def test_per_address_limit_counts_every_worker(workers: Workers) -> None:
+    held = _spread(workers, "bench", "bench", 3)  # the limit, over both workers
+    try:
+        for _ in range(6):  # whichever worker takes it, it is the 4th
+            with pytest.raises(ftplib.error_temp, match="421 Too many connections"):
+                _connect(workers)
+        held.pop().quit()
+        # A freed slot is usable again (from any worker)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                ftp, welcome = _connect(workers)
+                break
+            except ftplib.error_temp:
+                assert time.monotonic() < deadline, "the slot never came back"
+                time.sleep(0.05)
+        assert welcome.startswith("220")
+        held.append(ftp)
+    finally:
+        for f in held:
+            with contextlib.suppress(Exception):
+                f.quit()
+            f.close()
+
+
+def test_per_user_limit_counts_every_worker(workers: Workers) -> None:
+    first, _ = _connect(workers)
+    try:
+        first.login("solo", "solo")
+        home = workers.worker_of(first.sock)
+        refused_elsewhere = False
+        for _ in range(60):  # until a login on the other worker was refused
+            other, _ = _connect(workers)
+            try:
+                owner = workers.worker_of(other.sock)
+                with pytest.raises(ftplib.Error, match="Too many sessions for solo"):
+                    other.login("solo", "solo")
+            finally:
+                other.close()
+            if owner is not None and owner != home:
+                refused_elsewhere = True
+                break
+        assert refused_elsewhere, "no connection ever reached the other worker"
+    finally:
+        with contextlib.suppress(Exception):
+            first.quit()
+        first.close()
+
+
+def test_failed_logins_on_every_worker_count_towards_one_ban(workers: Workers) -> None:
+    owners: list[int | None] = []
+    failures = 0
+    for _ in range(60):  # 3 failures (one short of the ban), on both workers
+        ftp, _ = _connect(workers)
+        try:
+            owner = workers.worker_of(ftp.sock)
+            if failures == 2 and len({*owners, owner}) < 2:
+                continue  # the three must not all sit on one worker
+            with pytest.raises(ftplib.error_perm, match="530"):
+                ftp.login("bench", "wrong")
+            owners.append(owner)
+            failures += 1
+            if failures == 3:
+                break
+        finally:
+            ftp.close()
+    assert failures == 3 and len(set(owners)) == 2, owners
+    ftp, _ = _connect(workers)  # the 4th failure, on whichever worker: banned
+    try:
+        with pytest.raises(ftplib.error_temp, match="421 Too many failed logins"):
+            ftp.login("bench", "wrong")
+    finally:
+        ftp.close()
+    for _ in range(6):  # both workers refuse the address at connect now
+        with pytest.raises(ftplib.error_temp, match="421 Too many failed logins"):
+            _connect(workers)

@@ -53,7 +53,7 @@ class TLSHandshakeFailed(ConnectionError):
     not as an internal error)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionState:
     """Everything a session remembers between commands."""
 
@@ -100,6 +100,38 @@ class FTPChannel(asyncio.Protocol):
     task runs only while commands are being handled; an idle session is
     this object, its transport and a timer."""
 
+    # Slots: thousands of idle sessions each hold one of these.
+    __slots__ = (
+        "_admitted",
+        "_closed",
+        "_context",
+        "_drained",
+        "_eof",
+        "_gone",
+        "_idle_timer",
+        "_last_activity",
+        "_lost",
+        "_pending",
+        "_reading_paused",
+        "_task",
+        "_write_paused",
+        "closing",
+        "config",
+        "family",
+        "implicit_tls",
+        "lines",
+        "local_ip",
+        "peer",
+        "peer_ip",
+        "quit_requested",
+        "server",
+        "started",
+        "state",
+        "tls_context",
+        "tls_handshake_timeout",
+        "transfer",
+        "transport",
+    )
     transport: asyncio.Transport
 
     def __init__(self, server: FTPServer, implicit_tls: bool = False) -> None:
@@ -121,13 +153,16 @@ class FTPChannel(asyncio.Protocol):
             self.state.secure, self.state.pbsz, self.state.prot = True, True, "P"
         # Room for a command and a path of MAX_PATH_BYTES (4096).
         self.lines = LineBuffer(max_line=8192)
-        self._pending: deque[bytes | object] = deque()
+        # Made when lines arrive, dropped when handled: an empty deque is
+        # ~600 bytes, as much as the rest of an idle session.
+        self._pending: deque[bytes | object] | None = None
         self._task: asyncio.Task[None] | None = None  # handling commands, or closing
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
-        self._lost: asyncio.Future[None] | None = None
+        self._lost: asyncio.Future[None] | None = None  # made by close() if it must wait
+        self._gone = False  # connection_lost has run
         self._reading_paused = False
         self._admitted = False
         self._context = contextvars.Context()  # the session's (connection_made)
@@ -151,7 +186,6 @@ class FTPChannel(asyncio.Protocol):
         # (uvloop's transports are not asyncio.Transport subclasses)
         self.transport = transport  # type: ignore[assignment]
         loop = asyncio.get_running_loop()
-        self._lost = loop.create_future()
         sock = transport.get_extra_info("socket")
         if sock is not None:
             self.family = sock.family
@@ -193,7 +227,10 @@ class FTPChannel(asyncio.Protocol):
         if not lines:
             return
         self._last_activity = asyncio.get_running_loop().time()
-        self._pending.extend(lines)
+        if self._pending is None:
+            self._pending = deque(lines)
+        else:
+            self._pending.extend(lines)
         if len(self._pending) > _MAX_PENDING and not self._reading_paused:
             # A client pipelining faster than we answer: stop reading until
             # the queue drains (the kernel's buffers then push back on it).
@@ -207,6 +244,7 @@ class FTPChannel(asyncio.Protocol):
         return False  # close the transport (flushing what is buffered)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._gone = True
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
         if self._drained is not None and not self._drained.done():
@@ -314,12 +352,14 @@ class FTPChannel(asyncio.Protocol):
                     await self.handle_line(line)
                 if self._write_paused:
                     await self._drain()
-                if self._reading_paused and len(self._pending) < _MAX_PENDING // 2:
+                if self._reading_paused and len(self._pending or ()) < _MAX_PENDING // 2:
                     self._reading_paused = False
                     if not self.transport.is_closing():
                         self.transport.resume_reading()
         except ConnectionError:  # TLSHandshakeFailed among them
             self.closing = True
+        if not self._pending:
+            self._pending = None
         if self.closing or self._eof:
             await self.close()
 
@@ -376,7 +416,7 @@ class FTPChannel(asyncio.Protocol):
         ctx = self.tls_context
         assert ctx is not None
         self.lines.clear()
-        self._pending.clear()
+        self._pending = None
         timeout = self.tls_handshake_timeout
         raw = self.transport
         loop = asyncio.get_running_loop()
@@ -405,6 +445,7 @@ class FTPChannel(asyncio.Protocol):
         layer had taken its place): do its part of connection_lost."""
         self.closing = True
         raw.close()
+        self._gone = True
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
 
@@ -621,7 +662,8 @@ class FTPChannel(asyncio.Protocol):
         with contextlib.suppress(Exception):
             await self._drain()
         self.transport.close()
-        if self._lost is not None:
+        if not self._gone:
+            self._lost = asyncio.get_running_loop().create_future()
             with contextlib.suppress(Exception):
                 await self._lost
         log.info(

@@ -137,9 +137,10 @@ def _run(
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (the ``fast`` extra) unless ``--loop asyncio``:
-    measured on the sessions benchmark (see README, Benchmarks), its event
-    loop costs less CPU per command than asyncio's."""
+    """The event loop for ``--loop``. asyncio's own is the default: on the
+    sessions benchmark (README, Benchmarks) uvloop did not do better, as
+    vfsftp's per-session work is mostly sockets it drives itself
+    (add_reader on passive listeners, sock_sendall), which uvloop wraps."""
     if choice == "asyncio":
         return None
     try:
@@ -297,9 +298,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--loop",
-        choices=("auto", "uvloop", "asyncio"),
-        default="auto",
-        help="event loop: uvloop when installed (auto, the default), or asyncio's own",
+        choices=("asyncio", "uvloop", "auto"),
+        default="asyncio",
+        help="event loop: asyncio's own (default), uvloop (the 'fast' extra), or auto: "
+        "uvloop when installed",
     )
     serve.set_defaults(func=_serve)
 

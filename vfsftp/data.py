@@ -39,6 +39,10 @@ __all__ = [
 ]
 
 CHUNK = 256 * 1024
+#: uploads: fewer, larger recv/write rounds cost ~15% less CPU per GiB
+#: (STOR of 512 MiB to mem://, measured alternately against 256 KiB);
+#: downloads stay at CHUNK, which measured better there
+RECV_CHUNK = 1024 * 1024
 THROTTLED_CHUNK = 16 * 1024  # smooth pacing under a rate limit
 BODY_CHUNK = 256 * 1024  # send_body: the stall deadline restarts per chunk
 
@@ -341,7 +345,7 @@ def recv_stream(
     """Socket → file until the client closes the data connection (EOF is the
     end of file in stream mode, RFC 959 §3.4.1)."""
     decoder = AsciiDecoder() if ascii_mode else None
-    buf = bytearray(CHUNK if throttle is None else THROTTLED_CHUNK)
+    buf = bytearray(RECV_CHUNK if throttle is None else THROTTLED_CHUNK)
     view = memoryview(buf)
     recv_into = state.sock.recv_into
     write = f.write

@@ -86,7 +86,8 @@ def test_counts_are_right_after_abrupt_disconnects(make_server: ServerFactory) -
     b.file.close()
     c.file.close()
     _wait_for(lambda: not srv.server.channels, "sessions still counted after RST")
-    assert not srv.server._per_ip and not srv.server._per_user
+    counts = srv.server.counts
+    assert [counts.count(k) for k in ("*", "ip:127.0.0.1", "user:alice")] == [0, 0, 0]
     # Every slot is free again, and the user limit too.
     again = [_client(srv), _client(srv)]
     with pytest.raises(ftplib.error_temp, match=r"^421 Too many sessions for alice"):

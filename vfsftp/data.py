@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import random
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +45,8 @@ CHUNK = 256 * 1024
 #: (STOR of 512 MiB to mem://, measured alternately against 256 KiB);
 #: downloads stay at CHUNK, which measured better there
 RECV_CHUNK = 1024 * 1024
+#: bytes per sendfile(2) call: abort and progress (STAT) are checked between
+SENDFILE_CHUNK = 8 * 1024 * 1024
 THROTTLED_CHUNK = 16 * 1024  # smooth pacing under a rate limit
 BODY_CHUNK = 256 * 1024  # send_body: the stall deadline restarts per chunk
 
@@ -129,7 +133,10 @@ class PassiveListener:
         def expired() -> None:
             if not fut.done():
                 fut.set_exception(
-                    FTPError(425, "Can't open data connection: client did not connect in time")
+                    FTPError(
+                        425,
+                        "Can't open data connection: client did not connect in time",
+                    )
                 )
 
         loop.add_reader(fd, readable)
@@ -293,6 +300,37 @@ def send_bytes(state: TransferState, data: bytes) -> int:
     return state.bytes
 
 
+def _sendfile(state: TransferState, fd: int, offset: int) -> None:
+    """File → socket with blocking ``sendfile(2)`` calls of SENDFILE_CHUNK, as
+    vsftpd does. socket.sendfile() on a socket with a timeout polls before
+    every call instead (twice the syscalls, 0.5x vsftpd's RETR rate here).
+    The stall timeout becomes SO_SNDTIMEO: a call that moves nothing for
+    that long fails with EAGAIN."""
+    sock = state.sock
+    timeout = sock.gettimeout()
+    out = sock.fileno()
+    sock.settimeout(None)
+    if timeout:
+        seconds = int(timeout)
+        micros = int((timeout - seconds) * 1e6)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, micros))
+    try:
+        while True:
+            state.check()
+            try:
+                sent = os.sendfile(out, fd, offset, SENDFILE_CHUNK)
+            except BlockingIOError:
+                raise TimeoutError("no data moved") from None
+            if sent == 0:
+                return
+            offset += sent
+            state.bytes += sent
+    finally:
+        if timeout:
+            with contextlib.suppress(OSError):
+                sock.settimeout(timeout)
+
+
 def send_stream(
     state: TransferState,
     f: IO[bytes],
@@ -311,9 +349,8 @@ def send_stream(
             fd_ok = f.fileno() >= 0
         except (OSError, AttributeError, ValueError):
             fd_ok = False
-        if fd_ok:
-            sent = state.sock.sendfile(f, offset)  # type: ignore[arg-type]
-            state.bytes += sent
+        if fd_ok and hasattr(os, "sendfile") and not isinstance(state.sock, ssl.SSLSocket):
+            _sendfile(state, f.fileno(), offset)
             state.check()
             _finish_send(state)
             return state.bytes

@@ -12,6 +12,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -287,6 +288,26 @@ def test_stalled_download_is_aborted(make_server: ServerFactory) -> None:
     data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     assert f.sendcmd("RETR big").startswith("150")
     # The client never reads.
+    with pytest.raises(ftplib.error_temp, match=r"^426 No data moved"):
+        f.getresp()
+    data.close()
+    assert f.sendcmd("NOOP").startswith("200")
+    f.quit()
+
+
+def test_stalled_download_from_a_folder_is_aborted(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    """The same on a local folder, where RETR goes out with sendfile(2)."""
+    (tmp_path / "big").write_bytes(b"x" * (64 << 20))
+    config = _config({"stall_timeout": 0.3})
+    config["mounts"] = {"/": f"osfs://{tmp_path}"}
+    srv = make_server(config)
+    f = _client(srv)
+    host, port = f.makepasv()
+    data = socket.create_connection((host, port), timeout=10)
+    data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    assert f.sendcmd("RETR big").startswith("150")
     with pytest.raises(ftplib.error_temp, match=r"^426 No data moved"):
         f.getresp()
     data.close()

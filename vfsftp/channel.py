@@ -15,6 +15,7 @@ import errno
 import logging
 import socket
 import ssl
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -270,8 +271,15 @@ class FTPChannel(asyncio.Protocol):
             self._spawn(self.close())
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        # (create_task copies the current context: the session's)
-        task = self._context.run(asyncio.get_running_loop().create_task, coro)
+        loop = asyncio.get_running_loop()
+        task: asyncio.Task[None]
+        if sys.version_info >= (3, 11):
+            task = loop.create_task(coro, context=self._context)
+        else:  # pragma: no cover - create_task copies the current context
+            try:
+                task = self._context.run(loop.create_task, coro)
+            except RuntimeError:  # already in it (called from _made)
+                task = loop.create_task(coro)
         self._task = task
         self.server.track(task)
         task.add_done_callback(self._task_done)

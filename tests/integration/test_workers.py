@@ -34,8 +34,8 @@ def _free_port() -> int:
 
 
 class Workers:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.proc, self.port, self.log = proc, port, log
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path, config: Path) -> None:
+        self.proc, self.port, self.log, self.config = proc, port, log, config
 
     def pids(self) -> list[int]:
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
@@ -96,7 +96,7 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        srv = Workers(proc, port, log)
+        srv = Workers(proc, port, log, cfg)
         if _wait_ready(srv):
             break
         _stop(proc)
@@ -251,3 +251,22 @@ def test_failed_logins_on_every_worker_count_towards_one_ban(workers: Workers) -
     for _ in range(6):  # both workers refuse the address at connect now
         with pytest.raises(ftplib.error_temp, match="421 Too many failed logins"):
             _connect(workers)
+
+
+def test_sighup_reloads_every_worker(workers: Workers) -> None:
+    text = workers.config.read_text()
+    workers.config.write_text(text.replace("server:\n", "server:\n  banner: reloaded\n", 1))
+    os.kill(workers.proc.pid, signal.SIGHUP)  # what `vfsftp reload --pid-file` sends
+    seen: set[int | None] = set()
+    deadline = time.monotonic() + 20
+    while len(seen) < 2:  # the new banner from both workers
+        assert time.monotonic() < deadline, f"reload not seen on both workers: {seen}"
+        ftp, welcome = _connect(workers)
+        try:
+            if welcome == "220 reloaded":
+                seen.add(workers.worker_of(ftp.sock))
+        finally:
+            ftp.close()
+        time.sleep(0.02)
+    assert seen == set(workers.pids())
+    assert workers.proc.poll() is None

@@ -171,14 +171,17 @@ def _worker(
     bans: SharedBanList | None,
     run: Runner,
     load: Callable[[], Config] | None,
+    fresh: bool = False,
 ) -> int:
     """A forked worker: one FTPServer on its own event loop, stopped and
     reloaded by the signals the parent passes on (run_service handles them)."""
     from .server import FTPServer
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # may be ignored in the parent
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Until run_service takes SIGHUP over, one must not kill the worker (its
+    # default action).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for sock in plan.held:  # the parent's placeholders are not ours to keep
         sock.close()
     overrides = plan.overrides[index]
@@ -188,8 +191,16 @@ def _worker(
         assert load is not None
         return with_overrides(load(), server=overrides, source="--workers")
 
+    config = plan.configs[index]
+    if fresh and load is not None:
+        # Started after a reload (a worker restarted): the file as it is
+        # now, not as it was when the parent started.
+        try:
+            config = reload()
+        except ConfigError as exc:
+            logging.getLogger("vfsftp").error("worker %d: %s; using the first config", index, exc)
     server = FTPServer(
-        plan.configs[index],
+        config,
         counts=counts,
         bans=bans,
         reuse_port=plan.reuseport,
@@ -231,12 +242,15 @@ def serve_workers(
     children: dict[int, tuple[int, float]] = {}  # pid -> (worker index, start time)
     stopping = False
 
+    reloaded = False  # a SIGHUP came: workers started from now on read the file
+
     def spawn(index: int) -> None:
+        fresh = reloaded
         pid = os.fork()
         if pid == 0:  # the worker
             status = 1
             try:
-                status = _worker(index, plan, counts, bans, run, load)
+                status = _worker(index, plan, counts, bans, run, load, fresh)
             finally:
                 logging.shutdown()
                 os._exit(status)
@@ -251,6 +265,11 @@ def serve_workers(
                 os.kill(pid, signal.SIGTERM)
 
     def hangup(signum: int, frame: object) -> None:
+        nonlocal reloaded
+        reloaded = True
+        # (A worker still starting ignores it: the milliseconds between its
+        # fork and run_service's handler. Workers started after this read
+        # the file themselves.)
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGHUP)

@@ -109,6 +109,9 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
 
 
 def _wait_ready(srv: Workers) -> bool:
+    """Both workers have answered a connection (so both are serving, their
+    signal handlers in place)."""
+    answered: set[int | None] = set()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if srv.proc.poll() is not None:
@@ -118,8 +121,10 @@ def _wait_ready(srv: Workers) -> bool:
                 with socket.create_connection(("127.0.0.1", srv.port), timeout=2) as s:
                     s.settimeout(2)
                     if s.recv(100).startswith(b"220"):
-                        return True
-        time.sleep(0.05)
+                        answered.add(srv.worker_of(s))
+                        if len(answered - {None}) == 2:
+                            return True
+        time.sleep(0.02)
     return False
 
 

@@ -120,11 +120,16 @@ QUICK = Sizes(
     c_conc_size=1 * MiB,
 )
 
-TARGETS = ("vfsftp-osfs", "pyftpdlib", "vfsftp-mem", "vsftpd")
+TARGETS = ("vfsftp-osfs", "pyftpdlib", "vfsftp-mem", "vsftpd", "vfsftp-uvloop", "vfsftp-2workers")
+#: vfsftp-osfs run differently: with `--loop uvloop`, with `--workers 2`
+VARIANTS = {"vfsftp-uvloop": ["--loop", "uvloop"], "vfsftp-2workers": ["--workers", "2"]}
 #: the issue-6 table (C client): run by default
 CORE_BENCHMARKS = ("c_transfer", "c_sessions", "c_idle", "listing", "c_concurrent_retr")
 #: which targets each benchmark runs against (vsftpd: RETR only, as the C reference)
-BENCH_TARGETS = {"c_transfer": TARGETS}
+BENCH_TARGETS = {
+    "c_transfer": TARGETS[:4],
+    "c_sessions": (*TARGETS[:3], *VARIANTS),
+}
 BENCHMARKS = (
     *CORE_BENCHMARKS,
     "transfer",
@@ -152,12 +157,14 @@ def proc_rss_kb(pid: int) -> int:
 
 
 def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (every thread), in seconds."""
+    """utime + stime of the whole process (every thread), and of its children
+    that ended (vsftpd runs each session in a child process), in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         text = f.read()
     fields_ = text[text.rindex(")") + 2 :].split()
-    # after "pid (comm) ": state is fields_[0]; utime/stime are stat fields 14/15
-    return (int(fields_[11]) + int(fields_[12])) / CLK_TCK
+    # after "pid (comm) ": state is fields_[0]; utime/stime/cutime/cstime are
+    # stat fields 14-17
+    return sum(int(x) for x in fields_[11:15]) / CLK_TCK
 
 
 def free_port() -> int:
@@ -391,7 +398,8 @@ class ServerProcess:
                 "-o",
                 str(self.profile_dir / f"{self.tag}-{self.target}.prof"),
             ]
-        return [*cmd, "-m", "vfsftp", "serve", "-c", str(cfg), "--port", str(self.port)]
+        extra = VARIANTS.get(self.target, [])
+        return [*cmd, "-m", "vfsftp", "serve", "-c", str(cfg), "--port", str(self.port), *extra]
 
     def start(self) -> ServerProcess:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -454,7 +462,14 @@ class ServerProcess:
         return proc_rss_kb(self.pid)
 
     def cpu(self) -> float:
-        return proc_cpu_seconds(self.pid)
+        """The server's CPU seconds, its worker processes' included."""
+        total = proc_cpu_seconds(self.pid)
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+            for child in children:
+                with contextlib.suppress(OSError):
+                    total += proc_cpu_seconds(int(child))
+        return total
 
     def stop(self) -> None:
         proc = self.proc
@@ -919,23 +934,14 @@ def make_file(srv: ServerProcess, name: str, size: int) -> None:
 
 
 def bench_c_transfer(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
-    """STOR then RETR of z.c_big bytes with the C client (best of z.reps,
-    timed from the command to the 226). vsftpd: RETR only (anonymous,
-    read-only), of a file written directly to its folder."""
+    """RETR then STOR of z.c_big bytes with the C client (best of z.reps,
+    timed from the command to the 226). The file to RETR is made first,
+    untimed, the same way for every server (RETR before STOR: the page
+    cache writing back the STORed data would otherwise slow the RETRs of
+    the servers that upload, and not vsftpd's). vsftpd: RETR only
+    (anonymous, read-only)."""
     res: dict[str, Any] = {}
-    if srv.target == "vsftpd":
-        make_file(srv, "big.bin", z.c_big)
-    else:
-        best, cpu = 0.0, 0.0
-        for _ in range(z.reps):
-            c0 = srv.cpu()
-            out = run_ftpload(srv, "stor", "big.bin", str(z.c_big))
-            cpu += srv.cpu() - c0
-            if out["ok"] != "1":
-                raise RuntimeError(f"STOR failed: {out.get('first_error')}")
-            best = max(best, z.c_big / float(out["seconds"]) / 1e6)
-        res["c_stor_mbps"] = best
-        res["c_stor_cpu_per_gib"] = cpu / (z.c_big * z.reps / GiB)
+    make_file(srv, "big.bin", z.c_big)
     best, cpu = 0.0, 0.0
     for _ in range(z.reps):
         c0 = srv.cpu()
@@ -946,6 +952,18 @@ def bench_c_transfer(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
         best = max(best, z.c_big / float(out["seconds"]) / 1e6)
     res["c_retr_mbps"] = best
     res["c_retr_cpu_per_gib"] = cpu / (z.c_big * z.reps / GiB)
+    if srv.target == "vsftpd":
+        return res
+    best, cpu = 0.0, 0.0
+    for _ in range(z.reps):
+        c0 = srv.cpu()
+        out = run_ftpload(srv, "stor", "up.bin", str(z.c_big))
+        cpu += srv.cpu() - c0
+        if out["ok"] != "1":
+            raise RuntimeError(f"STOR failed: {out.get('first_error')}")
+        best = max(best, z.c_big / float(out["seconds"]) / 1e6)
+    res["c_stor_mbps"] = best
+    res["c_stor_cpu_per_gib"] = cpu / (z.c_big * z.reps / GiB)
     return res
 
 
@@ -1219,8 +1237,8 @@ def render(
     out += [f"- **{k}**: {v}" for k, v in info.items()]
     out += [
         "- **setup**: each server is its own process on 127.0.0.1, a fresh one per benchmark; "
-        "client = stdlib ftplib (passive mode, TYPE I) in the benchmark process "
-        "or in separate processes",
+        "client = benchmarks/ftpload.c (C, pthreads) for the rows that say so and the "
+        "sessions, idle and concurrent rows; stdlib ftplib (passive mode) for the others",
         "",
         f"Each cell is the best of {rounds} round(s) (fresh server each, servers interleaved); "
         "all samples are in the .json next to this file. "
@@ -1245,6 +1263,27 @@ def render(
             f"{_cell(vs, m.fmt)} | {_ratio(m, v, vs)} |"
         )
     out.append("")
+    variants = [t for t in VARIANTS if results.get(t)]
+    if variants:
+        out += [
+            "Variants of vfsftp (osfs) on the same benchmarks:",
+            "",
+            "| Benchmark | Unit | variant | value | ÷ pyftpdlib | ÷ vfsftp (osfs) |",
+            "|---|---|---|--:|---|---|",
+        ]
+        for m in metrics(z):
+            p = results.get("pyftpdlib", {}).get(m.key)
+            v = results.get("vfsftp-osfs", {}).get(m.key)
+            for t in variants:
+                x = results[t].get(m.key)
+                if x is None:
+                    continue
+                flag = " ".join(VARIANTS[t])
+                out.append(
+                    f"| {m.label} | {m.unit} | `{flag}` | {_cell(x, m.fmt)} | "
+                    f"{_ratio(m, x, p)} | {_ratio(m, x, v)} |"
+                )
+        out.append("")
     out.append("↑ higher is better, ↓ lower is better.")
     problems = [
         f"- {target}: {msg}" for target, r in results.items() for msg in r.get("_errors", [])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import functools
 import ipaddress
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -286,7 +287,15 @@ def format_epsv(port: int) -> str:
 
 
 def format_mdtm(epoch: float) -> str:
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime(epoch))
+    # gmtime floors a float to its second: so does the cache key
+    return _mdtm(math.floor(epoch))
+
+
+@functools.lru_cache(maxsize=4096)
+def _mdtm(second: int) -> str:
+    """Cached per second: MLSD formats one per entry, and the files of one
+    directory often share their times (a third of a large MLSD)."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(second))
 
 
 def parse_mfmt_time(text: str) -> float:
@@ -364,22 +373,21 @@ def format_mlsx(entry: ListEntry, facts: Iterable[str], type_override: str | Non
     or ``pdir`` for the ``.``/``..`` entries of MLSD and for MLST of a
     directory itself."""
     wanted = facts if isinstance(facts, (set, frozenset)) else set(facts)
-    out: list[str] = []
+    out = ""
     if "type" in wanted:
-        out.append("type=" + (type_override or ("dir" if entry.is_dir else "file")))
+        out += "type=" + (type_override or ("dir" if entry.is_dir else "file")) + ";"
     if "size" in wanted and not entry.is_dir:
-        out.append(f"size={entry.size}")
+        out += f"size={entry.size};"
     if "modify" in wanted and entry.mtime is not None:
-        out.append("modify=" + format_mdtm(entry.mtime))
+        out += "modify=" + format_mdtm(entry.mtime) + ";"
     if "perm" in wanted and entry.perm:
-        out.append("perm=" + entry.perm)
+        out += "perm=" + entry.perm + ";"
     if "unique" in wanted and entry.unique:
-        out.append("unique=" + entry.unique)
+        out += "unique=" + entry.unique + ";"
     if "unix.mode" in wanted:
-        out.append(
-            "unix.mode=" + _octal_mode(entry.mode or ("rwxr-xr-x" if entry.is_dir else "rw-r--r--"))
-        )
-    return "".join(f + ";" for f in out) + " " + entry.name
+        mode = entry.mode or ("rwxr-xr-x" if entry.is_dir else "rw-r--r--")
+        out += "unix.mode=" + _octal_mode(mode) + ";"
+    return out + " " + entry.name
 
 
 def parse_opts_mlst(arg: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import gc
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,36 @@ def mount_url(backend: str, tmp_path: Path, name: str = "root") -> str:
 
 
 ServerFactory = Callable[..., ThreadedFTPServer]
+
+
+def wait_for(predicate: Callable[[], bool], what: str = "condition", timeout: float = 10.0) -> None:
+    """Bounded polling: no sleep stands in for synchronisation."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def login(
+    srv: ThreadedFTPServer,
+    user: str = USER,
+    password: str = PASSWORD,
+    *,
+    source: str | None = None,
+    timeout: float = 10,
+) -> ftplib.FTP:
+    """An ftplib client logged in to ``srv`` in binary mode (from the
+    address ``source`` when given)."""
+    f = ftplib.FTP(timeout=timeout, source_address=(source, 0) if source else None)
+    try:
+        f.connect(srv.host, srv.port)
+        f.login(user, password)
+        f.voidcmd("TYPE I")
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 @pytest.fixture

@@ -28,19 +28,18 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
+from conftest import PASSWORD, USER, ServerFactory, wait_for
 
 from vfsftp.testing import ThreadedFTPServer
 
-USER, PASSWORD = "alice", "secret"
 REGION = "us-east-1"
 
 _AWS_ENV = {
@@ -59,15 +58,6 @@ _AWS_UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPO
 def _request_threads() -> set[threading.Thread]:
     """moto's (werkzeug's) per-connection request threads."""
     return {t for t in threading.enumerate() if "process_request" in t.name and t.is_alive()}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Bounded polling: no sleep stands in for synchronisation."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture(scope="session")
@@ -227,15 +217,12 @@ def s3_bucket(moto_endpoint: str) -> Iterator[S3Bucket]:
         wait_for(lambda: not (_request_threads() - before), what="moto request threads to end")
 
 
-ServerFactory = Callable[..., ThreadedFTPServer]
-
-
 @pytest.fixture
-def s3_server(s3_bucket: S3Bucket) -> Iterator[ServerFactory]:
+def s3_server(s3_bucket: S3Bucket, make_server: ServerFactory) -> ServerFactory:
     """Start FTP servers from a ``mounts`` mapping (user alice, every
-    right). Depends on ``s3_bucket`` so that the servers, and their S3
-    clients, are stopped before the bucket fixture checks moto's threads."""
-    started: list[ThreadedFTPServer] = []
+    right), through conftest's ``make_server``. Requested after
+    ``s3_bucket``, so that the servers, and their S3 clients, are stopped
+    before the bucket fixture checks moto's threads."""
 
     def factory(mounts: dict[str, Any], **server_options: Any) -> ThreadedFTPServer:
         config = {
@@ -243,32 +230,9 @@ def s3_server(s3_bucket: S3Bucket) -> Iterator[ServerFactory]:
             "mounts": mounts,
             "users": {USER: {"password": f"plaintext:{PASSWORD}", "perms": "elradfmwMT"}},
         }
-        srv = ThreadedFTPServer(config, user=USER, password=PASSWORD, **server_options)
-        srv.start()
-        started.append(srv)
-        return srv
+        return make_server(config, **server_options)
 
-    yield factory
-    for srv in started:
-        if not srv.running:
-            continue
-        left = srv.call(_tasks_left())
-        srv.stop()
-        assert not left, f"asyncio tasks left after the test: {left}"
-
-
-async def _tasks_left() -> list[str]:
-    """As conftest's make_server: sessions whose clients left end on their
-    own; anything still running after that is reported."""
-    import asyncio
-
-    me = asyncio.current_task()
-    for _ in range(200):
-        rest = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
-        if not rest:
-            return []
-        await asyncio.wait(rest, timeout=0.05)
-    return [repr(t) for t in asyncio.all_tasks() if t is not me and not t.done()]
+    return factory
 
 
 # ---------------------------------------------------------------- moto elsewhere

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, Control, ServerFactory
+from conftest import PASSWORD, USER, Control, ServerFactory, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -187,18 +187,11 @@ def test_slowloris_half_line_times_out(make_server: ServerFactory) -> None:
         assert 0.5 <= time.monotonic() - started < 5
     finally:
         c.close()
-    assert _gone(srv)
+    wait_for(lambda: not srv.server.channels, "the session to end", timeout=5)
 
 
 def _readable(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
-
-
-def _gone(srv: ThreadedFTPServer) -> bool:
-    deadline = time.monotonic() + 5
-    while srv.server.channels and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return not srv.server.channels
 
 
 # ------------------------------------------------------------------ fuzz
@@ -270,5 +263,5 @@ def test_fuzzed_control_connections(make_server: ServerFactory) -> None:
             assert not reply[0].startswith(b"451 Requested action aborted: local error"), reply
 
     one_session()
-    assert _gone(srv), "sessions left after the fuzz"
+    wait_for(lambda: not srv.server.channels, "the sessions of the fuzz to end", timeout=5)
     _normal_session(srv)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, ServerFactory
+from conftest import PASSWORD, USER, ServerFactory, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from vfsftp.config import LoggingConfig, load_config
@@ -29,14 +29,6 @@ from vfsftp.observability import configure_logging, parse_xferlog
 from vfsftp.testing import ThreadedFTPServer
 
 USERS = {USER: {"password": f"plaintext:{PASSWORD}"}}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def login(srv: ThreadedFTPServer, user: str = USER, password: str = PASSWORD) -> ftplib.FTP:

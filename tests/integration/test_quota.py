@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, ServerFactory, mount_url
+from conftest import PASSWORD, USER, ServerFactory, login, mount_url
 
 from vfsftp.testing import ThreadedFTPServer
 
@@ -37,14 +37,6 @@ def _stor(f: ftplib.FTP, path: str, data: bytes, verb: str = "STOR") -> str:
         return f.getresp()
     except ftplib.Error as exc:
         return str(exc)
-
-
-def _client(srv: ThreadedFTPServer, user: str = USER, password: str = PASSWORD) -> ftplib.FTP:
-    f = ftplib.FTP(timeout=10)
-    f.connect(srv.host, srv.port)
-    f.login(user, password)
-    f.voidcmd("TYPE I")
-    return f
 
 
 def _get(f: ftplib.FTP, path: str) -> bytes:
@@ -70,7 +62,7 @@ def user_quota(
         }
     )
     srv.server.mounts.global_mounts[0].fs.makedir("/home")
-    f = _client(srv)
+    f = login(srv)
     yield srv, f
     f.quit()
 
@@ -141,7 +133,7 @@ def test_existing_files_are_measured(make_server: ServerFactory, tmp_path: Path)
             "users": {USER: {"password": f"plaintext:{PASSWORD}"}},
         }
     )
-    f = _client(srv)
+    f = login(srv)
     assert _stor(f, "new", b"n" * 501).startswith("552")
     assert _stor(f, "new", b"n" * 500).startswith("226")
     with pytest.raises(ftplib.error_perm, match=r"^552 Quota exceeded \(mount /: 2000 bytes\)"):
@@ -159,7 +151,7 @@ def test_mount_quota_is_shared_by_users(make_server: ServerFactory) -> None:
         },
     }
     srv = make_server(config)
-    a, b = _client(srv), _client(srv, "bob", "bob")
+    a, b = login(srv), login(srv, "bob", "bob")
     assert _stor(a, "/up/a", b"a" * 6_000).startswith("226")
     assert _stor(b, "/up/b", b"b" * 6_000).startswith("552 Quota exceeded (mount /up")
     a.rename("/up/a", "/a")  # out of the mount

@@ -29,14 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PASSWORD, USER, ServerFactory, login, wait_for
 from fs.ftpfs import FTPFS
 from fs.test import FSTestCases
 from s3_fixtures import (  # noqa: F401
-    PASSWORD,
     REGION,
-    USER,
     S3Bucket,
-    ServerFactory,
     assert_cases_exist,
     make_client,
     moto_endpoint,
@@ -44,7 +42,6 @@ from s3_fixtures import (  # noqa: F401
     s3_bucket,
     s3_server,
     skip_by_name,
-    wait_for,
 )
 
 from vfsftp.s3 import StreamingS3FS
@@ -58,14 +55,6 @@ MiB = 1024 * 1024
 # ---------------------------------------------------------------- helpers
 
 
-def login(srv: ThreadedFTPServer, timeout: float = 10) -> ftplib.FTP:
-    f = ftplib.FTP(timeout=timeout)
-    f.connect(srv.host, srv.port)
-    f.login(USER, PASSWORD)
-    f.voidcmd("TYPE I")
-    return f
-
-
 LoginFactory = Callable[..., ftplib.FTP]
 
 
@@ -76,7 +65,7 @@ def ftp_login() -> Iterator[LoginFactory]:
     clients: list[ftplib.FTP] = []
 
     def factory(srv: ThreadedFTPServer, timeout: float = 10) -> ftplib.FTP:
-        f = login(srv, timeout)
+        f = login(srv, timeout=timeout)
         clients.append(f)
         return f
 

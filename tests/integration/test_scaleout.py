@@ -10,12 +10,10 @@ import io
 import urllib.request
 
 import pytest
+from conftest import PASSWORD, USER, ServerFactory, login
 from prometheus_client.parser import text_string_to_metric_families
 from s3_fixtures import (  # noqa: F401
-    PASSWORD,
-    USER,
     S3Bucket,
-    ServerFactory,
     moto_endpoint,
     s3_bucket,
     s3_server,
@@ -24,14 +22,6 @@ from s3_fixtures import (  # noqa: F401
 from vfsftp.testing import ThreadedFTPServer
 
 pytestmark = pytest.mark.s3
-
-
-def login(srv: ThreadedFTPServer) -> ftplib.FTP:
-    f = ftplib.FTP(timeout=10)
-    f.connect(srv.host, srv.port)
-    f.login(USER, PASSWORD)
-    f.voidcmd("TYPE I")
-    return f
 
 
 def size(f: ftplib.FTP, path: str) -> int | None:

@@ -9,11 +9,10 @@ import hashlib
 import io
 import random
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from vfsftp.testing import ThreadedFTPServer
 
@@ -77,13 +76,6 @@ def read_all(conn: socket.socket) -> bytes:
 def mount_fs(server: ThreadedFTPServer, path: str = "/"):  # type: ignore[no-untyped-def]
     """The filesystem mounted at ``path``, to look behind the server's back."""
     return next(m.fs for m in server.server.mounts.global_mounts if m.path == path)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 # ------------------------------------------------------------------ ASCII mode
@@ -261,7 +253,7 @@ def test_control_connection_lost_during_stor_keeps_old_file(
         conn.sendall(pattern(300_000, 2))
         ftp.sock.close()  # the client vanishes while the data connection is still open
         ftp.file.close()
-        wait_until(lambda: not server.server.channels, "the session to end")
+        wait_for(lambda: not server.server.channels, "the session to end", timeout=5.0)
     with ftplib.FTP() as again:
         again.connect(server.host, server.port, timeout=10)
         again.login("alice", "secret")

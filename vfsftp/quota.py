@@ -84,7 +84,7 @@ class Quota:
             self._ensure()
             assert self._bytes is not None
             if nbytes and self.max_bytes is not None and self._bytes + nbytes > self.max_bytes:
-                raise QuotaExceeded(self.label, f"{self.max_bytes} bytes")
+                raise self._exceeded()
             if nfiles and self.max_files is not None and self._files + nfiles > self.max_files:
                 raise QuotaExceeded(self.label, f"{self.max_files} files")
             self._bytes += nbytes
@@ -98,14 +98,19 @@ class Quota:
             self._bytes = max(0, self._bytes - nbytes)
             self._files = max(0, self._files - nfiles)
 
-    def bytes_full(self) -> bool:
-        """Blocking on first use: not one more byte fits."""
+    def require_room(self) -> None:
+        """Blocking on first use: raise ``QuotaExceeded`` when not one more
+        byte fits."""
         if self.max_bytes is None:
-            return False
+            return
         with self._lock:
             self._ensure()
             assert self._bytes is not None
-            return self._bytes >= self.max_bytes
+            if self._bytes >= self.max_bytes:
+                raise self._exceeded()
+
+    def _exceeded(self) -> QuotaExceeded:
+        return QuotaExceeded(self.label, f"{self.max_bytes} bytes")
 
 
 def charge_all(quotas: Sequence[Quota], nbytes: int = 0, nfiles: int = 0) -> None:

@@ -26,7 +26,7 @@ from .errors import FTPError, map_fs_error
 from .paths import PathRejected, basename, dirname, is_under, resolve
 from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact
 from .protocol import ListEntry
-from .quota import Quota, QuotaExceeded, QuotaWriter, charge_all, measure, release_all
+from .quota import Quota, QuotaWriter, charge_all, measure, release_all
 from .tree import UPLOAD_PREFIX, Mount, VirtualTree
 
 __all__ = ["SessionFS", "Upload"]
@@ -457,8 +457,9 @@ class SessionFS:
             release_all(leaving, *moved)
             release_all(dst_quotas, *replaced)
 
-        unmeasured = any(not q.measured for q in entering)
-        await self._run((src, dst), do_move, offload=unmeasured or bool(leaving or entering))
+        # Across scopes a directory is measured, and a scope may be measured
+        # for the first time: never on the loop.
+        await self._run((src, dst), do_move, offload=bool(leaving or entering))
 
     async def set_mtime(self, path: str, mtime: float) -> None:
         await self._run((path,), self.tree.setinfo, path, {"details": {"modified": mtime}})
@@ -481,6 +482,7 @@ class SessionFS:
 
         def opener() -> tuple[IO[bytes] | None, int, bytes | None]:
             opened = self.tree.open_read(path)
+            f: IO[bytes] | None
             if opened is not None:
                 f, size = opened
             else:
@@ -489,12 +491,13 @@ class SessionFS:
                     raise fs.errors.FileExpected(path)
                 details: Mapping[str, Any] = info.raw.get("details") or {}
                 size = int(details.get("size") or 0)
-                if offset > size:  # before opening: S3 would start a GET
-                    raise FTPError(554, f"Restart offset {offset} is beyond the file size {size}")
-                f = self.tree.openbin(path, "r")
+                f = None  # opened below: on S3 opening would start a GET
             if offset > size:
-                f.close()
+                if f is not None:
+                    f.close()
                 raise FTPError(554, f"Restart offset {offset} is beyond the file size {size}")
+            if f is None:
+                f = self.tree.openbin(path, "r")
             if size - offset > preload:
                 return f, size, None
             with f:
@@ -541,8 +544,7 @@ class SessionFS:
                 new_file = old is None
                 if not credit:
                     for q in quotas:
-                        if q.bytes_full():  # refused before any data moves
-                            raise QuotaExceeded(q.label, f"{q.max_bytes} bytes")
+                        q.require_room()  # refused before any data moves
             precheck = getattr(mount.fs, "check_atomic_upload", None)
             if precheck is not None:
                 precheck(sub, offset, append)

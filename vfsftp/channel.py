@@ -15,7 +15,6 @@ import errno
 import logging
 import socket
 import ssl
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -23,11 +22,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import data as datamod
+from . import eager
 from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, Invocation, preflight
 from .data import PassiveListener, TransferAborted, TransferState, normalize_ip
 from .errors import FTPError, map_fs_error
 from .observability import new_session_id, session_id
-from .protocol import MLST_DEFAULT_FACTS, TOO_LONG, LineBuffer, Reply, parse_command
+from .protocol import (
+    MLST_DEFAULT_FACTS,
+    TOO_LONG,
+    LineBuffer,
+    Reply,
+    encode_reply,
+    parse_command,
+)
 from .throttle import TokenBucket
 from .tls import wrap_data_socket
 
@@ -84,9 +91,14 @@ class SessionState:
 
 @dataclass
 class Transfer:
+    """The session's running transfer (``FTPChannel.transfer`` is None when
+    there is none: the transfer clears it as it ends)."""
+
     verb: str
     path: str
-    task: asyncio.Task[None]
+    #: None while the transfer's first step runs (see eager.start); a
+    #: transfer that never waits is over before it would be set
+    task: asyncio.Task[None] | None = None
     state: TransferState | None = None
     #: set by abort_transfer(); checked once more before the thread starts,
     #: because asyncio.wait_for (before 3.12) can swallow a cancellation
@@ -104,17 +116,19 @@ class FTPChannel(asyncio.Protocol):
     # Slots: thousands of idle sessions each hold one of these.
     __slots__ = (
         "_admitted",
+        "_busy",
         "_closed",
         "_context",
         "_drained",
+        "_ending",
         "_eof",
+        "_finished",
         "_gone",
         "_idle_timer",
         "_last_activity",
         "_lost",
         "_pending",
         "_reading_paused",
-        "_task",
         "_write_paused",
         "closing",
         "config",
@@ -157,7 +171,7 @@ class FTPChannel(asyncio.Protocol):
         # Made when lines arrive, dropped when handled: an empty deque is
         # ~600 bytes, as much as the rest of an idle session.
         self._pending: deque[bytes | object] | None = None
-        self._task: asyncio.Task[None] | None = None  # handling commands, or closing
+        self._busy = False  # handling commands, or closing
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
         self._write_paused = False
@@ -171,6 +185,8 @@ class FTPChannel(asyncio.Protocol):
         self.transfer: Transfer | None = None
         self.closing = False
         self._closed = False  # close() has run (it may be called twice)
+        self._ending = False  # close() has closed the transport
+        self._finished = False  # the session is over: logged, counts released
         self.quit_requested = False
         self.started = time.monotonic()
 
@@ -237,7 +253,7 @@ class FTPChannel(asyncio.Protocol):
             # the queue drains (the kernel's buffers then push back on it).
             self._reading_paused = True
             self.transport.pause_reading()
-        if self._task is None:
+        if not self._busy:
             self._spawn(self._process())
 
     def eof_received(self) -> bool | None:
@@ -245,9 +261,7 @@ class FTPChannel(asyncio.Protocol):
         return False  # close the transport (flushing what is buffered)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._gone = True
-        if self._lost is not None and not self._lost.done():
-            self._lost.set_result(None)
+        self._mark_gone()
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
         self._end_of_input()
@@ -267,34 +281,47 @@ class FTPChannel(asyncio.Protocol):
         if not self._admitted:
             return
         self._eof = True  # lines already received are still answered
-        if self._task is None:
-            self._spawn(self.close())
+        if not self._busy:
+            self._spawn(self.close(wait=False))
+
+    def _mark_gone(self) -> None:
+        self._gone = True
+        if self._ending:  # close() has closed the transport: the session is over
+            self._finish()
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        loop = asyncio.get_running_loop()
-        task: asyncio.Task[None]
-        if sys.version_info >= (3, 11):
-            task = loop.create_task(coro, context=self._context)
-        else:  # pragma: no cover - create_task copies the current context
-            try:
-                task = self._context.run(loop.create_task, coro)
-            except RuntimeError:  # already in it (called from _made)
-                task = loop.create_task(coro)
-        self._task = task
-        self.server.track(task)
-        task.add_done_callback(self._task_done)
+        """Handle commands (or close) now, in the session's context; a task
+        carries on only if a command has to wait (eager.start)."""
+        self._busy = True
+        try:
+            task = eager.start(coro, self._context)
+        except Exception as exc:
+            log.error("%s: session task failed", self.peer, exc_info=exc)
+            task = None
+        if task is None:
+            self._idle()
+        else:
+            self.server.track(task)
+            task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        if self._task is task:
-            self._task = None
+        self.server.untrack(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: session task failed", self.peer, exc_info=task.exception())
+        self._idle()
+
+    def _idle(self) -> None:
+        """The commands in hand are answered: go on with any that arrived
+        meanwhile, or end the session."""
+        self._busy = False
         if self._closed:
             return
         if self._pending and not self.closing:
             self._spawn(self._process())
         elif self.closing or self._eof:
-            self._spawn(self.close())
+            self._spawn(self.close(wait=False))
 
     async def _drain(self) -> None:
         while self._write_paused and not self.transport.is_closing():
@@ -304,13 +331,15 @@ class FTPChannel(asyncio.Protocol):
     # ------------------------------------------------------------ output
 
     def reply(self, code: int, text: str | tuple[str, ...] = "") -> None:
-        self.send(Reply(code, text))
-
-    def send(self, reply: Reply) -> None:
+        # No Reply object on the way: a reply per command is the hot path.
         if self.transport.is_closing():
             return
-        self.server.metrics.reply(reply.code)
-        self.transport.write(reply.encode())
+        if code >= 400:
+            self.server.metrics.reply(code)
+        self.transport.write(encode_reply(code, text))
+
+    def send(self, reply: Reply) -> None:
+        self.reply(reply.code, reply.text)
 
     @property
     def username(self) -> str:
@@ -344,8 +373,8 @@ class FTPChannel(asyncio.Protocol):
         self.reply(421, f"Idle timeout ({idle:g} seconds), closing control connection")
         log.info("idle timeout %s", self.peer)
         self.closing = True
-        if self._task is None:
-            self._spawn(self.close())
+        if not self._busy:
+            self._spawn(self.close(wait=False))
 
     async def _process(self) -> None:
         """Handle the queued command lines, one at a time, then end (the
@@ -369,7 +398,9 @@ class FTPChannel(asyncio.Protocol):
         if not self._pending:
             self._pending = None
         if self.closing or self._eof:
-            await self.close()
+            # The session ends when the connection is gone (connection_lost),
+            # not in a task waiting for it.
+            await self.close(wait=False)
 
     async def handle_line(self, line: bytes) -> None:
         cmd = parse_command(line)
@@ -379,15 +410,16 @@ class FTPChannel(asyncio.Protocol):
             shown = "PASS ****" if cmd.verb == "PASS" else f"{cmd.verb} {cmd.arg}".rstrip()
             log.debug("%s %s > %s", self.peer, self.username, shown)
         spec = REGISTRY.get(cmd.verb)
+        t = self.transfer
         if (
-            self.transfer is not None
-            and not self.transfer.task.done()
+            t is not None
+            and t.task is not None
             and (spec is None or cmd.verb not in IMMEDIATE_DURING_TRANSFER)
         ):
             # Commands that are not about the transfer wait for it, so that
             # its 226/426 comes before their reply.
             with contextlib.suppress(BaseException):
-                await asyncio.shield(self.transfer.task)
+                await asyncio.shield(t.task)
         try:
             if spec is None:
                 raise FTPError(500, f"Command {cmd.verb!r} not understood")
@@ -453,9 +485,7 @@ class FTPChannel(asyncio.Protocol):
         layer had taken its place): do its part of connection_lost."""
         self.closing = True
         raw.close()
-        self._gone = True
-        if self._lost is not None and not self._lost.done():
-            self._lost.set_result(None)
+        self._mark_gone()
 
     def tls_version(self) -> str:
         obj = self.transport.get_extra_info("ssl_object")
@@ -506,29 +536,27 @@ class FTPChannel(asyncio.Protocol):
         small file read with its open). On a plain data connection it is
         sent from the event loop (non-blocking socket, no thread hop);
         ``work`` then runs only for PROT P, whose handshake is left to a
-        thread."""
-        task = asyncio.get_running_loop().create_task(
-            self._transfer(verb, path, work, opening, cleanup, success_text, body)
-        )
-        self.transfer = Transfer(verb, path, task)
-        task.add_done_callback(self._transfer_done)
+        thread.
 
-    def _transfer_done(self, task: asyncio.Task[None]) -> None:
-        if self.transfer is not None and self.transfer.task is task:
-            self.transfer = None
+        The transfer starts at once (eager.start): a small file or listing
+        whose client has already connected is sent, and answered 226,
+        before this returns; a task goes on with it otherwise."""
+        t = self.transfer = Transfer(verb, path)
+        task = eager.start(self._transfer(t, work, opening, cleanup, success_text, body))
+        if task is not None and self.transfer is t:
+            t.task = task
 
     async def _transfer(
         self,
-        verb: str,
-        path: str,
+        t: Transfer,
         work: Callable[[TransferState], int],
         opening: str,
         cleanup: Callable[[bool], None] | None,
         success_text: str,
         body: bytes | None = None,
     ) -> None:
-        loop = asyncio.get_running_loop()
         executor = self.server.transfer_executor
+        verb, path = t.verb, t.path
         sock: socket.socket | None = None
         state: TransferState | None = None
         ok = False
@@ -554,10 +582,8 @@ class FTPChannel(asyncio.Protocol):
             self.reply(150, opening)
             sock = await self._open_data()
             if body is not None and self.state.prot == "C" and cleanup is None:
-                state = TransferState(sock, verb, path)
-                assert self.transfer is not None
-                self.transfer.state = state
-                if self.transfer.abort_requested:
+                state = t.state = TransferState(sock, verb, path)
+                if t.abort_requested:
                     raise TransferAborted()
                 await datamod.send_body(state, body, self.config.server.stall_timeout)
                 ok = True
@@ -565,12 +591,10 @@ class FTPChannel(asyncio.Protocol):
                 datamod.prepare_blocking(sock, self.config.server.stall_timeout)
                 if self.state.prot == "P":
                     work = self._protected(work)
-                state = TransferState(sock, verb, path)
-                assert self.transfer is not None
-                self.transfer.state = state
-                if self.transfer.abort_requested:
+                state = t.state = TransferState(sock, verb, path)
+                if t.abort_requested:
                     raise TransferAborted()
-                await loop.run_in_executor(executor, job, state)
+                await executor.run(job, state)
                 ok = True
         except FTPError as err:
             reply = err.reply
@@ -601,7 +625,7 @@ class FTPChannel(asyncio.Protocol):
             if cleanup is not None and not cleaned:
                 # The thread never ran (no data connection, aborted first).
                 with contextlib.suppress(Exception):
-                    await loop.run_in_executor(executor, cleanup, False)
+                    await executor.run(cleanup, False)
             if sock is not None:
                 sock.close()
             if state is not None and state.sock is not sock:
@@ -610,6 +634,8 @@ class FTPChannel(asyncio.Protocol):
             outcome = "ok"
             nbytes = state.bytes if state is not None else 0
             reply = Reply(226, f"{success_text} ({nbytes} bytes)")
+        if self.transfer is t:
+            self.transfer = None
         # Logged (and counted) before the client hears of it: whoever reads
         # the log or the metrics after a 226 finds the transfer there.
         self.server.transfer_log(self, verb, path, state, outcome)
@@ -637,7 +663,7 @@ class FTPChannel(asyncio.Protocol):
     async def abort_transfer(self) -> bool:
         """Stop the running transfer (if any) and wait for its 426."""
         t = self.transfer
-        if t is None or t.task.done():
+        if t is None or t.task is None:
             return False
         t.abort_requested = True
         if t.state is not None:
@@ -650,7 +676,11 @@ class FTPChannel(asyncio.Protocol):
 
     # ------------------------------------------------------------ teardown
 
-    async def close(self) -> None:
+    async def close(self, wait: bool = True) -> None:
+        """End the session: let a transfer QUIT allowed finish, abort any
+        other, close the connection. The session is over (logged, counted
+        out) once the connection is gone: with ``wait``, this returns only
+        then; without, connection_lost finishes it (no task waits for it)."""
         # A flag of its own: `closing` is also set while the last command is
         # answered, and the session must be removed from the server's counts
         # exactly once.
@@ -661,19 +691,28 @@ class FTPChannel(asyncio.Protocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         t = self.transfer
-        if self.quit_requested and t is not None and not t.task.done():
+        if self.quit_requested and t is not None and t.task is not None:
             # Let the transfer finish; its socket timeouts bound the wait.
             with contextlib.suppress(BaseException):
                 await asyncio.shield(t.task)
         await self.abort_transfer()
         self.close_passive()
-        with contextlib.suppress(Exception):
-            await self._drain()
+        if self._write_paused:
+            with contextlib.suppress(Exception):
+                await self._drain()
+        self._ending = True
         self.transport.close()
-        if not self._gone:
+        if self._gone:
+            self._finish()
+        elif wait:
             self._lost = asyncio.get_running_loop().create_future()
             with contextlib.suppress(Exception):
                 await self._lost
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
         log.info(
             "disconnect %s %s (%.1fs)", self.peer, self.username, time.monotonic() - self.started
         )

@@ -73,10 +73,11 @@ def _serve(args: argparse.Namespace) -> int:
     # Imported here so that check-config and hash-password work without
     # loading the server (and its optional dependencies).
     from .lifecycle import run_service
-    from .observability import configure_logging
+    from .observability import configure_logging, lean_log_records
     from .server import FTPServer
 
     try:
+        lean_log_records()
         configure_logging(config.logging)
         # FTPServer opens the mounts at once: a missing folder is a
         # ConfigError naming the key, reported by main() like any other.

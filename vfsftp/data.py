@@ -110,25 +110,26 @@ class PassiveListener:
 
         A reader callback and one timer, rather than ``wait_for(sock_accept)``
         which costs a task per transfer."""
+        # Most clients connect as soon as they read the PASV/EPSV reply,
+        # before they send RETR: then it is already waiting (no reader, timer
+        # or future, and the transfer need not wait at all; see eager.start).
+        conn = self._accept_waiting()
+        if conn is not None:
+            return conn
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[socket.socket] = loop.create_future()
         fd = self.sock.fileno()
 
         def readable() -> None:
-            while not fut.done():
-                try:
-                    conn, addr = self.sock.accept()
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError as exc:
-                    fut.set_exception(
-                        FTPError(425, f"Can't open data connection: {exc.strerror or exc}")
-                    )
-                    return
-                if self.expected_peer is None or normalize_ip(addr[0]) == self.expected_peer:
-                    fut.set_result(conn)
-                else:
-                    conn.close()
+            if fut.done():
+                return
+            try:
+                conn = self._accept_waiting()
+            except FTPError as exc:
+                fut.set_exception(exc)
+                return
+            if conn is not None:
+                fut.set_result(conn)
 
         def expired() -> None:
             if not fut.done():
@@ -152,6 +153,20 @@ class PassiveListener:
         finally:
             timer.cancel()
             loop.remove_reader(fd)
+
+    def _accept_waiting(self) -> socket.socket | None:
+        """A connection already waiting from the expected address, if any
+        (others are closed on the way)."""
+        while True:
+            try:
+                conn, addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return None
+            except OSError as exc:
+                raise FTPError(425, f"Can't open data connection: {exc.strerror or exc}") from None
+            if self.expected_peer is None or normalize_ip(addr[0]) == self.expected_peer:
+                return conn
+            conn.close()
 
     def close(self) -> None:
         self.sock.close()
@@ -271,18 +286,27 @@ async def send_body(state: TransferState, data: bytes, stall_timeout: float) -> 
             sock.shutdown(socket.SHUT_RDWR)  # the pending send fails at once
 
     view = memoryview(data)
-    for i in range(0, len(view), BODY_CHUNK):
+    state.check()
+    i = 0
+    # A small body usually fits in the socket's buffer at once: one send,
+    # no timer (a cancelled timer stays in the loop's heap until it expires).
+    with contextlib.suppress(BlockingIOError, InterruptedError):
+        i = sock.send(view[:BODY_CHUNK])
+    state.bytes += i
+    while i < len(view):
         state.check()
+        chunk = view[i : i + BODY_CHUNK]
         timer = loop.call_later(stall_timeout, stall)
         try:
-            await loop.sock_sendall(sock, view[i : i + BODY_CHUNK])
+            await loop.sock_sendall(sock, chunk)
         except OSError:
             if stalled and not state.aborted:
                 raise TimeoutError("no data moved") from None
             raise
         finally:
             timer.cancel()
-        state.bytes += min(BODY_CHUNK, len(view) - i)
+        state.bytes += len(chunk)
+        i += len(chunk)
     state.check()
     _finish_send(state)
     return state.bytes

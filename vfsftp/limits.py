@@ -52,6 +52,8 @@ class BanList:
     def key(ip: str) -> str:
         """The unit that is counted and banned: the address itself for IPv4,
         its /64 for IPv6."""
+        if ":" not in ip and ip.count(".") == 3 and ip.replace(".", "").isdigit():
+            return ip  # dotted IPv4, as the channel passes it (no parsing per login)
         try:
             addr = ipaddress.ip_address(ip.split("%", 1)[0])
         except ValueError:

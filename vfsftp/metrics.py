@@ -98,6 +98,7 @@ class Metrics:
         self.hook_failures = Counter(
             "vfsftp_hook_failures", "Event hooks that raised, by event", ["event"], registry=r
         )
+        self._transfer_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._http: asyncio.base_events.Server | None = None
         self._requests: set[asyncio.Task[Any]] = set()
         self.address: tuple[str, int] | None = None
@@ -106,9 +107,18 @@ class Metrics:
 
     def transfer(self, rec: TransferRecord) -> None:
         direction = "in" if rec.direction == "i" else "out"
-        self.transfers.labels(rec.mount, direction, rec.outcome).inc()
+        # labels() takes a lock and builds keys: its children are kept here
+        # (a handful: mounts x directions x outcomes).
+        key = (rec.mount, direction, rec.outcome)
+        children = self._transfer_children.get(key)
+        if children is None:
+            children = self._transfer_children[key] = (
+                self.transfers.labels(*key),
+                self.transfer_bytes.labels(rec.mount, direction),
+            )
+        children[0].inc()
         if rec.bytes:
-            self.transfer_bytes.labels(rec.mount, direction).inc(rec.bytes)
+            children[1].inc(rec.bytes)
 
     def reply(self, code: int) -> None:
         if code >= 400:

@@ -20,10 +20,12 @@ import fs.errors
 import fs.opener
 import fs.wrap
 from fs.base import FS
+from fs.memoryfs import MemoryFS
 from fs.osfs import OSFS
 
 from .config import USER_PLACEHOLDER, Config, ConfigError, MountConfig, UserConfig
 from .localfs import JailedOSFS
+from .memfs import InlineMemoryFS
 from .quota import Quota, measure
 from .tree import UPLOAD_PREFIX, Mount, VirtualTree
 
@@ -134,6 +136,8 @@ class MountTable:
                     filesystem = fs.open_fs(url, create=spec.create, cwd=str(self.config.base_dir))
                     if type(filesystem) is OSFS:
                         filesystem = JailedOSFS(filesystem._root_path)
+                    elif type(filesystem) is MemoryFS:  # (new and empty)
+                        filesystem = InlineMemoryFS()
             except fs.opener.errors.UnsupportedProtocol:
                 raise ConfigError(
                     [

@@ -144,7 +144,7 @@ def strip_telnet(line: bytes) -> bytes:
     return bytes(out)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one per command line, and frozen __init__ costs 3x
 class Command:
     verb: str
     arg: str
@@ -199,21 +199,28 @@ class Reply:
         return self.code >= 400
 
     def encode(self) -> bytes:
-        """Single line ``"226 Done\\r\\n"``; multi-line replies are
-        ``"211-first"``, the middle lines, then ``"211 last"`` (§4.2). A middle
-        line that starts with three digits is indented by one space so that a
-        client cannot mistake it for the last line."""
-        lines = [_clean(x) for x in self.lines]
-        code = f"{self.code:03d}"
-        if len(lines) == 1:
-            return f"{code} {lines[0]}\r\n".encode("utf-8", "surrogateescape")
-        parts = [f"{code}-{lines[0]}"]
-        for mid in lines[1:-1]:
-            if mid[:3].isdigit():  # §4.2: any line starting with 3 digits
-                mid = " " + mid
-            parts.append(mid)
-        parts.append(f"{code} {lines[-1]}")
-        return ("\r\n".join(parts) + "\r\n").encode("utf-8", "surrogateescape")
+        return encode_reply(self.code, self.text)
+
+
+def encode_reply(code: int, text: str | tuple[str, ...]) -> bytes:
+    """Single line ``"226 Done\\r\\n"``; multi-line replies are
+    ``"211-first"``, the middle lines, then ``"211 last"`` (§4.2). A middle
+    line that starts with three digits is indented by one space so that a
+    client cannot mistake it for the last line."""
+    if isinstance(text, str) and "\n" not in text and "\r" not in text:
+        # The common case: one line, nothing to clean.
+        return f"{code:03d} {text}\r\n".encode("utf-8", "surrogateescape")
+    lines = [_clean(x) for x in Reply(code, text).lines]
+    number = f"{code:03d}"
+    if len(lines) == 1:
+        return f"{number} {lines[0]}\r\n".encode("utf-8", "surrogateescape")
+    parts = [f"{number}-{lines[0]}"]
+    for mid in lines[1:-1]:
+        if mid[:3].isdigit():  # §4.2: any line starting with 3 digits
+            mid = " " + mid
+        parts.append(mid)
+    parts.append(f"{number} {lines[-1]}")
+    return ("\r\n".join(parts) + "\r\n").encode("utf-8", "surrogateescape")
 
 
 def quote_path(path: str) -> str:

@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -33,6 +32,7 @@ from .metrics import Metrics
 from .mounts import MountTable
 from .observability import Counters, TransferRecord, log_transfer, session_id
 from .quota import Quota
+from .threads import ThreadPool
 from .throttle import TokenBucket, chain
 from .tls import make_server_context
 from .vfs import SessionFS, measure_home
@@ -91,12 +91,8 @@ class FTPServer:
         self._stop_now = asyncio.Event()  # set by stop_now(): shutdown waits no more
         # Metadata calls (stat, listdir, mkdir...) and whole transfers use
         # separate pools so that many long transfers cannot starve a LIST.
-        self.blocking_executor = ThreadPoolExecutor(
-            blocking_workers, thread_name_prefix="vfsftp-fs"
-        )
-        self.transfer_executor = ThreadPoolExecutor(
-            transfer_workers, thread_name_prefix="vfsftp-xfer"
-        )
+        self.blocking_executor = ThreadPool(blocking_workers, "vfsftp-fs")
+        self.transfer_executor = ThreadPool(transfer_workers, "vfsftp-xfer")
         tls = config.server.tls
         self.tls_context: ssl.SSLContext | None = (
             make_server_context(tls, config.source) if tls is not None else None
@@ -254,9 +250,12 @@ class FTPServer:
 
     def track(self, task: asyncio.Task[None]) -> None:
         """A session's task (handling commands, closing): waited for, then
-        cancelled, at shutdown."""
+        cancelled, at shutdown. The channel calls ``untrack`` when it ends
+        (from the one done callback it has anyway)."""
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+    def untrack(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
 
     def session_closed(self, channel: FTPChannel) -> None:
         if channel in self.channels:
@@ -621,11 +620,11 @@ class FTPServer:
         busy = [
             ch.transfer.task
             for ch in self.channels
-            if ch.transfer is not None and not ch.transfer.task.done()
+            if ch.transfer is not None and ch.transfer.task is not None
         ]
         log.info("shutting down: waiting up to %gs for %d transfer(s)", timeout, len(busy))
         for ch in list(self.channels):
-            if ch.transfer is None or ch.transfer.task.done():
+            if ch.transfer is None or ch.transfer.task is None:
                 _end_session(ch)
             else:  # after its 226 (or 426)
                 ch.transfer.task.add_done_callback(functools.partial(_after_transfer, ch))

@@ -8,13 +8,11 @@ call itself (see ``Mount.inline``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any, Protocol, TypeVar
@@ -27,6 +25,7 @@ from .paths import PathRejected, basename, dirname, is_under, resolve
 from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact
 from .protocol import ListEntry
 from .quota import Quota, QuotaWriter, charge_all, measure, release_all
+from .threads import ThreadPool
 from .tree import UPLOAD_PREFIX, Mount, VirtualTree
 
 __all__ = ["SessionFS", "Upload"]
@@ -192,7 +191,7 @@ class SessionFS:
         tree: VirtualTree,
         perms: str,
         overrides: Mapping[str, str],
-        executor: Executor | None,
+        executor: ThreadPool | None,
         home: str = "/",
         owner: str = "owner",
         user_quota: Quota | None = None,
@@ -265,8 +264,8 @@ class SessionFS:
         try:
             if inline:
                 return fn(*args)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, lambda: fn(*args))
+            assert self.executor is not None
+            return await self.executor.run(fn, *args)
         except (fs.errors.FSError, OSError) as exc:
             raise map_fs_error(exc, paths[0]) from exc
 

@@ -63,7 +63,8 @@ def test_fresh_memory_server_per_test(pytester: pytest.Pytester) -> None:
                 ftp.login(ftp_server.user, ftp_server.password)
                 ftp.storbinary("STOR /a.txt", io.BytesIO(b"hello"))
             assert ftp_server.read_file("/a.txt") == b"hello"
-            assert type(ftp_server.filesystems["/"]).__name__ == "MemoryFS"
+            from fs.memoryfs import MemoryFS
+            assert isinstance(ftp_server.filesystems["/"], MemoryFS)
 
         def test_next_test_starts_empty(ftp_server):
             assert ftp_server is not seen[0] and not seen[0].running

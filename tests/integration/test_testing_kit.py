@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fs.memoryfs import MemoryFS
 
 from vfsftp.config import ConfigError, config_from_dict
 from vfsftp.testing import MotoS3, ThreadedFTPServer, make_tls_files
@@ -34,7 +35,7 @@ def test_defaults_one_memory_mount_one_user() -> None:
     with ThreadedFTPServer() as server:
         assert server.host == "127.0.0.1" and server.port > 0
         assert set(server.filesystems) == {"/"}
-        assert type(server.filesystems["/"]).__name__ == "MemoryFS"
+        assert isinstance(server.filesystems["/"], MemoryFS)
         assert server.login_data() == {
             "host": "127.0.0.1",
             "port": server.port,

@@ -22,6 +22,7 @@ import fs.wrap
 from fs.base import FS
 from fs.memoryfs import MemoryFS
 from fs.osfs import OSFS
+from fs.wrap import WrapReadOnly
 
 from .config import USER_PLACEHOLDER, Config, ConfigError, MountConfig, UserConfig
 from .localfs import JailedOSFS
@@ -232,8 +233,13 @@ class MountTable:
             opened = [f for f in self._opened.values() if id(f) not in kept]
             self._opened.clear()
         for filesystem in opened:
-            with contextlib.suppress(Exception):
-                filesystem.close()
+            # A read-only wrapper does not close what it wraps (which may
+            # hold a descriptor: JailedOSFS's folder).
+            inner = filesystem.delegate_fs() if isinstance(filesystem, WrapReadOnly) else None
+            for each in (filesystem, inner):
+                if each is not None:
+                    with contextlib.suppress(Exception):
+                        each.close()
 
 
 def _reason(exc: BaseException) -> str:

@@ -34,6 +34,7 @@ from fs.enums import ResourceType
 from fs.info import Info
 from fs.memoryfs import MemoryFS
 from fs.path import abspath, normpath
+from fs.wrap import WrapReadOnly
 
 from .paths import basename, is_under
 from .quota import Quota
@@ -70,6 +71,15 @@ class Mount:
         inline = isinstance(filesystem, MemoryFS)
         label = kind or type(filesystem).__name__.lower().removesuffix("fs") or "fs"
         return cls(_norm(path), filesystem, read_only, inline, label, quota)
+
+
+def _readable(filesystem: FS) -> FS:
+    """What to read through: a read-only mount's own filesystem (reading
+    needs no guard, and its fast paths are not on the wrapper)."""
+    if isinstance(filesystem, WrapReadOnly):
+        inner: FS = filesystem.delegate_fs()
+        return inner
+    return filesystem
 
 
 def _norm(path: str) -> str:
@@ -258,12 +268,26 @@ class VirtualTree(FS):
         found = self.mount_of(path)
         if found is None or found[1] == "/" or self._leads_to_mount(path):
             return None
-        opener = getattr(found[0].fs, "open_read", None)
+        opener = getattr(_readable(found[0].fs), "open_read", None)
         if opener is None:
             return None
         self.check()
         opened: tuple[BinaryIO, int] | None = opener(found[1])
         return opened
+
+    def read_cached(self, path: str, offset: int, limit: int) -> tuple[int, bytes] | None:
+        """(size, content from ``offset``) of a small file read without
+        blocking, where the mount's filesystem offers ``read_cached`` (local
+        folders, see vfsftp.nowait); None: read it in a worker thread."""
+        found = self.mount_of(path)
+        if found is None or found[1] == "/":
+            return None
+        reader = getattr(_readable(found[0].fs), "read_cached", None)
+        if reader is None or self._leads_to_mount(path):
+            return None
+        self.check()
+        got: tuple[int, bytes] | None = reader(found[1], offset, limit)
+        return got
 
     def scan_rows(self, path: str) -> list[tuple[str, bool, int, float, int, int]] | None:
         """Plain stat rows of a directory that lies wholly in one mount whose

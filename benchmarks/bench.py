@@ -399,6 +399,10 @@ class ServerProcess:
                 str(self.profile_dir / f"{self.tag}-{self.target}.prof"),
             ]
         extra = VARIANTS.get(self.target, [])
+        if "--loop" not in extra:
+            # asyncio's own loop, as a plain install runs it (uvloop, taken
+            # when installed, is the vfsftp-uvloop variant)
+            extra = [*extra, "--loop", "asyncio"]
         return [*cmd, "-m", "vfsftp", "serve", "-c", str(cfg), "--port", str(self.port), *extra]
 
     def start(self) -> ServerProcess:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -262,31 +262,37 @@ class VirtualTree(FS):
     def listdir(self, path: str) -> list[str]:
         return [info.name for info in self.scandir(path)]
 
-    def open_read(self, path: str) -> tuple[BinaryIO, int] | None:
-        """(file, size) where the mount's filesystem offers a one-step
-        ``open_read`` (local folders); None: use getinfo and openbin."""
+    def _file_method(self, path: str, name: str) -> tuple[Callable[..., Any], str] | None:
+        """The mount filesystem's own ``name`` method (a fast path some
+        filesystems offer) for the file at ``path``, with the path inside
+        the mount; None where there is none, or ``path`` is a mount point
+        or leads to one (the generic way answers those)."""
         found = self.mount_of(path)
-        if found is None or found[1] == "/" or self._leads_to_mount(path):
+        if found is None or found[1] == "/":
             return None
-        opener = getattr(_readable(found[0].fs), "open_read", None)
-        if opener is None:
+        method = getattr(_readable(found[0].fs), name, None)
+        if method is None or self._leads_to_mount(path):
             return None
         self.check()
-        opened: tuple[BinaryIO, int] | None = opener(found[1])
+        return method, found[1]
+
+    def open_read(self, path: str) -> tuple[BinaryIO, int] | None:
+        """(file, size) where the mount's filesystem offers a one-step
+        ``open_read`` (local folders, memory); None: use getinfo and openbin."""
+        fast = self._file_method(path, "open_read")
+        if fast is None:
+            return None
+        opened: tuple[BinaryIO, int] | None = fast[0](fast[1])
         return opened
 
     def read_cached(self, path: str, offset: int, limit: int) -> tuple[int, bytes] | None:
         """(size, content from ``offset``) of a small file read without
         blocking, where the mount's filesystem offers ``read_cached`` (local
         folders, see vfsftp.nowait); None: read it in a worker thread."""
-        found = self.mount_of(path)
-        if found is None or found[1] == "/":
+        fast = self._file_method(path, "read_cached")
+        if fast is None:
             return None
-        reader = getattr(_readable(found[0].fs), "read_cached", None)
-        if reader is None or self._leads_to_mount(path):
-            return None
-        self.check()
-        got: tuple[int, bytes] | None = reader(found[1], offset, limit)
+        got: tuple[int, bytes] | None = fast[0](fast[1], offset, limit)
         return got
 
     def scan_rows(self, path: str) -> list[tuple[str, bool, int, float, int, int]] | None:

@@ -944,31 +944,27 @@ def bench_c_transfer(srv: ServerProcess, z: Sizes) -> dict[str, Any]:
     cache writing back the STORed data would otherwise slow the RETRs of
     the servers that upload, and not vsftpd's). vsftpd: RETR only
     (anonymous, read-only)."""
-    res: dict[str, Any] = {}
     make_file(srv, "big.bin", z.c_big)
-    best, cpu = 0.0, 0.0
-    for _ in range(z.reps):
-        c0 = srv.cpu()
-        out = run_ftpload(srv, "retr", "big.bin", str(z.c_big))
-        cpu += srv.cpu() - c0
-        if out["ok"] != "1":
-            raise RuntimeError(f"RETR failed: {out.get('first_error')}")
-        best = max(best, z.c_big / float(out["seconds"]) / 1e6)
-    res["c_retr_mbps"] = best
-    res["c_retr_cpu_per_gib"] = cpu / (z.c_big * z.reps / GiB)
-    if srv.target == "vsftpd":
-        return res
-    best, cpu = 0.0, 0.0
-    for _ in range(z.reps):
-        c0 = srv.cpu()
-        out = run_ftpload(srv, "stor", "up.bin", str(z.c_big))
-        cpu += srv.cpu() - c0
-        if out["ok"] != "1":
-            raise RuntimeError(f"STOR failed: {out.get('first_error')}")
-        best = max(best, z.c_big / float(out["seconds"]) / 1e6)
-    res["c_stor_mbps"] = best
-    res["c_stor_cpu_per_gib"] = cpu / (z.c_big * z.reps / GiB)
+    res = _c_transfer_rows(srv, z, "retr", "big.bin")
+    if srv.target != "vsftpd":
+        res.update(_c_transfer_rows(srv, z, "stor", "up.bin"))
     return res
+
+
+def _c_transfer_rows(srv: ServerProcess, z: Sizes, verb: str, name: str) -> dict[str, float]:
+    """``c_<verb>_mbps`` (best of z.reps) and ``c_<verb>_cpu_per_gib``."""
+    best, cpu = 0.0, 0.0
+    for _ in range(z.reps):
+        c0 = srv.cpu()
+        out = run_ftpload(srv, verb, name, str(z.c_big))
+        cpu += srv.cpu() - c0
+        if out["ok"] != "1":
+            raise RuntimeError(f"{verb.upper()} failed: {out.get('first_error')}")
+        best = max(best, z.c_big / float(out["seconds"]) / 1e6)
+    return {
+        f"c_{verb}_mbps": best,
+        f"c_{verb}_cpu_per_gib": cpu / (z.c_big * z.reps / GiB),
+    }
 
 
 def bench_c_sessions(srv: ServerProcess, z: Sizes) -> dict[str, Any]:

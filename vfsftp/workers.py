@@ -256,13 +256,16 @@ def serve_workers(
                 os._exit(status)
         children[pid] = (index, time.monotonic())
 
+    def tell_workers(sig: int) -> None:
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):
-                # A worker stops gracefully on the first, at once on a second.
-                os.kill(pid, signal.SIGTERM)
+        # A worker stops gracefully on the first, at once on a second.
+        tell_workers(signal.SIGTERM)
 
     def hangup(signum: int, frame: object) -> None:
         nonlocal reloaded
@@ -270,9 +273,7 @@ def serve_workers(
         # (A worker still starting ignores it: the milliseconds between its
         # fork and run_service's handler. Workers started after this read
         # the file themselves.)
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGHUP)
+        tell_workers(signal.SIGHUP)
 
     old_int = signal.signal(signal.SIGINT, stop)
     old_term = signal.signal(signal.SIGTERM, stop)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import ipaddress
 import os
 import random
@@ -29,6 +30,7 @@ from .protocol import AsciiDecoder, AsciiEncoder
 from .tls import unwrap_quietly
 
 __all__ = [
+    "MemorySnapshot",
     "PassiveListener",
     "TransferAborted",
     "TransferState",
@@ -49,6 +51,17 @@ RECV_CHUNK = 1024 * 1024
 SENDFILE_CHUNK = 8 * 1024 * 1024
 THROTTLED_CHUNK = 16 * 1024  # smooth pacing under a rate limit
 BODY_CHUNK = 256 * 1024  # send_body: the stall deadline restarts per chunk
+
+
+class MemorySnapshot(io.BytesIO):
+    """A read-only file over an immutable ``bytes`` (a file of an in-memory
+    mount, as it was when opened). ``send_stream`` sends ``content`` straight
+    from memory: the kernel copies it into the socket, with no read() copy
+    per chunk. ``io.BytesIO(bytes)`` shares the bytes until written to."""
+
+    def __init__(self, content: bytes) -> None:
+        super().__init__(content)
+        self.content = content
 
 
 class TransferAborted(Exception):
@@ -312,9 +325,10 @@ async def send_body(state: TransferState, data: bytes, stall_timeout: float) -> 
     return state.bytes
 
 
-def send_bytes(state: TransferState, data: bytes) -> int:
+def send_bytes(state: TransferState, data: bytes, offset: int = 0) -> int:
+    """``data`` from ``offset`` → socket, in slices of it (no copies)."""
     state.check()
-    view = memoryview(data)
+    view = memoryview(data)[offset:]
     for i in range(0, len(view), CHUNK):
         state.check()
         state.sock.sendall(view[i : i + CHUNK])
@@ -364,8 +378,11 @@ def send_stream(
     throttle: Callable[[int], None] | None = None,
 ) -> int:
     """File → socket from ``offset``. ``sendfile`` (zero-copy) is used for a
-    binary transfer of a real file on a plain socket."""
+    binary transfer of a real file on a plain socket, and an in-memory file
+    is sent from its own bytes."""
     state.check()
+    if isinstance(f, MemorySnapshot) and not ascii_mode and throttle is None:
+        return send_bytes(state, f.content, offset)
     if offset:
         f.seek(offset)
     if use_sendfile and not ascii_mode and throttle is None:

@@ -3,14 +3,18 @@ it reads fs 2.4.16's entries directly, so a change there must fail here."""
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 
-from vfsftp.memfs import SNAPSHOT, InlineMemoryFS
+from vfsftp.data import MemorySnapshot, TransferState, send_stream
+from vfsftp.memfs import InlineMemoryFS
 
 pytestmark = pytest.mark.timeout(10)
 
 
-@pytest.mark.parametrize("size", [0, 1, 4096, SNAPSHOT, SNAPSHOT + 1, 3 * SNAPSHOT])
+@pytest.mark.parametrize("size", [0, 1, 4096, 256 * 1024 + 1, 3 * 1024 * 1024 + 5])
 def test_open_read_gives_the_same_bytes_and_size_as_getinfo_and_openbin(size: int) -> None:
     mem = InlineMemoryFS()
     mem.makedirs("/a/b")
@@ -32,7 +36,7 @@ def test_open_read_leaves_what_is_not_a_file_to_the_generic_way(path: str) -> No
     assert mem.open_read(path) is None
 
 
-def test_a_small_file_is_a_snapshot_of_the_moment_it_was_opened() -> None:
+def test_a_file_is_a_snapshot_of_the_moment_it_was_opened() -> None:
     mem = InlineMemoryFS()
     mem.writebytes("/f", b"before")
     opened = mem.open_read("/f")
@@ -40,6 +44,57 @@ def test_a_small_file_is_a_snapshot_of_the_moment_it_was_opened() -> None:
     mem.writebytes("/f", b"after, and longer")
     assert opened[0].read() == b"before"
     assert opened[1] == len(b"before")
+
+
+def test_a_snapshot_shares_the_files_buffer_and_an_in_place_writer_does_not_change_it() -> None:
+    mem = InlineMemoryFS()
+    mem.writebytes("/f", b"a" * 1_000_000)
+    first, second = mem.open_read("/f"), mem.open_read("/f")
+    assert first is not None and second is not None
+    snap = first[0]
+    assert isinstance(snap, MemorySnapshot) and isinstance(second[0], MemorySnapshot)
+    # The same object twice: getvalue() handed out the buffer, no copy.
+    assert snap.content is second[0].content
+    with mem.openbin("/f", "r+") as f:  # changes the entry's own BytesIO
+        f.seek(10)
+        f.write(b"CHANGED")
+    assert snap.content == b"a" * 1_000_000
+    assert mem.readbytes("/f")[10:17] == b"CHANGED"
+
+
+@pytest.mark.parametrize(
+    ("offset", "ascii_mode", "expected"),
+    [
+        (0, False, b"line1\nline2\n" * 50_000),
+        (7, False, (b"line1\nline2\n" * 50_000)[7:]),
+        (0, True, b"line1\r\nline2\r\n" * 50_000),
+        (6, True, (b"line2\r\n" + b"line1\r\nline2\r\n" * 49_999)),
+    ],
+)
+def test_send_stream_sends_a_snapshot_from_offset_binary_or_ascii(
+    offset: int, ascii_mode: bool, expected: bytes
+) -> None:
+    a, b = socket.socketpair()
+    got = bytearray()
+
+    def drain() -> None:
+        while chunk := b.recv(65536):
+            got.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        state = TransferState(a, "RETR", "/f")
+        sent = send_stream(
+            state, MemorySnapshot(b"line1\nline2\n" * 50_000), ascii_mode, offset, True
+        )
+        a.close()
+        reader.join(5)
+    finally:
+        a.close()
+        b.close()
+    assert bytes(got) == expected
+    assert sent == len(expected)
 
 
 def test_mem_urls_open_as_inline_memory_mounts(tmp_path) -> None:  # type: ignore[no-untyped-def]

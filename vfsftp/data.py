@@ -51,6 +51,7 @@ RECV_CHUNK = 1024 * 1024
 SENDFILE_CHUNK = 8 * 1024 * 1024
 THROTTLED_CHUNK = 16 * 1024  # smooth pacing under a rate limit
 BODY_CHUNK = 256 * 1024  # send_body: the stall deadline restarts per chunk
+_MSG_MORE = getattr(socket, "MSG_MORE", 0)  # Linux
 
 
 class MemorySnapshot(io.BytesIO):
@@ -303,8 +304,11 @@ async def send_body(state: TransferState, data: bytes, stall_timeout: float) -> 
     i = 0
     # A small body usually fits in the socket's buffer at once: one send,
     # no timer (a cancelled timer stays in the loop's heap until it expires).
+    # MSG_MORE holds it back for _finish_send's FIN: data and FIN then go
+    # out in one segment, not two.
+    more = _MSG_MORE if len(view) <= BODY_CHUNK else 0
     with contextlib.suppress(BlockingIOError, InterruptedError):
-        i = sock.send(view[:BODY_CHUNK])
+        i = sock.send(view[:BODY_CHUNK], more)
     state.bytes += i
     while i < len(view):
         state.check()

@@ -73,6 +73,11 @@ class LineBuffer:
         self._discarding = False
 
     def feed(self, data: bytes) -> list[bytes | _TooLong]:
+        if data and not self._buf and not self._discarding and data.find(b"\n") == len(data) - 1:
+            # One whole line in one read, the usual case: no buffering.
+            line = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+            if len(line) <= self.max_line:
+                return [line]
         out: list[bytes | _TooLong] = []
         self._buf += data
         while True:

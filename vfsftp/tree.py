@@ -148,6 +148,9 @@ class VirtualTree(FS):
             sorted(table.values(), key=lambda m: len(m.path), reverse=True)
         )
         self._by_path: Mapping[str, Mount] = {m.path: m for m in self._mounts}
+        #: every call may run on the event loop (a tree of in-memory mounts,
+        #: the test fixture's): no per-path lookup to decide it
+        self.all_inline = all(m.inline for m in self._mounts)
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:

@@ -259,7 +259,10 @@ class SessionFS:
         reply for ``paths[0]``."""
         inline = self.executor is None or (
             not offload
-            and all((found := self.tree.mount_of(p)) is None or found[0].inline for p in paths)
+            and (
+                self.tree.all_inline
+                or all((found := self.tree.mount_of(p)) is None or found[0].inline for p in paths)
+            )
         )
         try:
             if inline:

@@ -4,6 +4,8 @@ PyFilesystem2's own conformance suite (fs.test.FSTestCases)."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import unittest
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +17,9 @@ from fs.base import FS
 from fs.enums import ResourceType
 from fs.memoryfs import MemoryFS
 
+from vfsftp.threads import ThreadPool
 from vfsftp.tree import UPLOAD_PREFIX, Mount, VirtualTree
+from vfsftp.vfs import SessionFS
 
 
 class RecordingFS(MemoryFS):  # type: ignore[misc]
@@ -490,3 +494,34 @@ class TestVirtualTreeWithDeepMount(fs.test.FSTestCases, unittest.TestCase):  # t
 
 def test_skipped_conformance_names_exist() -> None:
     assert all(hasattr(fs.test.FSTestCases, name) for name in _ASSUME_EMPTY_ROOT)
+
+
+@pytest.mark.parametrize(
+    ("inline_flags", "path", "on_loop"),
+    [
+        ((True,), "/m0/f", True),  # a tree of in-memory mounts: no lookup, no hop
+        ((True, True), "/", True),
+        ((True, False), "/m0/f", True),  # per path in a mixed tree
+        ((True, False), "/m1/f", False),
+        ((False,), "/", True),  # the virtual skeleton needs no thread
+    ],
+)
+def test_calls_run_on_the_loop_only_where_every_path_is_in_memory(
+    inline_flags: tuple[bool, ...], path: str, on_loop: bool
+) -> None:
+    tree = VirtualTree(
+        [Mount(f"/m{i}", MemoryFS(), inline=flag) for i, flag in enumerate(inline_flags)]
+    )
+    assert tree.all_inline == all(inline_flags)
+    pool = ThreadPool(2, "test-inline")
+
+    async def where() -> int:
+        session = SessionFS(tree, "elr", {}, pool)
+        return await session._run((path,), threading.get_ident)
+
+    try:
+        ident = asyncio.run(where())
+    finally:
+        pool.shutdown()
+        tree.close()
+    assert (ident == threading.get_ident()) == on_loop

@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from conftest import PASSWORD, USER, Control, ServerFactory, wait_for
 
 from vfsftp.testing import ThreadedFTPServer
 
@@ -422,3 +422,42 @@ def test_port_to_privileged_port_is_refused(ftp: ftplib.FTP, family: str) -> Non
     with pytest.raises(ftplib.error_temp, match=r"^425"):
         ftp.sendcmd("RETR f")
         ftp.voidresp()
+
+
+@pytest.mark.parametrize("size", [0, 5, 100_000, 3_000_000])
+@pytest.mark.parametrize("mount", ["mem://", "osfs"])
+def test_a_client_that_connects_after_the_150_gets_the_file_then_226(
+    make_server: ServerFactory, tmp_path: Path, mount: str, size: int
+) -> None:
+    """The 150 goes out before the server waits for the data connection
+    (replies are held only while nothing waits); the body, its end of file
+    and the 226 follow, whatever the size (one segment or many)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    srv = make_server(
+        {
+            "mounts": {"/": "mem://" if mount == "mem://" else {"fs": f"osfs://{root}"}},
+            "users": {USER: {"password": f"plaintext:{PASSWORD}"}},
+        }
+    )
+    data = pattern(size)
+    srv.put_file("/f.bin", data)
+    c = Control(srv.host, srv.port)
+    try:
+        c.login()
+        assert c.cmd("TYPE I")[0] == 200
+        code, lines = c.cmd("EPSV")
+        assert code == 229
+        port = int(lines[0].split("|")[-2])
+        c.send("RETR /f.bin")
+        assert c.reply()[0] == 150  # not held back: the server now waits for us
+        with socket.create_connection((srv.host, port), timeout=10) as d:
+            got = bytearray()
+            while chunk := d.recv(1 << 16):
+                got += chunk
+        assert bytes(got) == data
+        code, lines = c.reply()
+        assert code == 226 and f"({size} bytes)" in lines[-1]
+        assert c.cmd("QUIT")[0] == 221
+    finally:
+        c.sock.close()

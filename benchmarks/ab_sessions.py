@@ -48,12 +48,6 @@ def parse_arm(spec: str) -> Arm:
     return Arm(name, target, Path(tree).resolve())
 
 
-def cpu_split(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / bench.CLK_TCK, int(fields[12]) / bench.CLK_TCK
-
-
 def sample(arm: Arm, workdir: Path, clients: int, sessions: int) -> tuple[float, float, float]:
     bench.REPO = arm.tree  # the vfsftp source the server process runs
     bench.wait_ports(65)
@@ -61,9 +55,9 @@ def sample(arm: Arm, workdir: Path, clients: int, sessions: int) -> tuple[float,
     try:
         bench.make_file(srv, "small.bin", 4096)
         bench.run_ftpload(srv, "sessions", "small.bin", "5", "20")  # warm-up
-        u0, s0 = cpu_split(srv.pid)
+        u0, s0 = srv.cpu_split()
         out = bench.run_ftpload(srv, "sessions", "small.bin", str(clients), str(sessions))
-        u1, s1 = cpu_split(srv.pid)
+        u1, s1 = srv.cpu_split()
     finally:
         srv.stop()
     ok = int(out["ok"])

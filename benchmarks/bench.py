@@ -156,15 +156,21 @@ def proc_rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (every thread), and of its children
-    that ended (vsftpd runs each session in a child process), in seconds."""
+def proc_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the whole process (every thread), its
+    children that ended included (vsftpd runs each session in a child)."""
     with open(f"/proc/{pid}/stat") as f:
         text = f.read()
     fields_ = text[text.rindex(")") + 2 :].split()
     # after "pid (comm) ": state is fields_[0]; utime/stime/cutime/cstime are
     # stat fields 14-17
-    return sum(int(x) for x in fields_[11:15]) / CLK_TCK
+    utime, stime, cutime, cstime = (int(x) for x in fields_[11:15])
+    return (utime + cutime) / CLK_TCK, (stime + cstime) / CLK_TCK
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process and its ended children, in seconds."""
+    return sum(proc_cpu_split(pid))
 
 
 def free_port() -> int:
@@ -467,13 +473,19 @@ class ServerProcess:
 
     def cpu(self) -> float:
         """The server's CPU seconds, its worker processes' included."""
-        total = proc_cpu_seconds(self.pid)
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """The server's (user, system) CPU seconds, its worker processes'
+        included."""
+        user, system = proc_cpu_split(self.pid)
         with contextlib.suppress(OSError):
             children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
             for child in children:
                 with contextlib.suppress(OSError):
-                    total += proc_cpu_seconds(int(child))
-        return total
+                    u, s = proc_cpu_split(int(child))
+                    user, system = user + u, system + s
+        return user, system
 
     def stop(self) -> None:
         proc = self.proc

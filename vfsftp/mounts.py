@@ -22,13 +22,12 @@ import fs.wrap
 from fs.base import FS
 from fs.memoryfs import MemoryFS
 from fs.osfs import OSFS
-from fs.wrap import WrapReadOnly
 
 from .config import USER_PLACEHOLDER, Config, ConfigError, MountConfig, UserConfig
 from .localfs import JailedOSFS
 from .memfs import InlineMemoryFS
 from .quota import Quota, measure
-from .tree import UPLOAD_PREFIX, Mount, VirtualTree
+from .tree import UPLOAD_PREFIX, Mount, VirtualTree, unwrap_read_only
 
 __all__ = ["MountTable"]
 
@@ -235,11 +234,10 @@ class MountTable:
         for filesystem in opened:
             # A read-only wrapper does not close what it wraps (which may
             # hold a descriptor: JailedOSFS's folder).
-            inner = filesystem.delegate_fs() if isinstance(filesystem, WrapReadOnly) else None
-            for each in (filesystem, inner):
-                if each is not None:
-                    with contextlib.suppress(Exception):
-                        each.close()
+            inner = unwrap_read_only(filesystem)
+            for each in (filesystem,) if inner is filesystem else (filesystem, inner):
+                with contextlib.suppress(Exception):
+                    each.close()
 
 
 def _reason(exc: BaseException) -> str:

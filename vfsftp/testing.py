@@ -37,11 +37,10 @@ from typing import Any
 
 import fs.path
 from fs.base import FS
-from fs.wrap import WrapReadOnly
 
 from .config import ANONYMOUS, Config, ConfigError, _parse_yaml, config_from_dict
 from .server import FTPServer
-from .tree import Mount, VirtualTree
+from .tree import Mount, VirtualTree, unwrap_read_only
 
 __all__ = ["MotoS3", "TLSFiles", "ThreadedFTPServer", "make_tls_files"]
 
@@ -144,13 +143,6 @@ def _build_config(
         }
     data["server"] = srv
     return config_from_dict(data, source, base_dir)
-
-
-def _writable(filesystem: FS) -> FS:
-    # A read_only mount is refused to FTP clients, not to the test seeding it.
-    while isinstance(filesystem, WrapReadOnly):
-        filesystem = filesystem.delegate_fs()
-    return filesystem
 
 
 # ------------------------------------------------------------------ server
@@ -354,7 +346,7 @@ class ThreadedFTPServer:
         """Mount path → the PyFilesystem2 filesystem behind it (read-only
         mounts unwrapped, so a test can seed them). Mounts naming
         ``${user}`` are opened at login and are not listed."""
-        return {m.path: _writable(m.fs) for m in self.server.mounts.global_mounts}
+        return {m.path: unwrap_read_only(m.fs) for m in self.server.mounts.global_mounts}
 
     @property
     def fs(self) -> VirtualTree:

@@ -39,7 +39,7 @@ from fs.wrap import WrapReadOnly
 from .paths import basename, is_under
 from .quota import Quota
 
-__all__ = ["UPLOAD_PREFIX", "Mount", "VirtualTree"]
+__all__ = ["UPLOAD_PREFIX", "Mount", "VirtualTree", "unwrap_read_only"]
 
 UPLOAD_PREFIX = ".vfsftp-upload-"
 
@@ -73,12 +73,12 @@ class Mount:
         return cls(_norm(path), filesystem, read_only, inline, label, quota)
 
 
-def _readable(filesystem: FS) -> FS:
-    """What to read through: a read-only mount's own filesystem (reading
-    needs no guard, and its fast paths are not on the wrapper)."""
-    if isinstance(filesystem, WrapReadOnly):
-        inner: FS = filesystem.delegate_fs()
-        return inner
+def unwrap_read_only(filesystem: FS) -> FS:
+    """The filesystem a read-only mount wraps (itself when not wrapped):
+    what reads go through (they need no guard, and its fast paths are not
+    on the wrapper), what the test kit seeds, what closing must reach."""
+    while isinstance(filesystem, WrapReadOnly):
+        filesystem = filesystem.delegate_fs()
     return filesystem
 
 
@@ -273,7 +273,7 @@ class VirtualTree(FS):
         found = self.mount_of(path)
         if found is None or found[1] == "/":
             return None
-        method = getattr(_readable(found[0].fs), name, None)
+        method = getattr(unwrap_read_only(found[0].fs), name, None)
         if method is None or self._leads_to_mount(path):
             return None
         self.check()

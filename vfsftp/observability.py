@@ -9,8 +9,11 @@ Loggers:
   is written as xferlog(5) lines (the wu-ftpd/vsftpd layout that log
   analysers read) or as JSON lines; inside the session log as key=value.
 
-Files are opened with ``WatchedFileHandler``: after logrotate renames a file
-the next line goes to a new one (no copytruncate, no signal needed).
+A record is one ``os.write`` of a whole line (``LineWriter``): it is in the
+log before the reply that follows it reaches the client, lines of threads or
+of ``--workers`` processes sharing a file do not interleave, and after
+logrotate renames a file the next line goes to a new one (no copytruncate,
+no signal needed).
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import logging.handlers
+import os
 import random
 import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -31,12 +35,14 @@ from .config import LoggingConfig
 
 __all__ = [
     "Counters",
+    "LineWriter",
     "TransferRecord",
     "configure_logging",
     "format_json",
     "format_transfer_line",
     "format_xferlog",
     "lean_log_records",
+    "log_handler",
     "log_transfer",
     "new_session_id",
     "parse_xferlog",
@@ -168,11 +174,35 @@ class _SessionFilter(logging.Filter):
         return True
 
 
+#: The layouts vfsftp installs, as code: ``Formatter.format`` interprets a
+#: %-style template per record (usesTime, a dict per line), 3.6 us against
+#: 1.5 us; a record with a traceback still goes the stdlib way.
+_LAYOUTS: dict[str, Callable[[logging.LogRecord], str]] = {
+    _FORMAT: lambda r: f"{r.asctime} {r.levelname} {r.name} [{r.session}]: {r.message}",  # type: ignore[attr-defined]
+    "%(asctime)s %(message)s": lambda r: f"{r.asctime} {r.message}",
+}
+
+
 class _Formatter(logging.Formatter):
     """``logging.Formatter`` with the time stamp's text made once per second
-    (strftime was a tenth of the cost of a record)."""
+    (strftime was a tenth of the cost of a record), and vfsftp's own
+    layouts written without interpreting their template."""
 
     _stamp: tuple[int, str] = (-1, "")
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._layout = _LAYOUTS.get(fmt)
+
+    def format(self, record: logging.LogRecord) -> str:
+        layout = self._layout
+        if layout is None or record.exc_info or record.stack_info:
+            return super().format(record)
+        # The attributes Formatter.format leaves on the record, for any other
+        # handler that sees it after this one.
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record)
+        return layout(record)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
@@ -201,10 +231,92 @@ class _TransferFormatter(_Formatter):
         return format_xferlog(rec) if self.kind == "xferlog" else format_json(rec)
 
 
-def _file_or_stderr(name: str | None) -> logging.Handler:
-    if name is None or name == "-":
-        return logging.StreamHandler(sys.stderr)
-    return logging.handlers.WatchedFileHandler(name, encoding="utf-8")
+class LineWriter(logging.Handler):
+    """Writes a record as one ``os.write`` of a whole line: to a file (opened
+    for appending, and opened again under its name once logrotate has
+    renamed or removed it, as ``WatchedFileHandler`` does), or to standard
+    error.
+
+    ``StreamHandler`` goes through a text and a buffered layer and flushes
+    after every record: 10 of the 22 us a record cost to a file here. The
+    line is written before ``handle`` returns, so a transfer is in the log
+    before its 226 goes out. ``O_APPEND`` keeps the lines of several
+    processes sharing a file (``--workers``) whole. Text that cannot be
+    encoded (a file name in invalid UTF-8 keeps its bytes as surrogates)
+    is written backslash-escaped, not dropped."""
+
+    def __init__(self, path: str | None) -> None:
+        super().__init__()
+        self.path = path
+        self._ident: tuple[int, int] | None = None
+        if path is None:
+            self._fd = sys.stderr.fileno()  # may raise: see log_handler
+        else:
+            self._fd = -1
+            self._open()
+
+    def _open(self) -> None:
+        assert self.path is not None
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        st = os.fstat(fd)
+        old, self._fd, self._ident = self._fd, fd, (st.st_dev, st.st_ino)
+        if old >= 0:
+            os.close(old)
+
+    def _moved(self) -> bool:
+        assert self.path is not None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (st.st_dev, st.st_ino) != self._ident
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        if self.filters and not self.filter(record):
+            return False
+        if not hasattr(record, "session"):
+            record.session = session_id.get()
+        try:
+            data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            # The lock only keeps a reopen from closing the descriptor under
+            # another thread's write (its number could be reused by then).
+            with self.lock:  # type: ignore[union-attr]
+                if self._fd < 0:
+                    return True  # closed
+                if self.path is not None and self._moved():
+                    self._open()
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self.path is not None and self._fd >= 0:
+                os.close(self._fd)
+            self._fd = -1
+        super().close()
+
+
+def log_handler(name: str | None) -> logging.Handler:
+    """The handler for a configured destination: a file name, or None / "-"
+    for standard error (a StreamHandler when it has no file descriptor, as
+    under a test runner's capture)."""
+    if name is not None and name != "-":
+        return LineWriter(name)
+    try:
+        return LineWriter(None)
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        handler = logging.StreamHandler(sys.stderr)
+        handler.addFilter(_SessionFilter())
+        return handler
 
 
 def configure_logging(cfg: LoggingConfig) -> None:
@@ -216,15 +328,13 @@ def configure_logging(cfg: LoggingConfig) -> None:
     _installed.clear()
     root = logging.getLogger("vfsftp")
     root.setLevel(cfg.level.upper())
-    main = _file_or_stderr(cfg.file)
+    main = log_handler(cfg.file)
     main.setFormatter(_Formatter(_FORMAT))
-    main.addFilter(_SessionFilter())
     root.addHandler(main)
     _installed.append((root, main))
     if cfg.transfer_log:
-        handler = _file_or_stderr(cfg.transfer_log)
+        handler = log_handler(cfg.transfer_log)
         handler.setFormatter(_TransferFormatter(cfg.transfer_log_format))
-        handler.addFilter(_SessionFilter())
         transfer_log.addHandler(handler)
         transfer_log.propagate = False
         transfer_log.setLevel(logging.INFO)

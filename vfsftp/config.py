@@ -214,6 +214,24 @@ def _network(value: Any) -> Any:
 Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network)]
 
 
+def _s3_value(shape: str) -> AfterValidator:
+    """One of the values botocore's S3 model lists for ``shape``."""
+
+    def check(value: str) -> str:
+        from .s3 import s3_enum  # botocore's model: loaded only for mounts that use these keys
+
+        allowed = s3_enum(shape)
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+StorageClass = Annotated[str, _s3_value("StorageClass")]
+CannedACL = Annotated[str, _s3_value("ObjectCannedACL")]
+
+
 def _port_number(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(f"expected {what} as an integer")
@@ -259,6 +277,11 @@ _S3_KEYS = (
     "checksum",
     "allow_dir_rename",
     "rewrite_max_size",
+    "server_side_encryption",
+    "sse_kms_key_id",
+    "storage_class",
+    "acl",
+    "content_type",
 )
 
 
@@ -283,6 +306,12 @@ class MountConfig(_Model):
     checksum: Literal["when_required", "when_supported"] | None = None
     allow_dir_rename: bool | None = None
     rewrite_max_size: ByteSize | None = Field(default=None, ge=0)
+    # Sent with every object written, copied (renames) or made (MKD).
+    server_side_encryption: Literal["AES256", "aws:kms"] | None = None
+    sse_kms_key_id: str | None = Field(default=None, min_length=1)
+    storage_class: StorageClass | None = None
+    acl: CannedACL | None = None
+    content_type: Literal["guess", "none"] | None = None
 
     @property
     def s3_options(self) -> dict[str, Any]:
@@ -301,6 +330,8 @@ class MountConfig(_Model):
             raise ValueError(f"{', '.join(used)}: only for s3:// mounts")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("access_key_id and secret_access_key go together")
+        if self.sse_kms_key_id is not None and self.server_side_encryption != "aws:kms":
+            raise ValueError("sse_kms_key_id: only with server_side_encryption: aws:kms")
         return self
 
     @model_validator(mode="before")

@@ -19,13 +19,19 @@ stay), replacing the parts a gateway cannot use (fs-s3fs 1.1.1):
   go through boto3's managed copy (UploadPartCopy for large objects);
 - no way to pass a botocore ``Config``: addressing style, checksums
   ("when_required" for S3-compatible stores), timeouts and retries are
-  options.
+  options;
+- objects' settings: every request that creates an object (PutObject,
+  CreateMultipartUpload, CopyObject, the directory marker) sends the
+  mount's encryption, storage class, ACL and a ContentType guessed from the
+  name (``S3Options.object_args``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import mimetypes
 import threading
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +44,8 @@ import botocore.exceptions
 import fs.errors
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
+from botocore.loaders import create_loader
+from botocore.model import ServiceModel
 from fs.base import FS
 from fs.enums import ResourceType
 from fs.info import Info
@@ -47,7 +55,15 @@ from fs_s3fs import S3FS
 
 from .errors import StorageError
 
-__all__ = ["S3Options", "S3Reader", "S3Writer", "StreamingS3FS", "open_s3"]
+__all__ = [
+    "S3Options",
+    "S3Reader",
+    "S3Writer",
+    "StreamingS3FS",
+    "guess_content_type",
+    "open_s3",
+    "s3_enum",
+]
 
 MiB = 1024 * 1024
 MAX_PARTS = 10_000
@@ -77,6 +93,45 @@ class S3Options:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 3
+    # New objects' settings: S3 gives a copy none of its source's.
+    server_side_encryption: str | None = None  # AES256 | aws:kms
+    sse_kms_key_id: str | None = None  # with aws:kms; else the account's aws/s3 key
+    storage_class: str | None = None
+    acl: str | None = None  # a canned ACL
+    content_type: str = "guess"  # guess (from the name) | none (the store decides)
+
+    def object_args(self, key: str | None) -> dict[str, str]:
+        """The arguments of every request that creates an object. With
+        ``key`` the ContentType is guessed from it; a copy passes None and
+        keeps its source's."""
+        args: dict[str, str] = {}
+        if key is not None and self.content_type == "guess":
+            args["ContentType"] = guess_content_type(key)
+        if self.server_side_encryption is not None:
+            args["ServerSideEncryption"] = self.server_side_encryption
+        if self.sse_kms_key_id is not None:
+            args["SSEKMSKeyId"] = self.sse_kms_key_id
+        if self.storage_class is not None:
+            args["StorageClass"] = self.storage_class
+        if self.acl is not None:
+            args["ACL"] = self.acl
+        return args
+
+
+def guess_content_type(key: str) -> str:
+    """From the name's extension, else application/octet-stream. A
+    compressed name (x.tar.gz) is octet-stream too: its guessed type is the
+    uncompressed data's, and HTTP clients would decompress a Content-Encoding."""
+    kind, encoding = mimetypes.guess_type(key.rsplit("/", 1)[-1])
+    return kind if kind and not encoding else "application/octet-stream"
+
+
+@functools.cache
+def s3_enum(shape: str) -> tuple[str, ...]:
+    """The values botocore's S3 model allows for ``shape`` (StorageClass,
+    ObjectCannedACL): mounts.yaml accepts what the installed botocore knows."""
+    model = ServiceModel(create_loader().load_service_model("s3", "service-2"))
+    return tuple(model.shape_for(shape).enum)
 
 
 def part_size_for(part_number: int, base: int) -> int:
@@ -240,6 +295,10 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
     def dir_key(self, path: str) -> str:
         key = str(self._path_to_dir_key(path))
         return "" if key == "/" else key
+
+    def _get_upload_args(self, key: str) -> dict[str, str]:
+        # fs-s3fs's own uploads (openbin's append and read/write modes).
+        return self.options.object_args(key)
 
     # ------------------------------------------------------------ reading
 
@@ -435,8 +494,11 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             if recreate and self.isdir(_path):
                 return SubFS(self, _path)
             raise fs.errors.DirectoryExists(path)
+        key = self.dir_key(_path)
         with s3_errors(path):
-            self.client.put_object(Bucket=self.bucket, Key=self.dir_key(_path), Body=b"")
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=b"", **self.options.object_args(key)
+            )
         return SubFS(self, _path)
 
     def remove(self, path: str) -> None:
@@ -522,17 +584,26 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             raise fs.errors.ResourceNotFound(dst_path)
         source = {"Bucket": self.bucket, "Key": self.key(src)}
         size = int(head.get("ContentLength", 0))
+        # CopyObject keeps the source's ContentType (MetadataDirective COPY).
+        args = self.options.object_args(None)
         with s3_errors(src_path):
             if size <= COPY_OBJECT_LIMIT:
-                self.client.copy_object(Bucket=self.bucket, Key=self.key(dst), CopySource=source)
+                self.client.copy_object(
+                    Bucket=self.bucket, Key=self.key(dst), CopySource=source, **args
+                )
             else:
                 # boto3's managed copy: UploadPartCopy, parts copied in the
-                # store, never through this process.
+                # store, never through this process. CreateMultipartUpload
+                # copies no metadata: older s3transfer releases sent it
+                # without the source's ContentType (boto/s3transfer#392).
+                if "ContentType" in head:
+                    args["ContentType"] = str(head["ContentType"])
                 chunk = max(part_size_for(1, self.options.part_size), -(-size // MAX_PARTS))
                 self.client.copy(
                     source,
                     self.bucket,
                     self.key(dst),
+                    ExtraArgs=args,
                     Config=TransferConfig(
                         multipart_threshold=COPY_OBJECT_LIMIT,
                         multipart_chunksize=chunk,
@@ -716,7 +787,9 @@ class S3Writer(io.RawIOBase):
         c = self.fs.client
         if self._upload_id is None:
             with s3_errors(self.path):
-                resp = c.create_multipart_upload(Bucket=self.fs.bucket, Key=self.key)
+                resp = c.create_multipart_upload(
+                    Bucket=self.fs.bucket, Key=self.key, **self.fs.options.object_args(self.key)
+                )
             self._upload_id = str(resp["UploadId"])
         # Bound the parts in flight: wait for the oldest before adding one.
         pending = [f for _, f in self._parts if not f.done()]
@@ -754,7 +827,12 @@ class S3Writer(io.RawIOBase):
             c = self.fs.client
             if self._upload_id is None:
                 with s3_errors(self.path):
-                    c.put_object(Bucket=self.fs.bucket, Key=self.key, Body=self._pending_bytes())
+                    c.put_object(
+                        Bucket=self.fs.bucket,
+                        Key=self.key,
+                        Body=self._pending_bytes(),
+                        **self.fs.options.object_args(self.key),
+                    )
             else:
                 if self._fill or not self._parts:
                     self._send_part(self._pending_bytes())

@@ -44,6 +44,7 @@ from s3_fixtures import (  # noqa: F401
     skip_by_name,
 )
 
+import vfsftp.s3
 from vfsftp.s3 import StreamingS3FS
 from vfsftp.testing import ThreadedFTPServer
 
@@ -671,6 +672,182 @@ def test_moves_between_mounts(
     assert s3_bucket.keys("pre/tree") == []
     assert s3_bucket.uploads() == []
     bye(f)
+
+
+# ---------------------------------------------------------------- new objects' settings
+
+#: The requests that make an object: each must carry the mount's settings.
+CREATING = ("PutObject", "CreateMultipartUpload", "CopyObject")
+#: mounts.yaml key → the request parameter it sets.
+API_NAMES = {
+    "server_side_encryption": "ServerSideEncryption",
+    "sse_kms_key_id": "SSEKMSKeyId",
+    "storage_class": "StorageClass",
+    "acl": "ACL",
+}
+
+
+def object_settings(bucket: S3Bucket, key: str, acl: bool = True) -> dict[str, Any]:
+    """What S3 says of an object: its HEAD, and the groups its ACL grants
+    to. (moto 5.2 fails GetObjectAcl on an object from a multipart upload
+    started without an ACL: ``acl=False`` leaves it out.)"""
+    head = bucket.client.head_object(Bucket=bucket.name, Key=key)
+    settings = {
+        "ContentType": head.get("ContentType"),
+        "ServerSideEncryption": head.get("ServerSideEncryption"),
+        "SSEKMSKeyId": head.get("SSEKMSKeyId"),
+        "StorageClass": head.get("StorageClass", "STANDARD"),  # omitted for STANDARD
+    }
+    if acl:
+        grants = bucket.client.get_object_acl(Bucket=bucket.name, Key=key)["Grants"]
+        settings["groups"] = sorted(
+            f"{g['Grantee']['URI'].rsplit('/', 1)[-1]}:{g['Permission']}"
+            for g in grants
+            if "URI" in g["Grantee"]
+        )
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("settings", "stored"),
+    [
+        (
+            {
+                "server_side_encryption": "aws:kms",
+                "sse_kms_key_id": "alias/ftp-uploads",
+                "storage_class": "STANDARD_IA",
+                "acl": "public-read",
+            },
+            {
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": "alias/ftp-uploads",
+                "StorageClass": "STANDARD_IA",
+                "groups": ["AllUsers:READ"],
+            },
+        ),
+        (
+            {
+                "server_side_encryption": "AES256",
+                "storage_class": "GLACIER_IR",
+                "acl": "authenticated-read",
+            },
+            {
+                "ServerSideEncryption": "AES256",
+                "SSEKMSKeyId": None,
+                "StorageClass": "GLACIER_IR",
+                "groups": ["AuthenticatedUsers:READ"],
+            },
+        ),
+        (
+            # moto keeps no trace of bucket-owner-full-control (bucket and
+            # object have one owner): the requests below show it was sent.
+            {
+                "server_side_encryption": "aws:kms",
+                "storage_class": "INTELLIGENT_TIERING",
+                "acl": "bucket-owner-full-control",
+            },
+            {
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": None,
+                "StorageClass": "INTELLIGENT_TIERING",
+                "groups": [],
+            },
+        ),
+    ],
+    ids=["kms-key", "aes256", "kms-owner-full-control"],
+)
+def test_every_new_object_carries_the_mount_settings(
+    s3_bucket: S3Bucket,
+    s3_server: ServerFactory,
+    tmp_path: Path,
+    ftp_login: LoginFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: dict[str, str],
+    stored: dict[str, Any],
+) -> None:
+    """STOR (one PUT; a multipart upload), MKD's marker, and renames
+    (CopyObject; UploadPartCopy) all send the mount's encryption, storage
+    class and ACL: a copy inherits none of its source's. The ContentType is
+    guessed from the name; a renamed object keeps its source's."""
+    # UploadPartCopy above 5 MiB instead of 5 GB: a large copy of 6 MiB.
+    monkeypatch.setattr(vfsftp.s3, "COPY_OBJECT_LIMIT", 5 * MiB)
+    # Written by another tool: no encryption, STANDARD, private.
+    s3_bucket.client.put_object(
+        Bucket=s3_bucket.name, Key="pre/outside.csv", Body=b"a,b\n", ContentType="text/csv"
+    )
+    srv = s3_server(mixed_mounts(s3_bucket, tmp_path, part_size="5MiB", **settings))
+    calls = Calls(mount_fs(srv, "/s3"))
+    f = ftp_login(srv)
+    f.storbinary("STOR /s3/table.csv", io.BytesIO(b"a,b\n1,2\n"))
+    f.storbinary("STOR /s3/photo.jpg", io.BytesIO(pattern(6 * MiB)))
+    f.storbinary("STOR /s3/README", io.BytesIO(b"no extension"))
+    f.mkd("/s3/dir")
+    f.rename("/s3/outside.csv", "/s3/dir/renamed.dat")
+    f.rename("/s3/photo.jpg", "/s3/dir/photo.bin")
+    bye(f)
+    counts = calls.count()
+    assert counts["PutObject"] == 3  # table.csv, README, the dir/ marker
+    assert counts["CreateMultipartUpload"] == 2  # photo.jpg; its copy
+    assert counts["CopyObject"] == 1 and counts["UploadPartCopy"] == 2
+    content_types = {
+        "pre/README": "application/octet-stream",
+        "pre/dir/": "application/octet-stream",
+        "pre/dir/photo.bin": "image/jpeg",  # the source's, through UploadPartCopy
+        "pre/dir/renamed.dat": "text/csv",  # the source's, through CopyObject
+        "pre/table.csv": "text/csv",
+    }
+    assert s3_bucket.keys() == sorted(content_types)
+    for key, content_type in content_types.items():
+        assert object_settings(s3_bucket, key) == {"ContentType": content_type, **stored}, key
+    sent = {API_NAMES[k]: v for k, v in settings.items()}
+    for name, params in calls.log:
+        if name in CREATING:
+            assert {k: params[k] for k in API_NAMES.values() if k in params} == sent, name
+    assert s3_bucket.uploads() == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        (
+            None,
+            {"a.csv": "text/csv", "b.jpg": "image/jpeg", "c.tar.gz": "application/octet-stream"},
+        ),
+        # The store's default (S3's and moto's: binary/octet-stream).
+        ("none", dict.fromkeys(("a.csv", "b.jpg", "c.tar.gz"), "binary/octet-stream")),
+    ],
+    ids=["guess-by-default", "none"],
+)
+def test_content_type_guess_or_none(
+    s3_bucket: S3Bucket,
+    s3_server: ServerFactory,
+    tmp_path: Path,
+    ftp_login: LoginFactory,
+    content_type: str | None,
+    expected: dict[str, str],
+) -> None:
+    """Without settings, a PUT and a multipart upload send the guessed
+    ContentType and nothing else; ``content_type: none`` sends none."""
+    options = {"content_type": content_type} if content_type else {}
+    srv = s3_server(mixed_mounts(s3_bucket, tmp_path, part_size="5MiB", **options))
+    calls = Calls(mount_fs(srv, "/s3"))
+    f = ftp_login(srv)
+    f.storbinary("STOR /s3/a.csv", io.BytesIO(b"a,b\n"))
+    f.storbinary("STOR /s3/b.jpg", io.BytesIO(pattern(6 * MiB)))  # multipart
+    f.storbinary("STOR /s3/c.tar.gz", io.BytesIO(b"\x1f\x8b"))
+    bye(f)
+    for name, type_ in expected.items():
+        assert object_settings(s3_bucket, f"pre/{name}", acl=False) == {
+            "ContentType": type_,
+            "ServerSideEncryption": None,
+            "SSEKMSKeyId": None,
+            "StorageClass": "STANDARD",
+        }, name
+    creating = [(name, params) for name, params in calls.log if name in CREATING]
+    assert [name for name, _ in creating] == ["PutObject", "CreateMultipartUpload", "PutObject"]
+    for _, params in creating:
+        assert not set(API_NAMES.values()) & set(params)
+        assert ("ContentType" in params) == (content_type is None)
 
 
 # ---------------------------------------------------------------- faults

@@ -140,3 +140,23 @@ def test_files_have_the_io_attributes_fs_users_expect(s3fs: StreamingS3FS) -> No
 def test_remove_names_the_path_as_given(s3fs: StreamingS3FS) -> None:
     with pytest.raises(fs.errors.ResourceNotFound, match=r"resource 'no/such\.txt' not found"):
         s3fs.remove("no/such.txt")
+
+
+def test_fs_s3fs_own_uploads_carry_the_settings(s3_bucket: S3Bucket) -> None:
+    """openbin's append mode is fs-s3fs's spooled upload (the FTP server
+    never takes it): it sends the mount's settings as S3Writer does."""
+    options = S3Options(
+        endpoint_url=s3_bucket.endpoint,
+        region="us-east-1",
+        server_side_encryption="AES256",
+        storage_class="STANDARD_IA",
+    )
+    with StreamingS3FS(s3_bucket.name, dir_path="/pre", options=options) as s3fs:
+        with s3fs.openbin("log.txt", "a") as f:
+            f.write(b"one\n")
+        with s3fs.openbin("log.txt", "a") as f:
+            f.write(b"two\n")
+    head = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="pre/log.txt")
+    assert s3_bucket.get("pre/log.txt") == b"one\ntwo\n"
+    assert head["ContentType"] == "text/plain"
+    assert (head["ServerSideEncryption"], head["StorageClass"]) == ("AES256", "STANDARD_IA")

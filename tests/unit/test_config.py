@@ -21,6 +21,7 @@ from vfsftp.config import (
     with_overrides,
 )
 from vfsftp.permissions import ALL_PERMS
+from vfsftp.s3 import s3_enum
 
 REPO = Path(__file__).resolve().parents[2]
 PW = "plaintext:pw"
@@ -261,6 +262,42 @@ BAD: list[tuple[str, Any, str]] = [
         "mounts./.quota.max_bytes: expected a size in bytes or with a unit",
     ),
     (
+        "s3 encryption",
+        {"mounts": {"/s3": {"fs": "s3://b", "server_side_encryption": "kms"}}},
+        "mounts./s3.server_side_encryption: input should be 'AES256' or 'aws:kms'",
+    ),
+    (
+        "s3 kms key without kms",
+        {
+            "mounts": {
+                "/s3": {"fs": "s3://b", "server_side_encryption": "AES256", "sse_kms_key_id": "k"}
+            }
+        },
+        "mounts./s3: sse_kms_key_id: only with server_side_encryption: aws:kms",
+    ),
+    (
+        "s3 storage class",
+        {"mounts": {"/s3": {"fs": "s3://b", "storage_class": "COLD"}}},
+        "mounts./s3.storage_class: expected one of STANDARD, REDUCED_REDUNDANCY, STANDARD_IA",
+    ),
+    (
+        "s3 acl",
+        {"mounts": {"/s3": {"fs": "s3://b", "acl": "owner"}}},
+        "mounts./s3.acl: expected one of private, public-read, public-read-write, "
+        "authenticated-read, aws-exec-read, bucket-owner-read, bucket-owner-full-control, "
+        "got 'owner'",
+    ),
+    (
+        "s3 content type",
+        {"mounts": {"/s3": {"fs": "s3://b", "content_type": "text/csv"}}},
+        "mounts./s3.content_type: input should be 'guess' or 'none'",
+    ),
+    (
+        "s3 object settings on mem",
+        {"mounts": {"/m": {"fs": "mem://", "storage_class": "STANDARD_IA", "acl": "private"}}},
+        "mounts./m: storage_class, acl: only for s3:// mounts",
+    ),
+    (
         "missing env var",
         {"mounts": {"/s3": "s3://bucket?endpoint_url=${S3_ENDPOINT}"}},
         "mounts./s3: environment variable 'S3_ENDPOINT' is not set",
@@ -288,6 +325,13 @@ def test_bad_config_names_key_and_expectation(data: Any, expected: str) -> None:
     problems = problems_of(data)
     assert any(expected in p for p in problems), problems
     assert all(p.startswith("mounts.yaml: ") for p in problems)
+
+
+def test_s3_storage_class_lists_botocores_values() -> None:
+    (problem,) = problems_of({"mounts": {"/s3": {"fs": "s3://b", "storage_class": "COLD"}}})
+    allowed = ", ".join(s3_enum("StorageClass"))  # the installed botocore's S3 model
+    expected = f"mounts.yaml: mounts./s3.storage_class: expected one of {allowed}, got 'COLD'"
+    assert problem == expected
 
 
 def test_all_problems_are_reported_at_once() -> None:

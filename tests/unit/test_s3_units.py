@@ -14,8 +14,10 @@ from vfsftp.s3 import (
     MiB,
     S3Options,
     StreamingS3FS,
+    guess_content_type,
     open_s3,
     part_size_for,
+    s3_enum,
 )
 
 pytestmark = pytest.mark.s3
@@ -115,6 +117,79 @@ def test_options_defaults() -> None:
     assert o.part_size == 8 * MiB and o.concurrency == 4
     assert o.checksum == "when_required"  # S3-compatible stores reject the new CRC default
     assert o.allow_dir_rename is False and o.rewrite_max_size == 0
+    assert (o.server_side_encryption, o.sse_kms_key_id, o.storage_class, o.acl) == (None,) * 4
+    assert o.content_type == "guess"
+
+
+# ---------------------------------------------------------------- new objects' settings
+
+
+@pytest.mark.parametrize(
+    ("key", "content_type"),
+    [
+        ("table.csv", "text/csv"),
+        ("pre/photo.jpg", "image/jpeg"),
+        ("pre/PHOTO.JPG", "image/jpeg"),
+        ("notes.txt", "text/plain"),
+        ("README", "application/octet-stream"),
+        ("blob.unknownext", "application/octet-stream"),
+        ("pre/dir/", "application/octet-stream"),  # a directory marker
+        ("backup.tar.gz", "application/octet-stream"),  # not x-tar: the bytes are gzip
+        ("a.csv.dir/data", "application/octet-stream"),  # the name, not the folder
+    ],
+)
+def test_content_type_is_guessed_from_the_name(key: str, content_type: str) -> None:
+    assert guess_content_type(key) == content_type
+
+
+def test_object_args_by_default_are_the_content_type_only() -> None:
+    assert S3Options().object_args("pre/a.csv") == {"ContentType": "text/csv"}
+    assert S3Options().object_args(None) == {}  # a copy: the source's type stays
+    assert S3Options(content_type="none").object_args("pre/a.csv") == {}
+
+
+def test_object_args_carry_every_setting() -> None:
+    options = S3Options(
+        server_side_encryption="aws:kms",
+        sse_kms_key_id="alias/ftp",
+        storage_class="STANDARD_IA",
+        acl="bucket-owner-full-control",
+    )
+    settings = {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "alias/ftp",
+        "StorageClass": "STANDARD_IA",
+        "ACL": "bucket-owner-full-control",
+    }
+    assert options.object_args("x.jpg") == {"ContentType": "image/jpeg", **settings}
+    assert options.object_args(None) == settings
+
+
+def test_fs_s3fs_uploads_ask_the_same_place() -> None:
+    # fs-s3fs's append/read-write openbin modes upload with _get_upload_args.
+    s3fs = StreamingS3FS("bkt", options=S3Options(region="eu-west-1", storage_class="GLACIER_IR"))
+    assert s3fs._get_upload_args("a.csv") == {
+        "ContentType": "text/csv",
+        "StorageClass": "GLACIER_IR",
+    }
+    s3fs.close()
+
+
+def test_allowed_values_come_from_botocore() -> None:
+    classes = s3_enum("StorageClass")
+    for name in ("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA"):
+        assert name in classes
+    for name in ("INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "EXPRESS_ONEZONE"):
+        assert name in classes
+    assert set(s3_enum("ObjectCannedACL")) >= {
+        "private",
+        "public-read",
+        "public-read-write",
+        "authenticated-read",
+        "aws-exec-read",
+        "bucket-owner-read",
+        "bucket-owner-full-control",
+    }
 
 
 # ---------------------------------------------------------------- mounts.yaml
@@ -145,6 +220,11 @@ def test_s3_keys_reach_the_options() -> None:
         checksum="when_supported",
         allow_dir_rename=True,
         rewrite_max_size="1 MiB",
+        server_side_encryption="aws:kms",
+        sse_kms_key_id="arn:aws:kms:eu-west-1:111122223333:key/k",
+        storage_class="STANDARD_IA",
+        acl="bucket-owner-full-control",
+        content_type="none",
     )
     assert options == {
         "endpoint_url": "http://127.0.0.1:9000",
@@ -158,9 +238,20 @@ def test_s3_keys_reach_the_options() -> None:
         "checksum": "when_supported",
         "allow_dir_rename": True,
         "rewrite_max_size": MiB,
+        "server_side_encryption": "aws:kms",
+        "sse_kms_key_id": "arn:aws:kms:eu-west-1:111122223333:key/k",
+        "storage_class": "STANDARD_IA",
+        "acl": "bucket-owner-full-control",
+        "content_type": "none",
     }
     built = S3Options(**options)  # type: ignore[arg-type]
     assert built.part_size == 16 * MiB and built.rewrite_max_size == MiB
+    assert built.object_args("a.csv") == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "arn:aws:kms:eu-west-1:111122223333:key/k",
+        "StorageClass": "STANDARD_IA",
+        "ACL": "bucket-owner-full-control",
+    }
 
 
 def test_unset_s3_keys_keep_the_option_defaults() -> None:
@@ -192,18 +283,23 @@ def test_part_size_error_says_the_minimum() -> None:
     assert f">= {5 * MiB}" in problem
 
 
-@pytest.mark.parametrize(
-    "key", ["endpoint_url", "region", "part_size", "allow_dir_rename", "rewrite_max_size"]
-)
+_S3_ONLY = {
+    "endpoint_url": "http://x",
+    "region": "r",
+    "part_size": "8MiB",
+    "allow_dir_rename": True,
+    "rewrite_max_size": 0,
+    "server_side_encryption": "AES256",
+    "storage_class": "STANDARD_IA",
+    "acl": "private",
+    "content_type": "guess",
+}
+
+
+@pytest.mark.parametrize("key", list(_S3_ONLY))
 @pytest.mark.parametrize("url", ["mem://", "osfs://./data"])
 def test_s3_keys_on_other_filesystems_are_rejected(key: str, url: str) -> None:
-    value = {
-        "endpoint_url": "http://x",
-        "region": "r",
-        "part_size": "8MiB",
-        "allow_dir_rename": True,
-        "rewrite_max_size": 0,
-    }[key]
+    value = _S3_ONLY[key]
     (problem,) = _problems(fs=url, **{key: value})
     assert problem == f"<dict>: mounts./s3: {key}: only for s3:// mounts"
 
@@ -213,6 +309,32 @@ def test_access_key_without_secret_is_rejected() -> None:
     assert "access_key_id and secret_access_key go together" in problem
     (problem,) = _problems(fs="s3://bkt", secret_access_key="SK")
     assert "access_key_id and secret_access_key go together" in problem
+
+
+@pytest.mark.parametrize("sse", [None, "AES256"])
+def test_kms_key_without_kms_encryption_is_rejected(sse: str | None) -> None:
+    spec = {"fs": "s3://bkt", "sse_kms_key_id": "alias/k"}
+    if sse:
+        spec["server_side_encryption"] = sse
+    (problem,) = _problems(**spec)
+    assert problem == (
+        "<dict>: mounts./s3: sse_kms_key_id: only with server_side_encryption: aws:kms"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "values"),
+    [
+        ("server_side_encryption", ["AES256", "aws:kms"]),
+        ("storage_class", ["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING"]),
+        ("storage_class", ["GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "REDUCED_REDUNDANCY"]),
+        ("acl", ["private", "public-read", "bucket-owner-read", "bucket-owner-full-control"]),
+        ("content_type", ["guess", "none"]),
+    ],
+)
+def test_good_object_settings_are_accepted(key: str, values: list[str]) -> None:
+    for value in values:
+        assert _mount(fs="s3://bkt", **{key: value}) == {key: value}
 
 
 def test_url_parameters_are_rejected_for_mount_keys() -> None:
@@ -228,6 +350,15 @@ def test_url_parameters_are_rejected_for_mount_keys() -> None:
         ("addressing_style", "sideways", "input should be 'auto', 'path' or 'virtual'"),
         ("checksum", "always", "input should be 'when_required' or 'when_supported'"),
         ("rewrite_max_size", -1, "expected a number >= 0"),
+        ("server_side_encryption", "aes256", "input should be 'AES256' or 'aws:kms'"),
+        ("server_side_encryption", "aws:kms:dsse", "input should be 'AES256' or 'aws:kms'"),
+        ("storage_class", "standard_ia", "expected one of STANDARD, REDUCED_REDUNDANCY, "),
+        ("storage_class", "COLD", "expected one of STANDARD, "),
+        ("storage_class", 1, "expected a string, got 1"),
+        ("acl", "public", "expected one of private, public-read, public-read-write, "),
+        ("content_type", "text/plain", "input should be 'guess' or 'none'"),
+        ("content_type", True, "input should be 'guess' or 'none'"),
+        ("sse_kms_key_id", "", "string should have at least 1 character"),
         ("unknown_key", 1, "unknown key"),
     ],
 )

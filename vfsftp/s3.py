@@ -582,6 +582,8 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             raise fs.errors.FileExpected(dst_path)
         if not self.isdir(dirname(dst)):
             raise fs.errors.ResourceNotFound(dst_path)
+        if self.key(src) == self.key(dst):
+            return  # onto itself (with overwrite): nothing to copy
         source = {"Bucket": self.bucket, "Key": self.key(src)}
         size = int(head.get("ContentLength", 0))
         # CopyObject keeps the source's ContentType (MetadataDirective COPY).
@@ -617,6 +619,8 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         """A server-side copy then a delete: the data never passes through
         the gateway."""
         self.copy(src_path, dst_path, overwrite=overwrite)
+        if self.key(self.validatepath(src_path)) == self.key(self.validatepath(dst_path)):
+            return  # onto itself: the delete would remove the only copy
         with s3_errors(src_path):
             self.client.delete_object(Bucket=self.bucket, Key=self.key(self.validatepath(src_path)))
 

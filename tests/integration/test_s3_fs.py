@@ -160,3 +160,20 @@ def test_fs_s3fs_own_uploads_carry_the_settings(s3_bucket: S3Bucket) -> None:
     assert s3_bucket.get("pre/log.txt") == b"one\ntwo\n"
     assert head["ContentType"] == "text/plain"
     assert (head["ServerSideEncryption"], head["StorageClass"]) == ("AES256", "STANDARD_IA")
+
+
+def test_a_file_moved_or_copied_onto_itself_is_kept(s3_bucket: S3Bucket) -> None:
+    """With object settings S3 accepts a copy of an object onto itself; the
+    move's delete must not then remove the only copy."""
+    options = S3Options(
+        endpoint_url=s3_bucket.endpoint, region="us-east-1", storage_class="STANDARD_IA"
+    )
+    with StreamingS3FS(s3_bucket.name, options=options) as s3fs:
+        s3fs.writebytes("/a.txt", b"keep me")
+        with pytest.raises(fs.errors.DestinationExists):
+            s3fs.move("/a.txt", "/a.txt")
+        s3fs.move("/a.txt", "/a.txt", overwrite=True)
+        s3fs.copy("/a.txt", "/a.txt", overwrite=True)
+        assert s3fs.readbytes("/a.txt") == b"keep me"
+        with pytest.raises(fs.errors.ResourceNotFound):
+            s3fs.move("/missing", "/missing", overwrite=True)

@@ -732,6 +732,8 @@ S3_EXAMPLE = {
     "  #   region:": "    region:",
     "  #   part_size:": "    part_size:",
     "  #   concurrency:": "    concurrency:",
+    "  #   server_side_encryption:": "    server_side_encryption:",
+    "  #   storage_class:": "    storage_class:",
 }
 
 
@@ -759,6 +761,7 @@ def test_commented_examples_in_repo_config_are_valid(monkeypatch: pytest.MonkeyP
     assert archive.fs == "s3://my-bucket/some/prefix"
     assert archive.endpoint_url == "http://127.0.0.1:9000"
     assert (archive.region, archive.part_size, archive.concurrency) == ("eu-west-1", 8 * 1024**2, 4)
+    assert (archive.server_side_encryption, archive.storage_class) == ("aws:kms", "STANDARD_IA")
 
 
 def test_commented_s3_example_needs_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:

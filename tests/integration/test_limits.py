@@ -145,9 +145,11 @@ def test_ban_applied_and_expired(make_server: ServerFactory) -> None:
     # Two failures on one connection, the third on another: counted per
     # address, not per connection.
     assert _fail_login(srv, "127.0.0.2", 2)[0] == 530
+    # Before the failure that bans: the server's ban starts later than this
+    # (taken after the 421 arrived, it was up to a reply's latency late).
+    banned_at = time.monotonic()
     code, lines = _fail_login(srv, "127.0.0.2", 1)
     assert code == 421 and "banned for 1 seconds" in lines[0]
-    banned_at = time.monotonic()
     # A banned address is turned away at connect, even with the right password.
     with pytest.raises(ftplib.error_temp, match=r"^421 Too many failed logins .* try again in"):
         ftplib.FTP(timeout=10, source_address=("127.0.0.2", 0)).connect(srv.host, srv.port)

@@ -25,11 +25,12 @@ import contextlib
 import gc
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -297,3 +298,97 @@ def assert_cases_exist(base: type, reasons: dict[str, str]) -> None:
     silently: every name must be a real test of ``base``."""
     missing = [n for n in reasons if not callable(getattr(base, n, None))]
     assert not missing, f"not in {base.__module__}.{base.__name__} any more: {missing}"
+
+
+class CuttingProxy:
+    """A TCP relay to the S3 endpoint that breaks off the next ``cuts``
+    responses whose body is longer than ``cut_at`` bytes, after those bytes
+    (one response per connection, as moto serves them): what a connection
+    S3 resets in the middle of a download looks like to boto3. ``on_cut``
+    runs after the cut, before the client can notice it."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        cut_at: int,
+        cuts: int = 1,
+        on_cut: Callable[[], None] | None = None,
+    ) -> None:
+        host, port = endpoint.rsplit("/", 1)[-1].rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.cut_at = cut_at
+        self.cuts_left = cuts
+        self.cut = 0
+        self.on_cut = on_cut
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._socks: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._start(self._accept)
+
+    def _start(self, target: Callable[..., None], *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(self.upstream)
+            with self._lock:
+                self._socks += [client, upstream]
+            self._start(self._pipe, client, upstream, False)
+            self._start(self._pipe, upstream, client, True)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, response: bool) -> None:
+        held = b""  # a response's bytes until its header ends
+        limit: int | None = None  # where in the stream the body passes cut_at
+        sent = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    with contextlib.suppress(OSError):
+                        dst.sendall(held)
+                        dst.shutdown(socket.SHUT_WR)
+                    return
+                if response and limit is None:
+                    held += data
+                    end = held.find(b"\r\n\r\n")
+                    if end < 0:
+                        continue
+                    data, held, limit = held, b"", sent + end + 4 + self.cut_at
+                if limit is not None and sent + len(data) > limit:
+                    with self._lock:
+                        cut = self.cuts_left > 0
+                        self.cuts_left -= cut
+                    if cut:
+                        dst.sendall(data[: limit - sent])
+                        self.cut += 1
+                        if self.on_cut is not None:
+                            self.on_cut()
+                        for s in (src, dst):
+                            with contextlib.suppress(OSError):
+                                s.shutdown(socket.SHUT_RDWR)
+                        return
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            return
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self._listener.close()
+        with self._lock:
+            for s in self._socks:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+        for t in self._threads:
+            t.join(10)
+        for s in self._socks:
+            s.close()

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import mimetypes
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -64,6 +65,8 @@ __all__ = [
     "open_s3",
     "s3_enum",
 ]
+
+log = logging.getLogger("vfsftp.session")
 
 MiB = 1024 * 1024
 MAX_PARTS = 10_000
@@ -657,9 +660,26 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         super().close()
 
 
+#: A GET's body broke off while it was being read: what a dropped or reset
+#: connection, or a read timeout, raises from StreamingBody.read.
+_BROKEN_BODY = (
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+    ConnectionError,
+)
+
+
 class S3Reader(io.RawIOBase):
     """A ranged GET from the current position, opened at the first read and
-    again after a seek; bytes arrive as S3 sends them."""
+    again after a seek; bytes arrive as S3 sends them.
+
+    A body that breaks off (S3 resets long downloads now and then) is taken
+    up where it stopped with a new ranged GET, up to ``max_attempts`` times
+    in a row without progress. Every GET after the first carries the first
+    one's ETag (If-Match): a file replaced meanwhile fails the download
+    instead of splicing two versions together."""
 
     def __init__(self, s3fs: StreamingS3FS, path: str, size: int) -> None:
         super().__init__()
@@ -668,6 +688,8 @@ class S3Reader(io.RawIOBase):
         self.size = size
         self.pos = 0
         self._body: Any = None
+        self._etag: str | None = None
+        self.resumed = 0  # GETs that took up a broken body
         self.name = path
         self.mode = "rb"  # what fs users (and fs.test) expect of openbin files
 
@@ -701,20 +723,59 @@ class S3Reader(io.RawIOBase):
                 self._body.close()
             self._body = None
 
-    def read(self, size: int | None = -1) -> bytes:
-        if self.pos >= self.size:
-            return b""
-        if self._body is None:
+    def _open(self) -> None:
+        args: dict[str, Any] = {}
+        if self._etag is not None:
+            args["IfMatch"] = self._etag
+        try:
             with s3_errors(self.path):
                 resp = self.fs.client.get_object(
                     Bucket=self.fs.bucket,
                     Key=self.fs.key(self.path),
                     Range=f"bytes={self.pos}-{self.size - 1}",
+                    **args,
                 )
-            self._body = resp["Body"]
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, botocore.exceptions.ClientError) and (
+                cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412
+            ):
+                raise StorageError("S3 object was replaced during the download", 451) from cause
+            raise
+        if self._etag is None:
+            self._etag = resp.get("ETag")
+        self._body = resp["Body"]
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.pos >= self.size:
+            return b""
         want = None if size is None or size < 0 else min(size, self.size - self.pos)
-        with s3_errors(self.path):
-            data = self._body.read(want) if want is not None else self._body.read()
+        failures = 0
+        while True:
+            if self._body is None:
+                self._open()
+            try:
+                data = self._body.read(want) if want is not None else self._body.read()
+                break
+            except _BROKEN_BODY as exc:
+                self._drop()
+                failures += 1
+                if failures >= max(1, self.fs.options.max_attempts):
+                    raise StorageError(
+                        f"S3 download broke off at byte {self.pos} {failures} times"
+                        f" ({type(exc).__name__})",
+                        451,
+                    ) from exc
+                self.resumed += 1
+                log.info(
+                    "%s: S3 download broke off at byte %d (%s); resuming",
+                    self.path,
+                    self.pos,
+                    type(exc).__name__,
+                )
+            except botocore.exceptions.BotoCoreError:
+                with s3_errors(self.path):
+                    raise
         self.pos += len(data)
         return bytes(data)
 

@@ -34,6 +34,7 @@ from fs.ftpfs import FTPFS
 from fs.test import FSTestCases
 from s3_fixtures import (  # noqa: F401
     REGION,
+    CuttingProxy,
     S3Bucket,
     assert_cases_exist,
     make_client,
@@ -279,9 +280,13 @@ def test_200mb_round_trip_in_bounded_memory(ftp_login: LoginFactory) -> None:
     assert down_peak < bound, f"download peak {down_peak / MiB:.1f} MiB >= {bound / MiB:.0f} MiB"
 
 
-def _range(request: Any) -> str | None:
-    value = request.headers.get("Range")
+def _header(request: Any, name: str) -> str | None:
+    value = request.headers.get(name)
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _range(request: Any) -> str | None:
+    return _header(request, "Range")
 
 
 class _CountingBody:
@@ -426,6 +431,34 @@ def test_rest_retr_resumes_with_a_ranged_get(
     assert out.getvalue() == data[123_456:]
     assert ranges == [f"bytes=123456-{len(data) - 1}"]
     bye(f)
+
+
+def test_retr_goes_on_when_the_get_breaks_off(
+    s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory
+) -> None:
+    """S3 resets a long download now and then: the client gets the whole
+    file, from a second ranged GET that asks for the same version."""
+    data = pattern(3 * MiB)
+    s3_bucket.put("big.bin", data)
+    proxy = CuttingProxy(s3_bucket.endpoint, cut_at=MiB)
+    try:
+        srv = s3_server({"/": s3_bucket.mount(endpoint_url=proxy.endpoint)})
+        calls: list[tuple[str | None, str | None]] = []
+        mount_fs(srv, "/").client.meta.events.register(
+            "before-send.s3.GetObject",
+            lambda request, **kw: calls.append((_range(request), _header(request, "If-Match"))),
+        )
+        f = ftp_login(srv)
+        out = io.BytesIO()
+        f.retrbinary("RETR big.bin", out.write)
+        bye(f)
+    finally:
+        proxy.close()
+    assert out.getvalue() == data and proxy.cut == 1
+    etag = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="big.bin")["ETag"]
+    assert calls[0] == (f"bytes=0-{len(data) - 1}", None)
+    # Taken up at the first byte that did not arrive, for the same version.
+    assert calls[1:] == [(f"bytes={MiB}-{len(data) - 1}", etag)]
 
 
 def test_rest_stor_and_appe_refused_by_default(

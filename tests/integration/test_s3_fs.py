@@ -11,15 +11,25 @@ A few cases ask for what S3 cannot do; they are skipped by name below, and
 from __future__ import annotations
 
 import io
+import os
 import unittest
 from collections.abc import Iterator
+from typing import Any
 
 import fs.errors
 import pytest
 from fs.test import FSTestCases
-from s3_fixtures import S3Bucket, assert_cases_exist, moto_endpoint, s3_bucket, skip_by_name  # noqa: F401
+from s3_fixtures import (  # noqa: F401
+    CuttingProxy,
+    S3Bucket,
+    assert_cases_exist,
+    moto_endpoint,
+    s3_bucket,
+    skip_by_name,
+)
 
-from vfsftp.s3 import MiB, S3Options, StreamingS3FS
+from vfsftp.errors import StorageError
+from vfsftp.s3 import MiB, S3Options, S3Reader, StreamingS3FS
 
 pytestmark = pytest.mark.s3
 
@@ -177,3 +187,67 @@ def test_a_file_moved_or_copied_onto_itself_is_kept(s3_bucket: S3Bucket) -> None
         assert s3fs.readbytes("/a.txt") == b"keep me"
         with pytest.raises(fs.errors.ResourceNotFound):
             s3fs.move("/missing", "/missing", overwrite=True)
+
+
+@pytest.fixture
+def big_object(s3_bucket: S3Bucket) -> bytes:
+    data = os.urandom(3 * MiB)
+    s3_bucket.put("big.bin", data)
+    return data
+
+
+def _through(proxy: CuttingProxy, s3_bucket: S3Bucket, **options: Any) -> StreamingS3FS:
+    return StreamingS3FS(
+        s3_bucket.name,
+        options=S3Options(endpoint_url=proxy.endpoint, region="us-east-1", **options),
+    )
+
+
+@pytest.mark.parametrize("cuts", [1, 2])
+def test_a_download_that_breaks_off_is_taken_up_where_it_stopped(
+    s3_bucket: S3Bucket, big_object: bytes, cuts: int
+) -> None:
+    proxy = CuttingProxy(s3_bucket.endpoint, cut_at=MiB, cuts=cuts)
+    try:
+        with _through(proxy, s3_bucket) as s3fs, s3fs.openbin("/big.bin") as f:
+            assert isinstance(f, S3Reader)
+            got = b"".join(iter(lambda: f.read(256 * 1024), b""))
+            assert (f.resumed, proxy.cut) == (cuts, cuts)
+    finally:
+        proxy.close()
+    assert got == big_object
+
+
+def test_a_file_replaced_while_its_download_broke_off_fails_the_download(
+    s3_bucket: S3Bucket, big_object: bytes
+) -> None:
+    """The second GET asks for the first one's ETag: no file spliced from
+    two versions."""
+    proxy = CuttingProxy(
+        s3_bucket.endpoint, cut_at=MiB, on_cut=lambda: s3_bucket.put("big.bin", b"y" * (3 * MiB))
+    )
+    try:
+        with _through(proxy, s3_bucket) as s3fs, s3fs.openbin("/big.bin") as f:
+            with pytest.raises(StorageError, match="replaced during the download") as err:
+                while f.read(256 * 1024):
+                    pass
+            assert err.value.code == 451
+    finally:
+        proxy.close()
+
+
+def test_a_download_that_keeps_breaking_off_gives_up(
+    s3_bucket: S3Bucket, big_object: bytes
+) -> None:
+    """Every GET breaks off right after its headers: no progress, and after
+    max_attempts GETs in a row the read fails (a GET that moves the file on
+    starts the count again: see the test above, cut twice)."""
+    proxy = CuttingProxy(s3_bucket.endpoint, cut_at=0, cuts=10)
+    try:
+        with _through(proxy, s3_bucket, max_attempts=2) as s3fs, s3fs.openbin("/big.bin") as f:
+            with pytest.raises(StorageError, match=r"broke off at byte 0 2 times") as err:
+                while f.read(256 * 1024):
+                    pass
+            assert err.value.code == 451
+    finally:
+        proxy.close()

@@ -149,8 +149,8 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
                 append((entry.name, d, 0 if d else st.st_size, st.st_mtime, st.st_ino, st.st_dev))
         return rows
 
-    def open_read(self, path: str) -> tuple[IO[bytes], int] | None:
-        """Open a file for reading and tell its size: open, fstat and the
+    def open_read(self, path: str, offset: int = 0) -> tuple[IO[bytes], int] | None:
+        """Open a file for reading (at ``offset``) and tell its size: open, fstat and the
         jail check on the open descriptor (no TOCTOU, and a few syscalls
         instead of getinfo + openbin's realpath walks: this runs on every
         RETR, in a worker thread that contends with the event loop for
@@ -173,6 +173,8 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
             if statmod.S_ISDIR(st.st_mode):
                 raise fs.errors.FileExpected(path)
             f = os.fdopen(fd, "rb")
+            if offset:
+                f.seek(offset)
         except BaseException:
             os.close(fd)
             raise

@@ -29,8 +29,8 @@ __all__ = ["InlineMemoryFS"]
 
 
 class InlineMemoryFS(MemoryFS):  # type: ignore[misc]
-    def open_read(self, path: str) -> tuple[IO[bytes], int] | None:
-        """(file, size), or None when ``path`` is not a file: the caller then
+    def open_read(self, path: str, offset: int = 0) -> tuple[IO[bytes], int] | None:
+        """(file at ``offset``, size), or None when ``path`` is not a file: the caller then
         takes the generic way, which raises the exact error."""
         _path = self.validatepath(path)
         entry = self._get_dir_entry(_path)
@@ -40,4 +40,6 @@ class InlineMemoryFS(MemoryFS):  # type: ignore[misc]
             bytes_file = entry.bytes_file
             assert bytes_file is not None  # (a file entry always has one)
             content = bytes_file.getvalue()
-        return MemorySnapshot(content), len(content)
+        snapshot = MemorySnapshot(content)
+        snapshot.seek(offset)
+        return snapshot, len(content)

@@ -339,10 +339,11 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         raise fs.errors.ResourceNotFound(path)
 
     def isdir(self, path: str) -> bool:
-        try:
-            return bool(self.getinfo(path).is_dir)
-        except fs.errors.ResourceNotFound:
-            return False
+        """One LIST (a marker or any key below the prefix, as listings show
+        it): getinfo's HEAD first would make every directory cost two."""
+        self.check()
+        _path = self.validatepath(path)
+        return _path == "/" or self._is_prefix(_path)
 
     def exists(self, path: str) -> bool:
         try:
@@ -413,6 +414,37 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         # for generic fs users. The FTP server never takes it: APPE and
         # REST+STOR come through open_atomic_upload below.
         return super().openbin(path, mode, buffering, **options)
+
+    def open_read(self, path: str, offset: int = 0) -> tuple[S3Reader, int] | None:
+        """RETR in one request: a GET from ``offset`` whose response tells the
+        size, instead of a HEAD, then the GET. None when there is no such
+        object (a directory, a missing file) or ``offset`` is past its end:
+        the caller takes the generic way, which raises the exact error."""
+        self.check()
+        _path = self.validatepath(path)
+        key = self.key(_path)
+        if not key:
+            return None
+        # No Range from 0: S3 answers 416 to any range of an empty object.
+        args = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            with s3_errors(path):
+                resp = self.client.get_object(Bucket=self.bucket, Key=key, **args)
+        except fs.errors.ResourceNotFound:
+            return None
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, botocore.exceptions.ClientError) and (
+                cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 416
+            ):
+                return None
+            raise
+        if offset:  # "bytes 100-999/1000"
+            size = int(str(resp["ContentRange"]).rsplit("/", 1)[1])
+        else:
+            size = int(resp["ContentLength"])
+        reader = S3Reader(self, _path, size, pos=offset, body=resp["Body"], etag=resp.get("ETag"))
+        return reader, size
 
     def download(self, path: str, file: Any, chunk_size: int | None = None, **options: Any) -> None:
         with self.openbin(path) as f:
@@ -681,14 +713,24 @@ class S3Reader(io.RawIOBase):
     one's ETag (If-Match): a file replaced meanwhile fails the download
     instead of splicing two versions together."""
 
-    def __init__(self, s3fs: StreamingS3FS, path: str, size: int) -> None:
+    def __init__(
+        self,
+        s3fs: StreamingS3FS,
+        path: str,
+        size: int,
+        *,
+        pos: int = 0,
+        body: Any = None,
+        etag: str | None = None,
+    ) -> None:
+        """``body``: a GET already under way from ``pos`` (open_read)."""
         super().__init__()
         self.fs = s3fs
         self.path = path
         self.size = size
-        self.pos = 0
-        self._body: Any = None
-        self._etag: str | None = None
+        self.pos = pos
+        self._body: Any = body
+        self._etag = etag
         self.resumed = 0  # GETs that took up a broken body
         self.name = path
         self.mode = "rb"  # what fs users (and fs.test) expect of openbin files

@@ -34,6 +34,7 @@ from fs.enums import ResourceType
 from fs.info import Info
 from fs.memoryfs import MemoryFS
 from fs.path import abspath, normpath
+from fs.subfs import SubFS
 from fs.wrap import WrapReadOnly
 
 from .paths import basename, is_under
@@ -279,14 +280,25 @@ class VirtualTree(FS):
         self.check()
         return method, found[1]
 
-    def open_read(self, path: str) -> tuple[BinaryIO, int] | None:
-        """(file, size) where the mount's filesystem offers a one-step
-        ``open_read`` (local folders, memory); None: use getinfo and openbin."""
+    def open_read(self, path: str, offset: int = 0) -> tuple[BinaryIO, int] | None:
+        """(file at ``offset``, size) where the mount's filesystem offers a
+        one-step ``open_read`` (local folders, memory, S3: one GET); None:
+        use getinfo and openbin."""
         fast = self._file_method(path, "open_read")
         if fast is None:
             return None
-        opened: tuple[BinaryIO, int] | None = fast[0](fast[1])
+        opened: tuple[BinaryIO, int] | None = fast[0](fast[1], offset)
         return opened
+
+    def isdir(self, path: str) -> bool:
+        """The mount's own ``isdir`` (one LIST on S3, where getinfo would
+        send a HEAD first), or a directory leading to mount points."""
+        self.check()
+        p = _norm(path)
+        found = self.mount_of(p)
+        if found is not None and found[0].fs.isdir(found[1]):
+            return True
+        return p == "/" or self._leads_to_mount(p)
 
     def read_cached(self, path: str, offset: int, limit: int) -> tuple[int, bytes] | None:
         """(size, content from ``offset``) of a small file read without
@@ -346,7 +358,7 @@ class VirtualTree(FS):
             raise fs.errors.DirectoryExists(path)
         m, sub = self._writable(p, "create")
         m.fs.makedir(sub, permissions=permissions, recreate=recreate)
-        return self.opendir(p)
+        return SubFS(self, p)  # just made: opendir's check would cost a request on S3
 
     def remove(self, path: str) -> None:
         self.check()

@@ -374,15 +374,19 @@ class SessionFS:
 
     async def listdir_or_file(self, path: str, want_unique: bool = True) -> list[ListEntry]:
         """LIST/NLST of a file lists that one file (what ``ls`` does)."""
-        entry = await self.stat(path)
-        if not entry.is_dir:
-            return [entry]
+        # isdir first: one LIST on S3, where stat costs a HEAD and a LIST.
+        if not await self._run((path,), self.tree.isdir, path):
+            entry = await self.stat(path)  # a file, or the exact error
+            if not entry.is_dir:
+                return [entry]
         return await self.listdir(path, want_unique)
 
     async def chdir(self, path: str) -> None:
-        entry = await self.stat(path)
-        if not entry.is_dir:
-            raise FTPError(550, f"Not a directory: {path}")
+        # isdir first: one LIST on S3, where stat costs a HEAD and a LIST.
+        if not await self._run((path,), self.tree.isdir, path):
+            entry = await self.stat(path)  # the exact error for a missing path
+            if not entry.is_dir:
+                raise FTPError(550, f"Not a directory: {path}")
         self.cwd = path
 
     async def size(self, path: str) -> int:
@@ -483,7 +487,7 @@ class SessionFS:
         offset past the end is refused (554) before any data moves."""
 
         def opener() -> tuple[IO[bytes] | None, int, bytes | None]:
-            opened = self.tree.open_read(path)
+            opened = self.tree.open_read(path, offset)
             f: IO[bytes] | None
             if opened is not None:
                 f, size = opened

@@ -336,10 +336,11 @@ def test_first_byte_of_retr_before_the_object_is_read(
             chunk = conn.recv(64 * 1024 - len(first))
             assert chunk, "data connection closed early"
             first += chunk
-        # The first bytes are here; the server has made one ranged GET and
-        # read a part of it only (what fits in the socket buffers).
+        # The first bytes are here; the server has made one GET (of the
+        # whole object: no HEAD before it) and read a part of it only (what
+        # fits in the socket buffers).
         assert bytes(first) == data[: len(first)]
-        assert ranges == [f"bytes=0-{size - 1}"]
+        assert ranges == [None]
         assert len(bodies) == 1
         assert bodies[0].read_bytes < size, "the whole object was read before the first byte"
         rest = hashlib.sha256(first)
@@ -347,7 +348,7 @@ def test_first_byte_of_retr_before_the_object_is_read(
             rest.update(chunk)
     assert f.voidresp().startswith("226")
     assert rest.hexdigest() == hashlib.sha256(data).hexdigest()
-    assert ranges == [f"bytes=0-{size - 1}"]  # the whole download was that one GET
+    assert ranges == [None]  # the whole download was that one GET
     bye(f)
 
 
@@ -429,7 +430,7 @@ def test_rest_retr_resumes_with_a_ranged_get(
     out = io.BytesIO()
     f.retrbinary("RETR /s3/file.bin", out.write, rest=123_456)
     assert out.getvalue() == data[123_456:]
-    assert ranges == [f"bytes=123456-{len(data) - 1}"]
+    assert ranges == ["bytes=123456-"]  # and no HEAD: the response tells the size
     bye(f)
 
 
@@ -456,7 +457,7 @@ def test_retr_goes_on_when_the_get_breaks_off(
         proxy.close()
     assert out.getvalue() == data and proxy.cut == 1
     etag = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="big.bin")["ETag"]
-    assert calls[0] == (f"bytes=0-{len(data) - 1}", None)
+    assert calls[0] == (None, None)  # the whole object, no HEAD before it
     # Taken up at the first byte that did not arrive, for the same version.
     assert calls[1:] == [(f"bytes={MiB}-{len(data) - 1}", etag)]
 
@@ -601,11 +602,60 @@ def test_listing_costs_one_request_per_thousand_entries(
         # Listing pages: one per 1,000 entries.
         assert few_lists[0] == 1, listing
         assert many_lists[0] == 3, listing
-        # Everything else is a constant: the stat of the directory (a HEAD
-        # that finds no object, a one-key probe that finds the prefix).
-        assert many["HeadObject"] == few["HeadObject"] == 1, listing
+        # Everything else is a constant: a one-key probe that finds the
+        # prefix, and for MLSD's "." line the stat of the directory (a HEAD
+        # that finds no object before that probe).
+        heads = 1 if listing is mlsd else 0
+        assert many.get("HeadObject", 0) == few.get("HeadObject", 0) == heads, listing
         assert many_lists[1] == few_lists[1] == 1, listing
-        assert set(many) == {"HeadObject", "ListObjectsV2"}, listing  # no GetObject
+        assert set(many) <= {"HeadObject", "ListObjectsV2"}, listing  # no GetObject
+    bye(f)
+
+
+_HEAD, _GET, _PUT, _DEL = "HeadObject", "GetObject", "PutObject", "DeleteObject"
+_LIST, _COPY = "ListObjectsV2", "CopyObject"
+
+
+def test_s3_requests_per_command(
+    s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory
+) -> None:
+    """Each request to S3 is a round trip (tens of milliseconds to AWS):
+    what every common command sends, in order. A directory check is one
+    LIST (no HEAD first), RETR one GET (its response tells the size)."""
+    s3_bucket.put("d/sub/x.txt", b"x")
+    s3_bucket.put("d/f.txt", b"x")
+    srv = s3_server({"/": s3_bucket.mount()})
+    calls = Calls(mount_fs(srv, "/"))
+    f = ftp_login(srv)
+    table: list[tuple[str, Callable[[], object], list[str]]] = [
+        ("CWD", lambda: f.cwd("/d"), [_LIST]),
+        ("CWD relative", lambda: f.cwd("sub"), [_LIST]),
+        ("CWD /", lambda: f.cwd("/"), []),
+        ("STOR new", lambda: f.storbinary("STOR /d/n.txt", io.BytesIO(b"1")), [_LIST, _LIST, _PUT]),
+        (
+            "STOR over",
+            lambda: f.storbinary("STOR /d/n.txt", io.BytesIO(b"2")),
+            [_LIST, _LIST, _PUT],
+        ),
+        ("RETR", lambda: f.retrbinary("RETR /d/f.txt", lambda b: None), [_GET]),
+        ("SIZE", lambda: f.size("/d/f.txt"), [_HEAD]),
+        ("MDTM", lambda: f.sendcmd("MDTM /d/f.txt"), [_HEAD]),
+        ("LIST", lambda: f.retrlines("LIST /d", lambda line: None), [_LIST, _LIST]),
+        ("MLSD", lambda: list(f.mlsd("/d")), [_HEAD, _LIST, _LIST]),
+        ("DELE", lambda: f.delete("/d/n.txt"), [_HEAD, _HEAD, _DEL]),
+        ("MKD", lambda: f.mkd("/d/m"), [_LIST, _HEAD, _LIST, _PUT]),
+        ("RMD", lambda: f.rmd("/d/m"), [_HEAD, _LIST, _LIST, _DEL]),
+        (
+            "RNFR+RNTO",
+            lambda: f.rename("/d/f.txt", "/d/g.txt"),
+            [_HEAD, _LIST, _HEAD, _LIST, _HEAD, _LIST, _LIST, _COPY, _DEL],
+        ),
+    ]
+    for what, command, expected in table:
+        f.voidcmd("TYPE I")
+        calls.clear()
+        command()
+        assert [name for name, _ in calls.log] == expected, what
     bye(f)
 
 

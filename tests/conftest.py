@@ -12,13 +12,20 @@ import os
 import socket
 import threading
 import time
+import unittest
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fs.test
 import pytest
 
 from vfsftp.testing import ThreadedFTPServer
+
+# fs 2.4.16's FSTestCases.test_remove evaluates self.assertRaisesRegexp, an
+# alias unittest removed in Python 3.12 (PyFilesystem2 is unmaintained).
+if not hasattr(fs.test.FSTestCases, "assertRaisesRegexp"):
+    fs.test.FSTestCases.assertRaisesRegexp = unittest.TestCase.assertRaisesRegex
 
 USER, PASSWORD = "alice", "secret"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import ipaddress
 import os
@@ -232,10 +233,33 @@ async def connect_active(
     try:
         with contextlib.suppress(OSError):
             sock.bind((bind_host, 0))
-        await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
-    except asyncio.TimeoutError:
-        sock.close()
-        raise FTPError(425, "Can't open data connection: connect timed out") from None
+        # A writer callback and one timer, not wait_for(sock_connect): since
+        # 3.12 wait_for needs to run inside a Task (asyncio.timeout), and this
+        # may run in eager.start's first step, outside any (or in the caller's).
+        err = sock.connect_ex((host, port))
+        if err in (errno.EINPROGRESS, errno.EINTR):
+            fut: asyncio.Future[None] = loop.create_future()
+
+            def writable() -> None:
+                if not fut.done():
+                    fut.set_result(None)
+
+            def expired() -> None:
+                if not fut.done():
+                    fut.set_exception(
+                        FTPError(425, "Can't open data connection: connect timed out")
+                    )
+
+            loop.add_writer(sock.fileno(), writable)
+            timer = loop.call_later(timeout, expired)
+            try:
+                await fut
+            finally:
+                timer.cancel()
+                loop.remove_writer(sock.fileno())
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))
     except OSError as exc:
         sock.close()
         raise FTPError(425, f"Can't open data connection: {exc.strerror or exc}") from None

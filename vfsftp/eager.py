@@ -79,6 +79,32 @@ class _Started(collections.abc.Coroutine):  # type: ignore[type-arg]
         return bool(getattr(self._coro, "cr_running", False))
 
 
+class _InContext(_Started):
+    """Python 3.10: a Task runs its steps in a copy of the context current
+    when it was made (``create_task`` has no ``context=`` before 3.11).
+    This runs every step of ``coro`` in ``context`` itself instead."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], context: contextvars.Context) -> None:
+        super().__init__(coro, None)
+        self._fresh = False
+        self._context = context
+
+    def send(self, value: Any) -> Any:
+        return self._context.run(self._coro.send, value)
+
+    def throw(self, exc: Any, *rest: Any) -> Any:
+        return self._context.run(self._coro.throw, exc, *rest)
+
+    @property
+    def __name__(self) -> str:
+        return str(
+            getattr(self._coro, "__qualname__", None)
+            or getattr(self._coro, "__name__", "coroutine")
+        )
+
+
 def start(
     coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None
 ) -> asyncio.Task[None] | None:
@@ -111,7 +137,4 @@ def _create_task(
         return loop.create_task(coro)
     if sys.version_info >= (3, 11):
         return loop.create_task(coro, context=context)
-    try:  # pragma: no cover - 3.10: create_task copies the current context
-        return context.run(loop.create_task, coro)
-    except RuntimeError:  # pragma: no cover - already in it
-        return loop.create_task(coro)
+    return loop.create_task(_InContext(coro, context))  # pragma: no cover - 3.10

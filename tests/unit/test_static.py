@@ -4,6 +4,7 @@ whole tree, mypy --strict on the package (settings in pyproject.toml)."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,3 +37,22 @@ def test_ruff_format() -> None:
 def test_mypy_strict() -> None:
     r = _run("mypy", "vfsftp")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_no_task_bound_timeouts_in_session_code() -> None:
+    """eager.start runs a command's first step outside any Task; from Python
+    3.12 asyncio.wait_for and asyncio.timeout need one ("Timeout should be
+    used inside a task": PORT/EPRT were broken so), and inside another
+    Task's step they would cancel that Task. Session code times out with a
+    timer and a future (data.connect_active, PassiveListener.accept).
+    metrics.py's HTTP handler runs in a Task of its own (start_server)."""
+    allowed = {"metrics.py"}
+    pattern = re.compile(r"asyncio\.(wait_for|timeout|timeout_at)\(")
+    offenders = [
+        f"{path.name}:{n}: {line.strip()}"
+        for path in sorted((REPO / "vfsftp").glob("*.py"))
+        if path.name not in allowed
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line.split("#", 1)[0])
+    ]
+    assert not offenders, offenders

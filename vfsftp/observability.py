@@ -169,9 +169,13 @@ class _SessionFilter(logging.Filter):
     """Stamps each record with the session id of the task that logged it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "session"):
-            record.session = session_id.get()
+        _stamp_session(record)
         return True
+
+
+def _stamp_session(record: logging.LogRecord) -> None:
+    if not hasattr(record, "session"):
+        record.session = session_id.get()
 
 
 #: The layouts vfsftp installs, as code: ``Formatter.format`` interprets a
@@ -274,8 +278,7 @@ class LineWriter(logging.Handler):
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         if self.filters and not self.filter(record):
             return False
-        if not hasattr(record, "session"):
-            record.session = session_id.get()
+        _stamp_session(record)
         try:
             data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
             # The lock only keeps a reopen from closing the descriptor under

@@ -177,6 +177,15 @@ def s3_errors(path: str) -> Iterator[None]:
         raise StorageError(f"S3 client error: {type(exc).__name__}", 451) from exc
 
 
+def _status(exc: StorageError) -> int | None:
+    """The HTTP status of the S3 answer behind an error of s3_errors."""
+    cause = exc.__cause__
+    if isinstance(cause, botocore.exceptions.ClientError):
+        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return int(status) if status is not None else None
+    return None
+
+
 def _epoch(value: Any) -> float | None:
     return value.timestamp() if isinstance(value, datetime) else None
 
@@ -433,10 +442,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         except fs.errors.ResourceNotFound:
             return None
         except StorageError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, botocore.exceptions.ClientError) and (
-                cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 416
-            ):
+            if _status(exc) == 416:
                 return None
             raise
         if offset:  # "bytes 100-999/1000"
@@ -617,7 +623,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             raise fs.errors.FileExpected(dst_path)
         if not self.isdir(dirname(dst)):
             raise fs.errors.ResourceNotFound(dst_path)
-        if self.key(src) == self.key(dst):
+        if src == dst:
             return  # onto itself (with overwrite): nothing to copy
         source = {"Bucket": self.bucket, "Key": self.key(src)}
         size = int(head.get("ContentLength", 0))
@@ -654,10 +660,11 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         """A server-side copy then a delete: the data never passes through
         the gateway."""
         self.copy(src_path, dst_path, overwrite=overwrite)
-        if self.key(self.validatepath(src_path)) == self.key(self.validatepath(dst_path)):
+        src = self.validatepath(src_path)
+        if src == self.validatepath(dst_path):
             return  # onto itself: the delete would remove the only copy
         with s3_errors(src_path):
-            self.client.delete_object(Bucket=self.bucket, Key=self.key(self.validatepath(src_path)))
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(src))
 
     def movedir(
         self, src_path: str, dst_path: str, create: bool = False, preserve_time: bool = False
@@ -778,11 +785,10 @@ class S3Reader(io.RawIOBase):
                     **args,
                 )
         except StorageError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, botocore.exceptions.ClientError) and (
-                cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412
-            ):
-                raise StorageError("S3 object was replaced during the download", 451) from cause
+            if _status(exc) == 412:
+                raise StorageError(
+                    "S3 object was replaced during the download", 451
+                ) from exc.__cause__
             raise
         if self._etag is None:
             self._etag = resp.get("ETag")

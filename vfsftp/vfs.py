@@ -374,20 +374,24 @@ class SessionFS:
 
     async def listdir_or_file(self, path: str, want_unique: bool = True) -> list[ListEntry]:
         """LIST/NLST of a file lists that one file (what ``ls`` does)."""
-        # isdir first: one LIST on S3, where stat costs a HEAD and a LIST.
-        if not await self._run((path,), self.tree.isdir, path):
-            entry = await self.stat(path)  # a file, or the exact error
-            if not entry.is_dir:
-                return [entry]
+        entry = await self._unless_dir(path)
+        if entry is not None:
+            return [entry]
         return await self.listdir(path, want_unique)
 
     async def chdir(self, path: str) -> None:
-        # isdir first: one LIST on S3, where stat costs a HEAD and a LIST.
-        if not await self._run((path,), self.tree.isdir, path):
-            entry = await self.stat(path)  # the exact error for a missing path
-            if not entry.is_dir:
-                raise FTPError(550, f"Not a directory: {path}")
+        if await self._unless_dir(path) is not None:
+            raise FTPError(550, f"Not a directory: {path}")
         self.cwd = path
+
+    async def _unless_dir(self, path: str) -> ListEntry | None:
+        """None for a directory; else the entry of what is there, or the
+        exact error. isdir first: one LIST on S3, where stat costs a HEAD
+        and a LIST."""
+        if await self._run((path,), self.tree.isdir, path):
+            return None
+        entry = await self.stat(path)
+        return None if entry.is_dir else entry
 
     async def size(self, path: str) -> int:
         entry = await self.stat(path)

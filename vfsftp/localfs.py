@@ -26,11 +26,9 @@ from fs.osfs import OSFS
 from fs.path import abspath, normpath
 
 from . import nowait
+from .tree import StatRow
 
-__all__ = ["JailedOSFS", "StatRow"]
-
-#: (name, is_dir, size, mtime, st_ino, st_dev): a listing row without Info
-StatRow = tuple[str, bool, int, float, int, int]
+__all__ = ["JailedOSFS"]
 
 _FAST_NAMESPACES = frozenset({"basic", "details", "stat"})
 #: Linux names an open descriptor's real path here: one readlink instead of

@@ -40,9 +40,14 @@ from fs.wrap import WrapReadOnly
 from .paths import basename, is_under
 from .quota import Quota
 
-__all__ = ["UPLOAD_PREFIX", "Mount", "VirtualTree", "unwrap_read_only"]
+__all__ = ["UPLOAD_PREFIX", "Mount", "StatRow", "VirtualTree", "unwrap_read_only"]
 
 UPLOAD_PREFIX = ".vfsftp-upload-"
+
+#: (name, is_dir, size, mtime, st_ino, st_dev): a listing row without an
+#: ``Info``, from a mount filesystem's ``scan_rows`` (0, 0 where it has no
+#: inode numbers)
+StatRow = tuple[str, bool, int, float, int, int]
 
 
 @dataclass(frozen=True)
@@ -310,9 +315,9 @@ class VirtualTree(FS):
         got: tuple[int, bytes] | None = fast[0](fast[1], offset, limit)
         return got
 
-    def scan_rows(self, path: str) -> list[tuple[str, bool, int, float, int, int]] | None:
+    def scan_rows(self, path: str) -> list[StatRow] | None:
         """Plain stat rows of a directory that lies wholly in one mount whose
-        filesystem offers ``scan_rows`` (local folders); None otherwise,
+        filesystem offers ``scan_rows`` (local folders, memory); None otherwise,
         and the caller takes the scandir way."""
         found = self.mount_of(path)
         if found is None or self.child_mounts(path):
@@ -322,7 +327,7 @@ class VirtualTree(FS):
         if scan is None:
             return None
         self.check()
-        rows: list[tuple[str, bool, int, float, int, int]] = scan(sub)
+        rows: list[StatRow] = scan(sub)
         return [r for r in rows if not r[0].startswith(UPLOAD_PREFIX)]
 
     def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> BinaryIO:

@@ -1,11 +1,13 @@
-"""InlineMemoryFS.open_read (mem:// mounts) against MemoryFS's generic way:
-it reads fs 2.4.16's entries directly, so a change there must fail here."""
+"""InlineMemoryFS.open_read and scan_rows (mem:// mounts) against
+MemoryFS's generic way: they read fs 2.4.16's entries directly, so a change
+there must fail here."""
 
 from __future__ import annotations
 
 import socket
 import threading
 
+import fs.errors
 import pytest
 
 from vfsftp.data import MemorySnapshot, TransferState, send_stream
@@ -115,3 +117,60 @@ def test_mem_urls_open_as_inline_memory_mounts(tmp_path) -> None:  # type: ignor
         assert opened is not None and opened[0].read() == b"data"
     finally:
         table.close()
+
+
+def _tree_for_listing() -> InlineMemoryFS:
+    mem = InlineMemoryFS()
+    mem.makedirs("/d/sub/deeper")
+    mem.writebytes("/d/empty", b"")
+    mem.writebytes("/d/one", b"1")
+    mem.writebytes("/d/big", b"x" * 300_000)
+    mem.writebytes("/d/sub/inner", b"inner")
+    mem.writebytes("/d/n\u00e4me with spaces", b"abc")
+    return mem
+
+
+@pytest.mark.parametrize("path", ["/", "/d", "/d/", "/d/sub", "/d/sub/deeper"])
+def test_scan_rows_gives_what_scandir_gives(path: str) -> None:
+    mem = _tree_for_listing()
+    rows = mem.scan_rows(path)
+    expected = [
+        (i.name, i.is_dir, 0 if i.is_dir else i.size, i.raw["details"]["modified"], 0, 0)
+        for i in mem.scandir(path, ("details",))
+    ]
+    assert rows == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("/missing", fs.errors.ResourceNotFound),
+        ("/d/missing/below", fs.errors.ResourceNotFound),
+        ("/d/one", fs.errors.DirectoryExpected),
+        ("/d/one/below-a-file", fs.errors.ResourceNotFound),
+        ("/../up", fs.errors.IllegalBackReference),
+    ],
+)
+def test_scan_rows_raises_what_scandir_raises(path: str, error: type[Exception]) -> None:
+    mem = _tree_for_listing()
+    with pytest.raises(error):
+        list(mem.scandir(path))
+    with pytest.raises(error):
+        mem.scan_rows(path)
+
+
+def test_scan_rows_sees_a_file_being_written_and_leaves_a_snapshot_shared() -> None:
+    mem = _tree_for_listing()
+    opened = mem.open_read("/d/big")
+    assert opened is not None
+    snap, _ = opened
+    with mem.openbin("/d/one", "r+") as f:
+        f.seek(0, 2)
+        f.write(b"23")
+        f.flush()
+        assert dict((r[0], r[2]) for r in mem.scan_rows("/d"))["one"] == 3
+    assert dict((r[0], r[2]) for r in mem.scan_rows("/d"))["big"] == 300_000
+    assert isinstance(snap, MemorySnapshot)
+    # listing measured the file without taking a writable view of its buffer
+    # (BytesIO.getbuffer would have unshared it: a copy per listed file)
+    assert snap.content is mem._get_dir_entry("/d/big").bytes_file.getvalue()

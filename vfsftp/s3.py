@@ -543,6 +543,12 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         return SubFS(self, _path)
 
     def remove(self, path: str) -> None:
+        self.remove_file(path)
+
+    def remove_file(self, path: str) -> int:
+        """Remove a file and tell its size (VirtualTree.remove_file): a HEAD
+        (a LIST too when it finds nothing: FileExpected or not found) and
+        the DELETE, which alone would succeed on a missing key."""
         self.check()
         _path = self.validatepath(path)
         info = self.getinfo(path)  # its ResourceNotFound names the path as given
@@ -550,6 +556,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             raise fs.errors.FileExpected(path)
         with s3_errors(path):
             self.client.delete_object(Bucket=self.bucket, Key=self.key(_path))
+        return int(info.size)
 
     def removedir(self, path: str) -> None:
         self.check()

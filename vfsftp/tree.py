@@ -366,10 +366,25 @@ class VirtualTree(FS):
         return SubFS(self, p)  # just made: opendir's check would cost a request on S3
 
     def remove(self, path: str) -> None:
+        self.remove_file(path)
+
+    def remove_file(self, path: str) -> int:
+        """Remove a file and tell the size it had (what a quota releases):
+        the mount filesystem's own ``remove_file`` where it has one (S3:
+        the HEAD that finds the file gives its size, where getinfo then
+        remove would send two), else getinfo then remove."""
         self.check()
         m, sub = self._writable(path, "remove")
         try:
+            own = getattr(m.fs, "remove_file", None)  # (not through WrapReadOnly)
+            if own is not None:
+                size: int = own(sub)
+                return size
+            info = m.fs.getinfo(sub, ("details",))
+            if info.is_dir:
+                raise fs.errors.FileExpected(path)
             m.fs.remove(sub)
+            return int(info.size)
         except fs.errors.ResourceNotFound:
             # name the path as the caller gave it, not the path inside the mount
             raise fs.errors.ResourceNotFound(path) from None

@@ -410,12 +410,8 @@ class SessionFS:
     async def remove(self, path: str) -> None:
         quotas = self.quotas_for(path)
 
-        def op() -> None:  # one worker-thread call, not two
-            info = self.tree.getinfo(path, ("details",))
-            if info.is_dir:
-                raise fs.errors.FileExpected(path)  # → 550 "Is a directory"
-            self.tree.remove(path)
-            release_all(quotas, info.size, 1)
+        def op() -> None:  # one worker-thread call; a directory: FileExpected → 550
+            release_all(quotas, self.tree.remove_file(path), 1)
 
         await self._run((path,), op)
 

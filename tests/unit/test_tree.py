@@ -16,6 +16,7 @@ import pytest
 from fs.base import FS
 from fs.enums import ResourceType
 from fs.memoryfs import MemoryFS
+from fs.wrap import read_only
 
 from vfsftp.threads import ThreadPool
 from vfsftp.tree import UPLOAD_PREFIX, Mount, VirtualTree
@@ -304,6 +305,56 @@ def test_mount_points_cannot_be_removed_or_renamed(t: Tree, op: Op) -> None:
     assert sorted(t.vt.listdir("/data")) == ["a.txt", "archive", "dir"]
     assert t.vt.readtext("/data/archive/new.txt") == "new"
     assert t.data.calls == t.archive.calls == []
+
+
+@pytest.mark.parametrize(
+    ("path", "outcome"),
+    [
+        ("/data/a.txt", 1),
+        ("/data/dir/sub/g.txt", 1),
+        ("/data/archive/new.txt", 3),
+        ("/data/dir", fs.errors.FileExpected),
+        ("/data/missing", fs.errors.ResourceNotFound),
+        ("/data/dir/missing/below", fs.errors.ResourceNotFound),
+        ("/pub/docs", fs.errors.ResourceReadOnly),  # mount point
+        ("/pub", fs.errors.ResourceReadOnly),  # virtual parent
+    ],
+)
+def test_remove_file_tells_the_size_it_freed(
+    t: Tree, path: str, outcome: int | type[Exception]
+) -> None:
+    if isinstance(outcome, int):
+        assert t.vt.remove_file(path) == outcome
+        assert not t.vt.exists(path)
+        return
+    before = sorted(t.vt.walk.files("/"))
+    with pytest.raises(outcome) as raised:
+        t.vt.remove_file(path)
+    if outcome is fs.errors.ResourceNotFound:
+        assert raised.value.path == path  # the tree's path, not the mount's
+    assert sorted(t.vt.walk.files("/")) == before
+
+
+class SizedRemoveFS(MemoryFS):  # type: ignore[misc]
+    """A filesystem with its own remove_file (as StreamingS3FS has)."""
+
+    def remove_file(self, path: str) -> int:
+        size = int(self.getsize(path))
+        self.remove(path)
+        return -size  # marked: the tree must return what this says
+
+
+def test_remove_file_uses_the_mounts_own_but_not_through_read_only() -> None:
+    own, ro = SizedRemoveFS(), SizedRemoveFS()
+    own.writebytes("/f", b"12345")
+    ro.writebytes("/f", b"12345")
+    # as MountTable builds a read-only mount: the wrapper refuses, and the
+    # mount's own remove_file is not reached past it
+    vt = VirtualTree([Mount.of("/own", own), Mount.of("/ro", read_only(ro), read_only=True)])
+    assert vt.remove_file("/own/f") == -5
+    with pytest.raises(fs.errors.ResourceReadOnly):
+        vt.remove_file("/ro/f")
+    assert ro.exists("/f")
 
 
 def test_removedir_root(t: Tree) -> None:

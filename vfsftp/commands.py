@@ -450,15 +450,16 @@ async def cmd_nlst(s: FTPChannel, inv: Invocation) -> None:
 )
 async def cmd_mlsd(s: FTPChannel, inv: Invocation) -> None:
     fs_ = _fs(s)
-    here = await fs_.stat(inv.path)
-    if not here.is_dir:
+    here = await fs_.stat_dir(inv.path)
+    if here is None:
         raise FTPError(501, f"Not a directory: {inv.path}")
     facts = s.state.mlst_facts
     entries = await fs_.listdir(inv.path, want_unique="unique" in facts)
     lines = [format_mlsx(_with_name(here, "."), facts, "cdir")]
     if inv.path != "/":
-        parent = await fs_.stat(dirname(inv.path))
-        lines.append(format_mlsx(_with_name(parent, ".."), facts, "pdir"))
+        parent = await fs_.stat_dir(dirname(inv.path))
+        if parent is not None:  # (else replaced by a file meanwhile: no pdir line)
+            lines.append(format_mlsx(_with_name(parent, ".."), facts, "pdir"))
     lines += [format_mlsx(e, facts) for e in entries]
     _send_listing(s, "MLSD", inv.path, join_lines(lines))
 

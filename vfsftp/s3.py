@@ -354,6 +354,14 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         _path = self.validatepath(path)
         return _path == "/" or self._is_prefix(_path)
 
+    def dirinfo(self, path: str, namespaces: Collection[str] | None = None) -> Info | None:
+        """VirtualTree.dirinfo: a directory's Info after one LIST; a file
+        (None) or nothing (ResourceNotFound) costs the getinfo after it."""
+        if self.isdir(path):
+            return _dir_info(self.validatepath(path).rstrip("/").rsplit("/", 1)[-1])
+        self.getinfo(path)
+        return None
+
     def exists(self, path: str) -> bool:
         try:
             self.getinfo(path)
@@ -563,14 +571,19 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         _path = self.validatepath(path)
         if _path == "/":
             raise fs.errors.RemoveRootError(path)
-        info = self.getinfo(path)
-        if not info.is_dir:
-            raise fs.errors.DirectoryExpected(path)
         marker = self.dir_key(_path)
+        # One LIST tells all: no key below the prefix is no directory (then
+        # getinfo tells a file from nothing), a key other than the marker
+        # is a child.
         with s3_errors(path):
             resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=marker, MaxKeys=2)
-            if any(obj["Key"] != marker for obj in resp.get("Contents", ())):
-                raise fs.errors.DirectoryNotEmpty(path)
+        keys = [obj["Key"] for obj in resp.get("Contents", ())]
+        if not keys:
+            self.getinfo(path)  # raises ResourceNotFound
+            raise fs.errors.DirectoryExpected(path)
+        if keys != [marker]:
+            raise fs.errors.DirectoryNotEmpty(path)
+        with s3_errors(path):
             self.client.delete_object(Bucket=self.bucket, Key=marker)
 
     def removetree(self, dir_path: str) -> None:
@@ -628,7 +641,9 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             raise fs.errors.DestinationExists(dst_path)
         if self.isdir(dst):
             raise fs.errors.FileExpected(dst_path)
-        if not self.isdir(dirname(dst)):
+        # (The source's key proves its own directory: a rename within one
+        # directory, the usual case, needs no LIST for it.)
+        if dirname(dst) != dirname(src) and not self.isdir(dirname(dst)):
             raise fs.errors.ResourceNotFound(dst_path)
         if src == dst:
             return  # onto itself (with overwrite): nothing to copy

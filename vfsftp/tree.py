@@ -305,6 +305,17 @@ class VirtualTree(FS):
             return True
         return p == "/" or self._leads_to_mount(p)
 
+    def dirinfo(self, path: str, namespaces: Collection[str] | None = None) -> Info | None:
+        """``getinfo`` of the directory at ``path``; None when something
+        else is there (errors as getinfo's). The mount's own ``dirinfo``
+        where it has one (S3: one LIST, where getinfo sends a HEAD first)."""
+        fast = self._file_method(path, "dirinfo")
+        if fast is not None:
+            found: Info | None = fast[0](fast[1], namespaces)
+            return found
+        info = self.getinfo(path, namespaces)
+        return info if info.is_dir else None
+
     def read_cached(self, path: str, offset: int, limit: int) -> tuple[int, bytes] | None:
         """(size, content from ``offset``) of a small file read without
         blocking, where the mount's filesystem offers ``read_cached`` (local

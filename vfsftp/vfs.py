@@ -373,11 +373,28 @@ class SessionFS:
         ]
 
     async def listdir_or_file(self, path: str, want_unique: bool = True) -> list[ListEntry]:
-        """LIST/NLST of a file lists that one file (what ``ls`` does)."""
-        entry = await self._unless_dir(path)
-        if entry is not None:
-            return [entry]
-        return await self.listdir(path, want_unique)
+        """LIST/NLST of a file lists that one file (what ``ls`` does). The
+        listing comes first: a directory, the usual case, is then one
+        LIST on S3 and no extra stat on disk."""
+        try:
+            return await self.listdir(path, want_unique)
+        except FTPError as exc:
+            # (_run raises the FTP reply from the filesystem's error)
+            if not isinstance(exc.__cause__, fs.errors.DirectoryExpected):
+                raise
+        entry = await self.stat(path)
+        if entry.is_dir:  # replaced by a directory in the meantime
+            return await self.listdir(path, want_unique)
+        return [entry]
+
+    async def stat_dir(self, path: str) -> ListEntry | None:
+        """The entry of the directory at ``path``; None when something else
+        is there (errors as ``stat``'s). Directory first: one LIST on S3,
+        where ``stat`` sends a HEAD and then a LIST."""
+        info = await self._run((path,), self.tree.dirinfo, path, _NAMESPACES)
+        if info is None:
+            return None
+        return self._entry(info, path, name=basename(path) or "/")
 
     async def chdir(self, path: str) -> None:
         if await self._unless_dir(path) is not None:

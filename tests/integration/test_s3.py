@@ -602,13 +602,11 @@ def test_listing_costs_one_request_per_thousand_entries(
         # Listing pages: one per 1,000 entries.
         assert few_lists[0] == 1, listing
         assert many_lists[0] == 3, listing
-        # Everything else is a constant: a one-key probe that finds the
-        # prefix, and for MLSD's "." line the stat of the directory (a HEAD
-        # that finds no object before that probe).
-        heads = 1 if listing is mlsd else 0
-        assert many.get("HeadObject", 0) == few.get("HeadObject", 0) == heads, listing
-        assert many_lists[1] == few_lists[1] == 1, listing
-        assert set(many) <= {"HeadObject", "ListObjectsV2"}, listing  # no GetObject
+        # Everything else is a constant: for MLSD's "." line a one-key probe
+        # that finds the prefix; LIST lists at once.
+        probes = 1 if listing is mlsd else 0
+        assert many_lists[1] == few_lists[1] == probes, listing
+        assert set(many) == set(few) == {"ListObjectsV2"}, listing  # no HEAD, no GET
     bye(f)
 
 
@@ -640,14 +638,26 @@ def test_s3_requests_per_command(
         ("RETR", lambda: f.retrbinary("RETR /d/f.txt", lambda b: None), [_GET]),
         ("SIZE", lambda: f.size("/d/f.txt"), [_HEAD]),
         ("MDTM", lambda: f.sendcmd("MDTM /d/f.txt"), [_HEAD]),
-        ("LIST", lambda: f.retrlines("LIST /d", lambda line: None), [_LIST, _LIST]),
-        ("MLSD", lambda: list(f.mlsd("/d")), [_HEAD, _LIST, _LIST]),
+        ("LIST", lambda: f.retrlines("LIST /d", lambda line: None), [_LIST]),
+        # a file: the listing finds nothing, then the file is looked up
+        (
+            "LIST file",
+            lambda: f.retrlines("LIST /d/f.txt", lambda line: None),
+            [_LIST, _HEAD, _HEAD],
+        ),
+        ("MLSD", lambda: list(f.mlsd("/d")), [_LIST, _LIST]),  # "." and the listing
+        ("MLSD deeper", lambda: list(f.mlsd("/d/sub")), [_LIST, _LIST, _LIST]),  # and ".."
         ("DELE", lambda: f.delete("/d/n.txt"), [_HEAD, _DEL]),
         ("MKD", lambda: f.mkd("/d/m"), [_LIST, _HEAD, _LIST, _PUT]),
-        ("RMD", lambda: f.rmd("/d/m"), [_HEAD, _LIST, _LIST, _DEL]),
+        ("RMD", lambda: f.rmd("/d/m"), [_LIST, _DEL]),
         (
             "RNFR+RNTO",
             lambda: f.rename("/d/f.txt", "/d/g.txt"),
+            [_HEAD, _LIST, _HEAD, _LIST, _HEAD, _LIST, _COPY, _DEL],
+        ),
+        (
+            "RNFR+RNTO into another directory",
+            lambda: f.rename("/d/g.txt", "/d/sub/g.txt"),
             [_HEAD, _LIST, _HEAD, _LIST, _HEAD, _LIST, _LIST, _COPY, _DEL],
         ),
     ]

@@ -152,6 +152,37 @@ def test_remove_names_the_path_as_given(s3fs: StreamingS3FS) -> None:
         s3fs.remove("no/such.txt")
 
 
+def test_dirinfo_remove_file_and_removedir_agree_with_getinfo(
+    s3fs: StreamingS3FS, s3_bucket: S3Bucket
+) -> None:
+    """The one-request shortcuts (VirtualTree's hooks and removedir's single
+    LIST) against what getinfo says, directories with and without markers."""
+    s3_bucket.put_many(["pre/nomarker/x.txt", "pre/f.txt"])
+    s3fs.makedir("marker")
+    s3fs.makedir("full")
+    s3fs.writebytes("full/y.txt", b"yy")
+    for path in ("/", "nomarker", "marker", "full"):
+        info = s3fs.dirinfo(path)
+        assert info is not None and info.is_dir and info.name == s3fs.getinfo(path).name
+    assert s3fs.dirinfo("f.txt") is None
+    with pytest.raises(fs.errors.ResourceNotFound):
+        s3fs.dirinfo("missing")
+    with pytest.raises(fs.errors.FileExpected):
+        s3fs.remove_file("full")
+    assert s3fs.remove_file("full/y.txt") == 2 and not s3fs.exists("full/y.txt")
+    for path, error in [
+        ("nomarker", fs.errors.DirectoryNotEmpty),
+        ("f.txt", fs.errors.DirectoryExpected),
+        ("missing", fs.errors.ResourceNotFound),
+        ("f.txt/below", fs.errors.ResourceNotFound),
+    ]:
+        with pytest.raises(error):
+            s3fs.removedir(path)
+    s3fs.removedir("marker")
+    s3fs.removedir("full")  # its marker was its last object
+    assert s3_bucket.keys() == ["pre/f.txt", "pre/nomarker/x.txt"]
+
+
 def test_fs_s3fs_own_uploads_carry_the_settings(s3_bucket: S3Bucket) -> None:
     """openbin's append mode is fs-s3fs's spooled upload (the FTP server
     never takes it): it sends the mount's settings as S3Writer does."""

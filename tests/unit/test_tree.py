@@ -335,6 +335,33 @@ def test_remove_file_tells_the_size_it_freed(
     assert sorted(t.vt.walk.files("/")) == before
 
 
+@pytest.mark.parametrize(
+    ("path", "outcome"),
+    [
+        ("/", "dir"),  # virtual
+        ("/pub", "dir"),  # virtual, above a mount
+        ("/pub/docs", "dir"),  # mount point
+        ("/data/dir", "dir"),
+        ("/data/archive", "dir"),  # nested mount point over a real directory
+        ("/data/a.txt", None),
+        ("/data/missing", fs.errors.ResourceNotFound),
+        ("/nowhere", fs.errors.ResourceNotFound),
+    ],
+)
+def test_dirinfo_is_getinfo_of_a_directory_only(
+    t: Tree, path: str, outcome: str | type[Exception] | None
+) -> None:
+    if isinstance(outcome, type):
+        with pytest.raises(outcome):
+            t.vt.dirinfo(path)
+        return
+    got = t.vt.dirinfo(path, ("details",))
+    if outcome is None:
+        assert got is None
+    else:
+        assert got is not None and got.raw == t.vt.getinfo(path, ("details",)).raw
+
+
 class SizedRemoveFS(MemoryFS):  # type: ignore[misc]
     """A filesystem with its own remove_file (as StreamingS3FS has)."""
 

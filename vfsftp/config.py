@@ -285,6 +285,10 @@ _S3_KEYS = (
 )
 
 
+#: server_side_encryption values that take an sse_kms_key_id
+_KMS = ("aws:kms", "aws:kms:dsse")
+
+
 class MountConfig(_Model):
     """One filesystem in the tree. In YAML either a URL string (short form) or
     a mapping ``{fs: URL, read_only: bool, create: bool}``."""
@@ -307,7 +311,9 @@ class MountConfig(_Model):
     allow_dir_rename: bool | None = None
     rewrite_max_size: ByteSize | None = Field(default=None, ge=0)
     # Sent with every object written, copied (renames) or made (MKD).
-    server_side_encryption: Literal["AES256", "aws:kms"] | None = None
+    # aws:kms:dsse: dual-layer SSE-KMS (S3, 2023); aws:fsx and aws:backup,
+    # also in botocore's list, belong to other services' access points.
+    server_side_encryption: Literal["AES256", "aws:kms", "aws:kms:dsse"] | None = None
     sse_kms_key_id: str | None = Field(default=None, min_length=1)
     storage_class: StorageClass | None = None
     acl: CannedACL | None = None
@@ -330,8 +336,10 @@ class MountConfig(_Model):
             raise ValueError(f"{', '.join(used)}: only for s3:// mounts")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("access_key_id and secret_access_key go together")
-        if self.sse_kms_key_id is not None and self.server_side_encryption != "aws:kms":
-            raise ValueError("sse_kms_key_id: only with server_side_encryption: aws:kms")
+        if self.sse_kms_key_id is not None and self.server_side_encryption not in _KMS:
+            raise ValueError(
+                "sse_kms_key_id: only with server_side_encryption: aws:kms or aws:kms:dsse"
+            )
         return self
 
     @model_validator(mode="before")

@@ -97,8 +97,8 @@ class S3Options:
     read_timeout: float = 60.0
     max_attempts: int = 3
     # New objects' settings: S3 gives a copy none of its source's.
-    server_side_encryption: str | None = None  # AES256 | aws:kms
-    sse_kms_key_id: str | None = None  # with aws:kms; else the account's aws/s3 key
+    server_side_encryption: str | None = None  # AES256 | aws:kms | aws:kms:dsse
+    sse_kms_key_id: str | None = None  # with aws:kms(:dsse); else the account's aws/s3 key
     storage_class: str | None = None
     acl: str | None = None  # a canned ACL
     content_type: str = "guess"  # guess (from the name) | none (the store decides)

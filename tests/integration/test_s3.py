@@ -846,8 +846,23 @@ def object_settings(bucket: S3Bucket, key: str, acl: bool = True) -> dict[str, A
                 "groups": [],
             },
         ),
+        (
+            # moto keeps the dual-layer mode, not its key: the requests show
+            # the key was sent. (An ACL: see object_settings.)
+            {
+                "server_side_encryption": "aws:kms:dsse",
+                "sse_kms_key_id": "alias/dual",
+                "acl": "private",
+            },
+            {
+                "ServerSideEncryption": "aws:kms:dsse",
+                "SSEKMSKeyId": None,
+                "StorageClass": "STANDARD",
+                "groups": [],
+            },
+        ),
     ],
-    ids=["kms-key", "aes256", "kms-owner-full-control"],
+    ids=["kms-key", "aes256", "kms-owner-full-control", "dsse"],
 )
 def test_every_new_object_carries_the_mount_settings(
     s3_bucket: S3Bucket,

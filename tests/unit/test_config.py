@@ -264,7 +264,7 @@ BAD: list[tuple[str, Any, str]] = [
     (
         "s3 encryption",
         {"mounts": {"/s3": {"fs": "s3://b", "server_side_encryption": "kms"}}},
-        "mounts./s3.server_side_encryption: input should be 'AES256' or 'aws:kms'",
+        "mounts./s3.server_side_encryption: input should be 'AES256', 'aws:kms' or 'aws:kms:dsse'",
     ),
     (
         "s3 kms key without kms",
@@ -273,7 +273,7 @@ BAD: list[tuple[str, Any, str]] = [
                 "/s3": {"fs": "s3://b", "server_side_encryption": "AES256", "sse_kms_key_id": "k"}
             }
         },
-        "mounts./s3: sse_kms_key_id: only with server_side_encryption: aws:kms",
+        "mounts./s3: sse_kms_key_id: only with server_side_encryption: aws:kms or aws:kms:dsse",
     ),
     (
         "s3 storage class",

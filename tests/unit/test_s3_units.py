@@ -311,6 +311,12 @@ def test_access_key_without_secret_is_rejected() -> None:
     assert "access_key_id and secret_access_key go together" in problem
 
 
+@pytest.mark.parametrize("sse", ["aws:kms", "aws:kms:dsse"])
+def test_kms_key_with_either_kms_encryption_is_accepted(sse: str) -> None:
+    spec = {"server_side_encryption": sse, "sse_kms_key_id": "alias/k"}
+    assert _mount(fs="s3://bkt", **spec) == spec
+
+
 @pytest.mark.parametrize("sse", [None, "AES256"])
 def test_kms_key_without_kms_encryption_is_rejected(sse: str | None) -> None:
     spec = {"fs": "s3://bkt", "sse_kms_key_id": "alias/k"}
@@ -318,14 +324,15 @@ def test_kms_key_without_kms_encryption_is_rejected(sse: str | None) -> None:
         spec["server_side_encryption"] = sse
     (problem,) = _problems(**spec)
     assert problem == (
-        "<dict>: mounts./s3: sse_kms_key_id: only with server_side_encryption: aws:kms"
+        "<dict>: mounts./s3: sse_kms_key_id: only with server_side_encryption: "
+        "aws:kms or aws:kms:dsse"
     )
 
 
 @pytest.mark.parametrize(
     ("key", "values"),
     [
-        ("server_side_encryption", ["AES256", "aws:kms"]),
+        ("server_side_encryption", ["AES256", "aws:kms", "aws:kms:dsse"]),
         ("storage_class", ["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING"]),
         ("storage_class", ["GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "REDUCED_REDUNDANCY"]),
         ("acl", ["private", "public-read", "bucket-owner-read", "bucket-owner-full-control"]),
@@ -350,8 +357,16 @@ def test_url_parameters_are_rejected_for_mount_keys() -> None:
         ("addressing_style", "sideways", "input should be 'auto', 'path' or 'virtual'"),
         ("checksum", "always", "input should be 'when_required' or 'when_supported'"),
         ("rewrite_max_size", -1, "expected a number >= 0"),
-        ("server_side_encryption", "aes256", "input should be 'AES256' or 'aws:kms'"),
-        ("server_side_encryption", "aws:kms:dsse", "input should be 'AES256' or 'aws:kms'"),
+        (
+            "server_side_encryption",
+            "aes256",
+            "input should be 'AES256', 'aws:kms' or 'aws:kms:dsse'",
+        ),
+        (
+            "server_side_encryption",
+            "aws:fsx",
+            "input should be 'AES256', 'aws:kms' or 'aws:kms:dsse'",
+        ),
         ("storage_class", "standard_ia", "expected one of STANDARD, REDUCED_REDUNDANCY, "),
         ("storage_class", "COLD", "expected one of STANDARD, "),
         ("storage_class", 1, "expected a string, got 1"),

@@ -50,7 +50,7 @@ from botocore.model import ServiceModel
 from fs.base import FS
 from fs.enums import ResourceType
 from fs.info import Info
-from fs.path import dirname, normpath, relpath
+from fs.path import basename, dirname, normpath, relpath
 from fs.subfs import SubFS
 from fs_s3fs import S3FS
 
@@ -335,7 +335,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
     def getinfo(self, path: str, namespaces: Collection[str] | None = None) -> Info:
         self.check()
         _path = self.validatepath(path)
-        name = _path.rstrip("/").rsplit("/", 1)[-1]
+        name = basename(_path)
         if _path == "/":
             return _dir_info("")
         head = self._head(_path)
@@ -358,7 +358,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         """VirtualTree.dirinfo: a directory's Info after one LIST; a file
         (None) or nothing (ResourceNotFound) costs the getinfo after it."""
         if self.isdir(path):
-            return _dir_info(self.validatepath(path).rstrip("/").rsplit("/", 1)[-1])
+            return _dir_info(basename(self.validatepath(path)))
         self.getinfo(path)
         return None
 

@@ -20,6 +20,7 @@ cheap and needs no lock; the mounted filesystems are shared between sessions.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -86,6 +87,16 @@ def unwrap_read_only(filesystem: FS) -> FS:
     while isinstance(filesystem, WrapReadOnly):
         filesystem = filesystem.delegate_fs()
     return filesystem
+
+
+@contextlib.contextmanager
+def _named_as_given(path: str) -> Iterator[None]:
+    """A mount's ResourceNotFound names the path inside the mount: name the
+    path as the caller gave it."""
+    try:
+        yield
+    except fs.errors.ResourceNotFound:
+        raise fs.errors.ResourceNotFound(path) from None
 
 
 def _norm(path: str) -> str:
@@ -377,7 +388,11 @@ class VirtualTree(FS):
         return SubFS(self, p)  # just made: opendir's check would cost a request on S3
 
     def remove(self, path: str) -> None:
-        self.remove_file(path)
+        # No getinfo first: fs.base.removetree calls this for every file.
+        self.check()
+        m, sub = self._writable(path, "remove")
+        with _named_as_given(path):
+            m.fs.remove(sub)
 
     def remove_file(self, path: str) -> int:
         """Remove a file and tell the size it had (what a quota releases):
@@ -386,7 +401,7 @@ class VirtualTree(FS):
         remove would send two), else getinfo then remove."""
         self.check()
         m, sub = self._writable(path, "remove")
-        try:
+        with _named_as_given(path):
             own = getattr(m.fs, "remove_file", None)  # (not through WrapReadOnly)
             if own is not None:
                 size: int = own(sub)
@@ -396,9 +411,6 @@ class VirtualTree(FS):
                 raise fs.errors.FileExpected(path)
             m.fs.remove(sub)
             return int(info.size)
-        except fs.errors.ResourceNotFound:
-            # name the path as the caller gave it, not the path inside the mount
-            raise fs.errors.ResourceNotFound(path) from None
 
     def removedir(self, path: str) -> None:
         self.check()

@@ -315,6 +315,10 @@ class SessionFS:
 
     async def stat(self, path: str) -> ListEntry:
         info = await self._run((path,), self.tree.getinfo, path, _NAMESPACES)
+        return self._entry_at(info, path)
+
+    def _entry_at(self, info: Info, path: str) -> ListEntry:
+        """The entry of ``path`` itself (STAT, MLST, MLSD's "." and "..")."""
         return self._entry(info, path, name=basename(path) or "/")
 
     async def listdir(self, path: str, want_unique: bool = True) -> list[ListEntry]:
@@ -392,9 +396,7 @@ class SessionFS:
         is there (errors as ``stat``'s). Directory first: one LIST on S3,
         where ``stat`` sends a HEAD and then a LIST."""
         info = await self._run((path,), self.tree.dirinfo, path, _NAMESPACES)
-        if info is None:
-            return None
-        return self._entry(info, path, name=basename(path) or "/")
+        return None if info is None else self._entry_at(info, path)
 
     async def chdir(self, path: str) -> None:
         if await self._unless_dir(path) is not None:

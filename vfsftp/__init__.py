@@ -10,15 +10,13 @@ mounts.yaml.
 from __future__ import annotations
 
 import importlib
-import warnings
 from typing import TYPE_CHECKING, Any
 
-# PyFilesystem2's `import fs` uses pkg_resources (pinned setuptools<82 for
-# it, see pyproject.toml); setuptools 80+ then warns on stderr at every
-# vfsftp command of a Python 3.12+ install. Only that message, only from fs.
-warnings.filterwarnings(
-    "ignore", message="pkg_resources is deprecated as an API", category=UserWarning, module="fs"
-)
+from . import fscompat
+
+# Before anything imports PyFilesystem2: `import fs` needs pkg_resources,
+# which today's setuptools no longer has (vfsftp/fscompat.py).
+fscompat.install()
 
 if TYPE_CHECKING:
     from .auth import Account, Authorizer, ConfigAuthorizer, hash_password, verify_password

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
+from . import fastpaths
 from .errors import FTPError
 from .protocol import AsciiDecoder, AsciiEncoder
 from .tls import unwrap_quietly
@@ -52,7 +53,7 @@ RECV_CHUNK = 1024 * 1024
 SENDFILE_CHUNK = 8 * 1024 * 1024
 THROTTLED_CHUNK = 16 * 1024  # smooth pacing under a rate limit
 BODY_CHUNK = 256 * 1024  # send_body: the stall deadline restarts per chunk
-_MSG_MORE = getattr(socket, "MSG_MORE", 0)  # Linux
+_MSG_MORE = fastpaths.MSG_MORE
 
 
 class MemorySnapshot(io.BytesIO):
@@ -418,7 +419,7 @@ def send_stream(
             fd_ok = f.fileno() >= 0
         except (OSError, AttributeError, ValueError):
             fd_ok = False
-        if fd_ok and hasattr(os, "sendfile") and not isinstance(state.sock, ssl.SSLSocket):
+        if fd_ok and fastpaths.SENDFILE and not isinstance(state.sock, ssl.SSLSocket):
             _sendfile(state, f.fileno(), offset)
             state.check()
             _finish_send(state)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import ctypes
 import os
 import stat as statmod
-import sys
+
+from . import fastpaths
 
 __all__ = ["available", "is_local_filesystem", "read_cached"]
 
@@ -50,7 +51,7 @@ class _OpenHow(ctypes.Structure):
 
 
 def _load_syscall() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    if sys.platform != "linux" or not hasattr(os, "preadv") or not hasattr(os, "RWF_NOWAIT"):
+    if not fastpaths.NOWAIT_READS:
         return None
     try:
         fn = ctypes.CDLL(None, use_errno=True).syscall

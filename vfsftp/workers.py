@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import fastpaths
 from .config import Config, ConfigError, with_overrides
 from .counts import SharedBanList, SharedCounts
 
@@ -98,7 +99,7 @@ def passive_slices(ports: tuple[int, int] | None, workers: int) -> list[tuple[in
 
 
 def _reuseport_spreads() -> bool:
-    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+    return fastpaths.REUSEPORT_SPREADS
 
 
 def _bind(host: str, port: int, listen: bool) -> socket.socket:

@@ -15,7 +15,10 @@ from vfsftp.localfs import JailedOSFS
 
 pytestmark = [
     pytest.mark.timeout(10),
-    pytest.mark.skipif(not nowait.available(), reason="needs Linux 5.12+ (openat2 RESOLVE_CACHED)"),
+    pytest.mark.skipif(
+        not nowait.available(),
+        reason="needs Linux 5.12+ (openat2 RESOLVE_CACHED), off under VFSFTP_PORTABLE",
+    ),
 ]
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -55,8 +54,6 @@ if TYPE_CHECKING:
     from .s3 import StreamingS3FS
 
 __all__ = ["ListenError", "Problem", "bind_error", "ensure_ready", "plural", "preflight"]
-
-log = logging.getLogger("vfsftp.session")
 
 _LOCAL = ("osfs", "file")
 
@@ -227,9 +224,9 @@ def _copies(config: Config, mount: _Mount) -> Iterator[_Mount]:
 
 
 def _for(mount: _Mount) -> str:
-    return (
-        f" (for user {mount.user})" if mount.user is not None and "users." not in mount.key else ""
-    )
+    # (a user's own mount names the user in its key already)
+    shared = mount.user is not None and mount.key.startswith("mounts")
+    return f" (for user {mount.user})" if shared else ""
 
 
 def _mount(check: _Check, mount: _Mount) -> None:

@@ -667,11 +667,10 @@ class FTPChannel(asyncio.Protocol):
             else:
                 reply = Reply(426, "Connection closed; transfer aborted")
         except Exception as exc:
-            mapped = map_fs_error(exc, path)
-            if mapped.reply.code == 451:
-                log.exception(
-                    "%s %s: transfer error in %s %s", self.peer, self.username, verb, path
-                )
+            session_fs = self.state.fs
+            mapped = (
+                session_fs.failed(exc, path) if session_fs is not None else map_fs_error(exc, path)
+            )
             reply = mapped.reply
         finally:
             if cleanup is not None and not cleaned:

@@ -2,7 +2,8 @@
 
     vfsftp [serve] [-c mounts.yaml] [--host H ...] [--port P] [-v] [--pid-file FILE]
     vfsftp reload --pid-file FILE
-    vfsftp check-config [FILE]
+    vfsftp check-config [--connect] [FILE]
+    vfsftp --version
     vfsftp hash-password [PASSWORD]
     vfsftp gen-cert [--cert cert.pem] [--key key.pem] [--host H ...] [--force]
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import os
 import shlex
 import signal
@@ -24,10 +26,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .auth import hash_password
 from .config import Config, ConfigError, config_from_yaml, load_config, with_overrides
 
 __all__ = ["main"]
+
+log = logging.getLogger("vfsftp.session")
 
 DEFAULT_CONFIG = "mounts.yaml"
 PACKAGED_CONFIG = "default_mounts.yaml"
@@ -74,13 +79,17 @@ def _serve(args: argparse.Namespace) -> int:
     # loading the server (and its optional dependencies).
     from .lifecycle import run_service
     from .observability import configure_logging, lean_log_records
+    from .preflight import ensure_ready
     from .server import FTPServer
 
+    # check-config's checks, before the log file is opened: a ConfigError
+    # naming the keys, reported by main() like any other.
+    warnings = ensure_ready(config)
     try:
         lean_log_records()
         configure_logging(config.logging)
-        # FTPServer opens the mounts at once: a missing folder is a
-        # ConfigError naming the key, reported by main() like any other.
+        for problem in warnings:
+            log.warning("%s", problem)
         factory = _loop_factory(args.loop)
         load = reload if reload_from else None
         if args.workers != 1:
@@ -89,11 +98,11 @@ def _serve(args: argparse.Namespace) -> int:
             def worker(server: FTPServer, load: Callable[[], Config] | None) -> None:
                 _run(run_service(server, load, label=label), factory)
 
-            return serve_workers(config, args.workers, worker, load, pid_file=args.pid_file)
-        _run(
-            run_service(FTPServer(config), load, label=label, pid_file=args.pid_file),
-            factory,
-        )
+            return serve_workers(
+                config, args.workers, worker, load, pid_file=args.pid_file, checked=True
+            )
+        ftp_server = FTPServer(config, checked=True)
+        _run(run_service(ftp_server, load, label=label, pid_file=args.pid_file), factory)
     except KeyboardInterrupt:
         return 0
     except OSError as exc:  # e.g. address already in use, no such interface
@@ -157,9 +166,21 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from .preflight import plural, preflight
+
     config, label = _load(args.file)
+    problems = preflight(config, connect=args.connect)
     # The verdict is the command's output (stdout); problems go to stderr.
-    print(f"{label}: OK ({len(config.mounts)} mounts, {len(config.users)} users)")
+    for problem in problems:
+        _err(problem.line)
+    errors = sum(not p.warning for p in problems)
+    if errors:
+        return 2
+    counts = [plural(len(config.mounts), "mount"), plural(len(config.users), "user")]
+    if problems:
+        counts.append(plural(len(problems), "warning"))
+    opened = "; every mount opened" if args.connect else ""
+    print(f"{label}: OK ({', '.join(counts)}{opened})")
     return 0
 
 
@@ -269,6 +290,7 @@ def _parser() -> argparse.ArgumentParser:
         description="FTP server over a virtual tree of local, in-memory and S3 filesystems.",
         epilog="Without a command, 'serve' is assumed.",
     )
+    parser.add_argument("--version", action="version", version=f"vfsftp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the server (default)")
@@ -316,9 +338,23 @@ def _parser() -> argparse.ArgumentParser:
     reload.add_argument("--pid-file", metavar="FILE", required=True)
     reload.set_defaults(func=_reload)
 
-    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check = sub.add_parser(
+        "check-config",
+        help="check a configuration file as 'serve' would, and exit",
+        description="Check everything 'serve' needs from a configuration file: its syntax "
+        "and keys, addresses, URLs, S3 endpoint and bucket names, local folders, users' "
+        "homes, TLS files, hooks and log files. Nothing is bound, and without --connect "
+        "nothing touches the network. Exit status 0: the server starts with this file "
+        "(warnings, if any, are printed); 2: it would not.",
+    )
     check.add_argument(
         "file", nargs="?", metavar="FILE", help=f"file to check (default: ./{DEFAULT_CONFIG})"
+    )
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also open every mount: S3 buckets are asked HeadBucket and a list of the "
+        "prefix with the credentials the server would use; listen host names are resolved",
     )
     check.set_defaults(func=_check_config)
 
@@ -371,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     # `serve` is the default command: anything that does not start with a
     # command name or a top-level help flag is serve's arguments.
-    if not args_list or args_list[0] not in (*_COMMANDS, "-h", "--help"):
+    if not args_list or args_list[0] not in (*_COMMANDS, "-h", "--help", "--version"):
         args_list.insert(0, "serve")
     parser = _parser()
     try:

@@ -29,9 +29,11 @@ String values may hold ``${NAME}`` (replaced from the environment), ``${user}``
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -53,6 +55,7 @@ from pydantic_core import ErrorDetails
 
 from .paths import PathRejected, resolve
 from .permissions import ALL_PERMS, READ_PERMS, validate_perms
+from .yaml_errors import explain as explain_yaml_error
 
 __all__ = [
     "ANONYMOUS",
@@ -67,9 +70,12 @@ __all__ = [
     "QuotaConfig",
     "ServerConfig",
     "UserConfig",
+    "bucket_name_problem",
     "config_from_dict",
     "config_from_yaml",
+    "key_path",
     "load_config",
+    "s3_bucket",
     "with_overrides",
 ]
 
@@ -138,6 +144,13 @@ def _listen_address(value: str) -> str:
             f"expected an address without a port, got {value!r}; set the port with server.port"
         )
     labels = host.rstrip(".").split(".")
+    if all(label.isdigit() for label in labels):
+        # Digits and dots are an IPv4 address to the reader, whatever a
+        # resolver makes of them (RFC 3696 §2: no all-numeric top-level domain).
+        raise ValueError(
+            f"{value!r} is not a valid IPv4 address: expected four numbers from 0 to 255, "
+            "such as 127.0.0.1"
+        )
     if not host or len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
         raise ValueError(
             f"expected an IP address or a host name, got {value!r} "
@@ -147,6 +160,77 @@ def _listen_address(value: str) -> str:
 
 
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
+
+
+def _endpoint_url(value: str) -> str:
+    """An S3 endpoint as botocore takes it: http(s)://host[:port][/path]."""
+    shown = "" if "@" in value else f", got {value!r}"  # never echo credentials
+    if "://" not in value:
+        example = "'http://host:port'" if "@" in value else repr(f"http://{value}")
+        raise ValueError(f"expected a URL with its scheme, such as {example}{shown}")
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"expected a URL such as 'http://127.0.0.1:9000' ({exc}){shown}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"expected a URL starting with http:// or https://{shown}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "credentials do not go in the URL; use access_key_id and secret_access_key"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"expected a URL without '?' or '#'{shown}")
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    if not (is_valid_endpoint_url(value) or is_valid_ipv6_endpoint_url(value)):
+        raise ValueError(f"expected a URL with a valid host name or address{shown}")
+    return value
+
+
+# botocore.utils.validate_region_name's rule: a region is one DNS label.
+_REGION = re.compile(r"^(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)$")
+
+
+def _region(value: str) -> str:
+    if not _REGION.match(value):
+        raise ValueError(
+            f"expected a region name such as 'eu-west-1' (letters, digits, '-'), got {value!r}"
+        )
+    return value
+
+
+_BUCKET_CHARS = re.compile(r"[^a-z0-9.-]")
+_IPV4_FORM = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """What in ``name`` breaks S3's bucket naming rules (the rules AWS,
+    MinIO and R2 enforce for new buckets), or None."""
+    if not name:
+        return "expected a bucket name: s3://BUCKET[/PREFIX]"
+    bad = sorted(set(_BUCKET_CHARS.findall(name)))
+    rule = "S3 bucket names use lowercase letters, digits, '.' and '-'"
+    if bad:
+        found = ", ".join(repr(c) for c in bad)
+        return f"bucket name {name!r} is not valid: {rule}, not {found}"
+    if not 3 <= len(name) <= 63:
+        return (
+            f"bucket name {name!r} is not valid: S3 bucket names have 3 to 63 characters, "
+            f"not {len(name)}"
+        )
+    if not (name[0].isalnum() and name[-1].isalnum()):
+        return f"bucket name {name!r} is not valid: it must begin and end with a letter or digit"
+    if ".." in name:
+        return f"bucket name {name!r} is not valid: two dots in a row"
+    if _IPV4_FORM.match(name):
+        return f"bucket name {name!r} is not valid: it must not look like an IP address"
+    return None
+
+
+def s3_bucket(url: str) -> str:
+    """The bucket of an ``s3://BUCKET/PREFIX`` URL."""
+    return url.split("://", 1)[1].split("?", 1)[0].partition("/")[0]
 
 
 def _not_bool(value: Any) -> Any:
@@ -299,8 +383,8 @@ class MountConfig(_Model):
     # All users' files on this mount together (a ${user} mount: each user's).
     quota: QuotaConfig | None = None
     # --- s3:// mounts only (see vfsftp.s3.S3Options) ---
-    endpoint_url: str | None = None  # MinIO, Ceph, Wasabi, R2...
-    region: str | None = None
+    endpoint_url: Annotated[str, AfterValidator(_endpoint_url)] | None = None  # MinIO, R2...
+    region: Annotated[str, AfterValidator(_region)] | None = None
     addressing_style: Literal["auto", "path", "virtual"] | None = None
     access_key_id: str | None = None  # else the standard AWS chain
     secret_access_key: str | None = None
@@ -357,6 +441,12 @@ class MountConfig(_Model):
         if not _SCHEME.match(value):
             shown = "" if "@" in value else f", got {value!r}"  # never echo credentials
             raise ValueError(f"expected a filesystem URL with a scheme, {_URL_HINT}{shown}")
+        if value.lower().startswith("s3://"):
+            # A ${user} bucket: its fixed part here, each user's name at
+            # start-up (vfsftp.preflight).
+            problem = bucket_name_problem(s3_bucket(value).replace(USER_PLACEHOLDER, "user"))
+            if problem:
+                raise ValueError(problem)
         return value
 
 
@@ -733,7 +823,7 @@ class _Prepass:
         return data
 
     def _unknown(self, loc: Loc, model: type[BaseModel]) -> None:
-        self.problems.append((loc, _unknown_key_text(model)))
+        self.problems.append((loc, _unknown_key_text(model, loc[-1])))
 
     def _duplicates(self, table: Mapping[Any, Any], loc: Loc) -> None:
         seen: dict[str, Any] = {}
@@ -755,9 +845,13 @@ class _Prepass:
 # --- turning pydantic errors into one line each
 
 
-def _unknown_key_text(model: type[BaseModel]) -> str:
+def _unknown_key_text(model: type[BaseModel], key: str | int) -> str:
     hidden = _HIDDEN.get(model, frozenset())
     keys = [k for k in model.model_fields if k not in hidden]
+    # A misspelt key (max_conections, readonly) is a near miss of one key.
+    close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.7)
+    if close:
+        return f"unknown key; did you mean {close[0]}?"
     return f"unknown key; expected one of {', '.join(keys)}"
 
 
@@ -796,6 +890,11 @@ def _model_at(loc: Loc, root: type[BaseModel]) -> type[BaseModel] | None:
 
 
 _SIMPLE_KEY = re.compile(r"^[^\s.\[\]'\"]+$")
+
+
+def key_path(*loc: str | int) -> str:
+    """``users.demo.mounts./home``, as messages name a key of the file."""
+    return _format_loc(loc)
 
 
 def _format_loc(loc: Loc) -> str:
@@ -866,7 +965,7 @@ def _describe(err: ErrorDetails, root: type[BaseModel], prefix: Loc) -> tuple[Lo
 
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1], root)
-        text = _unknown_key_text(model) if model else "unknown key"
+        text = _unknown_key_text(model, loc[-1]) if model else "unknown key"
     elif kind == "value_error":
         text = str(ctx.get("error", err["msg"]))
     elif kind in _BOUND:
@@ -989,6 +1088,9 @@ def _parse_yaml(text: str, source: str) -> Any:
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
+        plain = explain_yaml_error(text, exc)
+        if plain is not None:
+            raise ConfigError([f"{source}: {plain}"]) from None
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = exc.problem or exc.context or "invalid YAML"

@@ -8,7 +8,7 @@ import fs.errors
 
 from .protocol import Reply
 
-__all__ = ["FTPError", "StorageError", "map_fs_error"]
+__all__ = ["FTPError", "StorageError", "map_fs_error", "storage_failure"]
 
 
 class FTPError(Exception):
@@ -26,10 +26,13 @@ class StorageError(fs.errors.OperationFailed):
     time, renaming a whole prefix: 550), access denied by the store (550), the
     store unreachable (451)."""
 
-    def __init__(self, reason: str, code: int = 550) -> None:
+    def __init__(self, reason: str, code: int = 550, *, failure: bool = False) -> None:
         super().__init__(msg=reason)
         self.reason = reason
         self.code = code
+        #: the store failed or refused (unreachable, denied, no bucket), as
+        #: opposed to a refusal by design: worth a line in the server's log
+        self.failure = failure
 
 
 # Ordered: the first matching class wins, so subclasses come first.
@@ -91,3 +94,23 @@ def map_fs_error(exc: BaseException, path: str) -> FTPError:
     if isinstance(exc, fs.errors.OperationFailed):
         return FTPError(451, f"Requested action aborted: storage error on {path}")
     return FTPError(451, "Requested action aborted: local error in processing")
+
+
+def storage_failure(exc: BaseException, mapped: FTPError) -> str | None:
+    """Why the storage failed, in one line for the server's log; None when
+    the error is the client's or a rule's (a missing file, a full disk, an
+    operation S3 cannot do), which the reply alone explains."""
+    if isinstance(exc, StorageError):
+        if not exc.failure:
+            return None
+        text = exc.reason
+    elif mapped.reply.code != 451:
+        return None
+    else:
+        text = str(exc) or type(exc).__name__
+        if not isinstance(exc, (fs.errors.FSError, OSError)):
+            text = f"{type(exc).__name__}: {text}"
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({cause})"
+    return text

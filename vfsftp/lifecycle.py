@@ -101,7 +101,13 @@ async def reload_server(server: FTPServer, load: Callable[[], Config]) -> bool:
     file) and hand it to the server; on any error, log it and keep the old
     configuration. True when the new one is in use."""
     try:
-        config = await asyncio.to_thread(load)
+        try:
+            config = await asyncio.to_thread(load)
+        except BaseException:
+            # A file that does not validate counts like one the server
+            # refuses (server.reload counts its own).
+            server.metrics.reloads.labels("failed").inc()
+            raise
         await server.reload(config)
     except ConfigError as exc:
         for line in exc.problems:

@@ -12,7 +12,6 @@ import contextlib
 import threading
 from collections.abc import Callable, Collection
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import fs
@@ -183,7 +182,14 @@ class MountTable:
                         spec.quota.max_files,
                         partial(measure, filesystem, "/", UPLOAD_PREFIX),
                     )
-        return Mount.of(path, filesystem, read_only=spec.read_only, kind=_kind(url), quota=quota)
+        return Mount.of(
+            path,
+            filesystem,
+            read_only=spec.read_only,
+            kind=_kind(url),
+            quota=quota,
+            origin=f"{key} in {self.config.source}",
+        )
 
     def cached_tree(self, user: UserConfig, login: str | None = None) -> VirtualTree | None:
         """The user's tree if building it needs no I/O (no mount left to
@@ -241,5 +247,6 @@ class MountTable:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.replace(str(Path.cwd()) + "/", "")
+    # As the filesystem says it: absolute paths, the same at start-up and at
+    # a reload, whatever the current directory.
+    return str(exc) or type(exc).__name__

@@ -171,7 +171,11 @@ def ftp_tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     shared by every ``ftp_server_tls`` of the session."""
     from .testing import make_tls_files
 
-    return make_tls_files(tmp_path_factory.mktemp("vfsftp-tls"))
+    try:
+        return make_tls_files(tmp_path_factory.mktemp("vfsftp-tls"))
+    except ImportError as exc:
+        # The install hint alone, as gen-cert gives it: no traceback.
+        pytest.fail(f"ftp_server_tls: {exc}", pytrace=False)
 
 
 @pytest.fixture

@@ -148,9 +148,19 @@ def part_size_for(part_number: int, base: int) -> int:
 _DENIED = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
+_UNREACHABLE = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+)
+
+
 @contextlib.contextmanager
 def s3_errors(path: str) -> Iterator[None]:
-    """botocore errors → fs.errors, so the one FTP error map applies."""
+    """botocore errors → fs.errors, so the one FTP error map applies. What
+    the store refuses or cannot do is a StorageError marked ``failure``:
+    the session logs it (the mount and the cause) besides the reply."""
     try:
         yield
     except botocore.exceptions.ClientError as exc:
@@ -160,21 +170,16 @@ def s3_errors(path: str) -> Iterator[None]:
         if code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket"):
             raise fs.errors.ResourceNotFound(path, exc=exc) from exc
         if code == "NoSuchBucket":
-            raise StorageError(f"S3 bucket does not exist ({code})", 550) from exc
+            raise StorageError(f"S3 bucket does not exist ({code})", 550, failure=True) from exc
         if code in _DENIED or status == 403:
-            raise StorageError(f"S3 access denied ({code or status})", 550) from exc
-        raise StorageError(f"S3 error {code or status}", 451) from exc
-    except (
-        botocore.exceptions.EndpointConnectionError,
-        botocore.exceptions.ConnectTimeoutError,
-        botocore.exceptions.ReadTimeoutError,
-        botocore.exceptions.ConnectionClosedError,
-    ) as exc:
-        raise StorageError("S3 endpoint unreachable or timed out", 451) from exc
+            raise StorageError(f"S3 access denied ({code or status})", 550, failure=True) from exc
+        raise StorageError(f"S3 error {code or status}", 451, failure=True) from exc
+    except _UNREACHABLE as exc:
+        raise StorageError("S3 endpoint unreachable or timed out", 451, failure=True) from exc
     except botocore.exceptions.NoCredentialsError as exc:
-        raise StorageError("no S3 credentials configured", 550) from exc
+        raise StorageError("no S3 credentials configured", 550, failure=True) from exc
     except botocore.exceptions.BotoCoreError as exc:
-        raise StorageError(f"S3 client error: {type(exc).__name__}", 451) from exc
+        raise StorageError(f"S3 client error: {type(exc).__name__}", 451, failure=True) from exc
 
 
 def _status(exc: StorageError) -> int | None:
@@ -206,6 +211,16 @@ def _file_info(name: str, size: int, modified: float | None) -> Info:
             "details": {"type": int(ResourceType.file), "size": size, "modified": modified},
         }
     )
+
+
+@contextlib.contextmanager
+def _client_errors() -> Iterator[None]:
+    # botocore checks endpoint and region when it makes a client, with a
+    # ValueError (mounts.yaml's checks should have caught them first).
+    try:
+        yield
+    except (ValueError, botocore.exceptions.BotoCoreError) as exc:
+        raise StorageError(f"cannot make the S3 client: {exc}", 451, failure=True) from exc
 
 
 _SESSION_LOCK = threading.Lock()
@@ -265,7 +280,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
                     )
                     # Credentials and region go to the client: the session
                     # is shared (see _boto_session).
-                    with _SESSION_LOCK:
+                    with _SESSION_LOCK, _client_errors():
                         self._shared_client = _boto_session().client(
                             "s3",
                             endpoint_url=o.endpoint_url,
@@ -1016,6 +1031,116 @@ class S3Writer(io.RawIOBase):
         if exc_type is not None:
             self.discard()
         self.close()
+
+
+_CREDENTIAL_SOURCES = {
+    "env": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment",
+    "shared-credentials-file": "the shared credentials file (~/.aws/credentials)",
+    "config-file": "the AWS config file (~/.aws/config)",
+    "iam-role": "the instance's IAM role",
+    "container-role": "the container's IAM role",
+    "assume-role": "an assumed role (~/.aws/config)",
+}
+
+
+def credential_source() -> str | None:
+    """Where the standard AWS chain finds credentials for a mount without
+    access_key_id (None: nowhere). May ask an instance-metadata service."""
+    with _SESSION_LOCK:
+        found = _boto_session().get_credentials()
+    if found is None:
+        return None
+    method = str(getattr(found, "method", "") or "the AWS credential chain")
+    return _CREDENTIAL_SOURCES.get(method, method)
+
+
+def probe(filesystem: StreamingS3FS, credentials: str) -> tuple[str, str] | None:
+    """Ask the store what a session would meet first: HeadBucket, then a
+    list of the mount's prefix, with the mount's own client (its endpoint,
+    region and credentials). The first problem as (the mount key it
+    concerns: "fs", "endpoint_url", "region", "access_key_id",
+    "secret_access_key" or "" for the mount as a whole, what is wrong and
+    the fix); None when both answered. ``credentials`` says where the
+    credentials come from, for the messages."""
+    o = filesystem.options
+    endpoint = o.endpoint_url or "AWS S3"
+    bucket = filesystem.bucket
+    at = "endpoint_url" if o.endpoint_url else ""
+    try:
+        client = filesystem.client
+        client.head_bucket(Bucket=bucket)
+        client.list_objects_v2(Bucket=bucket, Prefix=filesystem.dir_key("/"), MaxKeys=1)
+    except StorageError as exc:  # the client could not be made
+        return at, exc.reason
+    except botocore.exceptions.ClientError as exc:
+        return _refusal(exc, filesystem, endpoint, credentials)
+    except _UNREACHABLE as exc:
+        return at, (
+            f"cannot reach {endpoint} ({_cause(exc)}); check the host and port, "
+            "and that the store is running"
+        )
+    except botocore.exceptions.NoCredentialsError:
+        return "", (
+            "no S3 credentials: set access_key_id and secret_access_key, or give the "
+            "server AWS credentials (AWS_ACCESS_KEY_ID, ~/.aws/credentials, a role)"
+        )
+    except botocore.exceptions.BotoCoreError as exc:
+        return "", f"S3 client error: {exc}"
+    return None
+
+
+def _cause(exc: BaseException) -> str:
+    # EndpointConnectionError's text is only the URL; the reason is inside.
+    inner = getattr(exc, "kwargs", {}).get("error")
+    reason = getattr(inner, "reason", None) or inner or exc
+    text = str(reason)
+    return text.rsplit("] ", 1)[-1] if "[Errno" in text else text
+
+
+def _refusal(
+    exc: botocore.exceptions.ClientError,
+    filesystem: StreamingS3FS,
+    endpoint: str,
+    credentials: str,
+) -> tuple[str, str]:
+    bucket = filesystem.bucket
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    meta = exc.response.get("ResponseMetadata", {})
+    status = meta.get("HTTPStatusCode")
+    if code in ("403", "Forbidden", "400", "BadRequest"):
+        # A HEAD answer has no body, so no reason: the list has one.
+        try:
+            filesystem.client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+        except botocore.exceptions.ClientError as listed:
+            error = listed.response.get("Error", {})
+            code = str(error.get("Code", "")) or code
+        except botocore.exceptions.BotoCoreError:
+            pass
+    region = (meta.get("HTTPHeaders") or {}).get("x-amz-bucket-region")
+    if code in ("NoSuchBucket", "404", "NotFound") or status == 404:
+        return "fs", (
+            f"bucket {bucket!r} does not exist at {endpoint}; create it or correct the name"
+        )
+    if code == "InvalidAccessKeyId":
+        return "access_key_id", (
+            f"{endpoint} does not know the access key ({credentials}); "
+            "check access_key_id, or the credentials the server is given"
+        )
+    if code == "SignatureDoesNotMatch":
+        return "secret_access_key", (
+            f"{endpoint} rejects the secret key ({credentials}); "
+            "check secret_access_key against access_key_id"
+        )
+    if region and (code in ("PermanentRedirect", "301", "AuthorizationHeaderMalformed")):
+        return "region", f"bucket {bucket!r} is in region {region}; set region: {region}"
+    if code in _DENIED or status == 403:
+        return "", (
+            f"access to bucket {bucket!r} denied ({code or status}) for {credentials}; "
+            "the credentials need s3:ListBucket on it (and object rights for transfers)"
+        )
+    message = str(error.get("Message", "")) or str(exc)
+    return "", f"{endpoint} answered {code or status}: {message}"
 
 
 def open_s3(url: str, options: S3Options) -> StreamingS3FS:

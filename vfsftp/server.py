@@ -22,7 +22,7 @@ from typing import Any
 
 from .auth import Account, Authorizer, ConfigAuthorizer
 from .channel import FTPChannel
-from .config import Config
+from .config import Config, ConfigError
 from .counts import ConnectionCounts, LocalCounts
 from .data import TransferState
 from .errors import FTPError
@@ -31,6 +31,7 @@ from .limits import BanList
 from .metrics import Metrics
 from .mounts import MountTable
 from .observability import Counters, TransferRecord, log_transfer, session_id
+from .preflight import Problem, bind_error, ensure_ready, plural
 from .quota import Quota
 from .threads import ThreadPool
 from .throttle import TokenBucket, chain
@@ -42,6 +43,11 @@ __all__ = ["FTPServer"]
 log = logging.getLogger("vfsftp.session")
 
 _UPLOADS = {"STOR", "STOU", "APPE"}
+
+
+def _log_warnings(problems: list[Problem]) -> None:
+    for problem in problems:
+        log.warning("%s", problem)
 
 
 class FTPServer:
@@ -64,7 +70,13 @@ class FTPServer:
         bans: BanList | None = None,
         reuse_port: bool = False,
         listen_sockets: Sequence[tuple[socket.socket, bool]] = (),
+        checked: bool = False,
     ) -> None:
+        """Raises ConfigError, before anything is opened, when ``config``
+        fails the checks of ``vfsftp check-config`` (vfsftp.preflight);
+        ``checked``: the caller has run them (the --workers parent)."""
+        if not checked:
+            _log_warnings(ensure_ready(config))
         self.config = config
         self.counters = Counters()
         self.metrics = Metrics(self)
@@ -137,26 +149,36 @@ class FTPServer:
         if metrics.port is not None:
             try:
                 await self.metrics.start(metrics.listen, metrics.port)
-            except OSError:  # port taken: do not leave the FTP listeners open
+            except OSError as exc:  # port taken: do not leave the FTP listeners open
                 for srv in self._servers:
                     srv.close()
-                raise
+                source = self.config.source
+                raise bind_error(
+                    exc, source, "metrics.listen", "metrics.port", metrics.listen, metrics.port
+                ) from None
 
     async def _listen(self, implicit_tls: bool, port: int, label: str) -> list[tuple[str, int]]:
         """One listener per configured address; returns the bound addresses."""
         loop = asyncio.get_running_loop()
         bound: list[tuple[str, int]] = []
-        for host in self.config.server.listen:
+        port_key = "server.tls.implicit_port" if implicit_tls else "server.port"
+        for i, host in enumerate(self.config.server.listen):
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            srv = await loop.create_server(
-                lambda: FTPChannel(self, implicit_tls=implicit_tls),
-                host,
-                port,
-                family=family,
-                reuse_address=True,
-                reuse_port=self.reuse_port or None,
-                backlog=512,
-            )
+            try:
+                srv = await loop.create_server(
+                    lambda: FTPChannel(self, implicit_tls=implicit_tls),
+                    host,
+                    port,
+                    family=family,
+                    reuse_address=True,
+                    reuse_port=self.reuse_port or None,
+                    backlog=512,
+                )
+            except OSError as exc:
+                for opened in self._servers:  # those of the addresses before
+                    opened.close()
+                source = self.config.source
+                raise bind_error(exc, source, f"server.listen[{i}]", port_key, host, port) from None
             self._servers.append(srv)
             for sock in srv.sockets:
                 addr = sock.getsockname()
@@ -296,7 +318,16 @@ class FTPServer:
             channel.reply(421, "Too many failed logins from your address; closing")
             channel.closing = True
             return
-        account = await self.authorizer.authorize(username, password, channel.peer)
+        try:
+            account = await self.authorizer.authorize(username, password, channel.peer)
+        except ConfigError as exc:
+            # A mount opened at the first login (a ${user} folder) failed:
+            # the server's problem, not a wrong password.
+            for line in exc.problems:
+                log.error("login %s user=%s refused: %s", channel.peer, username, line)
+            raise FTPError(
+                530, "Login failed: the storage of this account cannot be opened (see the log)"
+            ) from None
         if account is None:
             channel.state.login_failures += 1
             self.counters.add(login_failures=1)
@@ -353,7 +384,14 @@ class FTPServer:
             if account.home != "/":  # the root always exists: no stat for it
                 await session_fs.chdir(session_fs.resolve(account.home))
         except FTPError:
-            log.warning("home %s of %s is missing; starting at /", account.home, account.name)
+            log.warning(
+                "home %s of %s does not exist; starting at / (create it, or change "
+                "users.%s.home in %s)",
+                account.home,
+                account.name,
+                account.name,
+                self.config.source,
+            )
         except BaseException:
             self.logout(channel)
             raise
@@ -536,6 +574,7 @@ class FTPServer:
         old = self.mounts
 
         def build() -> tuple[MountTable, dict[str, Any], ssl.SSLContext | None]:
+            _log_warnings(ensure_ready(config))
             mounts = MountTable(config, reuse=old, observe=self.metrics.observe_fs)
             try:
                 hooks = load_hooks(config.hooks, config.source)
@@ -586,10 +625,10 @@ class FTPServer:
         self._release_tables()
         self.metrics.reloads.labels("ok").inc()
         log.info(
-            "configuration reloaded from %s: %d mounts, %d users",
+            "configuration reloaded from %s: %s, %s",
             config.source,
-            len(config.mounts),
-            len(config.users),
+            plural(len(config.mounts), "mount"),
+            plural(len(config.users), "user"),
         )
 
     def _release_tables(self) -> None:

@@ -66,10 +66,13 @@ def make_tls_files(folder: str | os.PathLike[str]) -> TLSFiles:
     """Write a new CA and server certificate (trustme) into ``folder``."""
     try:
         import trustme
-    except ImportError as exc:  # pragma: no cover - depends on the install
+    except ImportError as exc:  # depends on the install
+        # (from None: the hint is the whole story, not a second traceback)
+        missing = exc.name or "trustme"
         raise ImportError(
-            "TLS test servers need trustme: pip install 'vfsftp[test]' (or trustme)"
-        ) from exc
+            f"TLS test servers need trustme (no module named {missing!r} here): "
+            "pip install 'vfsftp[test]', or pip install trustme"
+        ) from None
     folder = Path(folder)
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "::1", "localhost")

@@ -33,9 +33,16 @@ def make_server_context(cfg: TLSConfig, source: str = "mounts.yaml") -> ssl.SSLC
     ctx.options |= ssl.OP_NO_COMPRESSION
     try:
         ctx.load_cert_chain(cfg.certificate, cfg.key)
-    except FileNotFoundError as exc:
-        key = "key" if cfg.key and exc.filename == cfg.key else "certificate"
-        raise ConfigError([f"{source}: server.tls.{key}: file not found: {exc.filename}"]) from None
+    except FileNotFoundError:
+        # (ssl's error names no file: look which one is missing)
+        files = [("certificate", cfg.certificate), ("key", cfg.key)]
+        key, path = next(((k, p) for k, p in files if p and not os.path.exists(p)), files[0])
+        raise ConfigError(
+            [
+                f"{source}: server.tls.{key}: file not found: {path}; fix the path, "
+                "or make a certificate for testing with 'vfsftp gen-cert'"
+            ]
+        ) from None
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(
             [f"{source}: server.tls.certificate: cannot load the certificate and key: {exc}"]

@@ -65,6 +65,8 @@ class Mount:
     kind: str = "fs"
     #: the mount's storage quota (vfsftp.quota), if it has one
     quota: Quota | None = field(default=None, compare=False, repr=False)
+    #: where the mount is declared, for messages ("mounts./data in mounts.yaml")
+    origin: str = field(default="", compare=False, repr=False)
 
     @classmethod
     def of(
@@ -74,10 +76,11 @@ class Mount:
         read_only: bool = False,
         kind: str | None = None,
         quota: Quota | None = None,
+        origin: str = "",
     ) -> Mount:
         inline = isinstance(filesystem, MemoryFS)
         label = kind or type(filesystem).__name__.lower().removesuffix("fs") or "fs"
-        return cls(_norm(path), filesystem, read_only, inline, label, quota)
+        return cls(_norm(path), filesystem, read_only, inline, label, quota, origin)
 
 
 def unwrap_read_only(filesystem: FS) -> FS:

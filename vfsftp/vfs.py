@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
@@ -20,7 +21,7 @@ from typing import IO, Any, Protocol, TypeVar
 import fs.errors
 from fs.info import Info
 
-from .errors import FTPError, map_fs_error
+from .errors import FTPError, map_fs_error, storage_failure
 from .paths import PathRejected, basename, dirname, is_under, resolve
 from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact
 from .protocol import ListEntry
@@ -31,6 +32,7 @@ from .tree import UPLOAD_PREFIX, Mount, VirtualTree
 __all__ = ["SessionFS", "Upload"]
 
 T = TypeVar("T")
+log = logging.getLogger("vfsftp.session")
 
 _NAMESPACES = ("details", "stat")
 _WRITE_MODE_LETTERS = frozenset("wam")
@@ -269,8 +271,36 @@ class SessionFS:
                 return fn(*args)
             assert self.executor is not None
             return await self.executor.run(fn, *args)
-        except (fs.errors.FSError, OSError) as exc:
-            raise map_fs_error(exc, paths[0]) from exc
+        except FTPError:
+            raise
+        except Exception as exc:  # fs errors, and whatever else a backend raises
+            raise self.failed(exc, paths[0]) from exc
+
+    def failed(self, exc: BaseException, path: str) -> FTPError:
+        """The reply for an error of a filesystem call on ``path``. A failure
+        of the storage itself (a store unreachable or refusing, a backend's
+        own exception) is also logged, in one line naming the mount, where
+        it is declared and the cause; the traceback at debug level only."""
+        mapped = map_fs_error(exc, path)
+        cause = storage_failure(exc, mapped)
+        if cause is not None:
+            found = self.tree.mount_of(path)
+            mount = found[0] if found is not None else None
+            where = (
+                f"mount {mount.path} ({mount.kind}, {mount.origin or 'not from mounts.yaml'})"
+                if mount is not None
+                else "the virtual tree"
+            )
+            log.error(
+                "storage failure on %s: %s; user %s, path %s (vfsftp check-config --connect "
+                "tests the mounts)",
+                where,
+                cause,
+                self.owner,
+                path,
+            )
+            log.debug("storage failure on %s, traceback:", where, exc_info=exc)
+        return mapped
 
     # ------------------------------------------------------------ metadata
 

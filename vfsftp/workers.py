@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import fastpaths
-from .config import Config, ConfigError, with_overrides
+from .config import Config, ConfigError, key_path, with_overrides
 from .counts import SharedBanList, SharedCounts
+from .preflight import bind_error, ensure_ready
 
 if TYPE_CHECKING:
     from .server import FTPServer
@@ -66,22 +67,27 @@ def check_workers(config: Config, workers: int) -> None:
         return
     if not hasattr(os, "fork"):
         raise ConfigError(["--workers needs fork(), which this platform lacks"])
-    mounts = list(config.mounts.items())
+    mounts = [(key_path("mounts", path), spec) for path, spec in config.mounts.items()]
     for user in config.users.values():
-        mounts += list((getattr(user, "mounts", None) or {}).items())
-    for path, mount in mounts:
-        if mount.fs.startswith("mem://"):
-            raise ConfigError(
-                [
-                    f"mounts: {path}: an in-memory (mem://) mount would differ in every "
-                    "worker process; use --workers 1 or a folder"
-                ]
+        mounts += [
+            (key_path("users", user.name, "mounts", path), spec)
+            for path, spec in user.mounts.items()
+        ]
+    problems = []
+    for key, mount in mounts:
+        if mount.fs.lower().startswith("mem://"):
+            problems.append(
+                f"{config.source}: {key}.fs: {mount.fs!r}: an in-memory mount would differ "
+                "in every worker process; use --workers 1, or a folder"
             )
     ports = config.server.passive_ports
     if ports is not None and ports[1] - ports[0] + 1 < workers:
-        raise ConfigError(
-            [f"server.passive_ports: {ports[0]}-{ports[1]}: fewer ports than --workers {workers}"]
+        problems.append(
+            f"{config.source}: server.passive_ports: {ports[0]}-{ports[1]} has fewer ports "
+            f"than --workers {workers}; widen the range or run fewer workers"
         )
+    if problems:
+        raise ConfigError(problems)
 
 
 def passive_slices(ports: tuple[int, int] | None, workers: int) -> list[tuple[int, int] | None]:
@@ -136,9 +142,15 @@ class _Plan:
             wanted.append(("implicit_port", tls.implicit_port, True))
         try:
             for key, port, implicit in wanted:
-                for host in cfg.listen:
+                for i, host in enumerate(cfg.listen):
                     # Port 0: the first address picks the port, the others follow.
-                    sock = _bind(host, ports.get(key, port), listen=not self.reuseport)
+                    try:
+                        sock = _bind(host, ports.get(key, port), listen=not self.reuseport)
+                    except OSError as exc:
+                        port_key = "server.tls.implicit_port" if implicit else "server.port"
+                        raise bind_error(
+                            exc, config.source, f"server.listen[{i}]", port_key, host, port
+                        ) from None
                     ports.setdefault(key, int(sock.getsockname()[1]))
                     if self.reuseport:
                         self.held.append(sock)
@@ -206,6 +218,7 @@ def _worker(
         bans=bans,
         reuse_port=plan.reuseport,
         listen_sockets=plan.inherited,
+        checked=not fresh,  # the parent checked the first config
     )
     try:
         run(server, reload if load is not None else None)
@@ -230,12 +243,18 @@ def serve_workers(
     run: Runner,
     load: Callable[[], Config] | None = None,
     pid_file: str | None = None,
+    checked: bool = False,
 ) -> int:
     """Run ``workers`` server processes until SIGINT/SIGTERM; the exit
     status. SIGHUP (``vfsftp reload --pid-file``, the parent's pid) is
     passed on: each worker reloads ``load()`` with its own port and
-    passive slice."""
+    passive slice. ``checked``: the caller has run vfsftp.preflight's
+    checks on ``config``."""
     check_workers(config, workers)
+    if not checked:  # (vfsftp serve has checked it)
+        # Here, once: a worker would die of it, and be restarted.
+        for problem in ensure_ready(config):
+            log.warning("%s", problem)
     plan = _Plan(config, workers)
     counts = SharedCounts()
     ban = config.server.ban

@@ -386,6 +386,45 @@ def test_per_user_mounts(
     assert sorted(p.name for p in homes.iterdir()) == ["bob"]
 
 
+def test_user_folder_missing_at_login_is_a_clear_refusal(
+    make_server: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ${user} folder that is not there (and create: false): a warning at
+    start-up, and at that user's login a 530 and one log line naming the
+    mount, not a traceback and a 451."""
+    homes = tmp_path / "homes"
+    (homes / "alice").mkdir(parents=True)
+    srv = make_server(
+        {
+            "mounts": {"/": "mem://", "/home": f"osfs://{homes}/${{user}}"},
+            "users": {
+                "alice": {"password": "plaintext:secret"},
+                "bob": {"password": "plaintext:bobpw"},
+            },
+        }
+    )
+    assert (
+        f"<ThreadedFTPServer>: mounts./home.fs: warning: folder {homes}/bob for user bob does "
+        "not exist: bob cannot log in until it does" in caplog.text
+    )
+    f = ftplib.FTP(timeout=10)
+    f.connect(srv.host, srv.port)
+    with pytest.raises(
+        ftplib.error_perm,
+        match=r"^530 Login failed: the storage of this account cannot be opened \(see the log\)$",
+    ):
+        f.login("bob", "bobpw")
+    f.login("alice", "secret")  # the connection goes on; others log in
+    f.quit()
+    (line,) = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert line.getMessage().endswith(
+        f"user=bob refused: <ThreadedFTPServer>: mounts./home.fs: cannot open "
+        f"'osfs://{homes}/bob': root path '{homes}/bob' does not exist "
+        "(set create: true to make it)"
+    )
+    assert "Traceback" not in caplog.text
+
+
 # ------------------------------------------------------------------ limits
 
 

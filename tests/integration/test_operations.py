@@ -394,7 +394,10 @@ def test_reload_serves_new_sessions_and_leaves_running_ones(
         # A file that parses but names a missing folder: rejected too.
         _write(cfg, {USER: PASSWORD}, {"/gone": "osfs://./does-not-exist"})
         assert not srv.call(reload_server(srv.server, lambda: load_config(cfg)))
-        assert "mounts./gone.fs: cannot open" in caplog.text
+        assert (
+            f"mounts./gone.fs: folder {tmp_path}/does-not-exist ('osfs://./does-not-exist') "
+            "does not exist; create it, or set create: true" in caplog.text
+        )
         # A hook that cannot be imported: rejected too.
         _write(cfg, {USER: PASSWORD}, {"/scratch": "mem://"})
         cfg.write_text(cfg.read_text() + "hooks:\n  upload: no_such_module_x:f\n")
@@ -437,6 +440,40 @@ def test_reload_keeps_per_user_in_memory_mounts(make_server: ServerFactory) -> N
     assert g.nlst("/mine") == ["a.txt"] and "b.txt" in g.nlst("/")
     g.quit()
     login(srv, "carol", "c").quit()
+
+
+def test_every_rejected_reload_counts_as_failed(
+    make_server: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """vfsftp_config_reloads_total{result="failed"} counts a file that does
+    not validate (a bad permission letter) as it counts one whose folder is
+    missing; the old configuration stays in both cases."""
+    srv = make_server({"metrics": {"port": 0}, "mounts": {"/": "mem://"}, "users": USERS})
+    cfg = tmp_path / "mounts.yaml"
+    base = (
+        "metrics:\n  port: 0\nmounts:\n  /: mem://\n"
+        f"users:\n  {USER}:\n    password: plaintext:{PASSWORD}\n"
+    )
+
+    def reload(text: str) -> bool:
+        cfg.write_text(text, encoding="utf-8")
+        return bool(srv.call(reload_server(srv.server, lambda: load_config(cfg))))
+
+    def reloads() -> tuple[float, float]:
+        m = scrape(srv)
+        return (
+            m.get(("vfsftp_config_reloads_total", (("result", "ok"),)), 0),
+            m.get(("vfsftp_config_reloads_total", (("result", "failed"),)), 0),
+        )
+
+    assert not reload(base + "    perms: elrx\n")
+    assert f"{cfg}: users.{USER}.perms: unknown permission letter(s) 'x'" in caplog.text
+    assert reloads() == (0, 1)
+    assert not reload(base.replace("mem://", "osfs://./missing"))
+    assert reloads() == (0, 2)
+    assert reload(base)
+    assert reloads() == (1, 2)
+    login(srv).quit()
 
 
 def test_reload_renews_the_tls_certificate_for_new_sessions(

@@ -150,6 +150,20 @@ def test_marker_takes_keywords_only(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*keyword arguments only*"])
 
 
+def test_tls_fixture_without_trustme_says_what_to_install(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("import sys\nsys.modules['trustme'] = None  # not installed\n")
+    pytester.makepyfile("def test_it(ftp_server_tls):\n    pass\n")
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "ftp_server_tls: TLS test servers need trustme (no module named 'trustme' here): "
+            "pip install 'vfsftp[test]', or pip install trustme"
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() and "ModuleNotFound" not in result.stdout.str()
+
+
 def test_tls_fixture_with_verified_certificate(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from broken_configs import BROKEN, Broken, write
 from conftest import PASSWORD, USER
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,13 @@ class ServeProcess:
     """``python -m vfsftp serve -c FILE`` with its stderr (the log) read by a
     thread, so that a test can wait for a line."""
 
-    def __init__(self, config: Path, tty: bool = False, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: Path,
+        tty: bool = False,
+        args: tuple[str, ...] = (),
+        command: tuple[str, ...] = ("-m", "vfsftp", "serve", "-c"),
+    ) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self._lines: list[str] = []
         self._cond = threading.Condition()
@@ -37,7 +44,7 @@ class ServeProcess:
         if tty:
             master, slave = pty.openpty()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vfsftp", "serve", "-c", str(config), *args],
+            [sys.executable, *command, str(config), *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=slave if tty else subprocess.PIPE,
@@ -118,8 +125,14 @@ def serve() -> Iterator[type[ServeProcess]]:
     started: list[ServeProcess] = []
 
     class Tracked(ServeProcess):
-        def __init__(self, config: Path, tty: bool = False, args: tuple[str, ...] = ()) -> None:
-            super().__init__(config, tty, args)
+        def __init__(
+            self,
+            config: Path,
+            tty: bool = False,
+            args: tuple[str, ...] = (),
+            command: tuple[str, ...] = ("-m", "vfsftp", "serve", "-c"),
+        ) -> None:
+            super().__init__(config, tty, args, command)
             started.append(self)
 
     yield Tracked
@@ -242,7 +255,7 @@ def test_sighup_reloads_users_and_rejects_a_bad_file(
         login(port, "bob", "b0b").close()
     write_config(cfg, {USER: PASSWORD, "bob": "b0b"})
     p.signal(signal.SIGHUP)
-    p.wait_line(r"configuration reloaded from .*mounts\.yaml: 1 mounts, 2 users")
+    p.wait_line(r"configuration reloaded from .*mounts\.yaml: 1 mount, 2 users")
     bob = login(port, "bob", "b0b")
     bob.storbinary("STOR from-bob", io.BytesIO(b"hi"))
     bob.quit()
@@ -256,6 +269,95 @@ def test_sighup_reloads_users_and_rejects_a_bad_file(
     p.signal(signal.SIGTERM)
     assert p.proc.wait(20) == 0
     assert (tmp_path / "data" / "from-bob").read_bytes() == b"hi"
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=[c.name for c in BROKEN])
+def test_serve_refuses_what_check_config_refuses(case: Broken, tmp_path: Path) -> None:
+    """The same first line as check-config (tests/unit/test_cli.py), exit
+    status 2, before anything listens."""
+    path, first_line = write(case, tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "vfsftp", "serve", "-c", str(path)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    # ("using config" comes once the file has been read and validated)
+    lines = [x for x in done.stderr.splitlines() if x != f"vfsftp: using config {path}"]
+    assert lines[0] == first_line
+    assert "Traceback" not in done.stderr and "listening" not in done.stderr
+
+
+def test_serve_names_the_key_when_the_port_is_taken(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        cfg = tmp_path / "mounts.yaml"
+        cfg.write_text(f"server:\n  listen: 127.0.0.1\n  port: {port}\nmounts:\n  /: mem://\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "vfsftp", "serve", "-c", str(cfg)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"vfsftp: {cfg}: server.listen[0], server.port: cannot listen on 127.0.0.1 port "
+        f"{port} (Address already in use); another program listens there (another vfsftp?); "
+        "stop it or choose another port"
+    )
+
+
+def test_sighup_rejects_a_missing_folder_with_the_path_of_start_up(
+    serve: type[ServeProcess], tmp_path: Path
+) -> None:
+    """The same message, the same (absolute) path, at a reload as at
+    start-up, whatever the current directory."""
+    cfg = tmp_path / "mounts.yaml"
+    write_config(cfg, {USER: PASSWORD})
+    p = serve(cfg)
+    login(p.port).quit()
+    text = cfg.read_text().replace("osfs://./data", "osfs://./gone")
+    cfg.write_text(text)
+    p.signal(signal.SIGHUP)
+    expected = (
+        f"{cfg}: mounts./.fs: folder {tmp_path}/gone ('osfs://./gone') does not exist; "
+        "create it, or set create: true to have the server make it"
+    )
+    p.wait_line("reload rejected, old configuration kept: " + re.escape(expected))
+    p.signal(signal.SIGTERM)
+    assert p.proc.wait(20) == 0
+    started = subprocess.run(
+        [sys.executable, "-m", "vfsftp", "serve", "-c", str(cfg)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        timeout=30,
+    )
+    assert started.returncode == 2
+    assert started.stderr.splitlines()[1] == expected
+
+
+def test_embedding_example_logs_and_stops_cleanly_on_ctrl_c(
+    serve: type[ServeProcess], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "mounts.yaml"
+    write_config(cfg, {USER: PASSWORD})
+    p = serve(cfg, command=(str(REPO / "examples" / "serve_embedded.py"),))
+    login(p.port).quit()
+    p.wait_line(rf"login ok .* user={USER}")
+    p.signal(signal.SIGINT)
+    assert p.proc.wait(20) == 0
+    p.wait_line("stop signal received")
+    p.close()
+    assert "Traceback" not in p.text and "KeyboardInterrupt" not in p.text
 
 
 def test_startup_summary_on_a_terminal(serve: type[ServeProcess], tmp_path: Path) -> None:
@@ -306,7 +408,7 @@ def test_vfsftp_reload_command(
     write_config(cfg, {USER: PASSWORD, "bob": "b0b"})
     assert main(["reload", "--pid-file", str(pid_file)]) == 0
     assert f"asked process {p.proc.pid} to reload" in capsys.readouterr().out
-    p.wait_line(r"configuration reloaded from .*: 1 mounts, 2 users")
+    p.wait_line(r"configuration reloaded from .*: 1 mount, 2 users")
     login(port, "bob", "b0b").quit()
     p.signal(signal.SIGTERM)
     assert p.proc.wait(20) == 0

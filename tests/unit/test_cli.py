@@ -6,7 +6,9 @@ import io
 from pathlib import Path
 
 import pytest
+from broken_configs import BROKEN, Broken, write
 
+from vfsftp import __version__
 from vfsftp.auth import verify_password
 from vfsftp.cli import main
 
@@ -43,7 +45,7 @@ def test_check_config_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("mounts: [1\n", "YAML syntax error"),
+        ("mounts: [1\n", "line 1: the '[' at column 9 is never closed with ']'"),
         ("users:\n  demo: {}\n  demo: {}\n", "duplicate key 'demo'"),
     ],
 )
@@ -74,7 +76,64 @@ def test_check_config_defaults_to_local_then_builtin(
 
     (tmp_path / "mounts.yaml").write_text("mounts:\n  /m: mem://\n", encoding="utf-8")
     assert main(["check-config"]) == 0
-    assert capsys.readouterr().out.strip() == "mounts.yaml: OK (1 mounts, 0 users)"
+    assert capsys.readouterr().out.strip() == "mounts.yaml: OK (1 mount, 0 users)"
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=[c.name for c in BROKEN])
+def test_check_config_names_file_key_value_and_fix(
+    case: Broken, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, first_line = write(case, tmp_path)
+    assert main(["check-config", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[0] == first_line
+    assert "Traceback" not in err
+
+
+def test_check_config_warnings_do_not_fail(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A home folder not made yet, and a ${user} folder for a user who has
+    none: the server starts (exit 0), and says what will not work."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "homes" / "demo").mkdir(parents=True)
+    path = tmp_path / "mounts.yaml"
+    path.write_text(
+        "mounts:\n  /data: osfs://./data\n  /home: osfs://./homes/${user}\n"
+        "users:\n  demo:\n    password: plaintext:d\n    home: /data/demo\n"
+        "  eve:\n    password: plaintext:e\n    home: /home\n",
+        encoding="utf-8",
+    )
+    assert main(["check-config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"{path}: mounts./home.fs: warning: folder {tmp_path}/homes/eve for user eve does "
+        "not exist: eve cannot log in until it does; create it, or set create: true",
+        f"{path}: users.demo.home: warning: '/data/demo' does not exist (folder "
+        f"{tmp_path}/data/demo): demo starts in / until it does; create it",
+    ]
+    assert out == f"{path}: OK (2 mounts, 2 users, 2 warnings)\n"
+
+
+def test_check_config_creatable_folders_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "mounts.yaml"
+    path.write_text(
+        "mounts:\n  /new: {fs: 'osfs://./a/b/c', create: true}\n"
+        "  /home: {fs: 'osfs://./homes/${user}', create: true}\n"
+        "users:\n  demo:\n    password: plaintext:d\n    home: /home\n",
+        encoding="utf-8",
+    )
+    assert main(["check-config", str(path)]) == 0
+    assert capsys.readouterr() == (f"{path}: OK (2 mounts, 1 user)\n", "")
+    assert not (tmp_path / "a").exists()  # a check creates nothing
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"vfsftp {__version__}\n"
 
 
 def test_serve_rejects_bad_override_before_starting(

@@ -15,6 +15,7 @@ from vfsftp.auth import hash_password
 from vfsftp.config import (
     Config,
     ConfigError,
+    bucket_name_problem,
     config_from_dict,
     config_from_yaml,
     load_config,
@@ -39,9 +40,36 @@ def problems_of(data: Any, env: dict[str, str] | None = None) -> list[str]:
 
 BAD: list[tuple[str, Any, str]] = [
     ("top-level list", [1, 2], "mounts.yaml: expected a mapping at the top level"),
-    ("unknown top key", {"mount": {}}, "mount: unknown key; expected one of server, logging"),
+    ("unknown top key", {"mount": {}}, "mount: unknown key; did you mean mounts?"),
+    ("unknown top key, far", {"disks": {}}, "disks: unknown key; expected one of server, logging"),
     ("internal key", {"source": "x"}, "source: unknown key"),
-    ("unknown server key", {"server": {"prot": 1}}, "server.prot: unknown key; expected one of"),
+    ("unknown server key", {"server": {"prot": 1}}, "server.prot: unknown key; did you mean port?"),
+    (
+        "misspelt server key",
+        {"server": {"max_conections": 1}},
+        "mounts.yaml: server.max_conections: unknown key; did you mean max_connections?",
+    ),
+    (
+        "listen not an IPv4 address",
+        {"server": {"listen": "127.0.0.300"}},
+        "mounts.yaml: server.listen[0]: '127.0.0.300' is not a valid IPv4 address: "
+        "expected four numbers from 0 to 255, such as 127.0.0.1",
+    ),
+    (
+        "listen with leading zeros",
+        {"server": {"listen": "010.0.0.1"}},
+        "server.listen[0]: '010.0.0.1' is not a valid IPv4 address",
+    ),
+    (
+        "listen three numbers",
+        {"server": {"listen": "10.1.2"}},
+        "server.listen[0]: '10.1.2' is not a valid IPv4 address",
+    ),
+    (
+        "metrics listen",
+        {"metrics": {"listen": "256.0.0.1"}},
+        "metrics.listen: '256.0.0.1' is not a valid IPv4 address",
+    ),
     ("port not int", {"server": {"port": "abc"}}, "server.port: expected an integer, got 'abc'"),
     ("port bool", {"server": {"port": True}}, "server.port: expected a number, got true"),
     ("port too big", {"server": {"port": 70000}}, "server.port: expected a number <= 65535"),
@@ -127,7 +155,7 @@ BAD: list[tuple[str, Any, str]] = [
     (
         "mount unknown key",
         {"mounts": {"/d": {"fs": "mem://", "readonly": True}}},
-        "mounts./d.readonly: unknown key; expected one of fs, read_only, create",
+        "mounts./d.readonly: unknown key; did you mean read_only?",
     ),
     (
         "mount null",
@@ -263,39 +291,95 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     (
         "s3 encryption",
-        {"mounts": {"/s3": {"fs": "s3://b", "server_side_encryption": "kms"}}},
+        {"mounts": {"/s3": {"fs": "s3://bkt", "server_side_encryption": "kms"}}},
         "mounts./s3.server_side_encryption: input should be 'AES256', 'aws:kms' or 'aws:kms:dsse'",
     ),
     (
         "s3 kms key without kms",
         {
             "mounts": {
-                "/s3": {"fs": "s3://b", "server_side_encryption": "AES256", "sse_kms_key_id": "k"}
+                "/s3": {"fs": "s3://bkt", "server_side_encryption": "AES256", "sse_kms_key_id": "k"}
             }
         },
         "mounts./s3: sse_kms_key_id: only with server_side_encryption: aws:kms or aws:kms:dsse",
     ),
     (
         "s3 storage class",
-        {"mounts": {"/s3": {"fs": "s3://b", "storage_class": "COLD"}}},
+        {"mounts": {"/s3": {"fs": "s3://bkt", "storage_class": "COLD"}}},
         "mounts./s3.storage_class: expected one of STANDARD, REDUCED_REDUNDANCY, STANDARD_IA",
     ),
     (
         "s3 acl",
-        {"mounts": {"/s3": {"fs": "s3://b", "acl": "owner"}}},
+        {"mounts": {"/s3": {"fs": "s3://bkt", "acl": "owner"}}},
         "mounts./s3.acl: expected one of private, public-read, public-read-write, "
         "authenticated-read, aws-exec-read, bucket-owner-read, bucket-owner-full-control, "
         "got 'owner'",
     ),
     (
         "s3 content type",
-        {"mounts": {"/s3": {"fs": "s3://b", "content_type": "text/csv"}}},
+        {"mounts": {"/s3": {"fs": "s3://bkt", "content_type": "text/csv"}}},
         "mounts./s3.content_type: input should be 'guess' or 'none'",
     ),
     (
         "s3 object settings on mem",
         {"mounts": {"/m": {"fs": "mem://", "storage_class": "STANDARD_IA", "acl": "private"}}},
         "mounts./m: storage_class, acl: only for s3:// mounts",
+    ),
+    (
+        "s3 endpoint without scheme",
+        {"mounts": {"/s3": {"fs": "s3://bkt", "endpoint_url": "127.0.0.1:5055"}}},
+        "mounts.yaml: mounts./s3.endpoint_url: expected a URL with its scheme, such as "
+        "'http://127.0.0.1:5055', got '127.0.0.1:5055'",
+    ),
+    (
+        "s3 endpoint host:port",
+        {"mounts": {"/s3": {"fs": "s3://bkt", "endpoint_url": "minio:9000"}}},
+        "mounts./s3.endpoint_url: expected a URL with its scheme, such as 'http://minio:9000'",
+    ),
+    (
+        "s3 endpoint scheme",
+        {"mounts": {"/s3": {"fs": "s3://bkt", "endpoint_url": "ftp://minio:9000"}}},
+        "mounts./s3.endpoint_url: expected a URL starting with http:// or https://, "
+        "got 'ftp://minio:9000'",
+    ),
+    (
+        "s3 endpoint port",
+        {"mounts": {"/s3": {"fs": "s3://bkt", "endpoint_url": "http://minio:99999"}}},
+        "mounts./s3.endpoint_url: expected a URL such as 'http://127.0.0.1:9000' "
+        "(Port out of range 0-65535), got 'http://minio:99999'",
+    ),
+    (
+        "s3 endpoint with credentials",
+        {"mounts": {"/s3": {"fs": "s3://bkt", "endpoint_url": "http://ak:sk@minio:9000"}}},
+        "mounts./s3.endpoint_url: credentials do not go in the URL; use access_key_id and "
+        "secret_access_key",
+    ),
+    (
+        "s3 endpoint host",
+        {"mounts": {"/s3": {"fs": "s3://bkt", "endpoint_url": "http://min io:9000"}}},
+        "mounts./s3.endpoint_url: expected a URL with a valid host name or address",
+    ),
+    (
+        "s3 region",
+        {"mounts": {"/s3": {"fs": "s3://bkt", "region": "eu west 1"}}},
+        "mounts./s3.region: expected a region name such as 'eu-west-1'",
+    ),
+    (
+        "s3 bucket characters",
+        {"mounts": {"/s3": "s3://my_bucket!/prefix"}},
+        "mounts.yaml: mounts./s3.fs: bucket name 'my_bucket!' is not valid: S3 bucket names "
+        "use lowercase letters, digits, '.' and '-', not '!', '_'",
+    ),
+    (
+        "s3 bucket short",
+        {"mounts": {"/s3": "s3://ab"}},
+        "mounts./s3.fs: bucket name 'ab' is not valid: S3 bucket names have 3 to 63 "
+        "characters, not 2",
+    ),
+    (
+        "s3 bucket ${user} fixed part",
+        {"mounts": {"/s3": "s3://Ftp-${user}"}},
+        "mounts./s3.fs: bucket name 'Ftp-user' is not valid",
     ),
     (
         "missing env var",
@@ -328,7 +412,7 @@ def test_bad_config_names_key_and_expectation(data: Any, expected: str) -> None:
 
 
 def test_s3_storage_class_lists_botocores_values() -> None:
-    (problem,) = problems_of({"mounts": {"/s3": {"fs": "s3://b", "storage_class": "COLD"}}})
+    (problem,) = problems_of({"mounts": {"/s3": {"fs": "s3://bkt", "storage_class": "COLD"}}})
     allowed = ", ".join(s3_enum("StorageClass"))  # the installed botocore's S3 model
     expected = f"mounts.yaml: mounts./s3.storage_class: expected one of {allowed}, got 'COLD'"
     assert problem == expected
@@ -557,7 +641,7 @@ def test_good_config_values(data: Any, get: Callable[[Config], Any], expected: A
 @pytest.mark.parametrize(
     ("text", "env", "expected"),
     [
-        ("s3://${BUCKET}/p", {"BUCKET": "b"}, "s3://b/p"),
+        ("s3://${BUCKET}/p", {"BUCKET": "bkt"}, "s3://bkt/p"),
         ("osfs://${EP}/data", {"EP": "/srv"}, "osfs:///srv/data"),
         ("mem://${A}${B}", {"A": "x", "B": "y"}, "mem://xy"),
         ("mem://${EMPTY}", {"EMPTY": ""}, "mem://"),
@@ -664,8 +748,8 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "pattern"),
     [
-        ("mounts: [1\n", r"line 2, column 1: YAML syntax error"),
-        ("server:\n  port: 1\n\tbanner: x\n", r"line 3, column 1: .*indent with spaces, not tabs"),
+        ("mounts: [1\n", r"line 1: the '\[' at column 9 is never closed with '\]'"),
+        ("server:\n  port: 1\n\tbanner: x\n", r"line 3: a tab character; indent with spaces"),
         ("a: b\n---\nc: d\n", r"line 2, column 1: .*single document"),
         (
             "users:\n  demo: {password: 'plaintext:a'}\n  demo: {password: 'plaintext:b'}\n",
@@ -773,3 +857,40 @@ def test_commented_s3_example_needs_its_variable(monkeypatch: pytest.MonkeyPatch
         ConfigError, match=r"mounts\./archive\.endpoint_url: .*'S3_ENDPOINT' is not set"
     ):
         config_from_yaml(text, "mounts.yaml")
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("my-bucket", None),
+        ("a.b.c", None),
+        ("123", None),
+        ("", "expected a bucket name: s3://BUCKET[/PREFIX]"),
+        ("ab", "bucket name 'ab' is not valid: S3 bucket names have 3 to 63 characters, not 2"),
+        (
+            "a" * 64,
+            f"bucket name '{'a' * 64}' is not valid: S3 bucket names have 3 to 63 "
+            "characters, not 64",
+        ),
+        (
+            "My-Bucket",
+            "bucket name 'My-Bucket' is not valid: S3 bucket names use lowercase "
+            "letters, digits, '.' and '-', not 'B', 'M'",
+        ),
+        (
+            "-bucket",
+            "bucket name '-bucket' is not valid: it must begin and end with a letter or digit",
+        ),
+        (
+            "bucket.",
+            "bucket name 'bucket.' is not valid: it must begin and end with a letter or digit",
+        ),
+        ("a..b", "bucket name 'a..b' is not valid: two dots in a row"),
+        (
+            "192.168.5.4",
+            "bucket name '192.168.5.4' is not valid: it must not look like an IP address",
+        ),
+    ],
+)
+def test_bucket_names(name: str, problem: str | None) -> None:
+    assert bucket_name_problem(name) == problem

@@ -74,14 +74,26 @@ def _config(mounts: str, extra: str = "") -> Config:
 
 
 def test_check_workers_refuses_memory_mounts_and_short_port_ranges(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="mem://"):
+    with pytest.raises(ConfigError) as info:
         check_workers(_config("  /: mem://\n"), 2)
+    assert info.value.problems == [
+        "<test>: mounts./.fs: 'mem://': an in-memory mount would differ in every worker "
+        "process; use --workers 1, or a folder"
+    ]
     check_workers(_config("  /: mem://\n"), 1)
     folder = f"  /: osfs://{tmp_path}\n"
     check_workers(_config(folder), 2)
+    own = "  u: {password: 'plaintext:p', mounts: {/m: 'mem://'}}\n"
+    with pytest.raises(ConfigError) as info:
+        check_workers(config_from_yaml(f"mounts:\n{folder}users:\n{own}", "<test>"), 2)
+    assert info.value.problems[0].startswith("<test>: users.u.mounts./m.fs: 'mem://'")
     short = "server:\n  passive_ports: 5000-5000\n"
-    with pytest.raises(ConfigError, match="passive_ports"):
+    with pytest.raises(ConfigError) as info:
         check_workers(_config(folder, short), 2)
+    assert info.value.problems == [
+        "<test>: server.passive_ports: 5000-5000 has fewer ports than --workers 2; "
+        "widen the range or run fewer workers"
+    ]
 
 
 class _Clock:

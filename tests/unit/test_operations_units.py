@@ -252,7 +252,7 @@ def test_startup_summary_tls() -> None:
         ),
         (
             {"hooks": {"uploaded": "a:b"}},
-            "hooks.uploaded: unknown key; expected one of upload, download",
+            "hooks.uploaded: unknown key; did you mean upload?",
         ),
         (
             {"server": {"shutdown_timeout": -1}},

@@ -17,6 +17,13 @@ looks entry points up lazily through it). It is used even where the real
 ``pkg_resources`` exists: importing that costs ~0.13 s and a deprecation
 warning, the shim ~1 ms. A ``pkg_resources`` that is already imported is
 left to ``fs``.
+
+Why not the alternatives: ``pkg-resources-backport`` puts a global
+``pkg_resources`` back for every library in the environment, the very thing
+setuptools removed; the fix upstream (PRs #589 and #590, importlib.metadata
+and PEP 420) is unmerged, and forks of ``fs`` on the package index are not
+maintained releases of the project. The last real release plus these few
+lines keeps every behaviour vfsftp tests against.
 """
 
 from __future__ import annotations

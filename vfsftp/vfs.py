@@ -22,7 +22,7 @@ from fs.info import Info
 
 from .errors import FTPError, map_fs_error
 from .paths import PathRejected, basename, dirname, is_under, resolve
-from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact
+from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact, move_changes_rights
 from .protocol import ListEntry
 from .quota import Quota, QuotaWriter, charge_all, measure, release_all
 from .threads import ThreadPool
@@ -444,6 +444,11 @@ class SessionFS:
             return
         if dst.startswith(src.rstrip("/") + "/"):
             raise FTPError(553, "Cannot move a directory into itself")
+        # Overrides are keyed by path: a move must not carry files out from
+        # under theirs, nor under others' (a renamed parent would bypass them).
+        changed = move_changes_rights(self.perms, self.overrides, src, dst)
+        if changed is not None:
+            raise FTPError(550, f"Rename refused: {changed}")
 
         src_quotas, dst_quotas = self.quotas_for(src), self.quotas_for(dst)
         # Scopes the data leaves and enters; within one scope nothing changes.

@@ -241,6 +241,72 @@ def test_per_path_permission_override(
     put(x, "roast", b"fine")
 
 
+def test_rename_cannot_carry_files_out_of_their_override(
+    make_server: ServerFactory, own_clients: Clients, backend: str, tmp_path: Path
+) -> None:
+    srv = make_server(
+        {
+            "mounts": {"/data": url_for(backend, tmp_path / "data"), "/other": "mem://"},
+            "users": {
+                "admin": {"password": "plaintext:admin"},
+                "alice": {
+                    "password": "plaintext:secret",
+                    "permissions": {
+                        "/data/projects/hr": "",
+                        "/data/drop/in": "elw",
+                        "/data/nest/a": "elr",
+                        "/data/nest/a/b": "",
+                        "/data/later/hr": "",
+                        "/other/later/hr": "",
+                    },
+                },
+            },
+        }
+    )
+    admin = own_clients.login("admin", "admin", srv)
+    for folder in ("projects", "projects/hr", "drop", "drop/in", "nest", "nest/a", "nest/a/b"):
+        admin.mkd(f"/data/{folder}")
+    put(admin, "/data/projects/hr/salaries.txt", b"secret")
+    put(admin, "/data/drop/in/upload.bin", b"kept")
+    put(admin, "/data/nest/a/b/deep.txt", b"deep")
+    alice = own_clients.login("alice", "secret", srv)
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        get(alice, "/data/projects/hr/salaries.txt")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        alice.delete("/data/drop/in/upload.bin")
+    # Renaming the parent (within the mount, or to another mount) would
+    # carry the files out from under their overrides: refused, with why.
+    for src, dst in (
+        ("/data/projects", "/data/projects_x"),
+        ("/data/projects", "/other/projects"),
+        ("/data/drop", "/data/drop_x"),
+        ("/data/nest", "/data/nest_x"),
+        ("/data/nest", "/other/nest"),
+    ):
+        with pytest.raises(ftplib.error_perm, match=r"^550 Rename refused: ") as err:
+            alice.rename(src, dst)
+        assert "permissions" in str(err.value)
+    # Nor can a folder be moved so that its contents land under an override
+    # (here one waiting for a folder that does not exist yet).
+    alice.mkd("/data/mine")
+    alice.mkd("/data/mine/hr")
+    put(alice, "/data/mine/hr/x", b"x")
+    for dst in ("/data/later", "/other/later"):
+        with pytest.raises(ftplib.error_perm, match=r"^550 Rename refused: /data/mine/hr "):
+            alice.rename("/data/mine", dst)
+    # Everything is where it was, and still protected.
+    assert sorted(admin.nlst("/data")) == ["drop", "mine", "nest", "projects"]
+    assert get(admin, "/data/projects/hr/salaries.txt") == b"secret"
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        get(alice, "/data/projects/hr/salaries.txt")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        get(alice, "/data/nest/a/b/deep.txt")
+    # Moves that keep every right still work, across mounts too.
+    alice.rename("/data/mine/hr", "/data/mine/hr2")
+    alice.rename("/data/mine", "/other/mine")
+    assert get(alice, "/other/mine/hr2/x") == b"x"
+
+
 # ------------------------------------------------------------------ mounts
 
 

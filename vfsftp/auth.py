@@ -83,6 +83,10 @@ class Account:
     perms: str
     overrides: Mapping[str, str] = field(default_factory=dict)
     home: str = "/"
+    #: the part of ``tree`` the user sees, as their "/" (paths, PWD,
+    #: listings and replies are relative to it); None: ``home``. Overrides
+    #: and ``home`` stay keyed by the tree's own paths.
+    root: str | None = None
     anonymous: bool = False
     max_connections: int | None = None
     #: bytes per second for all of this user's downloads (uploads) together;
@@ -165,6 +169,7 @@ class ConfigAuthorizer:
             perms=user.perms,
             overrides=dict(user.permissions),
             home=user.home.replace(USER_PLACEHOLDER, user.name),
+            root=(user.root or user.home).replace(USER_PLACEHOLDER, user.name),
             anonymous=user.anonymous,
             max_connections=user.max_connections,
             max_download_rate=user.max_download_rate,

@@ -659,7 +659,9 @@ class FTPChannel(asyncio.Protocol):
                 reply, outcome = Reply(426, "Transfer aborted"), "abort"
             elif isinstance(exc, TimeoutError):  # the data socket's timeout
                 stall = self.config.server.stall_timeout
-                log.info("%s %s: %s %s stalled", self.peer, self.username, verb, path)
+                log.info(
+                    "%s %s: %s %s stalled", self.peer, self.username, verb, self.tree_path(path)
+                )
                 reply = Reply(426, f"No data moved for {stall:g} seconds; transfer aborted")
             elif exc.errno in _STORAGE_ERRNOS and not isinstance(exc, ssl.SSLError):
                 # (an SSLError's errno is an SSL_ERROR_* code: SYSCALL is 5, EIO)
@@ -670,7 +672,11 @@ class FTPChannel(asyncio.Protocol):
             mapped = map_fs_error(exc, path)
             if mapped.reply.code == 451:
                 log.exception(
-                    "%s %s: transfer error in %s %s", self.peer, self.username, verb, path
+                    "%s %s: transfer error in %s %s",
+                    self.peer,
+                    self.username,
+                    verb,
+                    self.tree_path(path),
                 )
             reply = mapped.reply
         finally:
@@ -770,6 +776,11 @@ class FTPChannel(asyncio.Protocol):
             "disconnect %s %s (%.1fs)", self.peer, self.username, time.monotonic() - self.started
         )
         self.server.session_closed(self)
+
+    def tree_path(self, path: str) -> str:
+        """The server's name of a path of this session (for logs)."""
+        fs = self.state.fs
+        return fs.tree_path(path) if fs is not None else path
 
     def info(self) -> dict[str, Any]:
         return {"peer": self.peer, "user": self.username}

@@ -19,7 +19,7 @@ Schema (every section optional)::
     hooks:    {upload, download, delete, rename, mkdir, rmdir, login}
     mounts:   {/virtual/path: URL | {fs: URL, read_only: bool, create: bool,
                                      quota: {max_bytes, max_files}, s3 keys}}
-    users:    {name: {password, home, perms, permissions: {/dir: letters},
+    users:    {name: {password, root, home, perms, permissions: {/dir: letters},
                       mounts: {...as above...}, max_connections, quota,
                       {max,session}_{download,upload}_rate}}
 
@@ -51,7 +51,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from .paths import PathRejected, resolve
+from .paths import PathRejected, is_under, resolve
 from .permissions import ALL_PERMS, READ_PERMS, validate_perms
 
 __all__ = [
@@ -370,6 +370,8 @@ class UserConfig(_Model):
     password: str | None = Field(default=None, validate_default=True)
     home: VirtualPath = "/"
     perms: Perms = ALL_PERMS
+    # The part of the tree the user sees, as their "/"; None: their home.
+    root: VirtualPath | None = None
     permissions: dict[VirtualPath, Perms] = Field(default_factory=dict)
     mounts: dict[VirtualPath, MountConfig] = Field(default_factory=dict)
     max_connections: Int | None = Field(default=None, ge=1)
@@ -410,6 +412,17 @@ class UserConfig(_Model):
             raise ValueError(
                 f"'{ANONYMOUS_ALIAS}' is the login alias of '{ANONYMOUS}'; "
                 f"declare the anonymous user as '{ANONYMOUS}'"
+            )
+        return value
+
+    @field_validator("root")
+    @classmethod
+    def _home_in_root(cls, value: str | None, info: ValidationInfo) -> str | None:
+        home = info.data.get("home")
+        if value is not None and home is not None and not is_under(home, value):
+            raise ValueError(
+                f"expected a directory holding the home {home!r} (the user sees nothing "
+                f"outside the root), got {value!r}"
             )
         return value
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .paths import is_under
+from .paths import is_under, to_view
 
 __all__ = [
     "ALL_PERMS",
@@ -20,6 +20,7 @@ __all__ = [
     "effective_perms",
     "mlst_perm_fact",
     "move_changes_rights",
+    "overrides_in_view",
     "validate_perms",
 ]
 
@@ -97,6 +98,24 @@ def move_changes_rights(
 def _letters(granted: frozenset[str]) -> str:
     shown = "".join(c for c in ALL_PERMS if c in granted)
     return f"'{shown}'" if shown else "none"
+
+
+def overrides_in_view(overrides: Mapping[str, str], root: str) -> dict[str, str]:
+    """The overrides (keyed by tree path) as seen from ``root``, keyed by the
+    user's own paths: those inside it move up, the deepest one at or above it
+    covers the whole view ("/"), and the rest lie outside and go. Every path
+    of the view then holds what its tree path holds."""
+    out: dict[str, str] = {}
+    above, depth = None, -1
+    for key, letters in overrides.items():
+        inside = to_view(root, key)
+        if inside is not None:
+            out[inside] = letters
+        elif is_under(root, key) and len(key) > depth:
+            above, depth = letters, len(key)
+    if above is not None and "/" not in out:
+        out["/"] = above
+    return out
 
 
 def mlst_perm_fact(granted: frozenset[str], is_dir: bool, parent: frozenset[str]) -> str:

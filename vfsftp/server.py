@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+import fs.errors
+
 from .auth import Account, Authorizer, ConfigAuthorizer
 from .channel import FTPChannel
 from .config import Config
@@ -31,6 +33,8 @@ from .limits import BanList
 from .metrics import Metrics
 from .mounts import MountTable
 from .observability import Counters, TransferRecord, log_transfer, session_id
+from .paths import PathRejected, resolve, to_view
+from .permissions import overrides_in_view
 from .quota import Quota
 from .threads import ThreadPool
 from .throttle import TokenBucket, chain
@@ -336,24 +340,22 @@ class FTPServer:
             )
             channel.closing = True
             return
-        session_fs = SessionFS(
-            account.tree,
-            account.perms,
-            account.overrides,
-            self.blocking_executor,
-            home="/",
-            owner=_owner_name(account),
-            user_quota=self._user_quota(account),
-            quota_home=account.home,
-        )
         # Counted from here (the check above took the slot): a session that
-        # ends while its home is looked up is released by logout().
+        # ends while its root is looked up is released by logout().
         channel.state.account = account
         try:
-            if account.home != "/":  # the root always exists: no stat for it
-                await session_fs.chdir(session_fs.resolve(account.home))
-        except FTPError:
-            log.warning("home %s of %s is missing; starting at /", account.home, account.name)
+            session_fs = await self._session_fs(account)
+            if session_fs.cwd != "/":  # the root always exists: no stat for it
+                try:
+                    await session_fs.chdir(session_fs.cwd)
+                except FTPError:
+                    log.warning(
+                        "home %s of %s is missing; starting at its root %s",
+                        account.home,
+                        account.name,
+                        session_fs.root,
+                    )
+                    session_fs.cwd = "/"
         except BaseException:
             self.logout(channel)
             raise
@@ -363,6 +365,43 @@ class FTPServer:
         log.info("login ok %s user=%s", channel.peer, account.name)
         self.event(channel, "login")
         channel.reply(230, f"Login successful, welcome {account.name}")
+
+    async def _session_fs(self, account: Account) -> SessionFS:
+        """The session's view of the account's tree, confined to its root
+        (530 when the root is not there)."""
+        try:
+            root = resolve("/", account.root if account.root is not None else account.home)
+            home = resolve("/", account.home)
+        except PathRejected:
+            log.warning("root or home of %s is not a valid path: login refused", account.name)
+            raise FTPError(530, "Login refused: home directory not available") from None
+        in_view = to_view(root, home)
+        if in_view is None:
+            log.warning("home %s of %s is outside its root %s", home, account.name, root)
+            in_view = "/"
+        tree = account.tree.cached_view(root)
+        if tree is None:
+            try:
+                if account.tree.all_inline:
+                    tree = account.tree.view(root)
+                else:
+                    tree = await self.blocking_executor.run(account.tree.view, root)
+            except (fs.errors.FSError, OSError) as exc:
+                log.warning(
+                    "root %s of %s is not available (%r): login refused", root, account.name, exc
+                )
+                raise FTPError(530, "Login refused: home directory not available") from None
+        return SessionFS(
+            tree,
+            account.perms,
+            overrides_in_view(account.overrides, root),
+            self.blocking_executor,
+            home=in_view,
+            owner=_owner_name(account),
+            user_quota=self._user_quota(account),
+            quota_home=in_view,
+            root=root,
+        )
 
     def _user_quota(self, account: Account) -> Quota | None:
         """The user's quota account, shared by all their sessions."""
@@ -395,8 +434,7 @@ class FTPServer:
     # ------------------------------------------------------------ transfers
 
     def _upload_key(self, session_fs: SessionFS, path: str) -> tuple[int, str] | None:
-        found = session_fs.tree.mount_of(path)
-        return (id(found[0].fs), found[1]) if found is not None else None
+        return session_fs.tree.storage_key(path)
 
     def settling_upload(self, session_fs: SessionFS, path: str, task: asyncio.Task[None]) -> None:
         """Remember an upload whose session has quit but whose data is still
@@ -473,7 +511,11 @@ class FTPServer:
         if verb in _UPLOADS or verb == "RETR":
             account = channel.state.account
             session_fs = channel.state.fs
-            found = session_fs.tree.mount_of(path) if session_fs is not None else None
+            # Logs name the server's path (the user's root is in front of
+            # the one the client sent), and the mount of the server's table.
+            if session_fs is not None:
+                path = session_fs.tree_path(path)
+            found = account.tree.mount_of(path) if account is not None else None
             rec = TransferRecord(
                 time=time.time(),
                 seconds=seconds,
@@ -494,7 +536,7 @@ class FTPServer:
             self.metrics.transfer(rec)
             if outcome == "ok":
                 name = "upload" if verb in _UPLOADS else "download"
-                self.event(channel, name, path, size=nbytes)
+                self._fire(channel, name, path, size=nbytes)
 
     def event(
         self,
@@ -504,7 +546,24 @@ class FTPServer:
         destination: str = "",
         size: int | None = None,
     ) -> None:
-        """Run the hooks of an event (in their own threads; returns at once)."""
+        """Run the hooks of an event (in their own threads; returns at once).
+        ``path`` and ``destination`` are the session's own; hooks get the
+        server's (the user's root in front)."""
+        if self.hooks.table.get(name):
+            session_fs = channel.state.fs
+            if session_fs is not None:
+                path = session_fs.tree_path(path) if path else path
+                destination = session_fs.tree_path(destination) if destination else destination
+            self._fire(channel, name, path, destination, size)
+
+    def _fire(
+        self,
+        channel: FTPChannel,
+        name: str,
+        path: str = "",
+        destination: str = "",
+        size: int | None = None,
+    ) -> None:
         if self.hooks.table.get(name):
             self.hooks.fire(
                 Event(

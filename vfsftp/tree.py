@@ -12,7 +12,8 @@ user code can use it directly) and fixes each:
 - a mount point has its own name, and can be neither removed nor renamed;
 - a move within one mount calls that filesystem's own ``move`` (a rename on
   disk, a server-side copy on S3); across mounts it copies then deletes;
-- names of in-flight uploads (``UPLOAD_PREFIX``) are hidden from listings.
+- names of in-flight uploads (``UPLOAD_PREFIX``) are hidden from listings;
+- ``view(root)`` is the tree as a user confined to ``root`` sees it.
 
 The tree holds no state but its mount table, so one instance per session is
 cheap and needs no lock; the mounted filesystems are shared between sessions.
@@ -24,12 +25,13 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import fs.copy
 import fs.errors
 import fs.move
+import fs.wrap
 from fs.base import FS
 from fs.enums import ResourceType
 from fs.info import Info
@@ -65,6 +67,9 @@ class Mount:
     kind: str = "fs"
     #: the mount's storage quota (vfsftp.quota), if it has one
     quota: Quota | None = field(default=None, compare=False, repr=False)
+    #: the folder of ``fs`` shown at ``path`` (a user's root inside a mount,
+    #: see VirtualTree.view); "/": the whole filesystem
+    base: str = "/"
 
     @classmethod
     def of(
@@ -97,6 +102,19 @@ def _named_as_given(path: str) -> Iterator[None]:
         yield
     except fs.errors.ResourceNotFound:
         raise fs.errors.ResourceNotFound(path) from None
+
+
+def _from_folder(m: Mount, folder: str, path: str) -> Mount:
+    """``m`` mounted at ``path`` from its ``folder`` on. A local folder gets
+    a filesystem jailed there (symbolic links leading out of it refused,
+    as they are out of a mount's folder); other filesystems are given the
+    folder as the base of every path."""
+    inner = unwrap_read_only(m.fs)
+    beneath = getattr(inner, "beneath", None)
+    if beneath is None:
+        return replace(m, path=path, base=folder)
+    child = beneath(folder)
+    return replace(m, path=path, fs=child if inner is m.fs else fs.wrap.read_only(child))
 
 
 def _norm(path: str) -> str:
@@ -169,6 +187,7 @@ class VirtualTree(FS):
         #: the test fixture's): no per-path lookup to decide it
         self.all_inline = all(m.inline for m in self._mounts)
         self._lock = threading.RLock()
+        self._views: dict[str, VirtualTree] = {}
 
     def __repr__(self) -> str:
         return f"VirtualTree({[m.path for m in self._mounts]!r})"
@@ -180,14 +199,63 @@ class VirtualTree(FS):
         return self._mounts
 
     def mount_of(self, path: str) -> tuple[Mount, str] | None:
-        """The mount owning ``path`` and the path inside it, or None when the
-        path lies in the virtual skeleton."""
+        """The mount owning ``path`` and the path inside its filesystem, or
+        None when the path lies in the virtual skeleton."""
         path = _norm(path)
         for m in self._mounts:
             if is_under(path, m.path):
                 sub = path[len(m.path) :] if m.path != "/" else path
+                if m.base != "/":
+                    return m, m.base + (sub if sub != "/" else "")
                 return m, sub or "/"
         return None
+
+    def storage_key(self, path: str) -> tuple[int, str] | None:
+        """What ``path`` names in storage, the same from every user's view:
+        (id of the mount's filesystem, the path in it); None for a virtual
+        directory."""
+        found = self.mount_of(path)
+        if found is None:
+            return None
+        inner = unwrap_read_only(found[0].fs)
+        origin = getattr(inner, "origin", None)
+        if origin is not None:
+            return id(origin[0]), origin[1].rstrip("/") + (found[1] if found[1] != "/" else "")
+        return id(inner), found[1]
+
+    # ------------------------------------------------------------------ views
+
+    def cached_view(self, root: str) -> VirtualTree | None:
+        """``view(root)`` if it has been made already (no I/O), else None."""
+        root = _norm(root)
+        if root == "/":
+            return self
+        with self._lock:
+            return self._views.get(root)
+
+    def view(self, root: str) -> VirtualTree:
+        """Blocking: the tree as a user whose root is ``root`` sees it, its
+        "/" being ``root`` and nothing outside it there at all. Mounts inside
+        ``root`` move up with it; the mount holding ``root`` is mounted at
+        "/" from that folder on. Made once per root and kept. Raises
+        ResourceNotFound when ``root`` is not a directory."""
+        cached = self.cached_view(root)
+        if cached is not None:
+            return cached
+        root = _norm(root)
+        if not self.isdir(root):
+            raise fs.errors.ResourceNotFound(root)
+        mounts = [
+            replace(m, path=m.path[len(root) :] or "/")
+            for m in self._mounts
+            if is_under(m.path, root)
+        ]
+        found = self.mount_of(root)
+        if found is not None and root not in self._by_path:
+            mounts.append(_from_folder(found[0], found[1], "/"))
+        view = VirtualTree(mounts)
+        with self._lock:
+            return self._views.setdefault(root, view)
 
     def is_mount_point(self, path: str) -> bool:
         return _norm(path) in self._by_path
@@ -236,7 +304,7 @@ class VirtualTree(FS):
                 if self._leads_to_mount(path):
                     return _virtual_info(name, namespaces)
                 raise fs.errors.ResourceNotFound(path) from None
-            return _renamed(info, name) if sub == "/" else info
+            return _renamed(info, name) if path == m.path else info
         if path == "/" or self._leads_to_mount(path):
             return _virtual_info(name, namespaces)
         raise fs.errors.ResourceNotFound(path)
@@ -288,7 +356,7 @@ class VirtualTree(FS):
         the mount; None where there is none, or ``path`` is a mount point
         or leads to one (the generic way answers those)."""
         found = self.mount_of(path)
-        if found is None or found[1] == "/":
+        if found is None or _norm(path) == found[0].path:
             return None
         method = getattr(unwrap_read_only(found[0].fs), name, None)
         if method is None or self._leads_to_mount(path):
@@ -363,7 +431,7 @@ class VirtualTree(FS):
                     raise fs.errors.FileExpected(path)
                 raise fs.errors.ResourceNotFound(path)
             m, sub = found
-            if sub == "/":
+            if _norm(path) == m.path:
                 raise fs.errors.FileExpected(path)
         return m.fs.openbin(sub, mode, buffering, **options)  # type: ignore[no-any-return]
 
@@ -451,7 +519,8 @@ class VirtualTree(FS):
         sm, ssub = self._writable(src_path, "rename")
         dm, dsub = self._writable(dst_path, "replace")
         if sm is dm:
-            if _rename_on_disk(sm.fs, ssub, dsub):
+            # (without create, the target must exist: its contents are merged)
+            if create and _rename_on_disk(sm.fs, ssub, dsub):
                 return
             sm.fs.movedir(ssub, dsub, create=create, preserve_time=preserve_time)
             return

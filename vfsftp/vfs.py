@@ -21,7 +21,7 @@ import fs.errors
 from fs.info import Info
 
 from .errors import FTPError, map_fs_error
-from .paths import PathRejected, basename, dirname, is_under, resolve
+from .paths import PathRejected, basename, dirname, is_under, resolve, to_tree
 from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact, move_changes_rights
 from .protocol import ListEntry
 from .quota import Quota, QuotaWriter, charge_all, measure, release_all
@@ -184,7 +184,13 @@ def _unique_of(ino: int, dev: int, mount_kind: str, path: str) -> str:
 
 class SessionFS:
     """One logged-in user's filesystem: a tree, a current directory and the
-    user's permission letters with their per-path overrides."""
+    user's permission letters with their per-path overrides.
+
+    Every path here is the user's own: ``tree`` is their view of the server's
+    tree (VirtualTree.view), whose "/" is their root, and the overrides are
+    keyed the same way (permissions.overrides_in_view). Replies therefore
+    name nothing outside the root; ``tree_path`` gives the server's name of
+    a path, for logs and hooks."""
 
     def __init__(
         self,
@@ -196,6 +202,7 @@ class SessionFS:
         owner: str = "owner",
         user_quota: Quota | None = None,
         quota_home: str = "/",
+        root: str = "/",
     ) -> None:
         self.tree = tree
         self.perms = perms
@@ -205,6 +212,11 @@ class SessionFS:
         self.owner = owner
         self.user_quota = user_quota
         self.quota_home = quota_home  # the user quota counts what is under it
+        self.root = root  # where the user's "/" is in the server's tree
+
+    def tree_path(self, path: str) -> str:
+        """The server's name of the user's ``path``."""
+        return to_tree(self.root, path)
 
     # ------------------------------------------------------------ pure rules
 
@@ -552,7 +564,7 @@ class SessionFS:
         """Check the target can be written and reserve a temporary name next to
         it. The blocking ``Upload.open`` is left to the transfer thread."""
         found = self.tree.mount_of(path)
-        if found is None or found[1] == "/":
+        if found is None or self.tree.is_mount_point(path):
             raise FTPError(550, f"Read-only: {path}")
         mount, sub = found
         if mount.read_only:

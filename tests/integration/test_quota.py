@@ -55,6 +55,7 @@ def user_quota(
             "users": {
                 USER: {
                     "password": f"plaintext:{PASSWORD}",
+                    "root": "/",  # the home is not the whole view: /scratch too
                     "home": "/home",
                     "quota": {"max_bytes": 100_000, "max_files": 3},
                 }

@@ -51,7 +51,7 @@ class TreeAuthorizer:
     async def authorize(self, username: str, password: str, peer: str) -> Account | None:
         if (username, password) != ("u", "p"):
             return None
-        return Account(name=username, tree=self.tree, perms="elradfmw", home="/fast")
+        return Account(name=username, tree=self.tree, perms="elradfmw", home="/fast", root="/")
 
 
 @pytest.fixture

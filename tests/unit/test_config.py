@@ -222,6 +222,17 @@ BAD: list[tuple[str, Any, str]] = [
         "users.demo.home: expected an absolute virtual path",
     ),
     (
+        "home outside root",
+        {"users": {"demo": {"password": PW, "root": "/home/demo", "home": "/pub"}}},
+        "users.demo.root: expected a directory holding the home '/pub' (the user sees "
+        "nothing outside the root), got '/home/demo'",
+    ),
+    (
+        "root relative",
+        {"users": {"demo": {"password": PW, "root": "home"}}},
+        "users.demo.root: expected an absolute virtual path",
+    ),
+    (
         "user mount bad url",
         {"users": {"demo": {"password": PW, "mounts": {"/h": "homes/${user}"}}}},
         "users.demo.mounts./h.fs: expected a filesystem URL",
@@ -445,6 +456,18 @@ GOOD: list[tuple[str, Any, Callable[[Config], Any], Any]] = [
         {"users": {"u": {"password": PW, "home": "/a/./b/"}}},
         lambda c: c.users["u"].home,
         "/a/b",
+    ),
+    (
+        "root: none, the home; or set and normalised",
+        {
+            "users": {
+                "u": {"password": PW, "home": "/h"},
+                "v": {"password": PW, "root": "/", "home": "/h"},
+                "w": {"password": PW, "root": "/home/${user}/", "home": "/home/${user}/in"},
+            }
+        },
+        lambda c: [c.users[n].root for n in ("u", "v", "w")],
+        [None, "/", "/home/${user}"],
     ),
     (
         "permissions normalised",

@@ -14,6 +14,7 @@ from vfsftp.permissions import (
     effective_perms,
     mlst_perm_fact,
     move_changes_rights,
+    overrides_in_view,
     validate_perms,
 )
 
@@ -214,3 +215,36 @@ def test_move_changes_rights_names_both_sets() -> None:
     assert reason == (
         "/data/projects/hr has permissions none; at /data/projects_x/hr it would have 'elradfmwMT'"
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "root", "expected"),
+    [
+        ({}, "/home/a", {}),
+        (OVERRIDES, "/", OVERRIDES),
+        # inside the root: keyed by the user's own paths
+        ({"/home/a/ro": "elr"}, "/home/a", {"/ro": "elr"}),
+        ({"/home/a": "elr", "/home/a/w": "elrw"}, "/home/a", {"/": "elr", "/w": "elrw"}),
+        # outside: gone
+        ({"/data": "", "/home/b": ""}, "/home/a", {}),
+        ({"/home/ab": ""}, "/home/a", {}),
+        # above: the deepest one covers the whole view
+        ({"/": "elr", "/home": "elrw"}, "/home/a", {"/": "elrw"}),
+        ({"/home": "elrw", "/home/a": "e"}, "/home/a", {"/": "e"}),
+        ({"/pub": "elr", "/pub/incoming": "elrw"}, "/pub", {"/": "elr", "/incoming": "elrw"}),
+    ],
+)
+def test_overrides_in_view(
+    overrides: Mapping[str, str], root: str, expected: Mapping[str, str]
+) -> None:
+    assert overrides_in_view(overrides, root) == expected
+
+
+@pytest.mark.parametrize("root", ["/", "/pub", "/pub/incoming", "/home", "/other"])
+@pytest.mark.parametrize(
+    "rel", ["/", "/x", "/incoming", "/incoming/private/deep", "/u/f", "/pub/incoming"]
+)
+def test_rights_in_a_view_are_those_of_the_tree(root: str, rel: str) -> None:
+    view = overrides_in_view(OVERRIDES, root)
+    tree_path = rel if root == "/" else (root + rel if rel != "/" else root)
+    assert effective_perms("el", view, rel) == effective_perms("el", OVERRIDES, tree_path)

@@ -18,6 +18,7 @@ from .config import (
     Config,
     QuotaConfig,
     UserConfig,
+    user_name_problem,
 )
 from .tree import VirtualTree
 
@@ -128,6 +129,8 @@ class ConfigAuthorizer:
         self.mounts = mounts
 
     def _user(self, username: str) -> UserConfig | None:
+        if user_name_problem(username) is not None:
+            return None  # (no YAML user has such a name: the config refuses it)
         if self.is_anonymous(username):
             return self.config.users.get(ANONYMOUS)
         user = self.config.users.get(username)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import data as datamod
+from .config import user_name_problem
 from .errors import FTPError
 from .paths import basename, dirname
 from .protocol import (
@@ -179,6 +180,10 @@ async def cmd_user(s: FTPChannel, inv: Invocation) -> None:
         # RFC 959 allows USER to change users; we keep it simple and explicit.
         raise FTPError(503, "Already logged in; use REIN to change user")
     name = inv.arg.strip()
+    if user_name_problem(name) is not None:
+        # One rule for every name (config.user_name_problem): a name
+        # becomes a folder name (${user}) and a log field.
+        raise FTPError(501, "Invalid user name")
     if s.server.tls_policy(name)[0] and not s.state.secure:
         # RFC 4217 §11: 534, policy requires TLS; the password never travels
         # in clear because we refuse before PASS.

@@ -70,6 +70,7 @@ __all__ = [
     "config_from_dict",
     "config_from_yaml",
     "load_config",
+    "user_name_problem",
     "with_overrides",
 ]
 
@@ -78,8 +79,30 @@ ANONYMOUS_ALIAS = "ftp"  # the traditional second login name for anonymous FTP
 LOG_LEVELS = ("debug", "info", "warning", "error")
 USER_PLACEHOLDER = "${user}"
 
+#: A user name becomes a folder name (``${user}`` in mount URLs and homes)
+#: and a field of log lines: letters, digits and ``. _ - @ +`` only (no
+#: separator, no percent sign, no dot-dot, nothing a URL parser or a log
+#: reader takes specially), not starting with a dot or a hyphen.
+USER_NAME_MAX = 64
+_USER_NAME = re.compile(r"[A-Za-z0-9_@+][A-Za-z0-9._@+-]*")
+
 _HASH_HINT = "expected an argon2 hash (vfsftp hash-password) or 'plaintext:<password>'"
 _URL_HINT = "such as 'mem://', 'osfs://./ftp-data' or 's3://bucket/prefix'"
+
+
+def user_name_problem(name: str) -> str | None:
+    """None when ``name`` may be a user name (YAML users, logins), else what
+    is wrong with it. Pure."""
+    if not name:
+        return "expected a non-empty user name"
+    if len(name) > USER_NAME_MAX:
+        return f"expected a user name of at most {USER_NAME_MAX} characters, got {len(name)}"
+    if not _USER_NAME.fullmatch(name) or ".." in name:
+        return (
+            "expected a user name of letters, digits and . _ - @ + (not starting with "
+            f"'.' or '-', no '..'), got {name!r}"
+        )
+    return None
 
 
 class ConfigError(Exception):
@@ -402,12 +425,9 @@ class UserConfig(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not value or value != value.strip():
-            raise ValueError(
-                f"expected a non-empty user name without surrounding spaces, got {value!r}"
-            )
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ValueError("user name contains a control character")
+        problem = user_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         if value == ANONYMOUS_ALIAS:
             raise ValueError(
                 f"'{ANONYMOUS_ALIAS}' is the login alias of '{ANONYMOUS}'; "

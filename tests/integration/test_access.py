@@ -644,6 +644,27 @@ def test_per_user_mounts_inside_the_root(
         get(bob, "/top.txt")
 
 
+@pytest.mark.parametrize("name", ["%2e%2e", "../escapee", "alice/", "a/b", "a\\b", "..", "a b"])
+def test_user_names_that_are_paths_are_refused(
+    make_server: ServerFactory, own_clients: Clients, tmp_path: Path, name: str
+) -> None:
+    srv = make_server(
+        {
+            "mounts": {"/home": {"fs": f"osfs://{tmp_path}/homes/${{user}}", "create": True}},
+            "users": {"alice": {"password": "plaintext:secret", "home": "/home"}},
+        }
+    )
+    client = own_clients.connect(srv)
+    with pytest.raises(ftplib.error_perm, match=r"^501 Invalid user name"):
+        client.sendcmd(f"USER {name}")
+    # PASS has no user to go with; nothing was opened for the name
+    with pytest.raises(ftplib.error_perm, match=r"^503"):
+        client.sendcmd("PASS secret")
+    assert not (tmp_path / "homes").exists() or list((tmp_path / "homes").iterdir()) == []
+    own_clients.login("alice", "secret", srv)
+    assert [p.name for p in (tmp_path / "homes").iterdir()] == ["alice"]
+
+
 # ------------------------------------------------------------------ limits
 
 

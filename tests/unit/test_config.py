@@ -169,7 +169,45 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     ("user int name", {"users": {7: {"password": PW}}}, "users[7]: expected the user name as a"),
     ("user ftp reserved", {"users": {"ftp": {}}}, "users.ftp: 'ftp' is the login alias"),
-    ("user name spaces", {"users": {" bob": {"password": PW}}}, "users[' bob']: expected a non"),
+    (
+        "user name spaces",
+        {"users": {" bob": {"password": PW}}},
+        "users[' bob']: expected a user name of letters, digits and . _ - @ + (not starting "
+        "with '.' or '-', no '..'), got ' bob'",
+    ),
+    *(
+        (
+            f"user name {name!r}",
+            {"users": {name: {"password": PW}}},
+            "expected a user name of letters, digits and . _ - @ + (not starting with "
+            f"'.' or '-', no '..'), got {name!r}",
+        )
+        for name in (
+            "%2e%2e",
+            "../escapee",
+            "alice/",
+            "a/b",
+            "a\\b",
+            "..",
+            ".hidden",
+            "-rf",
+            "a..b",
+            "nul\x00",
+            "cr\rlf",
+            "tab\t",
+            "caf\u00e9",
+            "a b",
+            "a?b",
+            "a!b",
+            "a:b",
+            "a#b",
+        )
+    ),
+    (
+        "user name too long",
+        {"users": {"u" * 65: {"password": PW}}},
+        "expected a user name of at most 64 characters, got 65",
+    ),
     (
         "password missing",
         {"users": {"demo": {}}},

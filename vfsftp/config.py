@@ -86,6 +86,12 @@ USER_PLACEHOLDER = "${user}"
 USER_NAME_MAX = 64
 _USER_NAME = re.compile(r"[A-Za-z0-9_@+][A-Za-z0-9._@+-]*")
 
+#: The size cap of a mem:// mount whose quota sets no max_bytes: its files
+#: live in the server's memory. A fixed size, not a share of RAM: the same
+#: on every machine, and a container's memory limit is not what the host's
+#: RAM says. Raise it with quota.max_bytes.
+MEM_DEFAULT_MAX_BYTES = 256 * 1024**2
+
 _HASH_HINT = "expected an argon2 hash (vfsftp hash-password) or 'plaintext:<password>'"
 _URL_HINT = "such as 'mem://', 'osfs://./ftp-data' or 's3://bucket/prefix'"
 
@@ -364,6 +370,17 @@ class MountConfig(_Model):
                 "sse_kms_key_id: only with server_side_encryption: aws:kms or aws:kms:dsse"
             )
         return self
+
+    @model_validator(mode="after")
+    def _memory_cap(self) -> MountConfig:
+        # mem:// keeps files in the server's memory: capped unless told.
+        if not self.fs.lower().startswith("mem://"):
+            return self
+        if self.quota is not None and self.quota.max_bytes is not None:
+            return self
+        files = self.quota.max_files if self.quota is not None else None
+        capped = QuotaConfig(max_bytes=MEM_DEFAULT_MAX_BYTES, max_files=files)
+        return self.model_copy(update={"quota": capped})
 
     @model_validator(mode="before")
     @classmethod

@@ -39,7 +39,8 @@ COPY_CHUNK = 1 << 20
 
 class AtomicWriter(Protocol):
     """What a filesystem offers when it can make an upload appear at once on
-    its own (an S3 multipart upload is invisible until completed)."""
+    its own (an S3 multipart upload is invisible until completed; a memory
+    file has new bytes spliced in at commit)."""
 
     def write(self, data: Any) -> int: ...
     def commit(self) -> None: ...
@@ -81,8 +82,10 @@ class Upload:
     def _open(self) -> Any:
         opener = getattr(self.mount.fs, "open_atomic_upload", None)
         if opener is not None:
+            # (None: the filesystem takes this upload the temporary way)
             self.atomic = opener(self.target, offset=self.offset, append=self.append)
-            return self.atomic
+            if self.atomic is not None:
+                return self.atomic
         f = self.mount.fs.openbin(self.temp, "w")
         try:
             if self.offset or self.append:

@@ -15,6 +15,7 @@ from vfsftp.auth import hash_password
 from vfsftp.config import (
     Config,
     ConfigError,
+    QuotaConfig,
     config_from_dict,
     config_from_yaml,
     load_config,
@@ -599,7 +600,25 @@ GOOD: list[tuple[str, Any, Callable[[Config], Any], Any]] = [
             c.mounts["/"].quota.max_bytes,
             c.users["u"].quota.max_bytes,
         ),
-        (10, None, 1024**3),
+        (10, 256 * 1024**2, 1024**3),  # (mem:// gets its default size cap)
+    ),
+    (
+        "mem:// capped by default, other mounts not",
+        {
+            "mounts": {
+                "/m": "mem://",
+                "/big": {"fs": "mem://", "quota": {"max_bytes": "2GiB"}},
+                "/d": "osfs://.",
+            },
+            "users": {"u": {"password": PW, "mounts": {"/own": "MEM://"}}},
+        },
+        lambda c: (
+            c.mounts["/m"].quota,
+            c.mounts["/big"].quota.max_bytes,
+            c.mounts["/d"].quota,
+            c.users["u"].mounts["/own"].quota.max_bytes,
+        ),
+        (QuotaConfig(max_bytes=256 * 1024**2), 2 * 1024**3, None, 256 * 1024**2),
     ),
 ]
 

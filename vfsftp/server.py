@@ -46,6 +46,10 @@ __all__ = ["FTPServer"]
 log = logging.getLogger("vfsftp.session")
 
 _UPLOADS = {"STOR", "STOU", "APPE"}
+#: seconds a password guess waits for a place while others of its address
+#: are being checked (see FTPServer._guess), and how often it looks
+_GUESS_WAIT = 10.0
+_GUESS_POLL = 0.02
 
 
 class FTPServer:
@@ -294,18 +298,46 @@ class FTPServer:
             if channel.state.account is None and self._table_of.pop(channel, None) is not None:
                 self._release_tables()
 
+    async def _guess(self, channel: FTPChannel) -> int | None:
+        """A place to have one password guess checked (BanList.attempt):
+        waits while ``max_failures`` guesses of the address are being
+        checked; None when the address is banned meanwhile, or no place
+        came free within _GUESS_WAIT seconds."""
+        bans = self.bans
+        assert bans is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _GUESS_WAIT
+        while bans.ban_left(channel.peer_ip) <= 0:
+            token = bans.attempt(channel.peer_ip)
+            if token >= 0:
+                return token
+            if loop.time() >= deadline or channel.closing:
+                return None
+            # (across --workers the count is in shared memory: polled)
+            await asyncio.sleep(_GUESS_POLL)
+        return None
+
     async def _login(self, channel: FTPChannel, username: str, password: str) -> None:
-        if self.bans is not None and self.bans.ban_left(channel.peer_ip) > 0:
-            # Connections opened before the ban get no more guesses either.
-            channel.reply(421, "Too many failed logins from your address; closing")
-            channel.closing = True
-            return
-        account = await self.authorizer.authorize(username, password, channel.peer)
+        token = 0
+        if self.bans is not None:
+            guess = await self._guess(channel)
+            if guess is None:
+                # Connections opened before the ban get no more guesses either.
+                channel.reply(421, "Too many failed logins from your address; closing")
+                channel.closing = True
+                return
+            token = guess
+        account = None
+        try:
+            account = await self.authorizer.authorize(username, password, channel.peer)
+        finally:
+            banned = self.bans is not None and self.bans.finish(
+                channel.peer_ip, token, failed=account is None
+            )
         if account is None:
             channel.state.login_failures += 1
             self.counters.add(login_failures=1)
             log.warning("login failed %s user=%s", channel.peer, username)
-            banned = self.bans is not None and self.bans.failure(channel.peer_ip)
             if self.login_failure_delay:
                 await asyncio.sleep(self.login_failure_delay)
             if banned:

@@ -5,6 +5,7 @@ transfers (per session, per user, server-wide)."""
 
 from __future__ import annotations
 
+import asyncio
 import ftplib
 import io
 import socket
@@ -167,6 +168,43 @@ def test_ban_applied_and_expired(make_server: ServerFactory) -> None:
 
     wait_for(admitted, "the ban to expire")
     assert time.monotonic() - banned_at >= 0.5
+
+
+def test_concurrent_guesses_do_not_beat_the_ban(make_server: ServerFactory) -> None:
+    """16 connections of one address send PASS at once: at most max_failures
+    guesses are ever checked (they used to be 15, and a right one among
+    them was let in)."""
+    srv = make_server(
+        _config(
+            {"max_login_attempts": 10, "ban": {"max_failures": 3, "window": 60, "duration": 60}}
+        )
+    )
+    checked: list[str] = []
+    authorize = srv.server.authorizer.authorize
+
+    async def slow(username: str, password: str, peer: str) -> Any:
+        checked.append(password)
+        await asyncio.sleep(0.2)  # a slow hash: the guesses overlap
+        return await authorize(username, password, peer)
+
+    srv.server.authorizer.authorize = slow  # type: ignore[method-assign]
+    controls = [Control(srv.host, srv.port) for _ in range(16)]
+    try:
+        for c in controls:
+            assert c.cmd(f"USER {USER}")[0] == 331
+        passwords = ["wrong"] * 15 + [PASSWORD]
+        for c, password in zip(controls, passwords, strict=True):
+            c.send(f"PASS {password}")
+        codes = [c.reply()[0] for c in controls]
+    finally:
+        for c in controls:
+            c.close()
+    wrong = [p for p in checked if p != PASSWORD]
+    assert len(wrong) <= 3, checked
+    assert codes.count(530) + codes.count(421) + codes.count(230) == 16, codes
+    assert codes.count(530) <= 2  # (the third failure answers 421: banned)
+    if PASSWORD not in checked:  # refused unchecked once banned
+        assert codes[-1] == 421
 
 
 def test_ban_also_stops_connections_opened_before_it(make_server: ServerFactory) -> None:

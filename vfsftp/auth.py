@@ -116,8 +116,12 @@ class Authorizer(Protocol):
 
 class ConfigAuthorizer:
     """Users from mounts.yaml. Password checks (argon2 is slow on purpose)
-    run in a worker thread; unknown users cost the same as wrong passwords so
-    that timing does not reveal which names exist."""
+    run in a worker thread. A failed check costs one argon2 verification,
+    whoever it names: for an unknown user, and after a wrong ``plaintext:``
+    password, a dummy hash is verified (argon2-cffi's default parameters,
+    those of ``hash-password``), so that timing does not tell names apart
+    (the server also answers every failure at the same moment, see
+    FTPServer._login)."""
 
     _DUMMY = (
         "$argon2id$v=19$m=65536,t=3,p=4$YL5+F26VtpC2NMQ1io6OmA"
@@ -161,6 +165,8 @@ class ConfigAuthorizer:
                 ok = await asyncio.to_thread(verify_password, stored, password)
             else:
                 ok = verify_password(stored, password)
+                if not ok:  # (as dear as a wrong argon2 password)
+                    await asyncio.to_thread(verify_password, self._DUMMY, password)
             if not ok:
                 return None
         tree = self.mounts.cached_tree(user)

@@ -327,6 +327,9 @@ class FTPServer:
                 channel.closing = True
                 return
             token = guess
+        # A failure is answered login_failure_delay after this, however long
+        # its check took: the time of the reply tells nothing of the name.
+        answer_at = asyncio.get_running_loop().time() + self.login_failure_delay
         account = None
         try:
             account = await self.authorizer.authorize(username, password, channel.peer)
@@ -338,8 +341,9 @@ class FTPServer:
             channel.state.login_failures += 1
             self.counters.add(login_failures=1)
             log.warning("login failed %s user=%s", channel.peer, username)
-            if self.login_failure_delay:
-                await asyncio.sleep(self.login_failure_delay)
+            wait = answer_at - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             if banned:
                 assert self.bans is not None
                 log.warning(

@@ -122,6 +122,34 @@ def test_failed_login_is_delayed(make_server: ServerFactory) -> None:
         c.close()
 
 
+def test_failed_login_is_answered_at_the_same_moment_whatever_its_check_took(
+    make_server: ServerFactory,
+) -> None:
+    """The delay runs from the PASS, not after the check: a failure whose
+    check took 0.6 s is answered at 1 s too (it took 1.6 s before)."""
+    srv = make_server(
+        _config({"login_failure_delay": 1.0, "max_login_attempts": 10}), login_failure_delay=None
+    )
+    authorize = srv.server.authorizer.authorize
+
+    async def slow(username: str, password: str, peer: str) -> Any:
+        if username == "bob":
+            await asyncio.sleep(0.6)  # a dearer hash than alice's
+        return await authorize(username, password, peer)
+
+    srv.server.authorizer.authorize = slow  # type: ignore[method-assign]
+    c = Control(srv.host, srv.port)
+    try:
+        for name in (USER, "bob", "nosuchuser"):
+            c.cmd(f"USER {name}")
+            started = time.monotonic()
+            assert c.cmd("PASS wrong")[0] == 530
+            took = time.monotonic() - started
+            assert 1.0 <= took < 1.45, (name, took)
+    finally:
+        c.close()
+
+
 def _fail_login(srv: ThreadedFTPServer, source: str, times: int) -> tuple[int, list[str]]:
     c = Control(srv.host, srv.port, source=source)
     try:

@@ -425,6 +425,8 @@ class UserConfig(_Model):
     # Files under the user's home, on writable mounts.
     quota: QuotaConfig | None = None
     # Per-user TLS policy; None: server.tls.require_tls / require_data_tls.
+    # A require_tls differing from the server's shows at USER (331 against
+    # 534): it tells that the name exists (README, FTPS "Policies").
     require_tls: bool | None = None
     require_data_tls: bool | None = None
 

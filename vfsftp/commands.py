@@ -828,11 +828,14 @@ async def cmd_site(s: FTPChannel, inv: Invocation) -> None:
             raise FTPError(501, "SITE CHMOD needs an octal mode") from None
         if not name or not 0 <= mode <= 0o7777:
             raise FTPError(501, "SITE CHMOD <octal mode> <path>")
+        if mode & 0o7000:
+            # A client must never make a file run as the server's user.
+            raise FTPError(504, "SITE CHMOD: setuid, setgid and sticky bits are not allowed")
         fs_ = _fs(s)
         path = fs_.resolve(name)
         fs_.require(path, "M")
         await fs_.chmod(path, mode)
-        s.reply(200, "SITE CHMOD successful")
+        s.reply(200, f"SITE CHMOD {mode:03o} {path} successful")
         return
     raise FTPError(501, f"SITE {sub} not understood; try SITE HELP")
 

@@ -127,6 +127,14 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
         self._jail(sys_path, path)
         return sys_path
 
+    def chmod(self, path: str, mode: int) -> None:
+        """SITE CHMOD: the permission bits only (the caller refuses setuid,
+        setgid and sticky; they are masked off here too)."""
+        _path = self.validatepath(path)
+        sys_path = self._to_sys_path(_path)
+        with convert_os_errors("chmod", path):
+            os.chmod(sys_path, mode & 0o777)
+
     def validatepath(self, path: str) -> str:
         self.check()
         if "\0" in path:

@@ -497,6 +497,19 @@ class VirtualTree(FS):
         m, sub = found
         m.fs.setinfo(sub, info)
 
+    def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits of ``path`` through the mount filesystem's
+        own ``chmod`` (local folders); Unsupported where it has none."""
+        self.check()
+        m, sub = self._writable(path, "change the mode of")
+        chmod = getattr(m.fs, "chmod", None)
+        if chmod is None:
+            if not m.fs.exists(sub):
+                raise fs.errors.ResourceNotFound(path)
+            raise fs.errors.Unsupported(path, msg="this filesystem has no permission bits")
+        with _named_as_given(path):
+            chmod(sub, mode)
+
     def move(
         self, src_path: str, dst_path: str, overwrite: bool = False, preserve_time: bool = False
     ) -> None:

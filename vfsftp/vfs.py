@@ -510,10 +510,9 @@ class SessionFS:
         await self._run((path,), self.tree.setinfo, path, {"details": {"modified": mtime}})
 
     async def chmod(self, path: str, mode: int) -> None:
-        from fs.permissions import Permissions
-
-        info = {"access": {"permissions": Permissions(mode=mode).dump()}}
-        await self._run((path,), self.tree.setinfo, path, info)
+        """Set the permission bits (0o777 at most); 504 where the mount has
+        no modes (memory, S3)."""
+        await self._run((path,), self.tree.chmod, path, mode)
 
     # ------------------------------------------------------------ transfers
 

@@ -201,6 +201,32 @@ def test_read_only_mount_refuses_writes(ftp: ftplib.FTP, backend: str, tmp_path:
         assert (tmp_path / "pub" / "notes.txt").read_bytes() == b"public"
 
 
+def test_site_chmod(ftp: ftplib.FTP, backend: str, tmp_path: Path) -> None:
+    put(ftp, "f", b"x")
+    ftp.mkd("d")
+    if backend == "osfs":
+        assert ftp.sendcmd("SITE CHMOD 640 f") == "200 SITE CHMOD 640 /f successful"
+        assert (tmp_path / "root" / "f").stat().st_mode & 0o7777 == 0o640
+        ftp.sendcmd("SITE CHMOD 0750 /d")
+        assert (tmp_path / "root" / "d").stat().st_mode & 0o7777 == 0o750
+    else:  # no permission bits in memory: refused, not pretended
+        with pytest.raises(ftplib.error_perm, match=r"^504 Not supported by this filesystem: /f"):
+            ftp.sendcmd("SITE CHMOD 640 f")
+    # never setuid, setgid or sticky
+    for mode in ("6777", "4755", "2755", "1777", "7000"):
+        with pytest.raises(ftplib.error_perm, match=r"^504 SITE CHMOD: setuid, setgid and sticky"):
+            ftp.sendcmd(f"SITE CHMOD {mode} f")
+    if backend == "osfs":
+        assert (tmp_path / "root" / "f").stat().st_mode & 0o7777 == 0o640
+    for bad in ("SITE CHMOD 999 f", "SITE CHMOD 10000 f", "SITE CHMOD 644"):
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
+            ftp.sendcmd(bad)
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.sendcmd("SITE CHMOD 644 missing")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.sendcmd("SITE CHMOD 644 /other")  # a mount point
+
+
 def test_per_path_permission_override(
     make_server: ServerFactory, own_clients: Clients, backend: str, family: str, tmp_path: Path
 ) -> None:

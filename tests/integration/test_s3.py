@@ -1170,4 +1170,7 @@ def test_stat_size_and_mdtm_from_s3(
         f.sendcmd("MFMT 20200101000000 /s3/f.bin")
     with pytest.raises(ftplib.error_perm, match=r"^550 "):
         f.size("/s3/missing.bin")
+    # S3 objects have no permission bits: refused, not pretended (it was 200)
+    with pytest.raises(ftplib.error_perm, match=r"^504 Not supported by this filesystem"):
+        f.sendcmd("SITE CHMOD 644 /s3/f.bin")
     bye(f)

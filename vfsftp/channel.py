@@ -342,6 +342,8 @@ class FTPChannel(asyncio.Protocol):
         """The commands in hand are answered: go on with any that arrived
         meanwhile, or end the session."""
         self._busy = False
+        # The client's idle time starts from our last reply.
+        self._last_activity = asyncio.get_running_loop().time()
         if self._closed:
             return
         if self._pending and not self.closing:
@@ -407,7 +409,9 @@ class FTPChannel(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         idle = self.config.server.idle_timeout
         left = self._last_activity + idle - loop.time()
-        if left > 0 or self.transfer is not None:  # a long transfer is not idleness
+        # Neither a long transfer nor a command being served (a listing of a
+        # huge folder, a slow store) is idleness: the client waits for us.
+        if left > 0 or self.transfer is not None or self._busy:
             self._idle_timer = loop.call_later(
                 left if left > 0 else idle, self._idle_check, context=self._context
             )

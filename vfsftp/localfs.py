@@ -195,6 +195,30 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
                 append((entry.name, d, 0 if d else st.st_size, st.st_mtime, st.st_ino, st.st_dev))
         return rows
 
+    def iter_rows(self, path: str) -> Iterator[StatRow]:
+        """``scan_rows`` one entry at a time (a listing streamed in bounded
+        memory). The directory is opened now (its errors are raised here);
+        closing the iterator closes it."""
+        _path = self.validatepath(path)
+        sys_path = os.fsdecode(self._to_sys_path(_path))
+        with convert_os_errors("scandir", path, directory=True):
+            it = os.scandir(sys_path)
+        return self._rows(it, path)
+
+    def _rows(self, it: Iterator[os.DirEntry[str]], path: str) -> Iterator[StatRow]:
+        inside = self._inside
+        isdir = statmod.S_ISDIR
+        with it, convert_os_errors("scandir", path, directory=True):  # type: ignore[attr-defined]
+            for entry in it:
+                try:
+                    if entry.is_symlink() and not inside(entry.path):
+                        continue
+                    st = entry.stat()
+                except OSError:
+                    continue
+                d = isdir(st.st_mode)
+                yield (entry.name, d, 0 if d else st.st_size, st.st_mtime, st.st_ino, st.st_dev)
+
     def open_read(self, path: str, offset: int = 0) -> tuple[IO[bytes], int] | None:
         """Open a file for reading (at ``offset``) and tell its size: open, fstat and the
         jail check on the open descriptor (no TOCTOU, and a few syscalls

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 import fs.errors
@@ -77,6 +78,20 @@ class InlineMemoryFS(MemoryFS):  # type: ignore[misc]
                 append((name, is_dir, 0 if is_dir else entry.size, entry.modified_time, 0, 0))
             return rows
 
+    def iter_rows(self, path: str) -> Iterator[StatRow]:
+        """``scan_rows`` one entry at a time, from the directory's entries as
+        they are now (a list of references, taken at once under the lock);
+        for a listing streamed from a worker thread."""
+        _path = self.validatepath(path)
+        with self._lock:
+            dir_entry = self._get_dir_entry(_path)
+            if dir_entry is None:
+                raise fs.errors.ResourceNotFound(path)
+            if not dir_entry.is_dir:
+                raise fs.errors.DirectoryExpected(path)
+            entries = list(dir_entry._dir.values())  # (each knows its name)
+        return _rows(entries)
+
     def check_atomic_upload(self, path: str, offset: int = 0, append: bool = False) -> int:
         """Refuse before the 150 reply what the upload would refuse: a REST
         offset past the end, or of a file that is not there. Returns the
@@ -105,6 +120,12 @@ class InlineMemoryFS(MemoryFS):  # type: ignore[misc]
             return None
         self.check_atomic_upload(path, offset, append)
         return _Splice(self, self.validatepath(path), offset, append)
+
+
+def _rows(entries: list[Any]) -> Iterator[StatRow]:
+    for entry in entries:
+        is_dir = entry.is_dir
+        yield (entry.name, is_dir, 0 if is_dir else entry.size, entry.modified_time, 0, 0)
 
 
 class _Splice:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -115,6 +115,17 @@ def _from_folder(m: Mount, folder: str, path: str) -> Mount:
         return replace(m, path=path, base=folder)
     child = beneath(folder)
     return replace(m, path=path, fs=child if inner is m.fs else fs.wrap.read_only(child))
+
+
+def _visible(rows: Iterator[StatRow]) -> Generator[StatRow, None, None]:
+    try:
+        for row in rows:
+            if not row[0].startswith(UPLOAD_PREFIX):
+                yield row
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
 
 
 def _norm(path: str) -> str:
@@ -419,6 +430,21 @@ class VirtualTree(FS):
         self.check()
         rows: list[StatRow] = scan(sub)
         return [r for r in rows if not r[0].startswith(UPLOAD_PREFIX)]
+
+    def iter_rows(self, path: str) -> Generator[StatRow, None, None] | None:
+        """``scan_rows`` one row at a time (the mount filesystem's own
+        ``iter_rows``: local folders, memory), for a listing streamed in
+        bounded memory; None where there is none. Errors of the directory
+        itself are raised at once; closing the iterator frees it."""
+        found = self.mount_of(path)
+        if found is None or self.child_mounts(path):
+            return None
+        m, sub = found
+        rows = getattr(m.fs, "iter_rows", None)
+        if rows is None:
+            return None
+        self.check()
+        return _visible(rows(sub))
 
     def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> BinaryIO:
         self.check()

@@ -12,9 +12,10 @@ import contextlib
 import hashlib
 import shutil
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from typing import IO, Any, Protocol, TypeVar
 
 import fs.errors
@@ -26,13 +27,15 @@ from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact, move_chan
 from .protocol import ListEntry
 from .quota import Quota, QuotaWriter, charge_all, measure, release_all
 from .threads import ThreadPool
-from .tree import UPLOAD_PREFIX, Mount, VirtualTree
+from .tree import UPLOAD_PREFIX, Mount, StatRow, VirtualTree
 
-__all__ = ["SessionFS", "Upload"]
+__all__ = ["Listing", "SessionFS", "Upload"]
 
 T = TypeVar("T")
 
 _NAMESPACES = ("details", "stat")
+#: a listing of more entries than this is streamed, this many at a time
+LISTING_BATCH = 1000
 _WRITE_MODE_LETTERS = frozenset("wam")
 COPY_CHUNK = 1 << 20
 
@@ -143,6 +146,24 @@ class Upload:
             self.mount.fs.remove(self.temp)
 
 
+@dataclass
+class Listing:
+    """The entries of a directory for LIST, NLST or MLSD: all of them in
+    ``head``, or (a large directory of a local folder or of memory) the
+    first ``LISTING_BATCH`` and ``rest``, a blocking iterator of the next
+    batches for the transfer thread, so that the listing goes out in bounded
+    memory and stops being read when the client is gone. ``close`` frees
+    the directory whether or not ``rest`` was read."""
+
+    head: list[ListEntry]
+    rest: Iterator[list[ListEntry]] | None = None
+
+    def close(self) -> None:
+        close = getattr(self.rest, "close", None)
+        if close is not None:
+            close()
+
+
 def measure_home(tree: VirtualTree, home: str) -> tuple[int, int]:
     """Blocking: (bytes, files) under ``home`` on the tree's writable mounts
     (what a user quota counts)."""
@@ -160,6 +181,16 @@ def measure_home(tree: VirtualTree, home: str) -> tuple[int, int]:
             b, f = measure(m.fs, sub, UPLOAD_PREFIX)
             total, files = total + b, files + f
     return total, files
+
+
+def _batches(
+    rows: Generator[StatRow, None, None], make: Callable[[StatRow], ListEntry]
+) -> Iterator[list[ListEntry]]:
+    try:
+        while batch := [make(r) for r in islice(rows, LISTING_BATCH)]:
+            yield batch
+    finally:
+        rows.close()
 
 
 def _copy_n(src: IO[bytes], dst: IO[bytes], n: int) -> None:
@@ -390,6 +421,73 @@ class SessionFS:
             )
             for name, is_dir, size, mtime, ino, dev in rows
         ]
+
+    async def listing(self, path: str, want_unique: bool = True) -> Listing:
+        """The entries of a directory as a Listing: streamed where the mount
+        reads a directory row by row and its children share its rights
+        (local folders, memory), else all at once (``listdir``)."""
+        if not self._special_children(path):
+            found = await self._run((path,), self._stream_entries, path, want_unique)
+            if found is not None:
+                return found
+        return Listing(await self.listdir(path, want_unique))
+
+    def _special_children(self, path: str) -> bool:
+        """Some child of ``path`` is a mount point or has its own override."""
+        if self.tree.child_mounts(path):
+            return True
+        return any(key != path and is_under(key, path) for key in self.overrides)
+
+    def _stream_entries(self, path: str, want_unique: bool) -> Listing | None:
+        """Blocking: the first batch of entries, and the rest to come."""
+        rows = self.tree.iter_rows(path)
+        if rows is None:
+            return None
+        make = self._row_entry(path, want_unique)
+        try:
+            head = [make(r) for r in islice(rows, LISTING_BATCH)]
+        except BaseException:
+            rows.close()
+            raise
+        if len(head) < LISTING_BATCH:
+            rows.close()
+            return Listing(head)
+        return Listing(head, _batches(rows, make))
+
+    def _row_entry(self, path: str, want_unique: bool) -> Callable[[StatRow], ListEntry]:
+        """Turns a row of ``path`` into its entry (all children share the
+        directory's rights here)."""
+        base = path.rstrip("/")
+        (dir_mode, dir_perm), (file_mode, file_perm), kind = self._shape(f"{base}/\x00")
+        owner = self.owner
+
+        def make(row: StatRow) -> ListEntry:
+            name, is_dir, size, mtime, ino, dev = row
+            return ListEntry(
+                name,
+                is_dir,
+                size,
+                mtime,
+                dir_mode if is_dir else file_mode,
+                owner,
+                owner,
+                dir_perm if is_dir else file_perm,
+                _unique_of(ino, dev, kind, f"{base}/{name}") if want_unique else None,
+            )
+
+        return make
+
+    async def listing_or_file(self, path: str, want_unique: bool = True) -> Listing:
+        """``listing``, or of a file that one file (what ``ls`` does)."""
+        try:
+            return await self.listing(path, want_unique)
+        except FTPError as exc:
+            if not isinstance(exc.__cause__, fs.errors.DirectoryExpected):
+                raise
+        entry = await self.stat(path)
+        if entry.is_dir:  # replaced by a directory in the meantime
+            return await self.listing(path, want_unique)
+        return Listing([entry])
 
     async def listdir_or_file(self, path: str, want_unique: bool = True) -> list[ListEntry]:
         """LIST/NLST of a file lists that one file (what ``ls`` does). The

@@ -265,3 +265,114 @@ def test_fuzzed_control_connections(make_server: ServerFactory) -> None:
     one_session()
     wait_for(lambda: not srv.server.channels, "the sessions of the fuzz to end", timeout=5)
     _normal_session(srv)
+
+
+# ------------------------------------------------------------------ huge listings
+
+
+@pytest.mark.parametrize("backend", ["mem", "osfs"])
+def test_large_listings_are_streamed_whole(
+    make_server: ServerFactory, backend: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past LISTING_BATCH entries a listing is streamed batch by batch (here
+    batches of 7, so that 100 files take the streamed way): every entry
+    arrives once, in LIST, NLST and MLSD, with the special entries too."""
+    import vfsftp.vfs
+
+    monkeypatch.setattr(vfsftp.vfs, "LISTING_BATCH", 7)
+    url = "mem://" if backend == "mem" else f"osfs://{tmp_path}"
+    srv = make_server({**_config(), "mounts": {"/": url}})
+    names = {f"f{i:03d}" for i in range(100)}
+    for name in names:
+        srv.fs.writebytes(f"/{name}", b"x")
+    srv.fs.makedir("/sub")
+    f = ftplib.FTP(timeout=10)
+    f.connect(srv.host, srv.port)
+    f.login(USER, PASSWORD)
+    try:
+        assert sorted(f.nlst()) == sorted(names | {"sub"})
+        lines: list[str] = []
+        f.retrlines("LIST", lines.append)
+        assert not lines[0].startswith("total")  # (streamed: the count is not known first)
+        assert sorted(line.split()[-1] for line in lines) == sorted(names | {"sub"})
+        facts = dict(f.mlsd("/", ["type", "size", "unique"]))
+        assert facts["."]["type"] == "cdir"
+        assert {k for k, v in facts.items() if v["type"] == "file"} == names
+        assert len({v["unique"] for v in facts.values()}) == len(facts)
+        # A small folder is still sent in one piece, with its total line.
+        lines = []
+        f.retrlines("LIST /sub", lines.append)
+        assert lines == ["total 0"]
+    finally:
+        f.quit()
+
+
+def test_huge_listing_in_bounded_memory_stops_when_the_client_is_gone(
+    make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: LIST of a 200,000-entry folder built 20 MB on the event
+    loop, and the server went on building after the client left. Here
+    30,000 entries: the server holds a batch at a time, and a client that
+    hangs up stops the listing."""
+    import tracemalloc
+
+    import vfsftp.vfs
+
+    srv = make_server(_config())
+    mem = srv.filesystems["/"]
+    mem.makedir("/big")
+    for i in range(30_000):
+        mem.create(f"/big/file-with-a-longish-name-{i:06d}.dat")
+    made: list[int] = []
+    row_entry = vfsftp.vfs.SessionFS._row_entry
+
+    def counting(self: Any, path: str, want_unique: bool) -> Any:
+        make = row_entry(self, path, want_unique)
+
+        def counted(row: Any) -> Any:
+            made.append(1)
+            return make(row)
+
+        return counted
+
+    monkeypatch.setattr(vfsftp.vfs.SessionFS, "_row_entry", counting)
+    c = _logged_in(srv)
+    try:
+        # A whole listing, read and thrown away: what the server allocates.
+        tracemalloc.start()
+        try:
+            host, port = _pasv(c)
+            with socket.create_connection((host, port), timeout=10) as data:
+                c.send("LIST /big")
+                assert c.reply()[0] == 150
+                total = 0
+                while chunk := data.recv(1 << 16):
+                    total += len(chunk)
+            assert c.reply()[0] == 226
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert total > 2_000_000
+        # (a batch at a time: 1.2 MB here; the whole listing built was 16.6 MB)
+        assert peak < 3_000_000, f"{peak / 2**20:.1f} MiB for a {total / 2**20:.1f} MiB listing"
+        # A client that hangs up after the first bytes: the rest is never made.
+        made.clear()
+        host, port = _pasv(c)
+        data = socket.create_connection((host, port), timeout=10)
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.send("MLSD /big")
+        assert c.reply()[0] == 150
+        assert data.recv(100)
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        data.close()  # (RST: unread data)
+        assert c.reply()[0] in (426, 451)
+        assert len(made) < 30_000 // 2, len(made)
+    finally:
+        c.close()
+
+
+def _pasv(c: Control) -> tuple[str, int]:
+    code, lines = c.cmd("EPSV")
+    assert code == 229, lines
+    port = int(lines[0].split("|")[-2])
+    return c.sock.getpeername()[0], port

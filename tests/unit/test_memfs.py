@@ -139,6 +139,13 @@ def test_scan_rows_gives_what_scandir_gives(path: str) -> None:
         for i in mem.scandir(path, ("details",))
     ]
     assert rows == expected
+    if path == "/d":
+        mem.move("/d/one", "/d/renamed")  # (the rows name entries as renamed)
+    expected = [
+        (i.name, i.is_dir, 0 if i.is_dir else i.size, i.raw["details"]["modified"], 0, 0)
+        for i in mem.scandir(path, ("details",))
+    ]
+    assert list(mem.iter_rows(path)) == expected == mem.scan_rows(path)
 
 
 @pytest.mark.parametrize(
@@ -157,6 +164,8 @@ def test_scan_rows_raises_what_scandir_raises(path: str, error: type[Exception])
         list(mem.scandir(path))
     with pytest.raises(error):
         mem.scan_rows(path)
+    with pytest.raises(error):
+        mem.iter_rows(path)  # at once, not at the first row
 
 
 def test_scan_rows_sees_a_file_being_written_and_leaves_a_snapshot_shared() -> None:

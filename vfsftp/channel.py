@@ -130,6 +130,7 @@ class FTPChannel(asyncio.Protocol):
         "_gone",
         "_idle_timer",
         "_last_activity",
+        "_login_deadline",
         "_lost",
         "_pending",
         "_reading_paused",
@@ -181,6 +182,7 @@ class FTPChannel(asyncio.Protocol):
         self._corked: list[bytes] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
+        self._login_deadline = 0.0  # (loop time) set on connect and by REIN
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
         self._lost: asyncio.Future[None] | None = None  # made by close() if it must wait
@@ -241,9 +243,7 @@ class FTPChannel(asyncio.Protocol):
         self._admitted = True
         log.info("connect %s", self.peer)
         self._last_activity = loop.time()
-        self._idle_timer = loop.call_later(
-            self.config.server.idle_timeout, self._idle_check, context=self._context
-        )
+        self.await_login()
         if self.implicit_tls:
             # Nothing may be read in clear: the client's ClientHello must
             # reach the TLS layer that start_tls puts in place.
@@ -401,23 +401,47 @@ class FTPChannel(asyncio.Protocol):
             return
         self.reply(220, self.config.server.banner)
 
+    def await_login(self) -> None:
+        """Start the login clock (on connect, and after REIN): a session that
+        has not logged in within ``login_timeout`` is closed, whatever else
+        it sends."""
+        loop = asyncio.get_running_loop()
+        cfg = self.config.server
+        self._login_deadline = loop.time() + cfg.login_timeout
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = loop.call_later(
+            min(cfg.idle_timeout, cfg.login_timeout), self._idle_check, context=self._context
+        )
+
     def _idle_check(self) -> None:
         """One timer per session instead of a wait_for per read (which costs
-        a task and a timer handle per command)."""
+        a task and a timer handle per command): the idle timeout and, until
+        the login, the login timeout."""
         if self.closing:
             return
         loop = asyncio.get_running_loop()
-        idle = self.config.server.idle_timeout
-        left = self._last_activity + idle - loop.time()
+        now = loop.time()
+        cfg = self.config.server
+        idle = cfg.idle_timeout
+        left = self._last_activity + idle - now
+        wait = left if left > 0 else idle
+        if self.state.account is None:
+            login_left = self._login_deadline - now
+            if login_left <= 0 and not self._busy:  # (a PASS being checked may finish)
+                self._time_out(f"Login timeout ({cfg.login_timeout:g} seconds)", "login timeout")
+                return
+            wait = min(wait, login_left) if login_left > 0 else min(wait, 1.0)
         # Neither a long transfer nor a command being served (a listing of a
         # huge folder, a slow store) is idleness: the client waits for us.
         if left > 0 or self.transfer is not None or self._busy:
-            self._idle_timer = loop.call_later(
-                left if left > 0 else idle, self._idle_check, context=self._context
-            )
+            self._idle_timer = loop.call_later(wait, self._idle_check, context=self._context)
             return
-        self.reply(421, f"Idle timeout ({idle:g} seconds), closing control connection")
-        log.info("idle timeout %s", self.peer)
+        self._time_out(f"Idle timeout ({idle:g} seconds)", "idle timeout")
+
+    def _time_out(self, text: str, logged: str) -> None:
+        self.reply(421, f"{text}, closing control connection")
+        log.info("%s %s", logged, self.peer)
         self.closing = True
         if not self._busy:
             self._spawn(self.close(wait=False))

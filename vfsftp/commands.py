@@ -215,6 +215,7 @@ async def cmd_rein(s: FTPChannel, inv: Invocation) -> None:
     await s.abort_transfer()
     s.close_passive()
     s.server.logout(s)
+    s.await_login()
     s.reply(220, "Ready for a new user")
 
 

@@ -8,8 +8,8 @@ fixes a config in one round instead of one error per restart.
 Schema (every section optional)::
 
     server:   {listen, port, passive_ports, masquerade_address, banner,
-               idle_timeout, data_timeout, stall_timeout, max_connections,
-               max_connections_per_ip, max_login_attempts,
+               idle_timeout, login_timeout, data_timeout, stall_timeout,
+               max_connections, max_connections_per_ip, max_login_attempts,
                login_failure_delay, ban: {max_failures, window, duration,
                exempt}, permit_foreign_addresses, permit_privileged_ports,
                {session,max,total}_{download,upload}_rate, shutdown_timeout,
@@ -528,6 +528,9 @@ class ServerConfig(_Model):
     masquerade_address: str | None = None  # IPv4 sent in PASV replies behind NAT
     banner: str = "vfsftp ready"
     idle_timeout: Float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    # Seconds a connection may stay without logging in (then 421), whatever
+    # it sends meanwhile (NOOP every few seconds holds no slot forever).
+    login_timeout: Float = Field(default=60.0, gt=0, allow_inf_nan=False)
     # Seconds for the client to open the data connection (then 425).
     data_timeout: Float = Field(default=60.0, gt=0, allow_inf_nan=False)
     # Seconds a transfer may make no progress before it is aborted (426).

@@ -376,3 +376,45 @@ def _pasv(c: Control) -> tuple[str, int]:
     assert code == 229, lines
     port = int(lines[0].split("|")[-2])
     return c.sock.getpeername()[0], port
+
+
+# ------------------------------------------------------------------ no login
+
+
+def test_a_connection_that_never_logs_in_is_closed(make_server: ServerFactory) -> None:
+    """NOOP every 0.1 s keeps a session from being idle, not from having to
+    log in: after login_timeout it is closed (it held a slot forever)."""
+    srv = make_server(_config({"login_timeout": 0.5, "idle_timeout": 60}))
+    c = Control(srv.host, srv.port)
+    started = time.monotonic()
+    try:
+        for _ in range(100):  # at most 10 s of NOOPs
+            c.send("NOOP")
+            code, lines = c.reply()
+            if code == 421:
+                assert lines[0].startswith("421 Login timeout (0.5 seconds)"), lines
+                break
+            assert code == 200
+            time.sleep(0.1)  # the client's pace, not a synchronisation
+        else:
+            pytest.fail("never timed out")
+        assert 0.5 <= time.monotonic() - started < 5
+    finally:
+        c.close()
+    wait_for(lambda: not srv.server.channels, "the session to end", timeout=5)
+    # A session that logs in is not concerned, and REIN starts the clock again.
+    c = _logged_in(srv)
+    try:
+        deadline = time.monotonic() + 0.8
+        while time.monotonic() < deadline:
+            assert c.cmd("NOOP")[0] == 200
+            time.sleep(0.1)
+        assert c.cmd("REIN")[0] == 220
+        started = time.monotonic()
+        code = 200
+        while code == 200 and time.monotonic() - started < 5:
+            code = c.cmd("NOOP")[0]
+            time.sleep(0.1)
+        assert code == 421
+    finally:
+        c.close()

@@ -501,7 +501,8 @@ class FTPChannel(asyncio.Protocol):
                 await asyncio.shield(t.task)
         try:
             if spec is None:
-                raise FTPError(500, f"Command {cmd.verb!r} not understood")
+                # Not echoed: a mistyped line may be a password ("PASSsecret").
+                raise FTPError(500, "Command not understood")
             inv: Invocation = preflight(spec, self.state, cmd.arg)
             if inv.path and self.server.settling and self.state.fs is not None:
                 await self.server.settle(self.state.fs, inv.path)
@@ -739,7 +740,9 @@ class FTPChannel(asyncio.Protocol):
             try:
                 tls_sock = wrap_data_socket(ctx, state.sock, timeout)
             except (OSError, ssl.SSLError) as exc:
-                raise FTPError(522, f"TLS handshake on the data connection failed: {exc}") from None
+                # The details (OpenSSL's reason, its source line) are for the log.
+                log.info("%s: TLS handshake on the data connection failed: %r", self.peer, exc)
+                raise FTPError(522, "TLS handshake on the data connection failed") from None
             tls_sock.settimeout(stall_timeout)
             state.sock = tls_sock  # owns the descriptor now; closed by _transfer
             return work(state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -208,11 +209,19 @@ def _unique(info: Info, mount_kind: str, path: str) -> str:
     return _unique_of(int(st.get("st_ino") or 0), int(st.get("st_dev") or 0), mount_kind, path)
 
 
+#: The key of MLST/MLSD ``unique`` facts: made once per server process
+#: (inherited by --workers, which fork after importing this), so that a fact
+#: is stable while the server runs and tells nothing of the host.
+_UNIQUE_KEY = os.urandom(16)
+
+
 def _unique_of(ino: int, dev: int, mount_kind: str, path: str) -> str:
-    if ino:
-        return f"{dev:x}g{ino:x}"
+    """RFC 3659 §7.5.2 ``unique``: the same for the same file (hard links,
+    the same folder through two mounts), opaque (a keyed hash: device and
+    inode numbers describe the host's disks)."""
+    text = f"{dev}:{ino}" if ino else f"{mount_kind}:{path}"
     return hashlib.blake2s(
-        f"{mount_kind}:{path}".encode("utf-8", "surrogateescape"), digest_size=8
+        text.encode("utf-8", "surrogateescape"), digest_size=8, key=_UNIQUE_KEY
     ).hexdigest()
 
 

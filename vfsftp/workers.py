@@ -235,6 +235,11 @@ def serve_workers(
     passed on: each worker reloads ``load()`` with its own port and
     passive slice."""
     check_workers(config, workers)
+    # Imported before the fork, so that every worker has the same key for
+    # MLST's unique facts (vfs._UNIQUE_KEY): a client's sessions may land
+    # on different workers.
+    from . import vfs  # noqa: F401
+
     plan = _Plan(config, workers)
     counts = SharedCounts()
     ban = config.server.ban

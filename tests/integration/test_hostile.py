@@ -418,3 +418,46 @@ def test_a_connection_that_never_logs_in_is_closed(make_server: ServerFactory) -
         assert code == 421
     finally:
         c.close()
+
+
+# ------------------------------------------------------------------ replies say less
+
+
+@pytest.mark.parametrize("line", ["PASS\tsecret-123", "PASSsecret-123", "PASS\x0bsecret-123"])
+def test_a_malformed_pass_line_is_not_echoed(make_server: ServerFactory, line: str) -> None:
+    srv = make_server(_config())
+    c = Control(srv.host, srv.port)
+    try:
+        c.cmd(f"USER {USER}")
+        code, lines = c.cmd(line)
+        assert code == 500
+        assert "secret" not in " ".join(lines).lower(), lines
+    finally:
+        c.close()
+
+
+def test_mlst_unique_tells_nothing_of_the_disk(make_server: ServerFactory, tmp_path: Any) -> None:
+    import os
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "f").write_bytes(b"x")
+    os.link(root / "f", root / "hard")
+    srv = make_server({**_config(), "mounts": {"/": f"osfs://{root}"}})
+    st = os.stat(root / "f")
+
+    def unique(path: str) -> str:
+        c = _logged_in(srv)
+        try:
+            code, lines = c.cmd(f"MLST {path}")
+        finally:
+            c.close()
+        assert code == 250
+        facts = dict(f.split("=", 1) for f in lines[1].strip().split(";") if "=" in f)
+        return facts["unique"]
+
+    got = unique("/f")
+    for number in (f"{st.st_ino:x}", str(st.st_ino), f"{st.st_dev:x}g"):
+        assert number not in got
+    assert unique("/f") == got == unique("/hard")  # stable, and the same file is one
+    assert unique("/") != got

@@ -486,7 +486,8 @@ class FTPChannel(asyncio.Protocol):
         if not cmd.verb:
             return
         if log.isEnabledFor(logging.DEBUG):
-            shown = "PASS ****" if cmd.verb == "PASS" else f"{cmd.verb} {cmd.arg}".rstrip()
+            # (a mistyped "PASS\tsecret" is a password too)
+            shown = "PASS ****" if cmd.verb.startswith("PASS") else f"{cmd.verb} {cmd.arg}".rstrip()
             log.debug("%s %s > %s", self.peer, self.username, shown)
         spec = REGISTRY.get(cmd.verb)
         t = self.transfer

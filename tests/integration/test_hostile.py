@@ -1,8 +1,14 @@
 """Hostile and broken clients against a live server: garbage lines, Telnet
 sequences, invalid UTF-8, CR/LF inside arguments, floods of pipelined
 commands from a client that does not read, slowloris half lines, and a
-hypothesis fuzz of the control connection. Afterwards the server still
-serves a normal session and nothing has leaked (conftest's checks)."""
+hypothesis fuzz of the control connection; huge listings and clients that
+hang up on them, connections that never log in, replies that would leak,
+and the attacks of issue 23 (a rename around an override, anonymous
+outside its home, user names that are paths, forged log lines, setuid
+modes). Afterwards the server still serves a normal session and nothing has
+leaked (conftest's checks). The same attacks in depth: test_access
+(confinement, renames, names), test_limits (concurrent guesses, login
+timing), test_quota (memory mounts), test_server (idle timer)."""
 
 from __future__ import annotations
 
@@ -461,3 +467,109 @@ def test_mlst_unique_tells_nothing_of_the_disk(make_server: ServerFactory, tmp_p
         assert number not in got
     assert unique("/f") == got == unique("/hard")  # stable, and the same file is one
     assert unique("/") != got
+
+
+# ------------------------------------------------------------------ issue 23's attacks
+
+
+def test_renaming_a_parent_does_not_carry_files_out_of_their_override(
+    make_server: ServerFactory,
+) -> None:
+    srv = make_server(
+        {
+            **_config(),
+            "users": {
+                USER: {"password": f"plaintext:{PASSWORD}", "permissions": {"/projects/hr": ""}}
+            },
+        }
+    )
+    srv.fs.makedirs("/projects/hr")
+    srv.fs.writebytes("/projects/hr/salaries.txt", b"secret")
+    c = _logged_in(srv)
+    try:
+        assert c.cmd("RETR /projects/hr/salaries.txt")[0] in (425, 550)
+        assert c.cmd("RNFR /projects")[0] == 350
+        code, lines = c.cmd("RNTO /projects_x")
+        assert code == 550 and "Rename refused" in lines[0], lines
+        assert c.cmd("SIZE /projects_x/hr/salaries.txt")[0] == 550
+    finally:
+        c.close()
+    assert srv.fs.readbytes("/projects/hr/salaries.txt") == b"secret"
+
+
+def test_anonymous_sees_only_its_home(make_server: ServerFactory) -> None:
+    srv = make_server(
+        {
+            **_config(),
+            "mounts": {"/files": "mem://", "/s3": "mem://", "/scratch": "mem://"},
+            "users": {"anonymous": {"home": "/files"}},
+        }
+    )
+    srv.filesystems["/s3"].writebytes("/private", b"x")
+    c = Control(srv.host, srv.port)
+    try:
+        c.login("anonymous", "a@b")
+        for line in ("CWD /s3", "CWD ../scratch", "SIZE /s3/private", "SIZE ../s3/private"):
+            assert c.cmd(line)[0] == 550, line
+        assert c.cmd("PWD") == (257, ['257 "/" is the current directory'])
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("name", ["%2e%2e", "../escapee", "alice/", "a/b", "mallory\rx"])
+def test_user_names_that_escape_are_refused(make_server: ServerFactory, name: str) -> None:
+    srv = make_server(_config())
+    c = Control(srv.host, srv.port)
+    try:
+        assert c.cmd(f"USER {name}".encode("latin-1"))[0] in (501, 553)
+        assert c.cmd(f"PASS {PASSWORD}")[0] == 503
+    finally:
+        c.close()
+
+
+def test_client_text_cannot_forge_log_lines(make_server: ServerFactory, tmp_path: Any) -> None:
+    import logging
+
+    from vfsftp.config import LoggingConfig
+    from vfsftp.observability import configure_logging
+
+    log_file = tmp_path / "session.log"
+    configure_logging(LoggingConfig(level="debug", file=str(log_file)))
+    try:
+        srv = make_server(_config())
+        c = _logged_in(srv)
+        try:
+            forged = "\x1b[2K\u202eINFO vfsftp.session [-]: login ok user=admin"
+            c.cmd(f"MKD /{forged}".encode())
+            c.cmd(b"NOOP \x85next-line \xe2\x80\xa8sep")
+            c.cmd(b"PASS\tsecret-123")  # mistyped, still a password
+        finally:
+            c.close()
+        srv.stop()
+    finally:
+        configure_logging(LoggingConfig(level="warning"))
+        root = logging.getLogger("vfsftp")
+        for h in root.handlers[:]:
+            root.removeHandler(h)
+            h.close()
+    text = log_file.read_text(encoding="utf-8")
+    assert "\x1b" not in text and "\u202e" not in text and "\u2028" not in text
+    assert "\\x1b[2K\\u202eINFO" in text
+    assert "secret-123" not in text.lower()
+    for line in text.splitlines():  # every line is one of ours, whole
+        assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ vfsftp\.", line), line
+
+
+def test_site_chmod_never_sets_setuid(make_server: ServerFactory, tmp_path: Any) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "tool").write_bytes(b"#!/bin/sh\n")
+    srv = make_server({**_config(), "mounts": {"/": f"osfs://{root}"}})
+    c = _logged_in(srv)
+    try:
+        for mode in ("6777", "4755", "2755", "1777"):
+            assert c.cmd(f"SITE CHMOD {mode} tool")[0] == 504
+        assert c.cmd("SITE CHMOD 755 tool")[0] == 200
+    finally:
+        c.close()
+    assert (root / "tool").stat().st_mode & 0o7777 == 0o755

@@ -253,8 +253,10 @@ class MountTable:
             with self._lock:
                 quota = self._quotas.get(quota_key)
                 if quota is None:
+                    # (the label is in 552 replies: no tree path, which a
+                    # user confined below the mount point must not learn)
                     quota = self._quotas[quota_key] = Quota(
-                        f"mount {path}" if user is None else f"mount {path} of {user}",
+                        "mount" if user is None else f"mount of {user}",
                         spec.quota.max_bytes,
                         spec.quota.max_files,
                         partial(measure, filesystem, "/", UPLOAD_PREFIX),

@@ -372,7 +372,10 @@ class ServerProcess:
             if self.tls is not None:
                 cmd += ["--certfile", str(self.tls.cert), "--keyfile", str(self.tls.key)]
             return cmd
-        mount = "mem://" if self.target == "vfsftp-mem" else "osfs://./root"
+        mount: str | dict[str, Any] = "osfs://./root"
+        if self.target == "vfsftp-mem":
+            # (above mem://'s default 256 MiB cap: the files are 512 MiB)
+            mount = {"fs": "mem://", "quota": {"max_bytes": "4GiB"}}
         tls = ""
         if self.tls is not None:
             tls = (

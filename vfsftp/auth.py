@@ -18,6 +18,7 @@ from .config import (
     Config,
     QuotaConfig,
     UserConfig,
+    user_name_problem,
 )
 from .tree import VirtualTree
 
@@ -83,6 +84,10 @@ class Account:
     perms: str
     overrides: Mapping[str, str] = field(default_factory=dict)
     home: str = "/"
+    #: the part of ``tree`` the user sees, as their "/" (paths, PWD,
+    #: listings and replies are relative to it); None: ``home``. Overrides
+    #: and ``home`` stay keyed by the tree's own paths.
+    root: str | None = None
     anonymous: bool = False
     max_connections: int | None = None
     #: bytes per second for all of this user's downloads (uploads) together;
@@ -111,8 +116,12 @@ class Authorizer(Protocol):
 
 class ConfigAuthorizer:
     """Users from mounts.yaml. Password checks (argon2 is slow on purpose)
-    run in a worker thread; unknown users cost the same as wrong passwords so
-    that timing does not reveal which names exist."""
+    run in a worker thread. A failed check costs one argon2 verification,
+    whoever it names: for an unknown user, and after a wrong ``plaintext:``
+    password, a dummy hash is verified (argon2-cffi's default parameters,
+    those of ``hash-password``), so that timing does not tell names apart
+    (the server also answers every failure at the same moment, see
+    FTPServer._login)."""
 
     _DUMMY = (
         "$argon2id$v=19$m=65536,t=3,p=4$YL5+F26VtpC2NMQ1io6OmA"
@@ -124,6 +133,8 @@ class ConfigAuthorizer:
         self.mounts = mounts
 
     def _user(self, username: str) -> UserConfig | None:
+        if user_name_problem(username) is not None:
+            return None  # (no YAML user has such a name: the config refuses it)
         if self.is_anonymous(username):
             return self.config.users.get(ANONYMOUS)
         user = self.config.users.get(username)
@@ -154,6 +165,8 @@ class ConfigAuthorizer:
                 ok = await asyncio.to_thread(verify_password, stored, password)
             else:
                 ok = verify_password(stored, password)
+                if not ok:  # (as dear as a wrong argon2 password)
+                    await asyncio.to_thread(verify_password, self._DUMMY, password)
             if not ok:
                 return None
         tree = self.mounts.cached_tree(user)
@@ -165,6 +178,7 @@ class ConfigAuthorizer:
             perms=user.perms,
             overrides=dict(user.permissions),
             home=user.home.replace(USER_PLACEHOLDER, user.name),
+            root=(user.root or user.home).replace(USER_PLACEHOLDER, user.name),
             anonymous=user.anonymous,
             max_connections=user.max_connections,
             max_download_rate=user.max_download_rate,

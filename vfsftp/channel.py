@@ -130,6 +130,7 @@ class FTPChannel(asyncio.Protocol):
         "_gone",
         "_idle_timer",
         "_last_activity",
+        "_login_deadline",
         "_lost",
         "_pending",
         "_reading_paused",
@@ -181,6 +182,7 @@ class FTPChannel(asyncio.Protocol):
         self._corked: list[bytes] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
+        self._login_deadline = 0.0  # (loop time) set on connect and by REIN
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
         self._lost: asyncio.Future[None] | None = None  # made by close() if it must wait
@@ -241,9 +243,7 @@ class FTPChannel(asyncio.Protocol):
         self._admitted = True
         log.info("connect %s", self.peer)
         self._last_activity = loop.time()
-        self._idle_timer = loop.call_later(
-            self.config.server.idle_timeout, self._idle_check, context=self._context
-        )
+        self.await_login()
         if self.implicit_tls:
             # Nothing may be read in clear: the client's ClientHello must
             # reach the TLS layer that start_tls puts in place.
@@ -342,6 +342,8 @@ class FTPChannel(asyncio.Protocol):
         """The commands in hand are answered: go on with any that arrived
         meanwhile, or end the session."""
         self._busy = False
+        # The client's idle time starts from our last reply.
+        self._last_activity = asyncio.get_running_loop().time()
         if self._closed:
             return
         if self._pending and not self.closing:
@@ -399,21 +401,47 @@ class FTPChannel(asyncio.Protocol):
             return
         self.reply(220, self.config.server.banner)
 
+    def await_login(self) -> None:
+        """Start the login clock (on connect, and after REIN): a session that
+        has not logged in within ``login_timeout`` is closed, whatever else
+        it sends."""
+        loop = asyncio.get_running_loop()
+        cfg = self.config.server
+        self._login_deadline = loop.time() + cfg.login_timeout
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = loop.call_later(
+            min(cfg.idle_timeout, cfg.login_timeout), self._idle_check, context=self._context
+        )
+
     def _idle_check(self) -> None:
         """One timer per session instead of a wait_for per read (which costs
-        a task and a timer handle per command)."""
+        a task and a timer handle per command): the idle timeout and, until
+        the login, the login timeout."""
         if self.closing:
             return
         loop = asyncio.get_running_loop()
-        idle = self.config.server.idle_timeout
-        left = self._last_activity + idle - loop.time()
-        if left > 0 or self.transfer is not None:  # a long transfer is not idleness
-            self._idle_timer = loop.call_later(
-                left if left > 0 else idle, self._idle_check, context=self._context
-            )
+        now = loop.time()
+        cfg = self.config.server
+        idle = cfg.idle_timeout
+        left = self._last_activity + idle - now
+        wait = left if left > 0 else idle
+        if self.state.account is None:
+            login_left = self._login_deadline - now
+            if login_left <= 0 and not self._busy:  # (a PASS being checked may finish)
+                self._time_out(f"Login timeout ({cfg.login_timeout:g} seconds)", "login timeout")
+                return
+            wait = min(wait, login_left) if login_left > 0 else min(wait, 1.0)
+        # Neither a long transfer nor a command being served (a listing of a
+        # huge folder, a slow store) is idleness: the client waits for us.
+        if left > 0 or self.transfer is not None or self._busy:
+            self._idle_timer = loop.call_later(wait, self._idle_check, context=self._context)
             return
-        self.reply(421, f"Idle timeout ({idle:g} seconds), closing control connection")
-        log.info("idle timeout %s", self.peer)
+        self._time_out(f"Idle timeout ({idle:g} seconds)", "idle timeout")
+
+    def _time_out(self, text: str, logged: str) -> None:
+        self.reply(421, f"{text}, closing control connection")
+        log.info("%s %s", logged, self.peer)
         self.closing = True
         if not self._busy:
             self._spawn(self.close(wait=False))
@@ -458,7 +486,8 @@ class FTPChannel(asyncio.Protocol):
         if not cmd.verb:
             return
         if log.isEnabledFor(logging.DEBUG):
-            shown = "PASS ****" if cmd.verb == "PASS" else f"{cmd.verb} {cmd.arg}".rstrip()
+            # (a mistyped "PASS\tsecret" is a password too)
+            shown = "PASS ****" if cmd.verb.startswith("PASS") else f"{cmd.verb} {cmd.arg}".rstrip()
             log.debug("%s %s > %s", self.peer, self.username, shown)
         spec = REGISTRY.get(cmd.verb)
         t = self.transfer
@@ -473,7 +502,8 @@ class FTPChannel(asyncio.Protocol):
                 await asyncio.shield(t.task)
         try:
             if spec is None:
-                raise FTPError(500, f"Command {cmd.verb!r} not understood")
+                # Not echoed: a mistyped line may be a password ("PASSsecret").
+                raise FTPError(500, "Command not understood")
             inv: Invocation = preflight(spec, self.state, cmd.arg)
             if inv.path and self.server.settling and self.state.fs is not None:
                 await self.server.settle(self.state.fs, inv.path)
@@ -659,7 +689,9 @@ class FTPChannel(asyncio.Protocol):
                 reply, outcome = Reply(426, "Transfer aborted"), "abort"
             elif isinstance(exc, TimeoutError):  # the data socket's timeout
                 stall = self.config.server.stall_timeout
-                log.info("%s %s: %s %s stalled", self.peer, self.username, verb, path)
+                log.info(
+                    "%s %s: %s %s stalled", self.peer, self.username, verb, self.tree_path(path)
+                )
                 reply = Reply(426, f"No data moved for {stall:g} seconds; transfer aborted")
             elif exc.errno in _STORAGE_ERRNOS and not isinstance(exc, ssl.SSLError):
                 # (an SSLError's errno is an SSL_ERROR_* code: SYSCALL is 5, EIO)
@@ -704,7 +736,9 @@ class FTPChannel(asyncio.Protocol):
             try:
                 tls_sock = wrap_data_socket(ctx, state.sock, timeout)
             except (OSError, ssl.SSLError) as exc:
-                raise FTPError(522, f"TLS handshake on the data connection failed: {exc}") from None
+                # The details (OpenSSL's reason, its source line) are for the log.
+                log.info("%s: TLS handshake on the data connection failed: %r", self.peer, exc)
+                raise FTPError(522, "TLS handshake on the data connection failed") from None
             tls_sock.settimeout(stall_timeout)
             state.sock = tls_sock  # owns the descriptor now; closed by _transfer
             return work(state)
@@ -769,6 +803,11 @@ class FTPChannel(asyncio.Protocol):
             "disconnect %s %s (%.1fs)", self.peer, self.username, time.monotonic() - self.started
         )
         self.server.session_closed(self)
+
+    def tree_path(self, path: str) -> str:
+        """The server's name of a path of this session (for logs)."""
+        fs = self.state.fs
+        return fs.tree_path(path) if fs is not None else path
 
     def info(self) -> dict[str, Any]:
         return {"peer": self.peer, "user": self.username}

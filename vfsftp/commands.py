@@ -10,6 +10,7 @@ only do their own work; FEAT and HELP are generated from the same rows.
 from __future__ import annotations
 
 import enum
+import itertools
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import data as datamod
+from .config import user_name_problem
 from .errors import FTPError
 from .paths import basename, dirname
 from .protocol import (
@@ -40,7 +42,7 @@ from .protocol import (
 
 if TYPE_CHECKING:
     from .channel import FTPChannel, SessionState
-    from .vfs import SessionFS
+    from .vfs import Listing, SessionFS
 
 __all__ = ["IMMEDIATE_DURING_TRANSFER", "REGISTRY", "Arg", "CommandSpec", "Invocation", "preflight"]
 
@@ -179,6 +181,10 @@ async def cmd_user(s: FTPChannel, inv: Invocation) -> None:
         # RFC 959 allows USER to change users; we keep it simple and explicit.
         raise FTPError(503, "Already logged in; use REIN to change user")
     name = inv.arg.strip()
+    if user_name_problem(name) is not None:
+        # One rule for every name (config.user_name_problem): a name
+        # becomes a folder name (${user}) and a log field.
+        raise FTPError(501, "Invalid user name")
     if s.server.tls_policy(name)[0] and not s.state.secure:
         # RFC 4217 §11: 534, policy requires TLS; the password never travels
         # in clear because we refuse before PASS.
@@ -209,6 +215,7 @@ async def cmd_rein(s: FTPChannel, inv: Invocation) -> None:
     await s.abort_transfer()
     s.close_passive()
     s.server.logout(s)
+    s.await_login()
     s.reply(220, "Ready for a new user")
 
 
@@ -398,18 +405,49 @@ def _list_lines(entries: list[ListEntry]) -> list[str]:
     return lines
 
 
-def _send_listing(s: FTPChannel, verb: str, path: str, body: bytes) -> None:
-    def work(state: datamod.TransferState) -> int:
-        return datamod.send_bytes(state, body)
+def _send_listing(
+    s: FTPChannel,
+    verb: str,
+    path: str,
+    body: bytes,
+    listing: Listing | None = None,
+    lines_of: Callable[[list[ListEntry]], list[str]] | None = None,
+) -> None:
+    """Send ``body``; then, for a streamed ``listing``, its further batches
+    as ``lines_of`` formats them, from the transfer thread (bounded memory,
+    and nothing more is read once the client is gone)."""
+    rest = listing.rest if listing is not None else None
+    if rest is None or lines_of is None:
+
+        def work(state: datamod.TransferState) -> int:
+            return datamod.send_bytes(state, body)
+
+        s.start_transfer(
+            verb,
+            path,
+            work,
+            f"Here comes the listing of {path}",
+            success_text="Listing sent",
+            body=body,
+        )
+        return
+    assert listing is not None
+
+    def stream(state: datamod.TransferState) -> int:
+        chunks = itertools.chain([body], (join_lines(lines_of(batch)) for batch in rest))
+        return datamod.send_chunks(state, chunks)
+
+    def cleanup(ok: bool) -> None:
+        listing.close()
 
     s.start_transfer(
-        verb,
-        path,
-        work,
-        f"Here comes the listing of {path}",
-        success_text="Listing sent",
-        body=body,
+        verb, path, stream, f"Here comes the listing of {path}", cleanup, "Listing sent"
     )
+
+
+def _ls_lines(entries: list[ListEntry]) -> list[str]:
+    now = time.time()
+    return [format_list_line(e, now) for e in entries]
 
 
 @command(
@@ -422,8 +460,12 @@ def _send_listing(s: FTPChannel, verb: str, path: str, body: bytes) -> None:
     opens_data=True,
 )
 async def cmd_list(s: FTPChannel, inv: Invocation) -> None:
-    entries = await _fs(s).listdir_or_file(inv.path, want_unique=False)
-    _send_listing(s, "LIST", inv.path, join_lines(_list_lines(entries)))
+    listing = await _fs(s).listing_or_file(inv.path, want_unique=False)
+    if listing.rest is None:
+        body = join_lines(_list_lines(listing.head))
+    else:  # (streamed: the count is not known up front, so no "total" line)
+        body = join_lines(_ls_lines(listing.head))
+    _send_listing(s, "LIST", inv.path, body, listing, _ls_lines)
 
 
 @command(
@@ -436,8 +478,13 @@ async def cmd_list(s: FTPChannel, inv: Invocation) -> None:
     opens_data=True,
 )
 async def cmd_nlst(s: FTPChannel, inv: Invocation) -> None:
-    entries = await _fs(s).listdir_or_file(inv.path, want_unique=False)
-    _send_listing(s, "NLST", inv.path, join_lines([e.name for e in entries]))
+    listing = await _fs(s).listing_or_file(inv.path, want_unique=False)
+    body = join_lines(_names(listing.head))
+    _send_listing(s, "NLST", inv.path, body, listing, _names)
+
+
+def _names(entries: list[ListEntry]) -> list[str]:
+    return [e.name for e in entries]
 
 
 @command(
@@ -454,14 +501,22 @@ async def cmd_mlsd(s: FTPChannel, inv: Invocation) -> None:
     if here is None:
         raise FTPError(501, f"Not a directory: {inv.path}")
     facts = s.state.mlst_facts
-    entries = await fs_.listdir(inv.path, want_unique="unique" in facts)
-    lines = [format_mlsx(_with_name(here, "."), facts, "cdir")]
-    if inv.path != "/":
-        parent = await fs_.stat_dir(dirname(inv.path))
-        if parent is not None:  # (else replaced by a file meanwhile: no pdir line)
-            lines.append(format_mlsx(_with_name(parent, ".."), facts, "pdir"))
-    lines += [format_mlsx(e, facts) for e in entries]
-    _send_listing(s, "MLSD", inv.path, join_lines(lines))
+    listing = await fs_.listing(inv.path, want_unique="unique" in facts)
+    try:
+        lines = [format_mlsx(_with_name(here, "."), facts, "cdir")]
+        if inv.path != "/":
+            parent = await fs_.stat_dir(dirname(inv.path))
+            if parent is not None:  # (else replaced by a file meanwhile: no pdir line)
+                lines.append(format_mlsx(_with_name(parent, ".."), facts, "pdir"))
+    except BaseException:
+        listing.close()
+        raise
+
+    def mlsx_lines(entries: list[ListEntry]) -> list[str]:
+        return [format_mlsx(e, facts) for e in entries]
+
+    lines += mlsx_lines(listing.head)
+    _send_listing(s, "MLSD", inv.path, join_lines(lines), listing, mlsx_lines)
 
 
 def _with_name(e: ListEntry, name: str) -> ListEntry:
@@ -823,11 +878,14 @@ async def cmd_site(s: FTPChannel, inv: Invocation) -> None:
             raise FTPError(501, "SITE CHMOD needs an octal mode") from None
         if not name or not 0 <= mode <= 0o7777:
             raise FTPError(501, "SITE CHMOD <octal mode> <path>")
+        if mode & 0o7000:
+            # A client must never make a file run as the server's user.
+            raise FTPError(504, "SITE CHMOD: setuid, setgid and sticky bits are not allowed")
         fs_ = _fs(s)
         path = fs_.resolve(name)
         fs_.require(path, "M")
         await fs_.chmod(path, mode)
-        s.reply(200, "SITE CHMOD successful")
+        s.reply(200, f"SITE CHMOD {mode:03o} {path} successful")
         return
     raise FTPError(501, f"SITE {sub} not understood; try SITE HELP")
 

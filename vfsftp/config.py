@@ -8,8 +8,8 @@ fixes a config in one round instead of one error per restart.
 Schema (every section optional)::
 
     server:   {listen, port, passive_ports, masquerade_address, banner,
-               idle_timeout, data_timeout, stall_timeout, max_connections,
-               max_connections_per_ip, max_login_attempts,
+               idle_timeout, login_timeout, data_timeout, stall_timeout,
+               max_connections, max_connections_per_ip, max_login_attempts,
                login_failure_delay, ban: {max_failures, window, duration,
                exempt}, permit_foreign_addresses, permit_privileged_ports,
                {session,max,total}_{download,upload}_rate, shutdown_timeout,
@@ -19,7 +19,7 @@ Schema (every section optional)::
     hooks:    {upload, download, delete, rename, mkdir, rmdir, login}
     mounts:   {/virtual/path: URL | {fs: URL, read_only: bool, create: bool,
                                      quota: {max_bytes, max_files}, s3 keys}}
-    users:    {name: {password, home, perms, permissions: {/dir: letters},
+    users:    {name: {password, root, home, perms, permissions: {/dir: letters},
                       mounts: {...as above...}, max_connections, quota,
                       {max,session}_{download,upload}_rate}}
 
@@ -53,7 +53,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from .paths import PathRejected, resolve
+from .paths import PathRejected, is_under, resolve
 from .permissions import ALL_PERMS, READ_PERMS, validate_perms
 from .yaml_errors import explain as explain_yaml_error
 
@@ -76,6 +76,7 @@ __all__ = [
     "key_path",
     "load_config",
     "s3_bucket",
+    "user_name_problem",
     "with_overrides",
 ]
 
@@ -84,8 +85,36 @@ ANONYMOUS_ALIAS = "ftp"  # the traditional second login name for anonymous FTP
 LOG_LEVELS = ("debug", "info", "warning", "error")
 USER_PLACEHOLDER = "${user}"
 
+#: A user name becomes a folder name (``${user}`` in mount URLs and homes)
+#: and a field of log lines: letters, digits and ``. _ - @ +`` only (no
+#: separator, no percent sign, no dot-dot, nothing a URL parser or a log
+#: reader takes specially), not starting with a dot or a hyphen.
+USER_NAME_MAX = 64
+_USER_NAME = re.compile(r"[A-Za-z0-9_@+][A-Za-z0-9._@+-]*")
+
+#: The size cap of a mem:// mount whose quota sets no max_bytes: its files
+#: live in the server's memory. A fixed size, not a share of RAM: the same
+#: on every machine, and a container's memory limit is not what the host's
+#: RAM says. Raise it with quota.max_bytes.
+MEM_DEFAULT_MAX_BYTES = 256 * 1024**2
+
 _HASH_HINT = "expected an argon2 hash (vfsftp hash-password) or 'plaintext:<password>'"
 _URL_HINT = "such as 'mem://', 'osfs://./ftp-data' or 's3://bucket/prefix'"
+
+
+def user_name_problem(name: str) -> str | None:
+    """None when ``name`` may be a user name (YAML users, logins), else what
+    is wrong with it. Pure."""
+    if not name:
+        return "expected a non-empty user name"
+    if len(name) > USER_NAME_MAX:
+        return f"expected a user name of at most {USER_NAME_MAX} characters, got {len(name)}"
+    if not _USER_NAME.fullmatch(name) or ".." in name:
+        return (
+            "expected a user name of letters, digits and . _ - @ + (not starting with "
+            f"'.' or '-', no '..'), got {name!r}"
+        )
+    return None
 
 
 class ConfigError(Exception):
@@ -426,6 +455,17 @@ class MountConfig(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _memory_cap(self) -> MountConfig:
+        # mem:// keeps files in the server's memory: capped unless told.
+        if not self.fs.lower().startswith("mem://"):
+            return self
+        if self.quota is not None and self.quota.max_bytes is not None:
+            return self
+        files = self.quota.max_files if self.quota is not None else None
+        capped = QuotaConfig(max_bytes=MEM_DEFAULT_MAX_BYTES, max_files=files)
+        return self.model_copy(update={"quota": capped})
+
     @model_validator(mode="before")
     @classmethod
     def _short_form(cls, data: Any) -> Any:
@@ -460,6 +500,8 @@ class UserConfig(_Model):
     password: str | None = Field(default=None, validate_default=True)
     home: VirtualPath = "/"
     perms: Perms = ALL_PERMS
+    # The part of the tree the user sees, as their "/"; None: their home.
+    root: VirtualPath | None = None
     permissions: dict[VirtualPath, Perms] = Field(default_factory=dict)
     mounts: dict[VirtualPath, MountConfig] = Field(default_factory=dict)
     max_connections: Int | None = Field(default=None, ge=1)
@@ -473,6 +515,8 @@ class UserConfig(_Model):
     # Files under the user's home, on writable mounts.
     quota: QuotaConfig | None = None
     # Per-user TLS policy; None: server.tls.require_tls / require_data_tls.
+    # A require_tls differing from the server's shows at USER (331 against
+    # 534): it tells that the name exists (README, FTPS "Policies").
     require_tls: bool | None = None
     require_data_tls: bool | None = None
 
@@ -490,16 +534,24 @@ class UserConfig(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not value or value != value.strip():
-            raise ValueError(
-                f"expected a non-empty user name without surrounding spaces, got {value!r}"
-            )
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ValueError("user name contains a control character")
+        problem = user_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         if value == ANONYMOUS_ALIAS:
             raise ValueError(
                 f"'{ANONYMOUS_ALIAS}' is the login alias of '{ANONYMOUS}'; "
                 f"declare the anonymous user as '{ANONYMOUS}'"
+            )
+        return value
+
+    @field_validator("root")
+    @classmethod
+    def _home_in_root(cls, value: str | None, info: ValidationInfo) -> str | None:
+        home = info.data.get("home")
+        if value is not None and home is not None and not is_under(home, value):
+            raise ValueError(
+                f"expected a directory holding the home {home!r} (the user sees nothing "
+                f"outside the root), got {value!r}"
             )
         return value
 
@@ -566,6 +618,9 @@ class ServerConfig(_Model):
     masquerade_address: str | None = None  # IPv4 sent in PASV replies behind NAT
     banner: str = "vfsftp ready"
     idle_timeout: Float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    # Seconds a connection may stay without logging in (then 421), whatever
+    # it sends meanwhile (NOOP every few seconds holds no slot forever).
+    login_timeout: Float = Field(default=60.0, gt=0, allow_inf_nan=False)
     # Seconds for the client to open the data connection (then 425).
     data_timeout: Float = Field(default=60.0, gt=0, allow_inf_nan=False)
     # Seconds a transfer may make no progress before it is aborted (426).

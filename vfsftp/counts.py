@@ -157,8 +157,10 @@ class SharedCounts:
 
 class SharedBanList(BanList):
     """``BanList`` whose state every worker process shares: per key (an
-    address, or an IPv6 /64) the end of its ban and its last
-    ``max_failures`` failure times, in a shared table like SharedCounts'.
+    address, or an IPv6 /64) the end of its ban, its last ``max_failures``
+    failure times and the start times of the guesses being checked (at most
+    ``max_failures``; one older than ``STALE`` seconds, left by a worker
+    that died, frees its place), in a shared table like SharedCounts'.
     The rules are BanList's: a ban once ``max_failures`` failures fall
     within ``window``. The clock must be one all processes share
     (time.monotonic is system-wide on Linux and macOS).
@@ -168,6 +170,9 @@ class SharedBanList(BanList):
     addresses first)."""
 
     _PROBE = 64
+    #: seconds after which a guess still marked as being checked is taken
+    #: for one whose worker died
+    STALE = 60.0
 
     def __init__(
         self,
@@ -180,7 +185,8 @@ class SharedBanList(BanList):
     ) -> None:
         super().__init__(max_failures, window, duration, exempt, clock)
         self._shared = SharedCounts(slots)  # its file, mapping and lock
-        self._width = 1 + max_failures  # ban end, then the failure times
+        # ban end, the failure times, the start times of guesses in flight
+        self._width = 1 + 2 * max_failures
         self._vfile = tempfile.TemporaryFile(prefix="vfsftp-bans-")  # noqa: SIM115
         os.ftruncate(self._vfile.fileno(), slots * self._width * 8)
         self._vmap = mmap.mmap(self._vfile.fileno(), slots * self._width * 8)
@@ -224,25 +230,64 @@ class SharedBanList(BanList):
         left = end - self._clock() if end else 0.0
         return left if left > 0 else 0.0
 
+    def _times(self, i: int) -> tuple[memoryview[float], memoryview[float]]:
+        """(failure times, in-flight start times) of entry ``i``."""
+        base, m = i * self._width, self.max_failures
+        return self._values[base + 1 : base + 1 + m], self._values[base + 1 + m : base + 1 + 2 * m]
+
+    def attempt(self, ip: str) -> int:
+        if self.is_exempt(ip):
+            return 0
+        now = self._clock()
+        with self._shared._locked():
+            i = self._slot(self.key(ip), insert=True)
+            if i < 0:
+                return -1
+            failures, flights = self._times(i)
+            recent = sum(1 for t in failures if t and t > now - self.window)
+            free = -1
+            for j in range(len(flights)):
+                if flights[j] and flights[j] > now - self.STALE:
+                    recent += 1
+                elif free < 0:
+                    free = j
+            if recent >= self.max_failures or free < 0:
+                return -1
+            flights[free] = now
+            return free
+
+    def finish(self, ip: str, token: int, failed: bool) -> bool:
+        if self.is_exempt(ip):
+            return False
+        now = self._clock()
+        with self._shared._locked():
+            i = self._slot(self.key(ip), insert=failed)
+            if i < 0:
+                return False  # (forgotten meanwhile: a table full of others)
+            if 0 <= token < self.max_failures:
+                self._times(i)[1][token] = 0.0
+            return self._failed(i, now) if failed else False
+
     def failure(self, ip: str) -> bool:
         if self.is_exempt(ip):
             return False
         now = self._clock()
         with self._shared._locked():
             i = self._slot(self.key(ip), insert=True)
-            if i < 0:
-                return False
-            base = i * self._width
-            times = self._values[base + 1 : base + self._width]
-            oldest = min(range(len(times)), key=times.__getitem__)
-            times[oldest] = now
-            recent = sum(1 for t in times if t and t > now - self.window)
-            if recent < self.max_failures:
-                return False
-            self._values[base] = now + self.duration
-            for j in range(len(times)):
-                times[j] = 0.0
-            return True
+            return self._failed(i, now) if i >= 0 else False
+
+    def _failed(self, i: int, now: float) -> bool:
+        """Count a failure in entry ``i`` (under the lock); True: banned."""
+        times = self._times(i)[0]
+        oldest = min(range(len(times)), key=times.__getitem__)
+        times[oldest] = now
+        recent = sum(1 for t in times if t and t > now - self.window)
+        if recent < self.max_failures:
+            return False
+        self._values[i * self._width] = now + self.duration
+        for j in range(len(times)):
+            times[j] = 0.0
+        return True
 
     def banned(self) -> dict[str, float]:
         """Bans are shared by key hash; their addresses are in the logs."""

@@ -22,7 +22,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -362,6 +362,21 @@ def send_bytes(state: TransferState, data: bytes, offset: int = 0) -> int:
         state.check()
         state.sock.sendall(view[i : i + CHUNK])
         state.bytes += min(CHUNK, len(view) - i)
+    state.check()
+    _finish_send(state)
+    return state.bytes
+
+
+def send_chunks(state: TransferState, chunks: Iterable[bytes]) -> int:
+    """Each of ``chunks`` → socket as it is made (a listing streamed in
+    bounded memory); the next is made only once the last went out, so a
+    client that is gone stops the making too."""
+    for data in chunks:
+        view = memoryview(data)
+        for i in range(0, len(view), CHUNK):
+            state.check()
+            state.sock.sendall(view[i : i + CHUNK])
+            state.bytes += min(CHUNK, len(view) - i)
     state.check()
     _finish_send(state)
     return state.bytes

@@ -2,8 +2,11 @@
 
 Pure apart from the injected clock, so the rules are tested without waiting.
 The server asks ``ban_left(ip)`` when a connection arrives (a banned address
-gets 421 before the greeting) and reports each failed login with
-``failure(ip)``.
+gets 421 before the greeting). Each password guess is bracketed by
+``attempt(ip)``, which reserves its check, and ``finish(ip, token,
+failed)``: guesses being checked count like failures, so that sixteen
+connections sending PASS at once get no more than ``max_failures`` of them
+checked within a window (the rest wait for a free place, see FTPServer).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class BanList:
         self._max_tracked = max_tracked
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._banned: OrderedDict[str, float] = OrderedDict()  # key → ban end
+        self._in_flight: dict[str, int] = {}  # key → guesses being checked
 
     @staticmethod
     def key(ip: str) -> str:
@@ -82,6 +86,35 @@ class BanList:
             del self._banned[key]
             return 0.0
         return left
+
+    def attempt(self, ip: str) -> int:
+        """Reserve the check of one password guess from ``ip``: a token for
+        ``finish``, or -1 when ``max_failures`` guesses have failed within
+        the window or are being checked now (ask again once one is done)."""
+        if self.is_exempt(ip):
+            return 0
+        key = self.key(ip)
+        times = self._failures.get(key)
+        now = self._clock()
+        recent = sum(1 for t in times if t > now - self.window) if times else 0
+        flying = self._in_flight.get(key, 0)
+        if recent + flying >= self.max_failures:
+            return -1
+        self._in_flight[key] = flying + 1
+        return 0
+
+    def finish(self, ip: str, token: int, failed: bool) -> bool:
+        """The guess ``attempt`` reserved was checked: release its place and
+        count it if it ``failed``; True when that starts a ban."""
+        if self.is_exempt(ip):
+            return False
+        key = self.key(ip)
+        left = self._in_flight.get(key, 0) - 1
+        if left > 0:
+            self._in_flight[key] = left
+        else:
+            self._in_flight.pop(key, None)
+        return self.failure(ip) if failed else False
 
     def failure(self, ip: str) -> bool:
         """Count a failed login; True when this one starts a ban."""

@@ -9,6 +9,9 @@
 - ``scandir`` reads one ``os.scandir`` with one ``stat`` per entry and builds
   a small ``stat`` namespace (inode, device) instead of OSFS's
   ``dir(stat_result)`` per entry, which dominated MLSD of large directories.
+- ``beneath(folder)`` is the same folder jailed one level deeper: a user
+  confined to a folder of the mount (vfsftp.tree.VirtualTree.view) cannot
+  follow a link out of it either.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat as statmod
+import threading
 from collections.abc import Collection, Iterator
 from typing import IO, Any
 
@@ -39,15 +43,39 @@ _PROC_FD = os.path.isdir("/proc/self/fd")
 class JailedOSFS(OSFS):  # type: ignore[misc]
     """A local folder whose paths must really be inside it."""
 
-    def __init__(self, root_path: str, **kwargs: Any) -> None:
-        super().__init__(root_path, **kwargs)
+    def __init__(self, root_path: str, *, _within: tuple[JailedOSFS, str] | None = None) -> None:
+        super().__init__(root_path)
         self._real_root = os.path.realpath(self._root_path)
         self._real_prefix = self._real_root.rstrip(os.sep) + os.sep
         #: the folder, open for read_cached (vfsftp.nowait); -1: not offered
         self._dirfd = -1
-        if nowait.available() and nowait.is_local_filesystem(self._real_root):
+        #: (the mount's filesystem, this folder in it) for a beneath() one,
+        #: which reads through the mount's descriptor instead of its own
+        self._within = _within
+        self._beneath: dict[str, JailedOSFS] = {}
+        self._beneath_lock = threading.Lock()
+        if _within is None and nowait.available() and nowait.is_local_filesystem(self._real_root):
             with contextlib.suppress(OSError):
                 self._dirfd = os.open(self._real_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    @property
+    def origin(self) -> tuple[JailedOSFS, str] | None:
+        """(the mount's filesystem, the folder) of a ``beneath()`` one."""
+        return self._within
+
+    def beneath(self, folder: str) -> JailedOSFS:
+        """Blocking: this filesystem's ``folder`` as a filesystem of its own,
+        jailed there. Made once per folder; it holds no descriptor (small
+        reads go through this one's)."""
+        folder = self.validatepath(folder)
+        with self._beneath_lock:
+            child = self._beneath.get(folder)
+        if child is None:
+            sys_path = os.fsdecode(self._to_sys_path(folder))
+            child = JailedOSFS(sys_path, _within=(self, folder))
+            with self._beneath_lock:
+                child = self._beneath.setdefault(folder, child)
+        return child
 
     def close(self) -> None:
         if self._dirfd >= 0:
@@ -61,6 +89,18 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
         the event loop); None otherwise: then ``open_read`` in a worker
         thread. Symbolic links leading out are refused by the kernel here
         (RESOLVE_BENEATH), and then by ``open_read`` with the usual 550."""
+        if self._within is not None:
+            # Through the mount's descriptor, refusing every link: one may
+            # stay inside the mount but lead out of this folder.
+            mount, folder = self._within
+            if mount._dirfd < 0:
+                return None
+            try:
+                _path = self.validatepath(path)
+            except (fs.errors.FSError, ValueError):
+                return None
+            inner = folder.rstrip("/") + _path
+            return nowait.read_cached(mount._dirfd, inner, offset, limit, no_links=True)
         if self._dirfd < 0:
             return None
         try:
@@ -86,6 +126,14 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
         sys_path: str = super().getsyspath(path)
         self._jail(sys_path, path)
         return sys_path
+
+    def chmod(self, path: str, mode: int) -> None:
+        """SITE CHMOD: the permission bits only (the caller refuses setuid,
+        setgid and sticky; they are masked off here too)."""
+        _path = self.validatepath(path)
+        sys_path = self._to_sys_path(_path)
+        with convert_os_errors("chmod", path):
+            os.chmod(sys_path, mode & 0o777)
 
     def validatepath(self, path: str) -> str:
         self.check()
@@ -146,6 +194,30 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
                 d = isdir(st.st_mode)
                 append((entry.name, d, 0 if d else st.st_size, st.st_mtime, st.st_ino, st.st_dev))
         return rows
+
+    def iter_rows(self, path: str) -> Iterator[StatRow]:
+        """``scan_rows`` one entry at a time (a listing streamed in bounded
+        memory). The directory is opened now (its errors are raised here);
+        closing the iterator closes it."""
+        _path = self.validatepath(path)
+        sys_path = os.fsdecode(self._to_sys_path(_path))
+        with convert_os_errors("scandir", path, directory=True):
+            it = os.scandir(sys_path)
+        return self._rows(it, path)
+
+    def _rows(self, it: Iterator[os.DirEntry[str]], path: str) -> Iterator[StatRow]:
+        inside = self._inside
+        isdir = statmod.S_ISDIR
+        with it, convert_os_errors("scandir", path, directory=True):  # type: ignore[attr-defined]
+            for entry in it:
+                try:
+                    if entry.is_symlink() and not inside(entry.path):
+                        continue
+                    st = entry.stat()
+                except OSError:
+                    continue
+                d = isdir(st.st_mode)
+                yield (entry.name, d, 0 if d else st.st_size, st.st_mtime, st.st_ino, st.st_dev)
 
     def open_read(self, path: str, offset: int = 0) -> tuple[IO[bytes], int] | None:
         """Open a file for reading (at ``offset``) and tell its size: open, fstat and the

@@ -9,10 +9,12 @@ errors, so a missing folder fails at startup with a useful line.
 from __future__ import annotations
 
 import contextlib
+import posixpath
 import threading
 from collections.abc import Callable, Collection
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import fs
 import fs.errors
@@ -20,6 +22,7 @@ import fs.opener
 import fs.wrap
 from fs.base import FS
 from fs.memoryfs import MemoryFS
+from fs.opener.parse import parse_fs_url
 from fs.osfs import OSFS
 
 from .config import USER_PLACEHOLDER, Config, ConfigError, MountConfig, UserConfig
@@ -28,11 +31,77 @@ from .memfs import InlineMemoryFS
 from .quota import Quota, measure
 from .tree import UPLOAD_PREFIX, Mount, VirtualTree, unwrap_read_only
 
-__all__ = ["MountTable"]
+__all__ = ["MountTable", "user_url"]
 
 
 def _kind(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else "fs"
+
+
+#: a plain word standing for the user name while the URL's shape is read
+_TOKEN = "vfsftpuser0"
+
+
+def user_url(template: str, name: str) -> str:
+    """``template`` (a mount URL naming ``${user}``) for the user ``name``.
+
+    The name is a name in the URL, nothing more: in PyFilesystem2 opener URLs
+    it is percent-encoded (the opener decodes the resource, and reads ``@``,
+    ``!`` and ``?`` as delimiters); on S3 it goes in as is (the key prefix
+    holds it literally). Either way the URL must then be read as the
+    template is, with the name in place of ``${user}``: a name that the
+    parser or the path's normalisation reads otherwise (``..``, ``%2e%2e``,
+    ``a/b``) would reach another user's folder or the base itself, and
+    raises ValueError. Pure."""
+    if _kind(template) == "s3":
+        url = template.replace(USER_PLACEHOLDER, name)
+        place = _s3_place
+    else:
+        url = template.replace(USER_PLACEHOLDER, quote(name, safe=""))
+        place = _opener_place
+    expected = _named(place(template.replace(USER_PLACEHOLDER, _TOKEN)), name)
+    if place(url) != expected:
+        raise ValueError(f"user name {name!r} would lead out of the folder of {template!r}")
+    return url
+
+
+def _named(place: tuple[Any, ...], name: str) -> tuple[Any, ...]:
+    """``place`` with the token replaced by ``name`` in each string and in
+    each path component (so that a name may not span two)."""
+    out: list[Any] = []
+    for part in place:
+        if isinstance(part, str):
+            part = part.replace(_TOKEN, name)
+        elif isinstance(part, tuple):
+            part = tuple(p.replace(_TOKEN, name) if isinstance(p, str) else p for p in part)
+        out.append(part)
+    return tuple(out)
+
+
+def _components(path: str) -> tuple[str, ...]:
+    return tuple(posixpath.normpath(path).split("/"))
+
+
+def _s3_place(url: str) -> tuple[Any, ...]:
+    # As vfsftp.s3.open_s3 reads it: bucket, then the normalised key prefix.
+    rest = url.split("://", 1)[1].split("?", 1)[0]
+    bucket, _, prefix = rest.partition("/")
+    return bucket, _components("/" + prefix)
+
+
+def _opener_place(url: str) -> tuple[Any, ...]:
+    try:
+        parsed = parse_fs_url(url)
+    except fs.errors.FSError:
+        return (url,)
+    return (
+        parsed.protocol,
+        parsed.username,
+        parsed.password,
+        _components(parsed.resource) if parsed.resource else parsed.resource,
+        tuple(sorted(parsed.params.items())),
+        parsed.path,
+    )
 
 
 class MountTable:
@@ -99,12 +168,14 @@ class MountTable:
         for path, spec in self.config.mounts.items():
             names: Collection[str | None] = logins if path in self._templates else [None]
             for name in names:
-                url = spec.fs.replace(USER_PLACEHOLDER, name) if name else spec.fs
-                keys.add(self._cache_key(spec, url, f"mounts.{path}"))
+                url = _for_user(spec.fs, name)
+                if url is not None:
+                    keys.add(self._cache_key(spec, url, f"mounts.{path}"))
         for user in self.config.users.values():
             for path, spec in user.mounts.items():
-                url = spec.fs.replace(USER_PLACEHOLDER, user.name)
-                keys.add(self._cache_key(spec, url, f"users.{user.name}.mounts.{path}"))
+                url = _for_user(spec.fs, user.name)
+                if url is not None:
+                    keys.add(self._cache_key(spec, url, f"users.{user.name}.mounts.{path}"))
         return keys
 
     def _snapshot(self) -> dict[tuple[Any, ...], FS]:
@@ -166,7 +237,12 @@ class MountTable:
             return filesystem
 
     def _mount(self, path: str, spec: MountConfig, key: str, user: str | None = None) -> Mount:
-        url = spec.fs.replace("${user}", user) if user is not None else spec.fs
+        url = spec.fs
+        if user is not None and USER_PLACEHOLDER in url:
+            try:
+                url = user_url(url, user)
+            except ValueError as exc:
+                raise ConfigError([f"{self.config.source}: {key}.fs: {exc}"]) from None
         filesystem = self._open(spec, url, key)
         quota = None
         if spec.quota is not None:
@@ -176,8 +252,10 @@ class MountTable:
             with self._lock:
                 quota = self._quotas.get(quota_key)
                 if quota is None:
+                    # (the label is in 552 replies: no tree path, which a
+                    # user confined below the mount point must not learn)
                     quota = self._quotas[quota_key] = Quota(
-                        f"mount {path}" if user is None else f"mount {path} of {user}",
+                        "mount" if user is None else f"mount of {user}",
                         spec.quota.max_bytes,
                         spec.quota.max_files,
                         partial(measure, filesystem, "/", UPLOAD_PREFIX),
@@ -244,6 +322,16 @@ class MountTable:
             for each in (filesystem,) if inner is filesystem else (filesystem, inner):
                 with contextlib.suppress(Exception):
                     each.close()
+
+
+def _for_user(template: str, name: str | None) -> str | None:
+    """The URL for ``name`` (None: none, for a name that cannot have one)."""
+    if not name or USER_PLACEHOLDER not in template:
+        return template
+    try:
+        return user_url(template, name)
+    except ValueError:
+        return None
 
 
 def _reason(exc: BaseException) -> str:

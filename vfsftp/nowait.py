@@ -33,6 +33,7 @@ __all__ = ["available", "is_local_filesystem", "read_cached"]
 
 _SYS_OPENAT2 = 437  # the same number on every Linux architecture (5.6+)
 _RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_BENEATH = 0x08
 _RESOLVE_CACHED = 0x20
 _RESOLVE = _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS | _RESOLVE_CACHED
@@ -64,13 +65,16 @@ def _load_syscall() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
 _syscall = _load_syscall()
 _HOW = _OpenHow(_OPEN_FLAGS, 0, _RESOLVE)
 _HOW_REF = ctypes.byref(_HOW)
+_HOW_NO_LINKS = _OpenHow(_OPEN_FLAGS, 0, _RESOLVE | _RESOLVE_NO_SYMLINKS)
+_HOW_NO_LINKS_REF = ctypes.byref(_HOW_NO_LINKS)
 _HOW_SIZE = ctypes.sizeof(_HOW)
 
 
-def _openat2(dirfd: int, path: bytes) -> int:
+def _openat2(dirfd: int, path: bytes, no_links: bool = False) -> int:
     """A descriptor, or -errno."""
     assert _syscall is not None
-    fd = int(_syscall(_SYS_OPENAT2, dirfd, path, _HOW_REF, _HOW_SIZE))
+    how = _HOW_NO_LINKS_REF if no_links else _HOW_REF
+    fd = int(_syscall(_SYS_OPENAT2, dirfd, path, how, _HOW_SIZE))
     return fd if fd >= 0 else -ctypes.get_errno()
 
 
@@ -122,13 +126,16 @@ def is_local_filesystem(path: str) -> bool:
     return kind in LOCAL_FILESYSTEMS
 
 
-def read_cached(dirfd: int, path: str, offset: int, limit: int) -> tuple[int, bytes] | None:
+def read_cached(
+    dirfd: int, path: str, offset: int, limit: int, no_links: bool = False
+) -> tuple[int, bytes] | None:
     """(size, content from ``offset``) of the regular file at ``path``
     (relative to the folder open as ``dirfd``) when its size is at most
     ``limit`` bytes past ``offset`` and it can be read without blocking;
     otherwise None (any failure: the caller's worker thread then tells the
-    exact error)."""
-    fd = _openat2(dirfd, os.fsencode(path.lstrip("/") or "."))
+    exact error). ``no_links``: a path through any symbolic link is refused
+    (RESOLVE_NO_SYMLINKS)."""
+    fd = _openat2(dirfd, os.fsencode(path.lstrip("/") or "."), no_links)
     if fd < 0:
         return None
     try:

@@ -9,6 +9,11 @@ Loggers:
   is written as xferlog(5) lines (the wu-ftpd/vsftpd layout that log
   analysers read) or as JSON lines; inside the session log as key=value.
 
+Whatever a client chose (user names, paths, command lines) is written with
+its control characters escaped (``\x1b``, ``\r``, ``\u202e``): a line of
+the log is one record, and no record can forge another or repaint a
+terminal. The xferlog format writes them as ``_`` instead, as it does spaces.
+
 A record is one ``os.write`` of a whole line (``LineWriter``): it is in the
 log before the reply that follows it reaches the client, lines of threads or
 of ``--workers`` processes sharing a file do not interleave, and after
@@ -38,6 +43,7 @@ __all__ = [
     "LineWriter",
     "TransferRecord",
     "configure_logging",
+    "escape_controls",
     "format_json",
     "format_transfer_line",
     "format_xferlog",
@@ -88,10 +94,35 @@ class TransferRecord:
     mount: str = "/"
 
 
+#: C0 and C1 controls, DEL, line and paragraph separators, and the bidi
+#: controls that make a viewer show text in another order (CVE-2021-42574)
+_CONTROLS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(m: re.Match[str]) -> str:
+    c = m.group()
+    named = _NAMED.get(c)
+    if named is not None:
+        return named
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as an escape. Pure."""
+    return _CONTROLS.sub(_escaped, text)
+
+
+def _json_escaped(m: re.Match[str]) -> str:
+    return f"\\u{ord(m.group()):04x}"
+
+
 def _xferlog_name(path: str) -> str:
     # Analysers split the line on whitespace: spaces and control characters
     # become '_', as ProFTPD writes them (the JSON log keeps the exact name).
-    return "".join("_" if c.isspace() or ord(c) < 32 or ord(c) == 127 else c for c in path)
+    return "".join("_" if c.isspace() or _CONTROLS.match(c) else c for c in path)
 
 
 def format_xferlog(rec: TransferRecord) -> str:
@@ -113,7 +144,7 @@ def format_xferlog(rec: TransferRecord) -> str:
             "_",  # no compression / tar on the fly
             rec.direction,
             "a" if rec.anonymous else "r",
-            rec.user.replace(" ", "_") or "-",
+            _xferlog_name(rec.user) or "-",
             "ftp",
             "0",  # no RFC 931 authentication
             "*",
@@ -151,7 +182,9 @@ def format_json(rec: TransferRecord) -> str:
         f".{int(rec.time % 1 * 1000):03d}Z"
     )
     data["seconds"] = round(rec.seconds, 3)
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # json escapes C0 controls itself; the others (DEL, C1, separators,
+    # bidi controls) are valid in a JSON string but not in a log line.
+    return _CONTROLS.sub(_json_escaped, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
 
 def format_transfer_line(
@@ -204,9 +237,14 @@ class _Formatter(logging.Formatter):
             return super().format(record)
         # The attributes Formatter.format leaves on the record, for any other
         # handler that sees it after this one.
-        record.message = record.getMessage()
+        record.message = escape_controls(record.getMessage())
         record.asctime = self.formatTime(record)
         return layout(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # (the stdlib way: the traceback is added after, on lines of its own)
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:

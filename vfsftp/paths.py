@@ -11,6 +11,8 @@ __all__ = [
     "dirname",
     "is_under",
     "resolve",
+    "to_tree",
+    "to_view",
 ]
 
 MAX_NAME_BYTES = 255  # NAME_MAX on Linux, and the S3 key segment most tools assume
@@ -70,3 +72,22 @@ def is_under(path: str, prefix: str) -> bool:
     if prefix == "/":
         return True
     return path == prefix or path.startswith(prefix + "/")
+
+
+def to_tree(root: str, path: str) -> str:
+    """The tree path of ``path`` as seen by a user whose root is ``root``."""
+    if root == "/":
+        return path
+    return root if path == "/" else root + path
+
+
+def to_view(root: str, path: str) -> str | None:
+    """``path`` (a tree path) as a user whose root is ``root`` names it, or
+    None when it lies outside that root."""
+    if root == "/":
+        return path
+    if path == root:
+        return "/"
+    if path.startswith(root + "/"):
+        return path[len(root) :]
+    return None

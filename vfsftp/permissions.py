@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .paths import is_under
+from .paths import is_under, to_view
 
 __all__ = [
     "ALL_PERMS",
@@ -19,6 +19,8 @@ __all__ = [
     "WRITE_PERMS",
     "effective_perms",
     "mlst_perm_fact",
+    "move_changes_rights",
+    "overrides_in_view",
     "validate_perms",
 ]
 
@@ -56,6 +58,64 @@ def effective_perms(
     if read_only:
         granted = granted - frozenset(WRITE_PERMS)
     return granted
+
+
+def move_changes_rights(
+    user_perms: str, overrides: Mapping[str, str], src: str, dst: str
+) -> str | None:
+    """Why moving ``src`` (a file or a whole directory) to ``dst`` would change
+    the rights on something it moves, or None when it would not.
+
+    Overrides are keyed by path, so a move carries the files out from under
+    the overrides inside ``src`` (and puts them under those inside ``dst``).
+    It is safe when every path of the subtree holds the same letters at its
+    new place as at its old one. Effective rights change only at an override
+    key, so comparing the subtree's root and every key inside either subtree
+    (taken relative to it) covers every path.
+    """
+    rels = {""}
+    for key in overrides:
+        for top in (src, dst):
+            if key != top and is_under(key, top):
+                rels.add(key[len(top.rstrip("/")) :])
+    for rel in sorted(rels, key=len):
+        before = effective_perms(user_perms, overrides, (src.rstrip("/") + rel) or "/")
+        after = effective_perms(user_perms, overrides, (dst.rstrip("/") + rel) or "/")
+        if before != after:
+            where = (src.rstrip("/") + rel) or "/"
+            if not rel:
+                return (
+                    f"{where} would move from where its permissions are "
+                    f"{_letters(before)} to where they are {_letters(after)}"
+                )
+            return (
+                f"{where} has permissions {_letters(before)}; at "
+                f"{dst.rstrip('/') + rel} it would have {_letters(after)}"
+            )
+    return None
+
+
+def _letters(granted: frozenset[str]) -> str:
+    shown = "".join(c for c in ALL_PERMS if c in granted)
+    return f"'{shown}'" if shown else "none"
+
+
+def overrides_in_view(overrides: Mapping[str, str], root: str) -> dict[str, str]:
+    """The overrides (keyed by tree path) as seen from ``root``, keyed by the
+    user's own paths: those inside it move up, the deepest one at or above it
+    covers the whole view ("/"), and the rest lie outside and go. Every path
+    of the view then holds what its tree path holds."""
+    out: dict[str, str] = {}
+    above, depth = None, -1
+    for key, letters in overrides.items():
+        inside = to_view(root, key)
+        if inside is not None:
+            out[inside] = letters
+        elif is_under(root, key) and len(key) > depth:
+            above, depth = letters, len(key)
+    if above is not None and "/" not in out:
+        out["/"] = above
+    return out
 
 
 def mlst_perm_fact(granted: frozenset[str], is_dir: bool, parent: frozenset[str]) -> str:

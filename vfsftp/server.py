@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+import fs.errors
+
 from .auth import Account, Authorizer, ConfigAuthorizer
 from .channel import FTPChannel
 from .config import Config, ConfigError
@@ -31,6 +33,8 @@ from .limits import BanList
 from .metrics import Metrics
 from .mounts import MountTable
 from .observability import Counters, TransferRecord, log_transfer, session_id
+from .paths import PathRejected, resolve, to_view
+from .permissions import overrides_in_view
 from .preflight import Problem, bind_error, ensure_ready, plural
 from .quota import Quota
 from .threads import ThreadPool
@@ -43,6 +47,10 @@ __all__ = ["FTPServer"]
 log = logging.getLogger("vfsftp.session")
 
 _UPLOADS = {"STOR", "STOU", "APPE"}
+#: seconds a password guess waits for a place while others of its address
+#: are being checked (see FTPServer._guess), and how often it looks
+_GUESS_WAIT = 10.0
+_GUESS_POLL = 0.02
 
 
 def _log_warnings(problems: list[Problem]) -> None:
@@ -312,29 +320,62 @@ class FTPServer:
             if channel.state.account is None and self._table_of.pop(channel, None) is not None:
                 self._release_tables()
 
+    async def _guess(self, channel: FTPChannel) -> int | None:
+        """A place to have one password guess checked (BanList.attempt):
+        waits while ``max_failures`` guesses of the address are being
+        checked; None when the address is banned meanwhile, or no place
+        came free within _GUESS_WAIT seconds."""
+        bans = self.bans
+        assert bans is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _GUESS_WAIT
+        while bans.ban_left(channel.peer_ip) <= 0:
+            token = bans.attempt(channel.peer_ip)
+            if token >= 0:
+                return token
+            if loop.time() >= deadline or channel.closing:
+                return None
+            # (across --workers the count is in shared memory: polled)
+            await asyncio.sleep(_GUESS_POLL)
+        return None
+
     async def _login(self, channel: FTPChannel, username: str, password: str) -> None:
-        if self.bans is not None and self.bans.ban_left(channel.peer_ip) > 0:
-            # Connections opened before the ban get no more guesses either.
-            channel.reply(421, "Too many failed logins from your address; closing")
-            channel.closing = True
-            return
+        token = 0
+        if self.bans is not None:
+            guess = await self._guess(channel)
+            if guess is None:
+                # Connections opened before the ban get no more guesses either.
+                channel.reply(421, "Too many failed logins from your address; closing")
+                channel.closing = True
+                return
+            token = guess
+        # A failure is answered login_failure_delay after this, however long
+        # its check took: the time of the reply tells nothing of the name.
+        answer_at = asyncio.get_running_loop().time() + self.login_failure_delay
+        account = None
+        storage_failed = False
         try:
             account = await self.authorizer.authorize(username, password, channel.peer)
         except ConfigError as exc:
             # A mount opened at the first login (a ${user} folder) failed:
-            # the server's problem, not a wrong password.
+            # the server's problem, not a wrong password (no failure counted).
+            storage_failed = True
             for line in exc.problems:
                 log.error("login %s user=%s refused: %s", channel.peer, username, line)
             raise FTPError(
                 530, "Login failed: the storage of this account cannot be opened (see the log)"
             ) from None
+        finally:
+            banned = self.bans is not None and self.bans.finish(
+                channel.peer_ip, token, failed=account is None and not storage_failed
+            )
         if account is None:
             channel.state.login_failures += 1
             self.counters.add(login_failures=1)
             log.warning("login failed %s user=%s", channel.peer, username)
-            banned = self.bans is not None and self.bans.failure(channel.peer_ip)
-            if self.login_failure_delay:
-                await asyncio.sleep(self.login_failure_delay)
+            wait = answer_at - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             if banned:
                 assert self.bans is not None
                 log.warning(
@@ -367,31 +408,25 @@ class FTPServer:
             )
             channel.closing = True
             return
-        session_fs = SessionFS(
-            account.tree,
-            account.perms,
-            account.overrides,
-            self.blocking_executor,
-            home="/",
-            owner=_owner_name(account),
-            user_quota=self._user_quota(account),
-            quota_home=account.home,
-        )
         # Counted from here (the check above took the slot): a session that
-        # ends while its home is looked up is released by logout().
+        # ends while its root is looked up is released by logout().
         channel.state.account = account
         try:
-            if account.home != "/":  # the root always exists: no stat for it
-                await session_fs.chdir(session_fs.resolve(account.home))
-        except FTPError:
-            log.warning(
-                "home %s of %s does not exist; starting at / (create it, or change "
-                "users.%s.home in %s)",
-                account.home,
-                account.name,
-                account.name,
-                self.config.source,
-            )
+            session_fs = await self._session_fs(account)
+            if session_fs.cwd != "/":  # the root always exists: no stat for it
+                try:
+                    await session_fs.chdir(session_fs.cwd)
+                except FTPError:
+                    log.warning(
+                        "home %s of %s does not exist; starting at its root %s (create it, "
+                        "or change users.%s.home in %s)",
+                        account.home,
+                        account.name,
+                        session_fs.root,
+                        account.name,
+                        self.config.source,
+                    )
+                    session_fs.cwd = "/"
         except BaseException:
             self.logout(channel)
             raise
@@ -401,6 +436,43 @@ class FTPServer:
         log.info("login ok %s user=%s", channel.peer, account.name)
         self.event(channel, "login")
         channel.reply(230, f"Login successful, welcome {account.name}")
+
+    async def _session_fs(self, account: Account) -> SessionFS:
+        """The session's view of the account's tree, confined to its root
+        (530 when the root is not there)."""
+        try:
+            root = resolve("/", account.root if account.root is not None else account.home)
+            home = resolve("/", account.home)
+        except PathRejected:
+            log.warning("root or home of %s is not a valid path: login refused", account.name)
+            raise FTPError(530, "Login refused: home directory not available") from None
+        in_view = to_view(root, home)
+        if in_view is None:
+            log.warning("home %s of %s is outside its root %s", home, account.name, root)
+            in_view = "/"
+        tree = account.tree.cached_view(root)
+        if tree is None:
+            try:
+                if account.tree.all_inline:
+                    tree = account.tree.view(root)
+                else:
+                    tree = await self.blocking_executor.run(account.tree.view, root)
+            except (fs.errors.FSError, OSError) as exc:
+                log.warning(
+                    "root %s of %s is not available (%r): login refused", root, account.name, exc
+                )
+                raise FTPError(530, "Login refused: home directory not available") from None
+        return SessionFS(
+            tree,
+            account.perms,
+            overrides_in_view(account.overrides, root),
+            self.blocking_executor,
+            home=in_view,
+            owner=_owner_name(account),
+            user_quota=self._user_quota(account),
+            quota_home=in_view,
+            root=root,
+        )
 
     def _user_quota(self, account: Account) -> Quota | None:
         """The user's quota account, shared by all their sessions."""
@@ -433,8 +505,7 @@ class FTPServer:
     # ------------------------------------------------------------ transfers
 
     def _upload_key(self, session_fs: SessionFS, path: str) -> tuple[int, str] | None:
-        found = session_fs.tree.mount_of(path)
-        return (id(found[0].fs), found[1]) if found is not None else None
+        return session_fs.tree.storage_key(path)
 
     def settling_upload(self, session_fs: SessionFS, path: str, task: asyncio.Task[None]) -> None:
         """Remember an upload whose session has quit but whose data is still
@@ -511,7 +582,11 @@ class FTPServer:
         if verb in _UPLOADS or verb == "RETR":
             account = channel.state.account
             session_fs = channel.state.fs
-            found = session_fs.tree.mount_of(path) if session_fs is not None else None
+            # Logs name the server's path (the user's root is in front of
+            # the one the client sent), and the mount of the server's table.
+            if session_fs is not None:
+                path = session_fs.tree_path(path)
+            found = account.tree.mount_of(path) if account is not None else None
             rec = TransferRecord(
                 time=time.time(),
                 seconds=seconds,
@@ -532,7 +607,7 @@ class FTPServer:
             self.metrics.transfer(rec)
             if outcome == "ok":
                 name = "upload" if verb in _UPLOADS else "download"
-                self.event(channel, name, path, size=nbytes)
+                self._fire(channel, name, path, size=nbytes)
 
     def event(
         self,
@@ -542,7 +617,24 @@ class FTPServer:
         destination: str = "",
         size: int | None = None,
     ) -> None:
-        """Run the hooks of an event (in their own threads; returns at once)."""
+        """Run the hooks of an event (in their own threads; returns at once).
+        ``path`` and ``destination`` are the session's own; hooks get the
+        server's (the user's root in front)."""
+        if self.hooks.table.get(name):
+            session_fs = channel.state.fs
+            if session_fs is not None:
+                path = session_fs.tree_path(path) if path else path
+                destination = session_fs.tree_path(destination) if destination else destination
+            self._fire(channel, name, path, destination, size)
+
+    def _fire(
+        self,
+        channel: FTPChannel,
+        name: str,
+        path: str = "",
+        destination: str = "",
+        size: int | None = None,
+    ) -> None:
         if self.hooks.table.get(name):
             self.hooks.fire(
                 Event(

@@ -353,9 +353,11 @@ class ThreadedFTPServer:
 
     @property
     def fs(self) -> VirtualTree:
-        """The server's tree as one filesystem, addressed by the paths FTP
-        clients see (``/data/a.txt``); every mount writable, even read-only
-        ones. Changes are visible to clients at once, and the other way."""
+        """The server's tree as one filesystem, addressed by its own paths
+        (``/data/a.txt``: what a user whose root is ``/`` sees; a user whose
+        home is ``/data`` sees it as ``/a.txt``); every mount writable, even
+        read-only ones. Changes are visible to clients at once, and the
+        other way."""
         table = self.server.mounts  # replaced by a reload
         if self._tree is None or self._tree_of is not table:
             self._tree = VirtualTree([Mount.of(p, f) for p, f in self.filesystems.items()])

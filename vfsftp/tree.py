@@ -12,7 +12,8 @@ user code can use it directly) and fixes each:
 - a mount point has its own name, and can be neither removed nor renamed;
 - a move within one mount calls that filesystem's own ``move`` (a rename on
   disk, a server-side copy on S3); across mounts it copies then deletes;
-- names of in-flight uploads (``UPLOAD_PREFIX``) are hidden from listings.
+- names of in-flight uploads (``UPLOAD_PREFIX``) are hidden from listings;
+- ``view(root)`` is the tree as a user confined to ``root`` sees it.
 
 The tree holds no state but its mount table, so one instance per session is
 cheap and needs no lock; the mounted filesystems are shared between sessions.
@@ -23,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import fs.copy
 import fs.errors
 import fs.move
+import fs.wrap
 from fs.base import FS
 from fs.enums import ResourceType
 from fs.info import Info
@@ -67,6 +69,9 @@ class Mount:
     quota: Quota | None = field(default=None, compare=False, repr=False)
     #: where the mount is declared, for messages ("mounts./data in mounts.yaml")
     origin: str = field(default="", compare=False, repr=False)
+    #: the folder of ``fs`` shown at ``path`` (a user's root inside a mount,
+    #: see VirtualTree.view); "/": the whole filesystem
+    base: str = "/"
 
     @classmethod
     def of(
@@ -100,6 +105,30 @@ def _named_as_given(path: str) -> Iterator[None]:
         yield
     except fs.errors.ResourceNotFound:
         raise fs.errors.ResourceNotFound(path) from None
+
+
+def _from_folder(m: Mount, folder: str, path: str) -> Mount:
+    """``m`` mounted at ``path`` from its ``folder`` on. A local folder gets
+    a filesystem jailed there (symbolic links leading out of it refused,
+    as they are out of a mount's folder); other filesystems are given the
+    folder as the base of every path."""
+    inner = unwrap_read_only(m.fs)
+    beneath = getattr(inner, "beneath", None)
+    if beneath is None:
+        return replace(m, path=path, base=folder)
+    child = beneath(folder)
+    return replace(m, path=path, fs=child if inner is m.fs else fs.wrap.read_only(child))
+
+
+def _visible(rows: Iterator[StatRow]) -> Generator[StatRow, None, None]:
+    try:
+        for row in rows:
+            if not row[0].startswith(UPLOAD_PREFIX):
+                yield row
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
 
 
 def _norm(path: str) -> str:
@@ -172,6 +201,7 @@ class VirtualTree(FS):
         #: the test fixture's): no per-path lookup to decide it
         self.all_inline = all(m.inline for m in self._mounts)
         self._lock = threading.RLock()
+        self._views: dict[str, VirtualTree] = {}
 
     def __repr__(self) -> str:
         return f"VirtualTree({[m.path for m in self._mounts]!r})"
@@ -183,14 +213,63 @@ class VirtualTree(FS):
         return self._mounts
 
     def mount_of(self, path: str) -> tuple[Mount, str] | None:
-        """The mount owning ``path`` and the path inside it, or None when the
-        path lies in the virtual skeleton."""
+        """The mount owning ``path`` and the path inside its filesystem, or
+        None when the path lies in the virtual skeleton."""
         path = _norm(path)
         for m in self._mounts:
             if is_under(path, m.path):
                 sub = path[len(m.path) :] if m.path != "/" else path
+                if m.base != "/":
+                    return m, m.base + (sub if sub != "/" else "")
                 return m, sub or "/"
         return None
+
+    def storage_key(self, path: str) -> tuple[int, str] | None:
+        """What ``path`` names in storage, the same from every user's view:
+        (id of the mount's filesystem, the path in it); None for a virtual
+        directory."""
+        found = self.mount_of(path)
+        if found is None:
+            return None
+        inner = unwrap_read_only(found[0].fs)
+        origin = getattr(inner, "origin", None)
+        if origin is not None:
+            return id(origin[0]), origin[1].rstrip("/") + (found[1] if found[1] != "/" else "")
+        return id(inner), found[1]
+
+    # ------------------------------------------------------------------ views
+
+    def cached_view(self, root: str) -> VirtualTree | None:
+        """``view(root)`` if it has been made already (no I/O), else None."""
+        root = _norm(root)
+        if root == "/":
+            return self
+        with self._lock:
+            return self._views.get(root)
+
+    def view(self, root: str) -> VirtualTree:
+        """Blocking: the tree as a user whose root is ``root`` sees it, its
+        "/" being ``root`` and nothing outside it there at all. Mounts inside
+        ``root`` move up with it; the mount holding ``root`` is mounted at
+        "/" from that folder on. Made once per root and kept. Raises
+        ResourceNotFound when ``root`` is not a directory."""
+        cached = self.cached_view(root)
+        if cached is not None:
+            return cached
+        root = _norm(root)
+        if not self.isdir(root):
+            raise fs.errors.ResourceNotFound(root)
+        mounts = [
+            replace(m, path=m.path[len(root) :] or "/")
+            for m in self._mounts
+            if is_under(m.path, root)
+        ]
+        found = self.mount_of(root)
+        if found is not None and root not in self._by_path:
+            mounts.append(_from_folder(found[0], found[1], "/"))
+        view = VirtualTree(mounts)
+        with self._lock:
+            return self._views.setdefault(root, view)
 
     def is_mount_point(self, path: str) -> bool:
         return _norm(path) in self._by_path
@@ -239,7 +318,7 @@ class VirtualTree(FS):
                 if self._leads_to_mount(path):
                     return _virtual_info(name, namespaces)
                 raise fs.errors.ResourceNotFound(path) from None
-            return _renamed(info, name) if sub == "/" else info
+            return _renamed(info, name) if path == m.path else info
         if path == "/" or self._leads_to_mount(path):
             return _virtual_info(name, namespaces)
         raise fs.errors.ResourceNotFound(path)
@@ -291,7 +370,7 @@ class VirtualTree(FS):
         the mount; None where there is none, or ``path`` is a mount point
         or leads to one (the generic way answers those)."""
         found = self.mount_of(path)
-        if found is None or found[1] == "/":
+        if found is None or _norm(path) == found[0].path:
             return None
         method = getattr(unwrap_read_only(found[0].fs), name, None)
         if method is None or self._leads_to_mount(path):
@@ -355,6 +434,21 @@ class VirtualTree(FS):
         rows: list[StatRow] = scan(sub)
         return [r for r in rows if not r[0].startswith(UPLOAD_PREFIX)]
 
+    def iter_rows(self, path: str) -> Generator[StatRow, None, None] | None:
+        """``scan_rows`` one row at a time (the mount filesystem's own
+        ``iter_rows``: local folders, memory), for a listing streamed in
+        bounded memory; None where there is none. Errors of the directory
+        itself are raised at once; closing the iterator frees it."""
+        found = self.mount_of(path)
+        if found is None or self.child_mounts(path):
+            return None
+        m, sub = found
+        rows = getattr(m.fs, "iter_rows", None)
+        if rows is None:
+            return None
+        self.check()
+        return _visible(rows(sub))
+
     def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> BinaryIO:
         self.check()
         if any(c in mode for c in "wax+"):
@@ -366,7 +460,7 @@ class VirtualTree(FS):
                     raise fs.errors.FileExpected(path)
                 raise fs.errors.ResourceNotFound(path)
             m, sub = found
-            if sub == "/":
+            if _norm(path) == m.path:
                 raise fs.errors.FileExpected(path)
         return m.fs.openbin(sub, mode, buffering, **options)  # type: ignore[no-any-return]
 
@@ -432,6 +526,19 @@ class VirtualTree(FS):
         m, sub = found
         m.fs.setinfo(sub, info)
 
+    def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits of ``path`` through the mount filesystem's
+        own ``chmod`` (local folders); Unsupported where it has none."""
+        self.check()
+        m, sub = self._writable(path, "change the mode of")
+        chmod = getattr(m.fs, "chmod", None)
+        if chmod is None:
+            if not m.fs.exists(sub):
+                raise fs.errors.ResourceNotFound(path)
+            raise fs.errors.Unsupported(path, msg="this filesystem has no permission bits")
+        with _named_as_given(path):
+            chmod(sub, mode)
+
     def move(
         self, src_path: str, dst_path: str, overwrite: bool = False, preserve_time: bool = False
     ) -> None:
@@ -454,7 +561,8 @@ class VirtualTree(FS):
         sm, ssub = self._writable(src_path, "rename")
         dm, dsub = self._writable(dst_path, "replace")
         if sm is dm:
-            if _rename_on_disk(sm.fs, ssub, dsub):
+            # (without create, the target must exist: its contents are merged)
+            if create and _rename_on_disk(sm.fs, ssub, dsub):
                 return
             sm.fs.movedir(ssub, dsub, create=create, preserve_time=preserve_time)
             return

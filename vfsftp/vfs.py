@@ -11,37 +11,42 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import shutil
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from typing import IO, Any, Protocol, TypeVar
 
 import fs.errors
 from fs.info import Info
 
 from .errors import FTPError, map_fs_error, storage_failure
-from .paths import PathRejected, basename, dirname, is_under, resolve
-from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact
+from .paths import PathRejected, basename, dirname, is_under, resolve, to_tree
+from .permissions import WRITE_PERMS, effective_perms, mlst_perm_fact, move_changes_rights
 from .protocol import ListEntry
 from .quota import Quota, QuotaWriter, charge_all, measure, release_all
 from .threads import ThreadPool
-from .tree import UPLOAD_PREFIX, Mount, VirtualTree
+from .tree import UPLOAD_PREFIX, Mount, StatRow, VirtualTree
 
-__all__ = ["SessionFS", "Upload"]
+__all__ = ["Listing", "SessionFS", "Upload"]
 
 T = TypeVar("T")
 log = logging.getLogger("vfsftp.session")
 
 _NAMESPACES = ("details", "stat")
+#: a listing of more entries than this is streamed, this many at a time
+LISTING_BATCH = 1000
 _WRITE_MODE_LETTERS = frozenset("wam")
 COPY_CHUNK = 1 << 20
 
 
 class AtomicWriter(Protocol):
     """What a filesystem offers when it can make an upload appear at once on
-    its own (an S3 multipart upload is invisible until completed)."""
+    its own (an S3 multipart upload is invisible until completed; a memory
+    file has new bytes spliced in at commit)."""
 
     def write(self, data: Any) -> int: ...
     def commit(self) -> None: ...
@@ -83,8 +88,10 @@ class Upload:
     def _open(self) -> Any:
         opener = getattr(self.mount.fs, "open_atomic_upload", None)
         if opener is not None:
+            # (None: the filesystem takes this upload the temporary way)
             self.atomic = opener(self.target, offset=self.offset, append=self.append)
-            return self.atomic
+            if self.atomic is not None:
+                return self.atomic
         f = self.mount.fs.openbin(self.temp, "w")
         try:
             if self.offset or self.append:
@@ -142,6 +149,24 @@ class Upload:
             self.mount.fs.remove(self.temp)
 
 
+@dataclass
+class Listing:
+    """The entries of a directory for LIST, NLST or MLSD: all of them in
+    ``head``, or (a large directory of a local folder or of memory) the
+    first ``LISTING_BATCH`` and ``rest``, a blocking iterator of the next
+    batches for the transfer thread, so that the listing goes out in bounded
+    memory and stops being read when the client is gone. ``close`` frees
+    the directory whether or not ``rest`` was read."""
+
+    head: list[ListEntry]
+    rest: Iterator[list[ListEntry]] | None = None
+
+    def close(self) -> None:
+        close = getattr(self.rest, "close", None)
+        if close is not None:
+            close()
+
+
 def measure_home(tree: VirtualTree, home: str) -> tuple[int, int]:
     """Blocking: (bytes, files) under ``home`` on the tree's writable mounts
     (what a user quota counts)."""
@@ -161,6 +186,16 @@ def measure_home(tree: VirtualTree, home: str) -> tuple[int, int]:
     return total, files
 
 
+def _batches(
+    rows: Generator[StatRow, None, None], make: Callable[[StatRow], ListEntry]
+) -> Iterator[list[ListEntry]]:
+    try:
+        while batch := [make(r) for r in islice(rows, LISTING_BATCH)]:
+            yield batch
+    finally:
+        rows.close()
+
+
 def _copy_n(src: IO[bytes], dst: IO[bytes], n: int) -> None:
     left = n
     while left > 0:
@@ -176,17 +211,31 @@ def _unique(info: Info, mount_kind: str, path: str) -> str:
     return _unique_of(int(st.get("st_ino") or 0), int(st.get("st_dev") or 0), mount_kind, path)
 
 
+#: The key of MLST/MLSD ``unique`` facts: made once per server process
+#: (inherited by --workers, which fork after importing this), so that a fact
+#: is stable while the server runs and tells nothing of the host.
+_UNIQUE_KEY = os.urandom(16)
+
+
 def _unique_of(ino: int, dev: int, mount_kind: str, path: str) -> str:
-    if ino:
-        return f"{dev:x}g{ino:x}"
+    """RFC 3659 §7.5.2 ``unique``: the same for the same file (hard links,
+    the same folder through two mounts), opaque (a keyed hash: device and
+    inode numbers describe the host's disks)."""
+    text = f"{dev}:{ino}" if ino else f"{mount_kind}:{path}"
     return hashlib.blake2s(
-        f"{mount_kind}:{path}".encode("utf-8", "surrogateescape"), digest_size=8
+        text.encode("utf-8", "surrogateescape"), digest_size=8, key=_UNIQUE_KEY
     ).hexdigest()
 
 
 class SessionFS:
     """One logged-in user's filesystem: a tree, a current directory and the
-    user's permission letters with their per-path overrides."""
+    user's permission letters with their per-path overrides.
+
+    Every path here is the user's own: ``tree`` is their view of the server's
+    tree (VirtualTree.view), whose "/" is their root, and the overrides are
+    keyed the same way (permissions.overrides_in_view). Replies therefore
+    name nothing outside the root; ``tree_path`` gives the server's name of
+    a path, for logs and hooks."""
 
     def __init__(
         self,
@@ -198,6 +247,7 @@ class SessionFS:
         owner: str = "owner",
         user_quota: Quota | None = None,
         quota_home: str = "/",
+        root: str = "/",
     ) -> None:
         self.tree = tree
         self.perms = perms
@@ -207,6 +257,11 @@ class SessionFS:
         self.owner = owner
         self.user_quota = user_quota
         self.quota_home = quota_home  # the user quota counts what is under it
+        self.root = root  # where the user's "/" is in the server's tree
+
+    def tree_path(self, path: str) -> str:
+        """The server's name of the user's ``path``."""
+        return to_tree(self.root, path)
 
     # ------------------------------------------------------------ pure rules
 
@@ -287,7 +342,8 @@ class SessionFS:
             found = self.tree.mount_of(path)
             mount = found[0] if found is not None else None
             where = (
-                f"mount {mount.path} ({mount.kind}, {mount.origin or 'not from mounts.yaml'})"
+                f"mount {self.tree_path(mount.path)} "
+                f"({mount.kind}, {mount.origin or 'not from mounts.yaml'})"
                 if mount is not None
                 else "the virtual tree"
             )
@@ -297,7 +353,7 @@ class SessionFS:
                 where,
                 cause,
                 self.owner,
-                path,
+                self.tree_path(path),
             )
             log.debug("storage failure on %s, traceback:", where, exc_info=exc)
         return mapped
@@ -406,6 +462,73 @@ class SessionFS:
             for name, is_dir, size, mtime, ino, dev in rows
         ]
 
+    async def listing(self, path: str, want_unique: bool = True) -> Listing:
+        """The entries of a directory as a Listing: streamed where the mount
+        reads a directory row by row and its children share its rights
+        (local folders, memory), else all at once (``listdir``)."""
+        if not self._special_children(path):
+            found = await self._run((path,), self._stream_entries, path, want_unique)
+            if found is not None:
+                return found
+        return Listing(await self.listdir(path, want_unique))
+
+    def _special_children(self, path: str) -> bool:
+        """Some child of ``path`` is a mount point or has its own override."""
+        if self.tree.child_mounts(path):
+            return True
+        return any(key != path and is_under(key, path) for key in self.overrides)
+
+    def _stream_entries(self, path: str, want_unique: bool) -> Listing | None:
+        """Blocking: the first batch of entries, and the rest to come."""
+        rows = self.tree.iter_rows(path)
+        if rows is None:
+            return None
+        make = self._row_entry(path, want_unique)
+        try:
+            head = [make(r) for r in islice(rows, LISTING_BATCH)]
+        except BaseException:
+            rows.close()
+            raise
+        if len(head) < LISTING_BATCH:
+            rows.close()
+            return Listing(head)
+        return Listing(head, _batches(rows, make))
+
+    def _row_entry(self, path: str, want_unique: bool) -> Callable[[StatRow], ListEntry]:
+        """Turns a row of ``path`` into its entry (all children share the
+        directory's rights here)."""
+        base = path.rstrip("/")
+        (dir_mode, dir_perm), (file_mode, file_perm), kind = self._shape(f"{base}/\x00")
+        owner = self.owner
+
+        def make(row: StatRow) -> ListEntry:
+            name, is_dir, size, mtime, ino, dev = row
+            return ListEntry(
+                name,
+                is_dir,
+                size,
+                mtime,
+                dir_mode if is_dir else file_mode,
+                owner,
+                owner,
+                dir_perm if is_dir else file_perm,
+                _unique_of(ino, dev, kind, f"{base}/{name}") if want_unique else None,
+            )
+
+        return make
+
+    async def listing_or_file(self, path: str, want_unique: bool = True) -> Listing:
+        """``listing``, or of a file that one file (what ``ls`` does)."""
+        try:
+            return await self.listing(path, want_unique)
+        except FTPError as exc:
+            if not isinstance(exc.__cause__, fs.errors.DirectoryExpected):
+                raise
+        entry = await self.stat(path)
+        if entry.is_dir:  # replaced by a directory in the meantime
+            return await self.listing(path, want_unique)
+        return Listing([entry])
+
     async def listdir_or_file(self, path: str, want_unique: bool = True) -> list[ListEntry]:
         """LIST/NLST of a file lists that one file (what ``ls`` does). The
         listing comes first: a directory, the usual case, is then one
@@ -474,6 +597,11 @@ class SessionFS:
             return
         if dst.startswith(src.rstrip("/") + "/"):
             raise FTPError(553, "Cannot move a directory into itself")
+        # Overrides are keyed by path: a move must not carry files out from
+        # under theirs, nor under others' (a renamed parent would bypass them).
+        changed = move_changes_rights(self.perms, self.overrides, src, dst)
+        if changed is not None:
+            raise FTPError(550, f"Rename refused: {changed}")
 
         src_quotas, dst_quotas = self.quotas_for(src), self.quotas_for(dst)
         # Scopes the data leaves and enters; within one scope nothing changes.
@@ -520,10 +648,9 @@ class SessionFS:
         await self._run((path,), self.tree.setinfo, path, {"details": {"modified": mtime}})
 
     async def chmod(self, path: str, mode: int) -> None:
-        from fs.permissions import Permissions
-
-        info = {"access": {"permissions": Permissions(mode=mode).dump()}}
-        await self._run((path,), self.tree.setinfo, path, info)
+        """Set the permission bits (0o777 at most); 504 where the mount has
+        no modes (memory, S3)."""
+        await self._run((path,), self.tree.chmod, path, mode)
 
     # ------------------------------------------------------------ transfers
 
@@ -577,7 +704,7 @@ class SessionFS:
         """Check the target can be written and reserve a temporary name next to
         it. The blocking ``Upload.open`` is left to the transfer thread."""
         found = self.tree.mount_of(path)
-        if found is None or found[1] == "/":
+        if found is None or self.tree.is_mount_point(path):
             raise FTPError(550, f"Read-only: {path}")
         mount, sub = found
         if mount.read_only:

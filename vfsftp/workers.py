@@ -255,6 +255,11 @@ def serve_workers(
         # Here, once: a worker would die of it, and be restarted.
         for problem in ensure_ready(config):
             log.warning("%s", problem)
+    # Imported before the fork, so that every worker has the same key for
+    # MLST's unique facts (vfs._UNIQUE_KEY): a client's sessions may land
+    # on different workers.
+    from . import vfs  # noqa: F401
+
     plan = _Plan(config, workers)
     counts = SharedCounts()
     ban = config.server.ban

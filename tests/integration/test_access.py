@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import io
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -200,6 +201,32 @@ def test_read_only_mount_refuses_writes(ftp: ftplib.FTP, backend: str, tmp_path:
         assert (tmp_path / "pub" / "notes.txt").read_bytes() == b"public"
 
 
+def test_site_chmod(ftp: ftplib.FTP, backend: str, tmp_path: Path) -> None:
+    put(ftp, "f", b"x")
+    ftp.mkd("d")
+    if backend == "osfs":
+        assert ftp.sendcmd("SITE CHMOD 640 f") == "200 SITE CHMOD 640 /f successful"
+        assert (tmp_path / "root" / "f").stat().st_mode & 0o7777 == 0o640
+        ftp.sendcmd("SITE CHMOD 0750 /d")
+        assert (tmp_path / "root" / "d").stat().st_mode & 0o7777 == 0o750
+    else:  # no permission bits in memory: refused, not pretended
+        with pytest.raises(ftplib.error_perm, match=r"^504 Not supported by this filesystem: /f"):
+            ftp.sendcmd("SITE CHMOD 640 f")
+    # never setuid, setgid or sticky
+    for mode in ("6777", "4755", "2755", "1777", "7000"):
+        with pytest.raises(ftplib.error_perm, match=r"^504 SITE CHMOD: setuid, setgid and sticky"):
+            ftp.sendcmd(f"SITE CHMOD {mode} f")
+    if backend == "osfs":
+        assert (tmp_path / "root" / "f").stat().st_mode & 0o7777 == 0o640
+    for bad in ("SITE CHMOD 999 f", "SITE CHMOD 10000 f", "SITE CHMOD 644"):
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
+            ftp.sendcmd(bad)
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.sendcmd("SITE CHMOD 644 missing")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.sendcmd("SITE CHMOD 644 /other")  # a mount point
+
+
 def test_per_path_permission_override(
     make_server: ServerFactory, own_clients: Clients, backend: str, family: str, tmp_path: Path
 ) -> None:
@@ -239,6 +266,72 @@ def test_per_path_permission_override(
     assert alice.nlst("ro") == ["f"]
     # a name that merely starts with "ro" is not under /ro
     put(x, "roast", b"fine")
+
+
+def test_rename_cannot_carry_files_out_of_their_override(
+    make_server: ServerFactory, own_clients: Clients, backend: str, tmp_path: Path
+) -> None:
+    srv = make_server(
+        {
+            "mounts": {"/data": url_for(backend, tmp_path / "data"), "/other": "mem://"},
+            "users": {
+                "admin": {"password": "plaintext:admin"},
+                "alice": {
+                    "password": "plaintext:secret",
+                    "permissions": {
+                        "/data/projects/hr": "",
+                        "/data/drop/in": "elw",
+                        "/data/nest/a": "elr",
+                        "/data/nest/a/b": "",
+                        "/data/later/hr": "",
+                        "/other/later/hr": "",
+                    },
+                },
+            },
+        }
+    )
+    admin = own_clients.login("admin", "admin", srv)
+    for folder in ("projects", "projects/hr", "drop", "drop/in", "nest", "nest/a", "nest/a/b"):
+        admin.mkd(f"/data/{folder}")
+    put(admin, "/data/projects/hr/salaries.txt", b"secret")
+    put(admin, "/data/drop/in/upload.bin", b"kept")
+    put(admin, "/data/nest/a/b/deep.txt", b"deep")
+    alice = own_clients.login("alice", "secret", srv)
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        get(alice, "/data/projects/hr/salaries.txt")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        alice.delete("/data/drop/in/upload.bin")
+    # Renaming the parent (within the mount, or to another mount) would
+    # carry the files out from under their overrides: refused, with why.
+    for src, dst in (
+        ("/data/projects", "/data/projects_x"),
+        ("/data/projects", "/other/projects"),
+        ("/data/drop", "/data/drop_x"),
+        ("/data/nest", "/data/nest_x"),
+        ("/data/nest", "/other/nest"),
+    ):
+        with pytest.raises(ftplib.error_perm, match=r"^550 Rename refused: ") as err:
+            alice.rename(src, dst)
+        assert "permissions" in str(err.value)
+    # Nor can a folder be moved so that its contents land under an override
+    # (here one waiting for a folder that does not exist yet).
+    alice.mkd("/data/mine")
+    alice.mkd("/data/mine/hr")
+    put(alice, "/data/mine/hr/x", b"x")
+    for dst in ("/data/later", "/other/later"):
+        with pytest.raises(ftplib.error_perm, match=r"^550 Rename refused: /data/mine/hr "):
+            alice.rename("/data/mine", dst)
+    # Everything is where it was, and still protected.
+    assert sorted(admin.nlst("/data")) == ["drop", "mine", "nest", "projects"]
+    assert get(admin, "/data/projects/hr/salaries.txt") == b"secret"
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        get(alice, "/data/projects/hr/salaries.txt")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        get(alice, "/data/nest/a/b/deep.txt")
+    # Moves that keep every right still work, across mounts too.
+    alice.rename("/data/mine/hr", "/data/mine/hr2")
+    alice.rename("/data/mine", "/other/mine")
+    assert get(alice, "/other/mine/hr2/x") == b"x"
 
 
 # ------------------------------------------------------------------ mounts
@@ -423,6 +516,218 @@ def test_user_folder_missing_at_login_is_a_clear_refusal(
         "(set create: true to make it)"
     )
     assert "Traceback" not in caplog.text
+
+
+# ------------------------------------------------------------------ confinement
+
+
+def _confined_server(make_server: ServerFactory, backend: str, tmp_path: Path) -> Any:
+    return make_server(
+        {
+            "mounts": {
+                "/data": url_for(backend, tmp_path / "data"),
+                "/data/sub/inner": "mem://",
+                "/scratch": "mem://",
+                "/s3": "mem://",  # stands for any other mount
+            },
+            "users": {
+                "admin": {"password": "plaintext:admin"},
+                "sub": {
+                    "password": "plaintext:sub",
+                    "home": "/data/sub",
+                    "permissions": {"/data/sub/ro": "elr", "/data": "elradfmw"},
+                },
+                "wide": {"password": "plaintext:wide", "root": "/", "home": "/data/sub"},
+                "deep": {"password": "plaintext:deep", "root": "/data", "home": "/data/sub"},
+                "lost": {"password": "plaintext:lost", "home": "/data/missing"},
+            },
+        }
+    )
+
+
+def test_a_user_sees_the_tree_from_their_home(
+    make_server: ServerFactory,
+    own_clients: Clients,
+    backend: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="vfsftp")
+    srv = _confined_server(make_server, backend, tmp_path)
+    srv.filesystems["/data"].makedir("/sub")  # (the tree shows it: a mount is below)
+    admin = own_clients.login("admin", "admin", srv)
+    for folder in ("/data/sub/ro", "/data/other"):
+        admin.mkd(folder)
+    put(admin, "/data/other/secret.txt", b"not sub's")
+    put(admin, "/data/sub/ro/readme", b"read me")
+    put(admin, "/scratch/s.txt", b"scratch")
+    put(admin, "/data/sub/inner/in.txt", b"inner mount")
+
+    sub = own_clients.login("sub", "sub", srv)
+    assert sub.pwd() == "/"
+    assert sorted(sub.nlst("/")) == ["inner", "ro"]
+    # Everything is relative to the root, and nothing outside it is there.
+    for outside in ("../other/secret.txt", "/data/other/secret.txt", "/../../scratch/s.txt"):
+        with pytest.raises(ftplib.error_perm, match=r"^550") as err:
+            get(sub, outside)
+        assert "/data/sub" not in str(err.value)
+    for where in ("/", "..", "/..", "../.."):
+        sub.cwd(where)
+        assert sub.pwd() == "/"
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        sub.cwd("/scratch")
+    # Listings, MLST facts, STAT and errors name the user's paths only.
+    put(sub, "mine.txt", b"mine")
+    assert get(sub, "/inner/in.txt") == b"inner mount"
+    assert get(admin, "/data/sub/mine.txt") == b"mine"
+    facts = dict(sub.mlsd("/"))
+    assert facts["."]["type"] == "cdir" and ".." not in facts
+    assert sorted(k for k in facts if k != ".") == ["inner", "mine.txt", "ro"]
+    mlst = sub.sendcmd("MLST /")
+    assert "Listing /" in mlst and " /\r\n" not in mlst
+    assert "sub" not in mlst.replace("mlst", "")  # no tree path in the facts
+    stat = sub.sendcmd("STAT /")
+    assert "Status of /:" in stat and "/data" not in stat
+    mkd = sub.sendcmd("MKD d")
+    assert mkd == '257 "/d" created'
+    with pytest.raises(ftplib.error_perm, match=r"^550") as err:
+        sub.rmd("/")
+    assert "/data" not in str(err.value)
+    # Overrides, keyed by the tree's paths, apply inside the view.
+    assert get(sub, "/ro/readme") == b"read me"
+    with pytest.raises(ftplib.error_perm, match=r"^550 Permission denied: /ro/new"):
+        put(sub, "/ro/new", b"x")
+    # Renames stay inside too.
+    sub.rename("mine.txt", "d/mine.txt")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        sub.rename("d/mine.txt", "/../../scratch/mine.txt")
+    assert get(admin, "/data/sub/d/mine.txt") == b"mine"
+    assert "mine.txt" not in admin.nlst("/scratch")
+    # The logs name the server's path.
+    recorded = [r.transfer for r in caplog.records if hasattr(r, "transfer")]
+    assert ("/data/sub/mine.txt", "/data") in [(t.path, t.mount) for t in recorded]
+
+    # root: / keeps the wide view, starting at the home.
+    wide = own_clients.login("wide", "wide", srv)
+    assert wide.pwd() == "/data/sub"
+    assert get(wide, "/scratch/s.txt") == b"scratch"
+    # A root above the home: the home is where the session starts.
+    deep = own_clients.login("deep", "deep", srv)
+    assert deep.pwd() == "/sub"
+    assert get(deep, "/other/secret.txt") == b"not sub's"
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        get(deep, "/scratch/s.txt")
+    # A root that does not exist: no login (and no view of anything else).
+    lost = own_clients.connect(srv)
+    with pytest.raises(ftplib.error_perm, match=r"^530 Login refused: home directory"):
+        lost.login("lost", "lost")
+
+
+def test_anonymous_is_confined_to_its_home(
+    make_server: ServerFactory, own_clients: Clients, backend: str, tmp_path: Path
+) -> None:
+    srv = make_server(
+        {
+            "mounts": {
+                "/files": {"fs": url_for(backend, tmp_path / "files"), "read_only": True},
+                "/s3": "mem://",
+                "/scratch": "mem://",
+            },
+            "users": {"admin": {"password": "plaintext:admin"}, "anonymous": {"home": "/files"}},
+        }
+    )
+    srv.filesystems["/files"].writebytes("/pub.txt", b"public")
+    admin = own_clients.login("admin", "admin", srv)
+    put(admin, "/s3/private", b"private")
+    put(admin, "/scratch/private", b"private")
+    anon = own_clients.login("anonymous", "a@b", srv)
+    assert anon.pwd() == "/"
+    assert anon.nlst("/") == ["pub.txt"]
+    assert get(anon, "/pub.txt") == b"public"
+    for path in ("/s3/private", "/scratch/private", "../s3/private", "/files/pub.txt"):
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            get(anon, path)
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        put(anon, "/upload", b"x")
+
+
+def test_a_local_root_is_a_jail_for_links_too(
+    make_server: ServerFactory, own_clients: Clients, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    (data / "alice").mkdir(parents=True)
+    (data / "bob").mkdir()
+    (data / "bob" / "secret.txt").write_bytes(b"bob's")
+    (data / "alice" / "to-bob").symlink_to(data / "bob")
+    (data / "alice" / "bob-file").symlink_to("../bob/secret.txt")
+    srv = make_server(
+        {
+            "mounts": {"/data": f"osfs://{data}"},
+            "users": {"alice": {"password": "plaintext:secret", "home": "/data/alice"}},
+        }
+    )
+    alice = own_clients.login("alice", "secret", srv)
+    assert alice.nlst("/") == []  # links leading out are not listed
+    for action in (
+        lambda: get(alice, "/to-bob/secret.txt"),
+        lambda: get(alice, "/bob-file"),
+        lambda: alice.cwd("/to-bob"),
+        lambda: alice.nlst("/to-bob"),
+        lambda: put(alice, "/to-bob/planted", b"x"),
+    ):
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            action()
+    assert not (data / "bob" / "planted").exists()
+
+
+def test_per_user_mounts_inside_the_root(
+    make_server: ServerFactory, own_clients: Clients, tmp_path: Path
+) -> None:
+    homes = tmp_path / "homes"
+    srv = make_server(
+        {
+            "mounts": {"/": "mem://", "/home": {"fs": f"osfs://{homes}/${{user}}", "create": True}},
+            "users": {
+                "bob": {
+                    "password": "plaintext:bobpw",
+                    "home": "/home",
+                    "mounts": {"/home/shared": "mem://"},
+                    "permissions": {"/home/shared": "elr"},
+                },
+            },
+        }
+    )
+    srv.filesystems["/"].writebytes("/top.txt", b"not bob's")
+    bob = own_clients.login("bob", "bobpw", srv)
+    assert bob.pwd() == "/"
+    assert bob.nlst("/") == ["shared"]
+    put(bob, "/notes.txt", b"bob's")
+    assert (homes / "bob" / "notes.txt").read_bytes() == b"bob's"
+    with pytest.raises(ftplib.error_perm, match=r"^550 Permission denied: /shared/x"):
+        put(bob, "/shared/x", b"x")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        get(bob, "/top.txt")
+
+
+@pytest.mark.parametrize("name", ["%2e%2e", "../escapee", "alice/", "a/b", "a\\b", "..", "a b"])
+def test_user_names_that_are_paths_are_refused(
+    make_server: ServerFactory, own_clients: Clients, tmp_path: Path, name: str
+) -> None:
+    srv = make_server(
+        {
+            "mounts": {"/home": {"fs": f"osfs://{tmp_path}/homes/${{user}}", "create": True}},
+            "users": {"alice": {"password": "plaintext:secret", "home": "/home"}},
+        }
+    )
+    client = own_clients.connect(srv)
+    with pytest.raises(ftplib.error_perm, match=r"^501 Invalid user name"):
+        client.sendcmd(f"USER {name}")
+    # PASS has no user to go with; nothing was opened for the name
+    with pytest.raises(ftplib.error_perm, match=r"^503"):
+        client.sendcmd("PASS secret")
+    assert not (tmp_path / "homes").exists() or list((tmp_path / "homes").iterdir()) == []
+    own_clients.login("alice", "secret", srv)
+    assert [p.name for p in (tmp_path / "homes").iterdir()] == ["alice"]
 
 
 # ------------------------------------------------------------------ limits

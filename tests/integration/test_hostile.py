@@ -1,8 +1,14 @@
 """Hostile and broken clients against a live server: garbage lines, Telnet
 sequences, invalid UTF-8, CR/LF inside arguments, floods of pipelined
 commands from a client that does not read, slowloris half lines, and a
-hypothesis fuzz of the control connection. Afterwards the server still
-serves a normal session and nothing has leaked (conftest's checks)."""
+hypothesis fuzz of the control connection; huge listings and clients that
+hang up on them, connections that never log in, replies that would leak,
+and the attacks of issue 23 (a rename around an override, anonymous
+outside its home, user names that are paths, forged log lines, setuid
+modes). Afterwards the server still serves a normal session and nothing has
+leaked (conftest's checks). The same attacks in depth: test_access
+(confinement, renames, names), test_limits (concurrent guesses, login
+timing), test_quota (memory mounts), test_server (idle timer)."""
 
 from __future__ import annotations
 
@@ -265,3 +271,305 @@ def test_fuzzed_control_connections(make_server: ServerFactory) -> None:
     one_session()
     wait_for(lambda: not srv.server.channels, "the sessions of the fuzz to end", timeout=5)
     _normal_session(srv)
+
+
+# ------------------------------------------------------------------ huge listings
+
+
+@pytest.mark.parametrize("backend", ["mem", "osfs"])
+def test_large_listings_are_streamed_whole(
+    make_server: ServerFactory, backend: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past LISTING_BATCH entries a listing is streamed batch by batch (here
+    batches of 7, so that 100 files take the streamed way): every entry
+    arrives once, in LIST, NLST and MLSD, with the special entries too."""
+    import vfsftp.vfs
+
+    monkeypatch.setattr(vfsftp.vfs, "LISTING_BATCH", 7)
+    url = "mem://" if backend == "mem" else f"osfs://{tmp_path}"
+    srv = make_server({**_config(), "mounts": {"/": url}})
+    names = {f"f{i:03d}" for i in range(100)}
+    for name in names:
+        srv.fs.writebytes(f"/{name}", b"x")
+    srv.fs.makedir("/sub")
+    f = ftplib.FTP(timeout=10)
+    f.connect(srv.host, srv.port)
+    f.login(USER, PASSWORD)
+    try:
+        assert sorted(f.nlst()) == sorted(names | {"sub"})
+        lines: list[str] = []
+        f.retrlines("LIST", lines.append)
+        assert not lines[0].startswith("total")  # (streamed: the count is not known first)
+        assert sorted(line.split()[-1] for line in lines) == sorted(names | {"sub"})
+        facts = dict(f.mlsd("/", ["type", "size", "unique"]))
+        assert facts["."]["type"] == "cdir"
+        assert {k for k, v in facts.items() if v["type"] == "file"} == names
+        assert len({v["unique"] for v in facts.values()}) == len(facts)
+        # A small folder is still sent in one piece, with its total line.
+        lines = []
+        f.retrlines("LIST /sub", lines.append)
+        assert lines == ["total 0"]
+    finally:
+        f.quit()
+
+
+def test_huge_listing_in_bounded_memory_stops_when_the_client_is_gone(
+    make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: LIST of a 200,000-entry folder built 20 MB on the event
+    loop, and the server went on building after the client left. Here
+    30,000 entries: the server holds a batch at a time, and a client that
+    hangs up stops the listing."""
+    import tracemalloc
+
+    import vfsftp.vfs
+
+    srv = make_server(_config())
+    mem = srv.filesystems["/"]
+    mem.makedir("/big")
+    for i in range(30_000):
+        mem.create(f"/big/file-with-a-longish-name-{i:06d}.dat")
+    made: list[int] = []
+    row_entry = vfsftp.vfs.SessionFS._row_entry
+
+    def counting(self: Any, path: str, want_unique: bool) -> Any:
+        make = row_entry(self, path, want_unique)
+
+        def counted(row: Any) -> Any:
+            made.append(1)
+            return make(row)
+
+        return counted
+
+    monkeypatch.setattr(vfsftp.vfs.SessionFS, "_row_entry", counting)
+    c = _logged_in(srv)
+    try:
+        # A whole listing, read and thrown away: what the server allocates.
+        tracemalloc.start()
+        try:
+            host, port = _pasv(c)
+            with socket.create_connection((host, port), timeout=10) as data:
+                c.send("LIST /big")
+                assert c.reply()[0] == 150
+                total = 0
+                while chunk := data.recv(1 << 16):
+                    total += len(chunk)
+            assert c.reply()[0] == 226
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert total > 2_000_000
+        # (a batch at a time: 1.2 MB here; the whole listing built was 16.6 MB)
+        assert peak < 3_000_000, f"{peak / 2**20:.1f} MiB for a {total / 2**20:.1f} MiB listing"
+        # A client that hangs up after the first bytes: the rest is never made.
+        made.clear()
+        host, port = _pasv(c)
+        data = socket.create_connection((host, port), timeout=10)
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.send("MLSD /big")
+        assert c.reply()[0] == 150
+        assert data.recv(100)
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        data.close()  # (RST: unread data)
+        assert c.reply()[0] in (426, 451)
+        assert len(made) < 30_000 // 2, len(made)
+    finally:
+        c.close()
+
+
+def _pasv(c: Control) -> tuple[str, int]:
+    code, lines = c.cmd("EPSV")
+    assert code == 229, lines
+    port = int(lines[0].split("|")[-2])
+    return c.sock.getpeername()[0], port
+
+
+# ------------------------------------------------------------------ no login
+
+
+def test_a_connection_that_never_logs_in_is_closed(make_server: ServerFactory) -> None:
+    """NOOP every 0.1 s keeps a session from being idle, not from having to
+    log in: after login_timeout it is closed (it held a slot forever)."""
+    srv = make_server(_config({"login_timeout": 0.5, "idle_timeout": 60}))
+    c = Control(srv.host, srv.port)
+    started = time.monotonic()
+    try:
+        for _ in range(100):  # at most 10 s of NOOPs
+            c.send("NOOP")
+            code, lines = c.reply()
+            if code == 421:
+                assert lines[0].startswith("421 Login timeout (0.5 seconds)"), lines
+                break
+            assert code == 200
+            time.sleep(0.1)  # the client's pace, not a synchronisation
+        else:
+            pytest.fail("never timed out")
+        assert 0.5 <= time.monotonic() - started < 5
+    finally:
+        c.close()
+    wait_for(lambda: not srv.server.channels, "the session to end", timeout=5)
+    # A session that logs in is not concerned, and REIN starts the clock again.
+    c = _logged_in(srv)
+    try:
+        deadline = time.monotonic() + 0.8
+        while time.monotonic() < deadline:
+            assert c.cmd("NOOP")[0] == 200
+            time.sleep(0.1)
+        assert c.cmd("REIN")[0] == 220
+        started = time.monotonic()
+        code = 200
+        while code == 200 and time.monotonic() - started < 5:
+            code = c.cmd("NOOP")[0]
+            time.sleep(0.1)
+        assert code == 421
+    finally:
+        c.close()
+
+
+# ------------------------------------------------------------------ replies say less
+
+
+@pytest.mark.parametrize("line", ["PASS\tsecret-123", "PASSsecret-123", "PASS\x0bsecret-123"])
+def test_a_malformed_pass_line_is_not_echoed(make_server: ServerFactory, line: str) -> None:
+    srv = make_server(_config())
+    c = Control(srv.host, srv.port)
+    try:
+        c.cmd(f"USER {USER}")
+        code, lines = c.cmd(line)
+        assert code == 500
+        assert "secret" not in " ".join(lines).lower(), lines
+    finally:
+        c.close()
+
+
+def test_mlst_unique_tells_nothing_of_the_disk(make_server: ServerFactory, tmp_path: Any) -> None:
+    import os
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "f").write_bytes(b"x")
+    os.link(root / "f", root / "hard")
+    srv = make_server({**_config(), "mounts": {"/": f"osfs://{root}"}})
+    st = os.stat(root / "f")
+
+    def unique(path: str) -> str:
+        c = _logged_in(srv)
+        try:
+            code, lines = c.cmd(f"MLST {path}")
+        finally:
+            c.close()
+        assert code == 250
+        facts = dict(f.split("=", 1) for f in lines[1].strip().split(";") if "=" in f)
+        return facts["unique"]
+
+    got = unique("/f")
+    for number in (f"{st.st_ino:x}", str(st.st_ino), f"{st.st_dev:x}g"):
+        assert number not in got
+    assert unique("/f") == got == unique("/hard")  # stable, and the same file is one
+    assert unique("/") != got
+
+
+# ------------------------------------------------------------------ issue 23's attacks
+
+
+def test_renaming_a_parent_does_not_carry_files_out_of_their_override(
+    make_server: ServerFactory,
+) -> None:
+    srv = make_server(
+        {
+            **_config(),
+            "users": {
+                USER: {"password": f"plaintext:{PASSWORD}", "permissions": {"/projects/hr": ""}}
+            },
+        }
+    )
+    srv.fs.makedirs("/projects/hr")
+    srv.fs.writebytes("/projects/hr/salaries.txt", b"secret")
+    c = _logged_in(srv)
+    try:
+        assert c.cmd("RETR /projects/hr/salaries.txt")[0] in (425, 550)
+        assert c.cmd("RNFR /projects")[0] == 350
+        code, lines = c.cmd("RNTO /projects_x")
+        assert code == 550 and "Rename refused" in lines[0], lines
+        assert c.cmd("SIZE /projects_x/hr/salaries.txt")[0] == 550
+    finally:
+        c.close()
+    assert srv.fs.readbytes("/projects/hr/salaries.txt") == b"secret"
+
+
+def test_anonymous_sees_only_its_home(make_server: ServerFactory) -> None:
+    srv = make_server(
+        {
+            **_config(),
+            "mounts": {"/files": "mem://", "/s3": "mem://", "/scratch": "mem://"},
+            "users": {"anonymous": {"home": "/files"}},
+        }
+    )
+    srv.filesystems["/s3"].writebytes("/private", b"x")
+    c = Control(srv.host, srv.port)
+    try:
+        c.login("anonymous", "a@b")
+        for line in ("CWD /s3", "CWD ../scratch", "SIZE /s3/private", "SIZE ../s3/private"):
+            assert c.cmd(line)[0] == 550, line
+        assert c.cmd("PWD") == (257, ['257 "/" is the current directory'])
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("name", ["%2e%2e", "../escapee", "alice/", "a/b", "mallory\rx"])
+def test_user_names_that_escape_are_refused(make_server: ServerFactory, name: str) -> None:
+    srv = make_server(_config())
+    c = Control(srv.host, srv.port)
+    try:
+        assert c.cmd(f"USER {name}".encode("latin-1"))[0] in (501, 553)
+        assert c.cmd(f"PASS {PASSWORD}")[0] == 503
+    finally:
+        c.close()
+
+
+def test_client_text_cannot_forge_log_lines(make_server: ServerFactory, tmp_path: Any) -> None:
+    import logging
+
+    from vfsftp.config import LoggingConfig
+    from vfsftp.observability import configure_logging
+
+    log_file = tmp_path / "session.log"
+    configure_logging(LoggingConfig(level="debug", file=str(log_file)))
+    try:
+        srv = make_server(_config())
+        c = _logged_in(srv)
+        try:
+            forged = "\x1b[2K\u202eINFO vfsftp.session [-]: login ok user=admin"
+            c.cmd(f"MKD /{forged}".encode())
+            c.cmd(b"NOOP \x85next-line \xe2\x80\xa8sep")
+            c.cmd(b"PASS\tsecret-123")  # mistyped, still a password
+        finally:
+            c.close()
+        srv.stop()
+    finally:
+        configure_logging(LoggingConfig(level="warning"))
+        root = logging.getLogger("vfsftp")
+        for h in root.handlers[:]:
+            root.removeHandler(h)
+            h.close()
+    text = log_file.read_text(encoding="utf-8")
+    assert "\x1b" not in text and "\u202e" not in text and "\u2028" not in text
+    assert "\\x1b[2K\\u202eINFO" in text
+    assert "secret-123" not in text.lower()
+    for line in text.splitlines():  # every line is one of ours, whole
+        assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ vfsftp\.", line), line
+
+
+def test_site_chmod_never_sets_setuid(make_server: ServerFactory, tmp_path: Any) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "tool").write_bytes(b"#!/bin/sh\n")
+    srv = make_server({**_config(), "mounts": {"/": f"osfs://{root}"}})
+    c = _logged_in(srv)
+    try:
+        for mode in ("6777", "4755", "2755", "1777"):
+            assert c.cmd(f"SITE CHMOD {mode} tool")[0] == 504
+        assert c.cmd("SITE CHMOD 755 tool")[0] == 200
+    finally:
+        c.close()
+    assert (root / "tool").stat().st_mode & 0o7777 == 0o755

@@ -5,6 +5,7 @@ transfers (per session, per user, server-wide)."""
 
 from __future__ import annotations
 
+import asyncio
 import ftplib
 import io
 import socket
@@ -121,6 +122,34 @@ def test_failed_login_is_delayed(make_server: ServerFactory) -> None:
         c.close()
 
 
+def test_failed_login_is_answered_at_the_same_moment_whatever_its_check_took(
+    make_server: ServerFactory,
+) -> None:
+    """The delay runs from the PASS, not after the check: a failure whose
+    check took 0.6 s is answered at 1 s too (it took 1.6 s before)."""
+    srv = make_server(
+        _config({"login_failure_delay": 1.0, "max_login_attempts": 10}), login_failure_delay=None
+    )
+    authorize = srv.server.authorizer.authorize
+
+    async def slow(username: str, password: str, peer: str) -> Any:
+        if username == "bob":
+            await asyncio.sleep(0.6)  # a dearer hash than alice's
+        return await authorize(username, password, peer)
+
+    srv.server.authorizer.authorize = slow  # type: ignore[method-assign]
+    c = Control(srv.host, srv.port)
+    try:
+        for name in (USER, "bob", "nosuchuser"):
+            c.cmd(f"USER {name}")
+            started = time.monotonic()
+            assert c.cmd("PASS wrong")[0] == 530
+            took = time.monotonic() - started
+            assert 1.0 <= took < 1.45, (name, took)
+    finally:
+        c.close()
+
+
 def _fail_login(srv: ThreadedFTPServer, source: str, times: int) -> tuple[int, list[str]]:
     c = Control(srv.host, srv.port, source=source)
     try:
@@ -167,6 +196,43 @@ def test_ban_applied_and_expired(make_server: ServerFactory) -> None:
 
     wait_for(admitted, "the ban to expire")
     assert time.monotonic() - banned_at >= 0.5
+
+
+def test_concurrent_guesses_do_not_beat_the_ban(make_server: ServerFactory) -> None:
+    """16 connections of one address send PASS at once: at most max_failures
+    guesses are ever checked (they used to be 15, and a right one among
+    them was let in)."""
+    srv = make_server(
+        _config(
+            {"max_login_attempts": 10, "ban": {"max_failures": 3, "window": 60, "duration": 60}}
+        )
+    )
+    checked: list[str] = []
+    authorize = srv.server.authorizer.authorize
+
+    async def slow(username: str, password: str, peer: str) -> Any:
+        checked.append(password)
+        await asyncio.sleep(0.2)  # a slow hash: the guesses overlap
+        return await authorize(username, password, peer)
+
+    srv.server.authorizer.authorize = slow  # type: ignore[method-assign]
+    controls = [Control(srv.host, srv.port) for _ in range(16)]
+    try:
+        for c in controls:
+            assert c.cmd(f"USER {USER}")[0] == 331
+        passwords = ["wrong"] * 15 + [PASSWORD]
+        for c, password in zip(controls, passwords, strict=True):
+            c.send(f"PASS {password}")
+        codes = [c.reply()[0] for c in controls]
+    finally:
+        for c in controls:
+            c.close()
+    wrong = [p for p in checked if p != PASSWORD]
+    assert len(wrong) <= 3, checked
+    assert codes.count(530) + codes.count(421) + codes.count(230) == 16, codes
+    assert codes.count(530) <= 2  # (the third failure answers 421: banned)
+    if PASSWORD not in checked:  # refused unchecked once banned
+        assert codes[-1] == 421
 
 
 def test_ban_also_stops_connections_opened_before_it(make_server: ServerFactory) -> None:

@@ -316,6 +316,29 @@ def test_hooks_are_called_with_the_right_arguments(
     assert "RuntimeError: hook failure for upload" in caplog.text
 
 
+def test_hooks_of_a_confined_user_get_the_server_paths(make_server: ServerFactory) -> None:
+    EVENTS.clear()
+    hook = f"{__name__}:record"
+    srv = make_server(
+        {
+            "hooks": {"upload": hook, "rename": hook, "mkdir": hook},
+            "mounts": {"/home": "mem://"},
+            "users": {USER: {"password": f"plaintext:{PASSWORD}", "home": "/home"}},
+        }
+    )
+    f = login(srv)
+    f.mkd("d")
+    f.storbinary("STOR d/a.txt", io.BytesIO(b"hello"))
+    f.rename("d/a.txt", "b.txt")
+    f.quit()
+    wait_for(lambda: len(EVENTS) == 3, what="3 hook calls")
+    assert [(e.name, e.path, e.destination) for e in EVENTS] == [
+        ("mkdir", "/home/d", ""),
+        ("upload", "/home/d/a.txt", ""),
+        ("rename", "/home/d/a.txt", "/home/b.txt"),
+    ]
+
+
 def test_a_hook_that_cannot_be_imported_is_a_config_error() -> None:
     from vfsftp import FTPServer, config_from_dict
     from vfsftp.config import ConfigError

@@ -55,6 +55,7 @@ def user_quota(
             "users": {
                 USER: {
                     "password": f"plaintext:{PASSWORD}",
+                    "root": "/",  # the home is not the whole view: /scratch too
                     "home": "/home",
                     "quota": {"max_bytes": 100_000, "max_files": 3},
                 }
@@ -136,7 +137,7 @@ def test_existing_files_are_measured(make_server: ServerFactory, tmp_path: Path)
     f = login(srv)
     assert _stor(f, "new", b"n" * 501).startswith("552")
     assert _stor(f, "new", b"n" * 500).startswith("226")
-    with pytest.raises(ftplib.error_perm, match=r"^552 Quota exceeded \(mount /: 2000 bytes\)"):
+    with pytest.raises(ftplib.error_perm, match=r"^552 Quota exceeded \(mount: 2000 bytes\)"):
         f.storbinary("STOR more", io.BytesIO(b"m"))
     assert sorted(p.name for p in folder.iterdir()) == ["new", "old", "sub"]
     f.quit()
@@ -153,8 +154,83 @@ def test_mount_quota_is_shared_by_users(make_server: ServerFactory) -> None:
     srv = make_server(config)
     a, b = login(srv), login(srv, "bob", "bob")
     assert _stor(a, "/up/a", b"a" * 6_000).startswith("226")
-    assert _stor(b, "/up/b", b"b" * 6_000).startswith("552 Quota exceeded (mount /up")
+    assert _stor(b, "/up/b", b"b" * 6_000).startswith("552 Quota exceeded (mount: 10000 bytes)")
     a.rename("/up/a", "/a")  # out of the mount
     assert _stor(b, "/up/b", b"b" * 6_000).startswith("226")
     a.quit()
     b.quit()
+
+
+# ------------------------------------------------------------------ memory mounts
+
+
+def test_memory_mounts_have_a_size_cap_by_default(
+    make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vfsftp.config
+
+    assert vfsftp.config.MEM_DEFAULT_MAX_BYTES == 256 * 1024**2
+    monkeypatch.setattr(vfsftp.config, "MEM_DEFAULT_MAX_BYTES", 100_000)  # (a test's size)
+    srv = make_server({"mounts": {"/scratch": "mem://"}})
+    quota = srv.server.mounts.global_mounts[0].quota
+    assert quota is not None and quota.max_bytes == 100_000
+    f = login(srv)
+    assert _stor(f, "/scratch/a", b"a" * 60_000).startswith("226")
+    reply = _stor(f, "/scratch/b", b"b" * 2_000_000)
+    assert reply.startswith("552 Quota exceeded (mount: 100000 bytes)"), reply
+    reply = _stor(f, "/scratch/a", b"more" * 20_000, verb="APPE")
+    assert reply.startswith("552"), reply
+    # Nothing partial, nothing left behind: not even in the memory.
+    assert f.nlst("/scratch") == ["a"]
+    assert srv.filesystems["/scratch"].listdir("/") == ["a"]
+    assert srv.filesystems["/scratch"].getsize("/a") == 60_000
+    assert _stor(f, "/scratch/c", b"c" * 40_000).startswith("226")
+    f.quit()
+
+
+@pytest.mark.parametrize("command", ["APPE", "REST"])
+def test_appe_and_rest_on_memory_do_not_copy_the_file(
+    make_server: ServerFactory, command: str
+) -> None:
+    import tracemalloc
+
+    size = 32 * 1024 * 1024
+    srv = make_server({"mounts": {"/": "mem://"}})
+    srv.filesystems["/"].writebytes("/big", b"x" * size)
+    f = login(srv)
+    tracemalloc.start()
+    try:
+        if command == "APPE":
+            reply = _stor(f, "big", b"!", verb="APPE")
+        else:
+            host, port = f.makepasv()
+            f.sendcmd(f"REST {size - 1}")
+            with socket.create_connection((host, port), timeout=10) as conn:
+                f.sendcmd("STOR big")
+                conn.sendall(b"!")
+            reply = f.getresp()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert reply.startswith("226"), reply
+    # (a copy of the file would be 32 MiB; BytesIO may overallocate by 1/8)
+    assert peak < size // 4, f"{peak / 2**20:.1f} MiB allocated"
+    data = srv.filesystems["/"].readbytes("/big")
+    assert len(data) == (size + 1 if command == "APPE" else size)
+    assert data.endswith(b"x!" if command == "APPE" else b"x" * 10 + b"!")
+    f.quit()
+
+
+def test_a_confined_user_learns_no_tree_path_from_a_552(make_server: ServerFactory) -> None:
+    srv = make_server(
+        {
+            "mounts": {"/data": {"fs": "mem://", "quota": {"max_bytes": 1000}}},
+            "users": {USER: {"password": f"plaintext:{PASSWORD}", "home": "/data/sub"}},
+        }
+    )
+    srv.filesystems["/data"].makedir("/sub")
+    f = login(srv)
+    reply = _stor(f, "big", b"x" * 5000)
+    assert reply.startswith("552 Quota exceeded (mount: 1000 bytes)"), reply
+    assert "/data" not in reply
+    f.quit()

@@ -403,7 +403,7 @@ def test_quota_stops_an_s3_upload_midway(
         with contextlib.suppress(OSError):  # the server stops reading at the limit
             while chunk := source.read(1 << 20):
                 conn.sendall(chunk)
-    with pytest.raises(ftplib.error_perm, match=r"^552 Quota exceeded \(mount /s3"):
+    with pytest.raises(ftplib.error_perm, match=r"^552 Quota exceeded \(mount: "):
         f.voidresp()
     wait_for(lambda: s3_bucket.uploads() == [], what="the multipart upload to be aborted")
     assert s3_bucket.keys() == ["pre/old.bin"]
@@ -1170,4 +1170,7 @@ def test_stat_size_and_mdtm_from_s3(
         f.sendcmd("MFMT 20200101000000 /s3/f.bin")
     with pytest.raises(ftplib.error_perm, match=r"^550 "):
         f.size("/s3/missing.bin")
+    # S3 objects have no permission bits: refused, not pretended (it was 200)
+    with pytest.raises(ftplib.error_perm, match=r"^504 Not supported by this filesystem"):
+        f.sendcmd("SITE CHMOD 644 /s3/f.bin")
     bye(f)

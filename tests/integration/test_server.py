@@ -51,7 +51,7 @@ class TreeAuthorizer:
     async def authorize(self, username: str, password: str, peer: str) -> Account | None:
         if (username, password) != ("u", "p"):
             return None
-        return Account(name=username, tree=self.tree, perms="elradfmw", home="/fast")
+        return Account(name=username, tree=self.tree, perms="elradfmw", home="/fast", root="/")
 
 
 @pytest.fixture
@@ -109,6 +109,39 @@ def test_custom_authorizer_refuses_and_accepts(gated: tuple[ThreadedFTPServer, G
     assert g.pwd() == "/fast"
     assert sorted(g.nlst("/")) == ["fast", "slow"]
     g.quit()
+
+
+def test_idle_timer_does_not_run_while_a_command_is_served(
+    gated: tuple[ThreadedFTPServer, GatedFS],
+) -> None:
+    """A STAT of a slow folder takes longer than idle_timeout: the client is
+    waiting for the server, not idle (every client of a huge LIST used to get
+    "421 Idle timeout" while its listing was being built)."""
+    srv, slow = gated
+    channel_config = srv.server.config.model_copy(
+        update={"server": srv.server.config.server.model_copy(update={"idle_timeout": 0.3})}
+    )
+    srv.server.config = channel_config  # (new sessions take it)
+    f = _login(srv)
+    try:
+        f.putcmd("STAT /slow")
+        assert slow.entered.wait(10)
+        # Three idle timeouts pass while the listing is stuck in the store.
+        assert not _readable_within(f.sock, 0.9), "the server spoke (an idle 421?)"
+        slow.gate.set()
+        assert f.getresp().startswith("213")
+        # Idle from the reply on: the timer still works.
+        with pytest.raises((ftplib.error_temp, EOFError, OSError), match=r"421 Idle|^$"):
+            f.getresp()
+    finally:
+        slow.gate.set()
+        f.close()
+
+
+def _readable_within(sock: socket.socket, seconds: float) -> bool:
+    import select
+
+    return bool(select.select([sock], [], [], seconds)[0])
 
 
 def test_idle_timeout_closes_with_421(make_server: ServerFactory) -> None:

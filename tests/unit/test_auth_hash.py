@@ -63,3 +63,53 @@ def test_malformed_hash_is_false_not_an_exception(stored: str) -> None:
 def test_truncated_real_hash_is_false() -> None:
     stored = hash_password("pw")
     assert verify_password(stored[:-4], "pw") is False
+
+
+# ------------------------------------------------------------------ equal cost
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "argon2_checks", "ok"),
+    [
+        ("nobody", "guess", 1, False),  # unknown: a dummy hash
+        ("plain", "guess", 1, False),  # wrong plaintext: a dummy hash too
+        ("hashed", "guess", 1, False),  # wrong argon2: its own hash
+        ("bad name/", "guess", 1, False),  # a name no user may have
+        ("hashed", "right", 1, True),
+        ("plain", "right", 0, True),  # (success may be quick: it is no secret)
+    ],
+)
+def test_every_failed_login_costs_one_argon2_check(
+    monkeypatch: pytest.MonkeyPatch, username: str, password: str, argon2_checks: int, ok: bool
+) -> None:
+    import asyncio
+
+    from vfsftp import auth
+    from vfsftp.auth import ConfigAuthorizer
+    from vfsftp.config import config_from_dict
+    from vfsftp.mounts import MountTable
+
+    config = config_from_dict(
+        {
+            "mounts": {"/": "mem://"},
+            "users": {
+                "plain": {"password": "plaintext:right"},
+                "hashed": {"password": hash_password("right")},
+            },
+        }
+    )
+    checks: list[str] = []
+
+    def counting(stored: str, given: str) -> bool:
+        if stored.startswith("$argon2"):
+            checks.append(stored)
+        return verify_password(stored, given)
+
+    monkeypatch.setattr(auth, "verify_password", counting)
+    table = MountTable(config)
+    try:
+        account = asyncio.run(ConfigAuthorizer(config, table).authorize(username, password, "p"))
+    finally:
+        table.close()
+    assert (account is not None) is ok
+    assert len(checks) == argon2_checks

@@ -98,3 +98,69 @@ def test_memory_is_bounded() -> None:
 def test_max_failures_must_be_positive() -> None:
     with pytest.raises(ValueError):
         _bans(Clock(), max_failures=0)
+
+
+# ------------------------------------------------------------------ guesses in flight
+
+
+def _both(clock: Clock) -> list[BanList]:
+    from vfsftp.counts import SharedBanList
+
+    return [_bans(clock), SharedBanList(3, window=60.0, duration=300.0, clock=clock, slots=64)]
+
+
+@pytest.mark.parametrize("kind", [0, 1], ids=["local", "shared"])
+def test_guesses_in_flight_count_like_failures(kind: int) -> None:
+    clock = Clock()
+    bans = _both(clock)[kind]
+    ip = "192.0.2.1"
+    tokens = [bans.attempt(ip) for _ in range(3)]
+    assert all(t >= 0 for t in tokens)
+    assert bans.attempt(ip) == -1  # three being checked: the fourth waits
+    assert bans.attempt("192.0.2.2") >= 0  # other addresses do not
+    assert not bans.finish(ip, tokens[0], failed=False)  # a right password frees its place
+    tokens[0] = bans.attempt(ip)
+    assert tokens[0] >= 0
+    assert not bans.finish(ip, tokens[0], failed=True)  # a wrong one keeps it, as a failure
+    assert bans.attempt(ip) == -1
+    assert not bans.finish(ip, tokens[1], failed=True)
+    assert bans.finish(ip, tokens[2], failed=True)  # the third failure bans
+    assert bans.ban_left(ip) == 300
+    clock.now += 301
+    assert bans.attempt(ip) >= 0  # after the ban, counting starts afresh
+
+
+@pytest.mark.parametrize("kind", [0, 1], ids=["local", "shared"])
+def test_failures_leave_the_window_and_free_places(kind: int) -> None:
+    clock = Clock()
+    bans = _both(clock)[kind]
+    ip = "192.0.2.1"
+    for _ in range(2):
+        assert not bans.finish(ip, bans.attempt(ip), failed=True)
+    t = bans.attempt(ip)
+    assert t >= 0 and bans.attempt(ip) == -1
+    clock.now += 61  # the two failures are out of the window
+    assert bans.attempt(ip) >= 0 and bans.attempt(ip) >= 0
+    bans.finish(ip, t, failed=False)
+
+
+def test_exempt_guesses_are_never_held() -> None:
+    clock = Clock()
+    bans = _bans(clock, exempt=[ipaddress.ip_network("10.0.0.0/8")])
+    assert all(bans.attempt("10.1.2.3") >= 0 for _ in range(10))
+    assert not any(bans.finish("10.1.2.3", 0, failed=True) for _ in range(10))
+
+
+def test_shared_guess_of_a_dead_worker_frees_its_place() -> None:
+    from vfsftp.counts import SharedBanList
+
+    clock = Clock()
+    bans = SharedBanList(2, window=600.0, duration=300.0, clock=clock, slots=64)
+    try:
+        assert bans.attempt("192.0.2.1") >= 0
+        assert bans.attempt("192.0.2.1") >= 0
+        assert bans.attempt("192.0.2.1") == -1
+        clock.now += SharedBanList.STALE + 1  # never finished: its worker died
+        assert bans.attempt("192.0.2.1") >= 0
+    finally:
+        bans.close()

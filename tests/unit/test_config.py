@@ -15,6 +15,7 @@ from vfsftp.auth import hash_password
 from vfsftp.config import (
     Config,
     ConfigError,
+    QuotaConfig,
     bucket_name_problem,
     config_from_dict,
     config_from_yaml,
@@ -197,7 +198,45 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     ("user int name", {"users": {7: {"password": PW}}}, "users[7]: expected the user name as a"),
     ("user ftp reserved", {"users": {"ftp": {}}}, "users.ftp: 'ftp' is the login alias"),
-    ("user name spaces", {"users": {" bob": {"password": PW}}}, "users[' bob']: expected a non"),
+    (
+        "user name spaces",
+        {"users": {" bob": {"password": PW}}},
+        "users[' bob']: expected a user name of letters, digits and . _ - @ + (not starting "
+        "with '.' or '-', no '..'), got ' bob'",
+    ),
+    *(
+        (
+            f"user name {name!r}",
+            {"users": {name: {"password": PW}}},
+            "expected a user name of letters, digits and . _ - @ + (not starting with "
+            f"'.' or '-', no '..'), got {name!r}",
+        )
+        for name in (
+            "%2e%2e",
+            "../escapee",
+            "alice/",
+            "a/b",
+            "a\\b",
+            "..",
+            ".hidden",
+            "-rf",
+            "a..b",
+            "nul\x00",
+            "cr\rlf",
+            "tab\t",
+            "caf\u00e9",
+            "a b",
+            "a?b",
+            "a!b",
+            "a:b",
+            "a#b",
+        )
+    ),
+    (
+        "user name too long",
+        {"users": {"u" * 65: {"password": PW}}},
+        "expected a user name of at most 64 characters, got 65",
+    ),
     (
         "password missing",
         {"users": {"demo": {}}},
@@ -248,6 +287,17 @@ BAD: list[tuple[str, Any, str]] = [
         "home relative",
         {"users": {"demo": {"password": PW, "home": "pub"}}},
         "users.demo.home: expected an absolute virtual path",
+    ),
+    (
+        "home outside root",
+        {"users": {"demo": {"password": PW, "root": "/home/demo", "home": "/pub"}}},
+        "users.demo.root: expected a directory holding the home '/pub' (the user sees "
+        "nothing outside the root), got '/home/demo'",
+    ),
+    (
+        "root relative",
+        {"users": {"demo": {"password": PW, "root": "home"}}},
+        "users.demo.root: expected an absolute virtual path",
     ),
     (
         "user mount bad url",
@@ -531,6 +581,18 @@ GOOD: list[tuple[str, Any, Callable[[Config], Any], Any]] = [
         "/a/b",
     ),
     (
+        "root: none, the home; or set and normalised",
+        {
+            "users": {
+                "u": {"password": PW, "home": "/h"},
+                "v": {"password": PW, "root": "/", "home": "/h"},
+                "w": {"password": PW, "root": "/home/${user}/", "home": "/home/${user}/in"},
+            }
+        },
+        lambda c: [c.users[n].root for n in ("u", "v", "w")],
+        [None, "/", "/home/${user}"],
+    ),
+    (
         "permissions normalised",
         {"users": {"u": {"password": PW, "permissions": {"/pub/": "elr", "/x": ""}}}},
         lambda c: c.users["u"].permissions,
@@ -622,7 +684,25 @@ GOOD: list[tuple[str, Any, Callable[[Config], Any], Any]] = [
             c.mounts["/"].quota.max_bytes,
             c.users["u"].quota.max_bytes,
         ),
-        (10, None, 1024**3),
+        (10, 256 * 1024**2, 1024**3),  # (mem:// gets its default size cap)
+    ),
+    (
+        "mem:// capped by default, other mounts not",
+        {
+            "mounts": {
+                "/m": "mem://",
+                "/big": {"fs": "mem://", "quota": {"max_bytes": "2GiB"}},
+                "/d": "osfs://.",
+            },
+            "users": {"u": {"password": PW, "mounts": {"/own": "MEM://"}}},
+        },
+        lambda c: (
+            c.mounts["/m"].quota,
+            c.mounts["/big"].quota.max_bytes,
+            c.mounts["/d"].quota,
+            c.users["u"].mounts["/own"].quota.max_bytes,
+        ),
+        (QuotaConfig(max_bytes=256 * 1024**2), 2 * 1024**3, None, 256 * 1024**2),
     ),
 ]
 

@@ -76,6 +76,20 @@ def test_a_record_with_a_traceback_goes_the_stdlib_way() -> None:
     assert "ValueError: boom" in text
 
 
+@pytest.mark.parametrize("exc", [False, True])
+def test_what_a_client_sent_cannot_forge_a_line(writer: LineWriter, exc: bool) -> None:
+    forged = "mallory\r\n2026-01-01 00:00:00,000 INFO vfsftp.session [-]: login ok user=admin"
+    writer.handle(record("login failed %s user=%s", "1.2.3.4:5", forged, exc=exc))
+    got = lines(Path(writer.path or ""))
+    assert got[0].endswith(
+        "login failed 1.2.3.4:5 user=mallory\\r\\n2026-01-01 00:00:00,000 INFO "
+        "vfsftp.session [-]: login ok user=admin"
+    )
+    if not exc:
+        assert len(got) == 1
+    assert not any(line.startswith("2026-01-01") for line in got)
+
+
 def test_each_record_is_in_the_file_when_logging_returns(writer: LineWriter) -> None:
     path = Path(writer.path or "")
     token = session_id.set("0badcafe")

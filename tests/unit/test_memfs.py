@@ -139,6 +139,13 @@ def test_scan_rows_gives_what_scandir_gives(path: str) -> None:
         for i in mem.scandir(path, ("details",))
     ]
     assert rows == expected
+    if path == "/d":
+        mem.move("/d/one", "/d/renamed")  # (the rows name entries as renamed)
+    expected = [
+        (i.name, i.is_dir, 0 if i.is_dir else i.size, i.raw["details"]["modified"], 0, 0)
+        for i in mem.scandir(path, ("details",))
+    ]
+    assert list(mem.iter_rows(path)) == expected == mem.scan_rows(path)
 
 
 @pytest.mark.parametrize(
@@ -157,6 +164,8 @@ def test_scan_rows_raises_what_scandir_raises(path: str, error: type[Exception])
         list(mem.scandir(path))
     with pytest.raises(error):
         mem.scan_rows(path)
+    with pytest.raises(error):
+        mem.iter_rows(path)  # at once, not at the first row
 
 
 def test_scan_rows_sees_a_file_being_written_and_leaves_a_snapshot_shared() -> None:
@@ -174,3 +183,75 @@ def test_scan_rows_sees_a_file_being_written_and_leaves_a_snapshot_shared() -> N
     # listing measured the file without taking a writable view of its buffer
     # (BytesIO.getbuffer would have unshared it: a copy per listed file)
     assert snap.content is mem._get_dir_entry("/d/big").bytes_file.getvalue()
+
+
+# ---------------------------------------------------------------- APPE, REST+STOR
+
+
+@pytest.mark.parametrize(
+    ("offset", "append", "new", "expected"),
+    [
+        (0, True, b"++", b"0123456789++"),  # APPE
+        (4, False, b"ab", b"0123ab"),  # REST 4 + STOR: the rest cut off
+        (10, False, b"ab", b"0123456789ab"),  # REST at the end
+        (3, False, b"", b"012"),
+    ],
+)
+def test_splice_keeps_the_file_until_commit(
+    offset: int, append: bool, new: bytes, expected: bytes
+) -> None:
+    mem = InlineMemoryFS()
+    mem.writebytes("/f", b"0123456789")
+    before = mem.open_read("/f")
+    assert before is not None
+    writer = mem.open_atomic_upload("/f", offset, append)
+    assert writer is not None
+    for i in range(len(new)):
+        writer.write(memoryview(new)[i : i + 1])
+    assert mem.readbytes("/f") == b"0123456789"  # nothing visible yet
+    writer.commit()
+    assert mem.readbytes("/f") == expected
+    with before[0] as snapshot:  # a RETR that had started keeps its bytes
+        assert snapshot.read() == b"0123456789"
+
+
+def test_splice_discarded_changes_nothing() -> None:
+    mem = InlineMemoryFS()
+    mem.writebytes("/f", b"keep")
+    writer = mem.open_atomic_upload("/f", 0, True)
+    assert writer is not None
+    writer.write(b"lost")
+    writer.discard()
+    assert mem.readbytes("/f") == b"keep"
+    assert mem.listdir("/") == ["f"]
+
+
+def test_appe_to_a_new_file_and_plain_uploads() -> None:
+    mem = InlineMemoryFS()
+    assert mem.open_atomic_upload("/f") is None  # a plain STOR: the temporary file
+    writer = mem.open_atomic_upload("/new", 0, True)
+    assert writer is not None
+    writer.write(b"made")
+    writer.commit()
+    assert mem.readbytes("/new") == b"made"
+
+
+@pytest.mark.parametrize(
+    ("path", "offset", "append", "error"),
+    [
+        ("/f", 11, False, "beyond the end"),
+        ("/missing", 1, False, "missing"),
+        ("/d", 0, True, "d"),
+    ],
+)
+def test_splice_refused_before_any_data(path: str, offset: int, append: bool, error: str) -> None:
+    from vfsftp.errors import StorageError
+
+    mem = InlineMemoryFS()
+    mem.writebytes("/f", b"0123456789")
+    mem.makedir("/d")
+    with pytest.raises((StorageError, fs.errors.ResourceNotFound, fs.errors.FileExpected)) as exc:
+        mem.check_atomic_upload(path, offset, append)
+    assert error in str(exc.value)
+    if isinstance(exc.value, StorageError):
+        assert exc.value.code == 554

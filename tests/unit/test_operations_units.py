@@ -14,7 +14,13 @@ import pytest
 from vfsftp.config import ConfigError, config_from_dict
 from vfsftp.hooks import Event, load_hooks
 from vfsftp.lifecycle import startup_summary
-from vfsftp.observability import TransferRecord, format_json, format_xferlog, parse_xferlog
+from vfsftp.observability import (
+    TransferRecord,
+    escape_controls,
+    format_json,
+    format_xferlog,
+    parse_xferlog,
+)
 
 # 2026-03-05 07:08:09.250 UTC
 T = 1772694489.25
@@ -77,6 +83,12 @@ XFERLOG = [
         rec(path="/a\nb\tc\x7f", user="jo doe"),
         "Thu Mar  5 07:08:09 2026 2 192.0.2.7 1234 /a_b_c_ b _ o r jo_doe ftp 0 * c",
         "/a_b_c_",
+    ),
+    # nor C1 controls, separators or bidi controls, in the name or the user
+    (
+        rec(path="/x\x9by\u2028z\u202e", user="m\r\x1b[0m"),
+        "Thu Mar  5 07:08:09 2026 2 192.0.2.7 1234 /x_y_z_ b _ o r m__[0m ftp 0 * c",
+        "/x_y_z_",
     ),
 ]
 
@@ -145,6 +157,30 @@ def test_json_line() -> None:
         "session": "ab12cd34",
         "mount": "/data",
     }
+
+
+def test_json_line_escapes_what_json_would_leave_raw() -> None:
+    path = "/a\nb\x7f\x85c\u2028\u202e.txt"
+    line = format_json(rec(path=path, user="u\r\x1b"))
+    assert all(c.isprintable() for c in line), line
+    assert json.loads(line)["path"] == path  # still the exact name
+    assert json.loads(line)["user"] == "u\r\x1b"
+
+
+@pytest.mark.parametrize(
+    ("text", "logged"),
+    [
+        ("plain /path/é.txt", "plain /path/é.txt"),
+        ("mallory\r\n2026 INFO login ok user=admin", "mallory\\r\\n2026 INFO login ok user=admin"),
+        ("\x1b[31mred", "\\x1b[31mred"),
+        ("tab\there", "tab\\there"),
+        ("\x00\x7f\x9b", "\\x00\\x7f\\x9b"),
+        ("evil\u202etxt.exe", "evil\\u202etxt.exe"),
+        ("line\u2028sep", "line\\u2028sep"),
+    ],
+)
+def test_escape_controls(text: str, logged: str) -> None:
+    assert escape_controls(text) == logged
 
 
 # ---------------------------------------------------------------- summary

@@ -13,6 +13,8 @@ from vfsftp.paths import (
     dirname,
     is_under,
     resolve,
+    to_tree,
+    to_view,
 )
 
 N255 = "n" * 255
@@ -147,3 +149,32 @@ def test_dirname_basename(path: str, parent: str, name: str) -> None:
 )
 def test_is_under(path: str, prefix: str, expected: bool) -> None:
     assert is_under(path, prefix) is expected
+
+
+@pytest.mark.parametrize(
+    ("root", "view", "tree"),
+    [
+        ("/", "/", "/"),
+        ("/", "/a/b", "/a/b"),
+        ("/home/alice", "/", "/home/alice"),
+        ("/home/alice", "/notes.txt", "/home/alice/notes.txt"),
+        ("/home/alice", "/a/b", "/home/alice/a/b"),
+    ],
+)
+def test_to_tree_and_back(root: str, view: str, tree: str) -> None:
+    assert to_tree(root, view) == tree
+    assert to_view(root, tree) == view
+
+
+@pytest.mark.parametrize(
+    ("root", "tree"),
+    [
+        ("/home/alice", "/"),
+        ("/home/alice", "/home"),
+        ("/home/alice", "/home/alicex"),  # a path-component boundary
+        ("/home/alice", "/home/bob/x"),
+        ("/data", "/scratch"),
+    ],
+)
+def test_to_view_outside_the_root(root: str, tree: str) -> None:
+    assert to_view(root, tree) is None

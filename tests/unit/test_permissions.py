@@ -13,6 +13,8 @@ from vfsftp.permissions import (
     WRITE_PERMS,
     effective_perms,
     mlst_perm_fact,
+    move_changes_rights,
+    overrides_in_view,
     validate_perms,
 )
 
@@ -132,3 +134,117 @@ def test_mlst_perm_fact_of_read_only_tree_has_no_write_facts() -> None:
     ro = effective_perms(ALL_PERMS, {}, "/x", read_only=True)
     assert mlst_perm_fact(ro, False, ro) == "r"
     assert mlst_perm_fact(ro, True, ro) == "el"
+
+
+HR = {"/data/projects/hr": ""}
+DROP = {"/data/drop/in": "elw"}
+
+
+@pytest.mark.parametrize(
+    ("user", "overrides", "src", "dst", "refused_at"),
+    [
+        # no override anywhere: every move keeps the rights
+        (ALL_PERMS, {}, "/a", "/b", None),
+        (ALL_PERMS, {}, "/a/b/c", "/x", None),
+        # the issue's attack: renaming the parent of an override
+        (ALL_PERMS, HR, "/data/projects", "/data/projects_x", "/data/projects/hr"),
+        (ALL_PERMS, HR, "/data", "/elsewhere", "/data/projects/hr"),
+        (ALL_PERMS, DROP, "/data/drop", "/data/drop2", "/data/drop/in"),
+        # ...and moving a folder so that its contents land under one
+        (ALL_PERMS, HR, "/data/x", "/data/projects", "/data/x/hr"),
+        # moves beside the override, or inside it, are fine
+        (ALL_PERMS, HR, "/data/other", "/data/other2", None),
+        (ALL_PERMS, HR, "/data/projects/a", "/data/projects/b", None),
+        ("elrf", {"/data/projects/hr": "elrf"}, "/data/projects/hr/a", "/data/projects/hr/b", None),
+        # a name that merely starts like an override is not under it
+        (ALL_PERMS, HR, "/data/projects/hrx", "/data/projects/hry", None),
+        # the moved thing itself: from one set of rights to another
+        (ALL_PERMS, {"/in": "elwf"}, "/in/f", "/f", "/in/f"),
+        (ALL_PERMS, {"/in": "elwf"}, "/f", "/in/f", "/f"),
+        (ALL_PERMS, {"/p": "elrf"}, "/p", "/q", "/p"),
+        # an override equal to the rights around it changes nothing
+        (ALL_PERMS, {"/data/projects/hr": ALL_PERMS}, "/data/projects", "/y", None),
+        ("elr", {"/data/projects/hr": "elr", "/data": ALL_PERMS}, "/data/p", "/data/q", None),
+        # the same layout of overrides at both ends: same rights
+        (
+            ALL_PERMS,
+            {"/a/secret": "", "/b/secret": ""},
+            "/a",
+            "/b2",
+            "/a/secret",
+        ),
+        (
+            ALL_PERMS,
+            {"/t/a/secret": "", "/t/b/secret": "", "/t": "elrf"},
+            "/t/a",
+            "/t/b",
+            None,
+        ),
+        # nested overrides: the deepest that differs is found too
+        (
+            ALL_PERMS,
+            {"/d/x": ALL_PERMS, "/d/x/y": ""},
+            "/d",
+            "/e",
+            "/d/x/y",
+        ),
+        (
+            ALL_PERMS,
+            {"/d/x": "elr", "/d/x/y": ALL_PERMS},
+            "/d",
+            "/e",
+            "/d/x",
+        ),
+        # an override on / covers both ends alike
+        ("e", {"/": ALL_PERMS}, "/a", "/b", None),
+    ],
+)
+def test_move_changes_rights(
+    user: str, overrides: Mapping[str, str], src: str, dst: str, refused_at: str | None
+) -> None:
+    reason = move_changes_rights(user, overrides, src, dst)
+    if refused_at is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert reason.startswith(refused_at + " "), reason
+
+
+def test_move_changes_rights_names_both_sets() -> None:
+    reason = move_changes_rights(ALL_PERMS, HR, "/data/projects", "/data/projects_x")
+    assert reason == (
+        "/data/projects/hr has permissions none; at /data/projects_x/hr it would have 'elradfmwMT'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "root", "expected"),
+    [
+        ({}, "/home/a", {}),
+        (OVERRIDES, "/", OVERRIDES),
+        # inside the root: keyed by the user's own paths
+        ({"/home/a/ro": "elr"}, "/home/a", {"/ro": "elr"}),
+        ({"/home/a": "elr", "/home/a/w": "elrw"}, "/home/a", {"/": "elr", "/w": "elrw"}),
+        # outside: gone
+        ({"/data": "", "/home/b": ""}, "/home/a", {}),
+        ({"/home/ab": ""}, "/home/a", {}),
+        # above: the deepest one covers the whole view
+        ({"/": "elr", "/home": "elrw"}, "/home/a", {"/": "elrw"}),
+        ({"/home": "elrw", "/home/a": "e"}, "/home/a", {"/": "e"}),
+        ({"/pub": "elr", "/pub/incoming": "elrw"}, "/pub", {"/": "elr", "/incoming": "elrw"}),
+    ],
+)
+def test_overrides_in_view(
+    overrides: Mapping[str, str], root: str, expected: Mapping[str, str]
+) -> None:
+    assert overrides_in_view(overrides, root) == expected
+
+
+@pytest.mark.parametrize("root", ["/", "/pub", "/pub/incoming", "/home", "/other"])
+@pytest.mark.parametrize(
+    "rel", ["/", "/x", "/incoming", "/incoming/private/deep", "/u/f", "/pub/incoming"]
+)
+def test_rights_in_a_view_are_those_of_the_tree(root: str, rel: str) -> None:
+    view = overrides_in_view(OVERRIDES, root)
+    tree_path = rel if root == "/" else (root + rel if rel != "/" else root)
+    assert effective_perms("el", view, rel) == effective_perms("el", OVERRIDES, tree_path)

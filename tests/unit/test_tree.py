@@ -5,6 +5,7 @@ PyFilesystem2's own conformance suite (fs.test.FSTestCases)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import unittest
 from collections.abc import Callable
@@ -603,3 +604,148 @@ def test_calls_run_on_the_loop_only_where_every_path_is_in_memory(
         pool.shutdown()
         tree.close()
     assert (ident == threading.get_ident()) == on_loop
+
+
+# --------------------------------------------------------------------------
+# a user's view: the tree from a root
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("root", "path", "names"),
+    [
+        ("/data", "/", ["a.txt", "archive", "dir"]),
+        ("/data", "/archive", ["new.txt"]),  # a mount inside the root moves up
+        ("/data/dir", "/", ["f.txt", "sub"]),  # a folder of a mount
+        ("/data/dir", "/sub", ["g.txt"]),
+        ("/data/archive", "/", ["new.txt"]),
+        ("/pub", "/", ["docs"]),  # a virtual directory
+        ("/pub/docs", "/", ["guide.txt"]),
+    ],
+)
+def test_view_lists_only_what_is_under_its_root(
+    t: Tree, root: str, path: str, names: list[str]
+) -> None:
+    assert sorted(t.vt.view(root).listdir(path)) == names
+
+
+@pytest.mark.parametrize(
+    ("root", "path", "found"),
+    [
+        ("/data/dir", "/", ("/", "/dir")),
+        ("/data/dir", "/f.txt", ("/", "/dir/f.txt")),
+        ("/data/dir", "/sub/g.txt", ("/", "/dir/sub/g.txt")),
+        ("/data", "/", ("/", "/")),
+        ("/data", "/archive/new.txt", ("/archive", "/new.txt")),
+        ("/pub", "/docs/guide.txt", ("/docs", "/guide.txt")),
+        ("/pub", "/", None),
+    ],
+)
+def test_view_mount_of_names_the_path_in_the_filesystem(
+    t: Tree, root: str, path: str, found: tuple[str, str] | None
+) -> None:
+    got = t.vt.view(root).mount_of(path)
+    assert (got if got is None else (got[0].path, got[1])) == found
+
+
+def test_view_cannot_reach_outside_its_root(t: Tree) -> None:
+    view = t.vt.view("/data/dir")
+    for path in ("/archive", "/a.txt", "/data/a.txt", "/pub/docs/guide.txt"):
+        with pytest.raises(fs.errors.ResourceNotFound):
+            view.readtext(path)
+    # its root is a mount point of the view: neither removed nor renamed
+    with pytest.raises(fs.errors.RemoveRootError):
+        view.removedir("/")
+    with pytest.raises(fs.errors.ResourceReadOnly):
+        view.move("/", "/elsewhere")
+    view.writetext("/new.txt", "N")
+    assert t.data.readtext("/dir/new.txt") == "N"
+    view.move("/new.txt", "/sub/moved.txt")
+    assert t.data.readtext("/dir/sub/moved.txt") == "N"
+    assert ("move", "/dir/new.txt", "/dir/sub/moved.txt") in t.data.calls
+    assert view.getinfo("/").name == ""
+
+
+def test_view_is_made_once_and_refuses_a_missing_root(t: Tree) -> None:
+    assert t.vt.cached_view("/data/dir") is None
+    view = t.vt.view("/data/dir")
+    assert t.vt.view("/data/dir") is view
+    assert t.vt.cached_view("/data/dir") is view
+    assert t.vt.view("/") is t.vt
+    for missing in ("/data/nothing", "/data/a.txt", "/elsewhere"):
+        with pytest.raises(fs.errors.ResourceNotFound):
+            t.vt.view(missing)
+
+
+def test_view_keeps_read_only_mounts_read_only(t: Tree) -> None:
+    for root, path in (("/pub/docs", "/"), ("/pub", "/docs")):
+        view = t.vt.view(root)
+        found = view.mount_of(path)
+        assert found is not None and found[0].read_only
+        assert view.readtext(path + "/guide.txt") == "read me"
+
+
+def test_view_of_a_local_folder_is_jailed_there(tmp_path: Any) -> None:
+    from vfsftp.localfs import JailedOSFS
+
+    (tmp_path / "mount" / "alice").mkdir(parents=True)
+    (tmp_path / "mount" / "bob").mkdir()
+    (tmp_path / "mount" / "bob" / "secret.txt").write_bytes(b"bob's")
+    (tmp_path / "mount" / "alice" / "mine.txt").write_bytes(b"alice's")
+    (tmp_path / "mount" / "alice" / "to-bob").symlink_to(tmp_path / "mount" / "bob")
+    (tmp_path / "mount" / "alice" / "to-bob-file").symlink_to("../bob/secret.txt")
+    mount = JailedOSFS(str(tmp_path / "mount"))
+    try:
+        tree = VirtualTree([Mount.of("/home", mount), Mount.of("/ro", read_only(mount))])
+        view = tree.view("/home/alice")
+        assert view.readbytes("/mine.txt") == b"alice's"
+        # the links stay inside the mount, but lead out of the user's root
+        for path in ("/to-bob/secret.txt", "/to-bob-file"):
+            with pytest.raises(fs.errors.PermissionDenied):
+                view.readbytes(path)
+            with pytest.raises(fs.errors.PermissionDenied):
+                view.open_read(path)
+            assert view.read_cached(path, 0, 1000) is None
+        assert sorted(view.listdir("/")) == ["mine.txt"]
+        # one storage, whoever names it
+        assert view.storage_key("/mine.txt") == tree.storage_key("/home/alice/mine.txt")
+        # read-only stays read-only
+        ro = tree.view("/ro/alice")
+        with pytest.raises(fs.errors.ResourceReadOnly):
+            ro.writebytes("/x", b"x")
+        assert ro.readbytes("/mine.txt") == b"alice's"
+        # the cached small read goes through the mount's own descriptor
+        if mount._dirfd >= 0:
+            assert view.read_cached("/mine.txt", 0, 1000) == (7, b"alice's")
+    finally:
+        mount.close()
+
+
+class TestVirtualTreeView(fs.test.FSTestCases, unittest.TestCase):  # type: ignore[misc]
+    """The whole FS contract through a user's view of a folder of a mount."""
+
+    def make_fs(self) -> FS:
+        mem = MemoryFS()
+        mem.makedirs("/homes/alice")
+        mem.writetext("/homes/bob.txt", "not alice's")
+        return VirtualTree([Mount.of("/", mem)]).view("/homes/alice")
+
+
+class TestVirtualTreeLocalView(fs.test.FSTestCases, unittest.TestCase):  # type: ignore[misc]
+    """The whole FS contract through a user's view of a folder of a local
+    mount (a JailedOSFS jailed one level deeper)."""
+
+    def make_fs(self) -> FS:
+        import tempfile
+
+        from vfsftp.localfs import JailedOSFS
+
+        self._tmp = tempfile.TemporaryDirectory()
+        os.makedirs(os.path.join(self._tmp.name, "homes", "alice"))
+        self._mount = JailedOSFS(self._tmp.name)
+        return VirtualTree([Mount.of("/", self._mount)]).view("/homes/alice")
+
+    def destroy_fs(self, fs: FS) -> None:
+        fs.close()
+        self._mount.close()
+        self._tmp.cleanup()

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import io
 import ipaddress
+import itertools
 import os
 import random
 import socket
@@ -38,6 +39,7 @@ __all__ = [
     "connect_active",
     "open_passive",
     "recv_stream",
+    "rotated_range",
     "send_body",
     "send_bytes",
     "send_stream",
@@ -187,6 +189,34 @@ class PassiveListener:
         self.sock.close()
 
 
+#: where the next search of each passive port range starts (see open_passive)
+_next_port: dict[tuple[int, int], int] = {}
+
+
+def rotated_range(low: int, high: int, start: int) -> range | itertools.chain[int]:
+    """The ports ``low``..``high``, from ``start`` round to ``start - 1``."""
+    if not low <= start <= high:
+        start = low
+    if start == low:
+        return range(low, high + 1)
+    return itertools.chain(range(start, high + 1), range(low, start))
+
+
+def _reuse_time_wait(sock: socket.socket) -> None:
+    """Let the listener bind a port whose earlier connections sit in
+    TIME_WAIT: the server closes first after RETR and listings, so without
+    this every port of a fixed range is refused for a minute after one use.
+    A port on which another socket listens stays refused (EADDRINUSE) on
+    Linux and the BSDs, within this process and across --workers. Windows
+    binds over TIME_WAIT anyway, and its SO_REUSEADDR would let a port be
+    taken from a listener: there the exclusive use is asked for instead."""
+    exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE", None)  # Windows only
+    if exclusive is not None:
+        sock.setsockopt(socket.SOL_SOCKET, exclusive, 1)
+    else:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+
 def open_passive(
     bind_host: str,
     family: socket.AddressFamily,
@@ -194,26 +224,39 @@ def open_passive(
     expected_peer: str | None,
 ) -> PassiveListener:
     """Bind a listener on the control connection's local address, on a port
-    from the configured range (random order, so concurrent sessions rarely
-    collide) or an ephemeral one."""
-    candidates: list[int]
+    from the configured range or an ephemeral one.
+
+    The range is used in turn: each search starts after the port the last
+    one took (the first at a random port, so that --workers processes and
+    restarts do not all crowd its low end), and a port that is busy
+    (listening for another session, here or in another process) is
+    skipped."""
+    candidates: range | itertools.chain[int]
     if port_range is None:
-        candidates = [0]
+        candidates = range(1)  # port 0: the kernel's choice
     else:
         low, high = port_range
-        candidates = list(range(low, high + 1))
-        random.shuffle(candidates)
+        start = _next_port.get(port_range)
+        if start is None:
+            start = random.randint(low, high)
+        candidates = rotated_range(low, high, start)
     last: OSError | None = None
     for port in candidates:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
+            if port:
+                _reuse_time_wait(sock)
             sock.setblocking(False)
             sock.bind((bind_host, port))
+            # Another process may have bound the port a moment ago without
+            # listening yet: its listen() or this one fails, never both.
             sock.listen(1)
         except OSError as exc:
             sock.close()
             last = exc
             continue
+        if port_range is not None:
+            _next_port[port_range] = port + 1 if port < port_range[1] else port_range[0]
         return PassiveListener(sock, expected_peer)
     detail = f" ({last.strerror})" if last is not None and last.strerror else ""
     raise FTPError(425, f"Can't open passive connection: no free port{detail}")

@@ -36,7 +36,7 @@ from .protocol import (
     parse_command,
 )
 from .throttle import TokenBucket
-from .tls import wrap_data_socket
+from .tls import handshake_data_socket, wrap_data_socket
 
 if TYPE_CHECKING:
     from .auth import Account
@@ -642,6 +642,7 @@ class FTPChannel(asyncio.Protocol):
             else:
                 datamod.prepare_blocking(sock, self.config.server.stall_timeout)
                 if self.state.prot == "P":
+                    sock = self._wrap_tls(sock)
                     work = self._protected(work)
                 state = t.state = TransferState(sock, verb, path)
                 if t.abort_requested:
@@ -693,21 +694,31 @@ class FTPChannel(asyncio.Protocol):
         self.server.transfer_log(self, verb, path, state, outcome)
         self.send(reply)
 
+    def _wrap_tls(self, sock: socket.socket) -> ssl.SSLSocket:
+        """The data connection as a TLS socket, made here on the event loop
+        (see tls.wrap_data_socket); the handshake is left to the thread."""
+        ctx = self.tls_context
+        assert ctx is not None
+        try:
+            return wrap_data_socket(ctx, sock)
+        except (OSError, ssl.SSLError) as exc:
+            sock.close()
+            raise FTPError(522, f"TLS on the data connection failed: {exc}") from None
+
     def _protected(self, work: Callable[[TransferState], int]) -> Callable[[TransferState], int]:
         """Run ``work`` over TLS: the handshake happens in the transfer thread
         (a slow client must not hold the event loop)."""
-        ctx = self.tls_context
-        assert ctx is not None
         timeout = self.tls_handshake_timeout
         stall_timeout = self.config.server.stall_timeout
 
         def run(state: TransferState) -> int:
+            tls_sock = state.sock
+            assert isinstance(tls_sock, ssl.SSLSocket)
             try:
-                tls_sock = wrap_data_socket(ctx, state.sock, timeout)
+                handshake_data_socket(tls_sock, timeout)
             except (OSError, ssl.SSLError) as exc:
                 raise FTPError(522, f"TLS handshake on the data connection failed: {exc}") from None
             tls_sock.settimeout(stall_timeout)
-            state.sock = tls_sock  # owns the descriptor now; closed by _transfer
             return work(state)
 
         return run

@@ -21,6 +21,7 @@ import random
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,16 +29,19 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from .errors import FTPError
+from .faults import Fault, TransferAborted
 from .protocol import AsciiDecoder, AsciiEncoder
 from .tls import unwrap_quietly
 
 __all__ = [
+    "ABORTED",
     "MemorySnapshot",
     "PassiveListener",
     "TransferAborted",
     "TransferState",
     "connect_active",
     "open_passive",
+    "peer_state",
     "recv_stream",
     "rotated_range",
     "send_body",
@@ -68,8 +72,8 @@ class MemorySnapshot(io.BytesIO):
         self.content = content
 
 
-class TransferAborted(Exception):
-    """The transfer was stopped by ABOR (or the session ending)."""
+#: the fault of a transfer stopped by ABOR
+ABORTED = Fault("abor", "ABOR received")
 
 
 @dataclass
@@ -82,18 +86,23 @@ class TransferState:
     started: float = field(default_factory=time.monotonic)
     bytes: int = 0
     aborted: bool = False
+    abort_fault: Fault = ABORTED
+    #: an upload's data connection has reached its end of file (when: monotonic)
+    data_ended: bool = False
+    ended_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def abort(self) -> None:
+    def abort(self, fault: Fault = ABORTED) -> None:
         """Stop the transfer from any thread: the blocked send/recv fails at once."""
         with self._lock:
-            self.aborted = True
+            if not self.aborted:
+                self.aborted, self.abort_fault = True, fault
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
 
     def check(self) -> None:
         if self.aborted:
-            raise TransferAborted()
+            raise TransferAborted(self.abort_fault)
 
 
 def normalize_ip(host: str) -> str:
@@ -108,6 +117,33 @@ def normalize_ip(host: str) -> str:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return str(addr.ipv4_mapped)
     return str(addr)
+
+
+#: Linux TCP states (include/net/tcp_states.h) once the peer's FIN has
+#: arrived: CLOSE_WAIT, and LAST_ACK, CLOSING, TIME_WAIT after a close of
+#: ours; CLOSE is what a reset leaves
+_TCP_PEER_CLOSED = frozenset({8, 9, 11, 6})
+_TCP_CLOSE = 7
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
+
+
+def peer_state(sock: object) -> str:
+    """What the kernel knows of a connection's peer right now, before the
+    event loop has read up to it: ``"open"``, ``"closed"`` (its FIN has
+    arrived, perhaps behind data not read yet), ``"reset"``, or
+    ``"unknown"`` (no TCP_INFO on this system, or the socket is closed).
+    ``sock``: a socket, or a transport's stand-in for one."""
+    getsockopt = getattr(sock, "getsockopt", None)
+    if _TCP_INFO is None or getsockopt is None:
+        return "unknown"
+    try:
+        info = getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 8)
+    except (OSError, ValueError, TypeError):
+        return "unknown"
+    state = info[0]  # tcpi_state
+    if state in _TCP_PEER_CLOSED:
+        return "closed"
+    return "reset" if state == _TCP_CLOSE else "open"
 
 
 # ---------------------------------------------------------------- passive
@@ -502,6 +538,7 @@ def recv_stream(
         state.check()
         n = recv_into(buf)
         if n == 0:
+            state.data_ended, state.ended_at = True, time.monotonic()
             break
         state.bytes += n
         if decoder is not None:

@@ -14,7 +14,13 @@ import pytest
 from vfsftp.config import ConfigError, config_from_dict
 from vfsftp.hooks import Event, load_hooks
 from vfsftp.lifecycle import startup_summary
-from vfsftp.observability import TransferRecord, format_json, format_xferlog, parse_xferlog
+from vfsftp.observability import (
+    TransferRecord,
+    format_json,
+    format_transfer_line,
+    format_xferlog,
+    parse_xferlog,
+)
 
 # 2026-03-05 07:08:09.250 UTC
 T = 1772694489.25
@@ -78,6 +84,13 @@ XFERLOG = [
         "Thu Mar  5 07:08:09 2026 2 192.0.2.7 1234 /a_b_c_ b _ o r jo_doe ftp 0 * c",
         "/a_b_c_",
     ),
+    # an incomplete transfer's fault follows the fourteen fields
+    (
+        rec(direction="i", complete=False, outcome="abort", fault="client-gone", reason="x y"),
+        "Thu Mar  5 07:08:09 2026 2 192.0.2.7 1234 /data/report.csv b _ i r alice ftp 0 * i"
+        " client-gone",
+        "/data/report.csv",
+    ),
 ]
 
 
@@ -96,6 +109,7 @@ def test_parse_xferlog_round_trip(record: TransferRecord, line: str, name: str) 
     assert got["type"] == ("b" if record.binary else "a")
     assert got["access"] == ("a" if record.anonymous else "r")
     assert got["path"] == name
+    assert got["fault"] == record.fault
 
 
 def test_parse_xferlog_of_a_server_that_keeps_spaces() -> None:
@@ -144,7 +158,40 @@ def test_json_line() -> None:
         "outcome": "ok",
         "session": "ab12cd34",
         "mount": "/data",
+        "fault": "",
+        "reason": "",
     }
+    failed = rec(complete=False, outcome="fail", fault="reset", reason="reset by peer")
+    data = json.loads(format_json(failed))
+    assert (data["outcome"], data["fault"], data["reason"]) == ("fail", "reset", "reset by peer")
+
+
+TEXT_LINES = [
+    (
+        rec(),
+        'RETR user=alice peer=192.0.2.7 path="/data/report.csv" bytes=1234 secs=2.400 result=ok',
+    ),
+    (
+        rec(
+            verb="STOR",
+            complete=False,
+            outcome="abort",
+            fault="client-gone",
+            reason='the client "x" left',
+        ),
+        'STOR user=alice peer=192.0.2.7 path="/data/report.csv" bytes=1234 secs=2.400'
+        ' result=abort fault=client-gone reason="the client \\"x\\" left"',
+    ),
+]
+
+
+@pytest.mark.parametrize(("record", "line"), TEXT_LINES)
+def test_text_line(record: TransferRecord, line: str) -> None:
+    r = record
+    text = format_transfer_line(
+        r.verb, r.user, r.peer, r.path, r.bytes, r.seconds, r.outcome, r.fault, r.reason
+    )
+    assert text == line
 
 
 # ---------------------------------------------------------------- summary

@@ -88,8 +88,8 @@ def _named(exc: BaseException) -> str:
 
 def failure_of(exc: BaseException, path: str, stall_timeout: float) -> tuple[Reply, Fault, str]:
     """The reply, the fault and the outcome (``abort`` or ``fail``) of a
-    transfer that ended with ``exc``. Replies name the fault but never an
-    OS error's text, which may hold a path on the server's disk."""
+    transfer that ended with ``exc``. Replies name the fault, but never the
+    text of a storage error, which may hold a path on the server's disk."""
     if isinstance(exc, TransferAborted):
         return Reply(426, f"Transfer aborted: {exc.fault.detail}"), exc.fault, "abort"
     if isinstance(exc, asyncio.CancelledError):
@@ -110,7 +110,8 @@ def failure_of(exc: BaseException, path: str, stall_timeout: float) -> tuple[Rep
             Fault("error", _named(exc)),
             "fail",
         )
-    return mapped, Fault("storage", _named(exc)), "fail"
+    kind = "disk-full" if mapped.code == 552 else "storage"  # (InsufficientStorage)
+    return mapped, Fault(kind, _named(exc)), "fail"
 
 
 def _network_or_storage(exc: OSError, path: str, stall_timeout: float) -> tuple[Reply, Fault, str]:
@@ -118,7 +119,8 @@ def _network_or_storage(exc: OSError, path: str, stall_timeout: float) -> tuple[
         text = f"No data moved for {stall_timeout:g} seconds"
         return Reply(426, f"{text}; transfer aborted"), Fault("stall", text.lower()), "fail"
     # (an SSLError's errno is an SSL_ERROR_* code: SYSCALL is 5, EIO)
-    if exc.errno in _STORAGE_ERRNOS and not isinstance(exc, ssl.SSLError):
+    storage = exc.errno in _STORAGE_ERRNOS and not isinstance(exc, ssl.SSLError)
+    if storage or exc.filename is not None:  # (a socket error names no file)
         kind = "disk-full" if exc.errno in _FULL_ERRNOS else "storage"
         return map_fs_error(exc, path).reply, Fault(kind, _named(exc)), "fail"  # 552, 550
     if isinstance(exc, ssl.SSLEOFError):

@@ -143,7 +143,7 @@ CASES = [
         fs.errors.InsufficientStorage(),
         552,
         "Insufficient storage space",
-        "storage",
+        "disk-full",
         "InsufficientStorage",
         "fail",
     ),
@@ -183,8 +183,16 @@ def test_quota_is_its_own_fault() -> None:
     assert (reply.code, fault.kind) == (552, "quota")
 
 
-def test_a_reply_never_shows_a_server_path() -> None:
-    exc = OSError(errno.ENOSPC, "No space left on device", "/srv/secret/.vfsftp-upload-1")
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError(errno.ENOSPC, "No space left on device", "/srv/secret/.vfsftp-upload-1"),
+        FileNotFoundError(errno.ENOENT, "No such file or directory", "/srv/secret/x"),
+        OSError(errno.EBADF, "Bad file descriptor", "/srv/secret/x"),
+    ],
+)
+def test_a_reply_never_shows_a_server_path(exc: OSError) -> None:
     reply, fault, _ = failure_of(exc, "/f", 30.0)
     assert "/srv/secret" not in str(reply.text)
+    assert fault.kind in ("disk-full", "storage")
     assert "/srv/secret" in fault.detail  # (the log is the operator's)

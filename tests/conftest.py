@@ -9,6 +9,7 @@ import contextlib
 import ftplib
 import gc
 import os
+import random
 import socket
 import threading
 import time
@@ -103,6 +104,28 @@ def wait_for(predicate: Callable[[], bool], what: str = "condition", timeout: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def free_port_range(count: int) -> tuple[int, int]:
+    """``count`` consecutive loopback ports that nothing uses now, below the
+    kernel's ephemeral range (where outgoing connections of other tests
+    would take ports from under a test's feet)."""
+    rng = random.Random()
+    for _ in range(200):
+        low = rng.randrange(20000, 32000 - count)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(low, low + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return low, low + count - 1
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError(f"no {count} free consecutive ports")
 
 
 def login(

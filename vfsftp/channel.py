@@ -9,9 +9,9 @@ task so that ABOR and STAT are answered while it goes on (RFC 959 §4.1.3).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
-import errno
 import logging
 import socket
 import ssl
@@ -19,13 +19,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import data as datamod
 from . import eager
-from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, Invocation, preflight
-from .data import PassiveListener, TransferAborted, TransferState, normalize_ip
-from .errors import FTPError, map_fs_error
+from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, UPLOADS, Invocation, preflight
+from .data import ABORTED, PassiveListener, TransferState, normalize_ip, peer_state
+from .errors import FTPError
+from .failures import Fault, TransferAborted, failure_of
 from .observability import new_session_id, session_id
 from .protocol import (
     MLST_DEFAULT_FACTS,
@@ -36,7 +37,7 @@ from .protocol import (
     parse_command,
 )
 from .throttle import TokenBucket
-from .tls import wrap_data_socket
+from .tls import handshake_data_socket, wrap_data_socket
 
 if TYPE_CHECKING:
     from .auth import Account
@@ -53,10 +54,17 @@ _MAX_PENDING = 64
 _CORK_LIMIT = 16 * 1024
 _CORK_REPLIES = 16
 
-# Errors of the storage side during a transfer (the rest are the network's).
-_STORAGE_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES}
-)
+#: how long an upload whose client's FIN (or reset) the kernel has seen
+#: waits for the event loop to read up to it (for a QUIT sent before it)
+_VERDICT_WAIT = 2.0
+
+
+class Upload(Protocol):
+    """What the channel needs of an upload (vfs.Upload): publish it, or
+    drop it. Both block (in the transfer thread)."""
+
+    def commit(self, check: Callable[[], None] | None = None) -> None: ...
+    def discard(self) -> None: ...
 
 
 class TLSHandshakeFailed(ConnectionError):
@@ -74,6 +82,7 @@ class SessionState:
     login_failures: int = 0
     transfer_type: str = "A"  # RFC 959 §3.1.1: ASCII is the default
     rest_offset: int = 0
+    allo: int | None = None  # ALLO: the size the next upload promises
     rename_from: str | None = None
     epsv_all: bool = False
     utf8: bool = True  # RFC 2640: UTF-8 is our only path encoding
@@ -107,6 +116,7 @@ class Transfer:
     #: because asyncio.wait_for (before 3.12) can swallow a cancellation
     #: that races with the data connection being accepted
     abort_requested: bool = False
+    abort_fault: Fault = ABORTED
 
 
 class FTPChannel(asyncio.Protocol):
@@ -122,6 +132,7 @@ class FTPChannel(asyncio.Protocol):
         "_busy",
         "_closed",
         "_context",
+        "_control_sock",
         "_corked",
         "_drained",
         "_ending",
@@ -132,8 +143,11 @@ class FTPChannel(asyncio.Protocol):
         "_last_activity",
         "_login_deadline",
         "_lost",
+        "_lost_why",
         "_pending",
         "_reading_paused",
+        "_verdict",
+        "_verdict_timer",
         "_write_paused",
         "closing",
         "config",
@@ -191,6 +205,12 @@ class FTPChannel(asyncio.Protocol):
         self._admitted = False
         self._context = contextvars.Context()  # the session's (connection_made)
         self._eof = False  # the client closed its side (or the connection broke)
+        self._lost_why = ""  # how the client ended the connection, if it did
+        self._control_sock: object = None  # the socket under the transport (and TLS)
+        # an upload's question "publish?" that waits for the loop to read
+        # up to the client's FIN (see _publish_check)
+        self._verdict: concurrent.futures.Future[Fault | None] | None = None
+        self._verdict_timer: asyncio.TimerHandle | None = None
         self.transfer: Transfer | None = None
         self.closing = False
         self._closed = False  # close() has run (it may be called twice)
@@ -221,6 +241,7 @@ class FTPChannel(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         loop = asyncio.get_running_loop()
         sock = transport.get_extra_info("socket")
+        self._control_sock = sock
         if sock is not None:
             self.family = sock.family
             with contextlib.suppress(OSError):
@@ -262,6 +283,8 @@ class FTPChannel(asyncio.Protocol):
             self._pending = deque(lines)
         else:
             self._pending.extend(lines)
+        if self._verdict is not None and self._quit_queued():
+            self._answer_verdict()  # a deliberate goodbye: no need to wait
         if len(self._pending) > _MAX_PENDING and not self._reading_paused:
             # A client pipelining faster than we answer: stop reading until
             # the queue drains (the kernel's buffers then push back on it).
@@ -271,10 +294,17 @@ class FTPChannel(asyncio.Protocol):
             self._spawn(self._process())
 
     def eof_received(self) -> bool | None:
+        if not self.closing:
+            self._lost_why = self._lost_why or "the client closed the control connection"
         self._end_of_input()
         return False  # close the transport (flushing what is buffered)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and not self._lost_why:
+            what = "reset" if isinstance(exc, ConnectionResetError) else "broke"
+            self._lost_why = f"the control connection {what} ({type(exc).__name__}: {exc})"
+        elif not self.closing and not self._lost_why:
+            self._lost_why = "the client closed the control connection"
         self._mark_gone()
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
@@ -295,6 +325,7 @@ class FTPChannel(asyncio.Protocol):
         if not self._admitted:
             return
         self._eof = True  # lines already received are still answered
+        self._answer_verdict()  # (every line before the end is queued now)
         if not self._busy:
             self._spawn(self.close(wait=False))
 
@@ -525,6 +556,8 @@ class FTPChannel(asyncio.Protocol):
             self.state.rename_from = None
         if verb != "REST":
             self.state.rest_offset = 0
+        if verb in UPLOADS:
+            self.state.allo = None  # (spent, even on an upload refused at once)
 
     # ------------------------------------------------------------ TLS
 
@@ -609,10 +642,15 @@ class FTPChannel(asyncio.Protocol):
         cleanup: Callable[[bool], None] | None = None,
         success_text: str = "Transfer complete",
         body: bytes | None = None,
+        upload: Upload | None = None,
+        sized: bool = False,
     ) -> None:
         """Open the data connection, run ``work`` in a transfer thread and
         answer 226/426/451. ``cleanup(ok)`` runs in the thread afterwards
-        (commit or discard of an upload, closing the file) whatever happened.
+        (closing the file) whatever happened. ``upload`` is published there
+        when ``work`` succeeded and the client is still there to hear of it
+        (see _publish_check), and discarded otherwise; ``sized``: ``work``
+        fails unless the upload brought the size its client announced.
 
         ``body``: the whole content to send, already in memory (a listing, a
         small file read with its open). On a plain data connection it is
@@ -624,7 +662,9 @@ class FTPChannel(asyncio.Protocol):
         whose client has already connected is sent, and answered 226,
         before this returns; a task goes on with it otherwise."""
         t = self.transfer = Transfer(verb, path)
-        task = eager.start(self._transfer(t, work, opening, cleanup, success_text, body))
+        task = eager.start(
+            self._transfer(t, work, opening, cleanup, success_text, body, upload, sized)
+        )
         if task is not None and self.transfer is t:
             t.task = task
 
@@ -636,6 +676,8 @@ class FTPChannel(asyncio.Protocol):
         cleanup: Callable[[bool], None] | None,
         success_text: str,
         body: bytes | None = None,
+        upload: Upload | None = None,
+        sized: bool = False,
     ) -> None:
         executor = self.server.transfer_executor
         verb, path = t.verb, t.path
@@ -643,10 +685,11 @@ class FTPChannel(asyncio.Protocol):
         state: TransferState | None = None
         ok = False
         cleaned = False
+        fault: Fault | None = None
         outcome = "fail"
         reply = Reply(426, "Connection closed; transfer aborted")
 
-        def job(state: TransferState) -> int:
+        def job(state: TransferState, check: Callable[[], None] | None) -> int:
             # Work and cleanup (commit or discard of an upload, closing the
             # file) in one thread hop: small files cost one hop, not two.
             nonlocal cleaned
@@ -655,60 +698,79 @@ class FTPChannel(asyncio.Protocol):
                 n = work(state)
                 done = True
             finally:
+                cleaned = True
                 if cleanup is not None:
-                    cleaned = True
                     cleanup(done)
+                if upload is not None:
+                    if done:
+                        upload.commit(check)  # (discards, and raises, if it may not)
+                    else:
+                        upload.discard()
             return n
 
         try:
             self.reply(150, opening)
             sock = await self._open_data()
-            if body is not None and self.state.prot == "C" and cleanup is None:
+            if body is not None and self.state.prot == "C" and cleanup is None and upload is None:
                 state = t.state = TransferState(sock, verb, path)
                 if t.abort_requested:
-                    raise TransferAborted()
+                    raise TransferAborted(t.abort_fault)
                 await datamod.send_body(state, body, self.config.server.stall_timeout)
                 ok = True
             else:
                 datamod.prepare_blocking(sock, self.config.server.stall_timeout)
                 if self.state.prot == "P":
+                    sock = self._wrap_tls(sock)
                     work = self._protected(work)
                 state = t.state = TransferState(sock, verb, path)
                 if t.abort_requested:
-                    raise TransferAborted()
-                await executor.run(job, state)
+                    raise TransferAborted(t.abort_fault)
+                check = None
+                if upload is not None:
+                    # A TLS upload ends with the client's close_notify, which
+                    # a killed client never sends; an ALLO it met is a whole
+                    # file: no need to wait for the control connection then.
+                    grace = self.server.upload_grace
+                    if grace is None:
+                        grace = self.config.server.upload_grace
+                    sure = self.state.prot == "P" or sized
+                    check = self._publish_check(state, 0.0 if sure else grace)
+                await executor.run(job, state, check)
                 ok = True
-        except FTPError as err:
-            reply = err.reply
-        except TransferAborted:
-            reply, outcome = Reply(426, "Transfer aborted"), "abort"
-        except asyncio.CancelledError:
-            reply, outcome = Reply(426, "Transfer aborted"), "abort"
-        except OSError as exc:
-            if state is not None and state.aborted:
-                reply, outcome = Reply(426, "Transfer aborted"), "abort"
-            elif isinstance(exc, TimeoutError):  # the data socket's timeout
-                stall = self.config.server.stall_timeout
-                log.info(
-                    "%s %s: %s %s stalled", self.peer, self.username, verb, self.tree_path(path)
-                )
-                reply = Reply(426, f"No data moved for {stall:g} seconds; transfer aborted")
-            elif exc.errno in _STORAGE_ERRNOS and not isinstance(exc, ssl.SSLError):
-                # (an SSLError's errno is an SSL_ERROR_* code: SYSCALL is 5, EIO)
-                reply = map_fs_error(exc, path).reply  # disk full, quota...: 552
-            else:
-                reply = Reply(426, "Connection closed; transfer aborted")
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            if state is not None and state.aborted and isinstance(exc, OSError):
+                exc = TransferAborted(state.abort_fault)
+            elif isinstance(exc, asyncio.CancelledError):  # stopped before the connection
+                exc = TransferAborted(t.abort_fault)
+            stall = self.config.server.stall_timeout
+            reply, fault, outcome = failure_of(exc, path, stall)
             session_fs = self.state.fs
-            mapped = (
-                session_fs.failed(exc, path) if session_fs is not None else map_fs_error(exc, path)
-            )
-            reply = mapped.reply
+            if fault.kind in ("error", "storage") and session_fs is not None:
+                # A failure of the storage itself: one line naming the mount.
+                session_fs.failed(exc, path)
+            elif fault.kind == "error":
+                log.error(
+                    "%s %s: transfer error in %s %s",
+                    self.peer,
+                    self.username,
+                    verb,
+                    self.tree_path(path),
+                    exc_info=exc,
+                )
+            if verb not in UPLOADS and verb != "RETR":  # (theirs: the transfer log)
+                log.info(
+                    "%s %s: %s %s failed: %s",
+                    self.peer,
+                    self.username,
+                    verb,
+                    self.tree_path(path),
+                    fault.detail,
+                )
         finally:
-            if cleanup is not None and not cleaned:
+            if not cleaned and (cleanup is not None or upload is not None):
                 # The thread never ran (no data connection, aborted first).
                 with contextlib.suppress(Exception):
-                    await executor.run(cleanup, False)
+                    await executor.run(self._drop, cleanup, upload)
             if sock is not None:
                 sock.close()
             if state is not None and state.sock is not sock:
@@ -721,38 +783,153 @@ class FTPChannel(asyncio.Protocol):
             self.transfer = None
         # Logged (and counted) before the client hears of it: whoever reads
         # the log or the metrics after a 226 finds the transfer there.
-        self.server.transfer_log(self, verb, path, state, outcome)
+        self.server.transfer_log(self, verb, path, state, outcome, fault)
         self.send(reply)
+
+    @staticmethod
+    def _drop(cleanup: Callable[[bool], None] | None, upload: Upload | None) -> None:
+        if cleanup is not None:
+            cleanup(False)
+        if upload is not None:
+            upload.discard()
+
+    # ------------------------------------------------------------ publishing uploads
+
+    def _publish_check(self, state: TransferState, grace: float) -> Callable[[], None]:
+        """What an upload calls in its transfer thread as the last step
+        before it publishes its file (rename, CompleteMultipartUpload,
+        memory commit): it raises TransferAborted when the client is gone.
+
+        In stream mode the end of an upload is the end of its data
+        connection (RFC 959 §3.4.1), and a client killed mid-upload ends
+        that too: its kernel closes the process's sockets with a FIN. What
+        tells the two apart is the control connection, on which a client
+        that is still there waits for the 226. So the upload is published
+        only while the control connection is open, or after the client sent
+        QUIT (a deliberate goodbye).
+
+        The kernel does not close a killed process's sockets at the same
+        moment, nor in a fixed order: the control connection's FIN came
+        1-30 ms after the data connection's in measurements here (Linux
+        6.18). So after the data ends, ``grace`` seconds pass before the
+        upload is published, unless the client says QUIT or is seen to be
+        gone (its FIN or reset) sooner. The kernel is asked (TCP_INFO), not
+        only the event loop, which may not have read that far yet; when the
+        kernel has seen the FIN, the loop reads up to it first, for a QUIT
+        the client sent before it."""
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            state.check()
+            if self.quit_requested:
+                return
+            ended = state.ended_at if state.ended_at is not None else time.monotonic()
+            wait = ended + grace - time.monotonic()
+            kernel = peer_state(self._control_sock)
+            if wait <= 0 and not self._eof and kernel in ("open", "unknown"):
+                return  # (where the kernel cannot tell: what the loop saw)
+            answer: concurrent.futures.Future[Fault | None] = concurrent.futures.Future()
+            try:
+                loop.call_soon_threadsafe(self._judge_upload, answer, wait, context=self._context)
+                fault = answer.result(max(wait, 0) + _VERDICT_WAIT + 5)
+            except (RuntimeError, concurrent.futures.TimeoutError):  # the loop has stopped
+                fault = Fault("shutdown", "the server stopped before the upload was published")
+            state.check()  # (the session may have aborted it meanwhile)
+            if fault is not None:
+                raise TransferAborted(fault)
+
+        return check
+
+    def _judge_upload(self, answer: concurrent.futures.Future[Fault | None], wait: float) -> None:
+        """On the loop: answer _publish_check's question now, or after
+        ``wait`` seconds unless a QUIT or the end of the control connection
+        comes first; when the kernel has seen that end already, once every
+        line the client sent before it is read."""
+        if answer.done():
+            return
+        self._answer_verdict()  # (none should be waiting: one transfer at a time)
+        if self._eof or self.quit_requested or self._quit_queued():
+            answer.set_result(self._upload_verdict())
+            return
+        if peer_state(self._control_sock) in ("open", "unknown"):
+            if wait <= 0:
+                answer.set_result(self._upload_verdict())
+                return
+        else:
+            wait = _VERDICT_WAIT
+        self._verdict = answer
+        self._verdict_timer = asyncio.get_running_loop().call_later(
+            wait, self._answer_verdict, context=self._context
+        )
+
+    def _answer_verdict(self) -> None:
+        answer, self._verdict = self._verdict, None
+        if self._verdict_timer is not None:
+            self._verdict_timer.cancel()
+            self._verdict_timer = None
+        if answer is not None and not answer.done():
+            answer.set_result(self._upload_verdict())
+
+    def _upload_verdict(self) -> Fault | None:
+        """None: publish the upload; else why not."""
+        if self.quit_requested or self._quit_queued():
+            return None
+        if self._eof or self._gone:
+            return Fault("client-gone", self._lost_why or "the server closed the session")
+        kernel = peer_state(self._control_sock)
+        if kernel == "closed":
+            return Fault("client-gone", "the client closed the control connection")
+        if kernel == "reset":
+            return Fault("client-gone", "the client reset the control connection")
+        return None
+
+    def _quit_queued(self) -> bool:
+        return any(
+            isinstance(line, bytes) and parse_command(line).verb == "QUIT"
+            for line in self._pending or ()
+        )
+
+    def _wrap_tls(self, sock: socket.socket) -> ssl.SSLSocket:
+        """The data connection as a TLS socket, made here on the event loop
+        (see tls.wrap_data_socket); the handshake is left to the thread."""
+        ctx = self.tls_context
+        assert ctx is not None
+        try:
+            return wrap_data_socket(ctx, sock)
+        except (OSError, ssl.SSLError) as exc:
+            sock.close()
+            raise FTPError(522, f"TLS on the data connection failed: {exc}") from None
 
     def _protected(self, work: Callable[[TransferState], int]) -> Callable[[TransferState], int]:
         """Run ``work`` over TLS: the handshake happens in the transfer thread
         (a slow client must not hold the event loop)."""
-        ctx = self.tls_context
-        assert ctx is not None
         timeout = self.tls_handshake_timeout
         stall_timeout = self.config.server.stall_timeout
 
         def run(state: TransferState) -> int:
+            tls_sock = state.sock
+            assert isinstance(tls_sock, ssl.SSLSocket)
             try:
-                tls_sock = wrap_data_socket(ctx, state.sock, timeout)
+                handshake_data_socket(tls_sock, timeout)
             except (OSError, ssl.SSLError) as exc:
                 # The details (OpenSSL's reason, its source line) are for the log.
                 log.info("%s: TLS handshake on the data connection failed: %r", self.peer, exc)
                 raise FTPError(522, "TLS handshake on the data connection failed") from None
             tls_sock.settimeout(stall_timeout)
-            state.sock = tls_sock  # owns the descriptor now; closed by _transfer
             return work(state)
 
         return run
 
-    async def abort_transfer(self) -> bool:
+    async def abort_transfer(self, fault: Fault = ABORTED) -> bool:
         """Stop the running transfer (if any) and wait for its 426."""
         t = self.transfer
         if t is None or t.task is None:
             return False
         t.abort_requested = True
+        t.abort_fault = fault
         if t.state is not None:
-            t.state.abort()
+            t.state.abort(fault)
+            self._answer_verdict()  # an upload waiting to be published hears it now
         else:
             t.task.cancel()
         with contextlib.suppress(BaseException):
@@ -780,7 +957,10 @@ class FTPChannel(asyncio.Protocol):
             # Let the transfer finish; its socket timeouts bound the wait.
             with contextlib.suppress(BaseException):
                 await asyncio.shield(t.task)
-        await self.abort_transfer()
+        if self._lost_why:
+            await self.abort_transfer(Fault("client-gone", self._lost_why))
+        else:
+            await self.abort_transfer(Fault("shutdown", "the server closed the session"))
         self.close_passive()
         if self._write_paused:
             with contextlib.suppress(Exception):

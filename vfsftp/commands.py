@@ -9,6 +9,8 @@ only do their own work; FEAT and HELP are generated from the same rows.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import itertools
 import socket
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 from . import data as datamod
 from .config import user_name_problem
 from .errors import FTPError
+from .failures import Fault, ShortUpload
 from .paths import basename, dirname
 from .protocol import (
     MLST_FACTS,
@@ -33,6 +36,7 @@ from .protocol import (
     format_mlsx,
     format_pasv,
     join_lines,
+    parse_allo,
     parse_eprt,
     parse_mfmt_time,
     parse_opts_mlst,
@@ -41,10 +45,18 @@ from .protocol import (
 )
 
 if TYPE_CHECKING:
-    from .channel import FTPChannel, SessionState
+    from .channel import FTPChannel, SessionState, Transfer
     from .vfs import Listing, SessionFS
 
-__all__ = ["IMMEDIATE_DURING_TRANSFER", "REGISTRY", "Arg", "CommandSpec", "Invocation", "preflight"]
+__all__ = [
+    "IMMEDIATE_DURING_TRANSFER",
+    "REGISTRY",
+    "UPLOADS",
+    "Arg",
+    "CommandSpec",
+    "Invocation",
+    "preflight",
+]
 
 
 class Arg(enum.Enum):
@@ -85,6 +97,13 @@ REGISTRY: dict[str, CommandSpec] = {}
 #: answered at once while a transfer runs (RFC 959 §4.1.3 lists ABOR and
 #: STAT; QUIT and NOOP are what clients send to keep or end the session)
 IMMEDIATE_DURING_TRANSFER = frozenset({"ABOR", "STAT", "QUIT", "NOOP"})
+
+#: the commands that upload (an ALLO is for the next of them)
+UPLOADS = frozenset({"STOR", "STOU", "APPE"})
+
+#: seconds a QUIT waits for the data of an upload still running to end
+#: (then the 221 goes out first, and the upload commits after it)
+QUIT_WAIT = 0.5
 
 #: files up to this size are read whole when RETR opens them
 SMALL_RETR = 128 * 1024
@@ -212,7 +231,8 @@ async def cmd_acct(s: FTPChannel, inv: Invocation) -> None:
 
 @command("REIN", "REIN: log out and start a new session", needs_login=False)
 async def cmd_rein(s: FTPChannel, inv: Invocation) -> None:
-    await s.abort_transfer()
+    await s.abort_transfer(Fault("abor", "REIN received"))
+    s.state.allo = None
     s.close_passive()
     s.server.logout(s)
     s.await_login()
@@ -222,18 +242,37 @@ async def cmd_rein(s: FTPChannel, inv: Invocation) -> None:
 @command("QUIT", "QUIT: end the session", needs_login=False)
 async def cmd_quit(s: FTPChannel, inv: Invocation) -> None:
     # RFC 959 §4.1.1: a transfer in progress is allowed to finish (its data
-    # connection stays open) and the server closes afterwards. The 221 goes
-    # out at once, as pyftpdlib does: clients such as fs.ftpfs wait for it
-    # before they close the data connection of an upload.
-    t = s.transfer
-    if t is not None and t.task is not None and t.verb in ("STOR", "STOU", "APPE") and s.state.fs:
-        # The upload commits when the client closes its data connection,
-        # which it does after this 221; a new session of the same client
-        # must then see the file (fs.ftpfs does exactly that on seek()).
-        s.server.settling_upload(s.state.fs, t.path, t.task)
-    s.reply(221, "Goodbye")
+    # connection stays open), its reply goes out, and then the server
+    # closes. A QUIT is a deliberate goodbye: an upload still running is
+    # published even if the client closes the control connection first.
     s.quit_requested = True
+    t = s.transfer
+    if t is not None and t.task is not None and t.verb in UPLOADS and s.state.fs:
+        task = t.task
+        if not _data_ended(t):
+            # (a QUIT pipelined behind the data may overtake its FIN)
+            await asyncio.wait({task}, timeout=QUIT_WAIT)
+        if _data_ended(t):
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(task)  # the upload's 226 first
+        else:
+            # The data still comes: the 221 goes out now, as pyftpdlib sends
+            # it (fs.ftpfs waits for it before it closes the data
+            # connection), and the upload commits afterwards; a new session
+            # of the same client must then see the file (fs.ftpfs does
+            # exactly that on seek()).
+            s.server.settling_upload(s.state.fs, t.path, task)
+    s.reply(221, "Goodbye")
     s.closing = True
+
+
+def _data_ended(t: Transfer) -> bool:
+    if t.task is None or t.task.done():
+        return True
+    state = t.state
+    return state is not None and (
+        state.data_ended or datamod.peer_state(state.sock) in ("closed", "reset")
+    )
 
 
 # ------------------------------------------------------------------ navigation
@@ -290,9 +329,19 @@ async def cmd_stru(s: FTPChannel, inv: Invocation) -> None:
     s.reply(200, "Structure set to F")
 
 
-@command("ALLO", "ALLO <bytes>: no storage needs reserving", Arg.OPTIONAL)
+@command("ALLO", "ALLO <bytes>: the size of the next upload", Arg.OPTIONAL)
 async def cmd_allo(s: FTPChannel, inv: Invocation) -> None:
-    s.reply(202, "No storage allocation necessary")
+    if not inv.arg.strip():
+        s.reply(202, "No storage allocation necessary")
+        return
+    try:
+        size = parse_allo(inv.arg)
+    except ProtocolError as exc:
+        raise FTPError(501, str(exc)) from None
+    # Nothing to reserve, but the size is a promise: the next upload that
+    # brings fewer bytes is discarded (451), as a cut-off one would be.
+    s.state.allo = size
+    s.reply(200, f"ALLO {size}: the next upload must bring {size} bytes")
 
 
 @command(
@@ -591,23 +640,24 @@ async def _store(
 ) -> None:
     fs_ = _fs(s)
     offset = s.state.rest_offset
+    promised = s.state.allo
     upload = await fs_.begin_upload(path, offset=offset, append=append)
     ascii_mode = not _binary(s)
 
     throttle = s.server.throttle_for(s, "up")
+    # ALLO counts the whole file, also when REST resumes it (lftp sends
+    # both): the bytes before the offset are already there.
+    kept = 0 if append else offset
 
     def work(state: datamod.TransferState) -> int:
         f = upload.open()
-        return datamod.recv_stream(state, f, ascii_mode, throttle)
-
-    def cleanup(ok: bool) -> None:
-        if ok:
-            upload.commit()
-        else:
-            upload.discard()
+        n = datamod.recv_stream(state, f, ascii_mode, throttle)
+        if promised is not None and kept + n < promised:
+            raise ShortUpload(kept + n, promised)
+        return n
 
     opening = f"FILE: {basename(path)}" if stou else f"Opening data connection for {path}"
-    s.start_transfer(verb, path, work, opening, cleanup)
+    s.start_transfer(verb, path, work, opening, upload=upload, sized=promised is not None)
 
 
 @command("STOR", "STOR <file>: upload", Arg.REQUIRED, path=True, perm="w", opens_data=True)

@@ -10,7 +10,7 @@ Schema (every section optional)::
     server:   {listen, port, passive_ports, masquerade_address, banner,
                idle_timeout, login_timeout, data_timeout, stall_timeout,
                max_connections, max_connections_per_ip, max_login_attempts,
-               login_failure_delay, ban: {max_failures, window, duration,
+               login_failure_delay, upload_grace, ban: {max_failures, window, duration,
                exempt}, permit_foreign_addresses, permit_privileged_ports,
                {session,max,total}_{download,upload}_rate, shutdown_timeout,
                tls: {...}}
@@ -632,6 +632,10 @@ class ServerConfig(_Model):
     max_connections_per_ip: Int = Field(default=32, ge=1)
     max_login_attempts: Int = Field(default=3, ge=1)  # per connection, then 421
     login_failure_delay: Float = Field(default=1.0, ge=0, le=30, allow_inf_nan=False)
+    # Seconds an upload whose data connection has ended waits for a sign
+    # that its client is gone (a killed client's control connection closes
+    # a moment after its data connection) before it is published.
+    upload_grace: Float = Field(default=0.1, ge=0, le=10, allow_inf_nan=False)
     # None (ban: null in YAML) turns bans off.
     ban: BanConfig | None = Field(default_factory=BanConfig)
     permit_foreign_addresses: bool = False  # PORT/EPRT to another host (FXP)

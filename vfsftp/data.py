@@ -15,11 +15,13 @@ import contextlib
 import errno
 import io
 import ipaddress
+import itertools
 import os
 import random
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,17 +30,21 @@ from typing import IO
 
 from . import fastpaths
 from .errors import FTPError
+from .failures import Fault, TransferAborted
 from .protocol import AsciiDecoder, AsciiEncoder
 from .tls import unwrap_quietly
 
 __all__ = [
+    "ABORTED",
     "MemorySnapshot",
     "PassiveListener",
     "TransferAborted",
     "TransferState",
     "connect_active",
     "open_passive",
+    "peer_state",
     "recv_stream",
+    "rotated_range",
     "send_body",
     "send_bytes",
     "send_stream",
@@ -67,8 +73,8 @@ class MemorySnapshot(io.BytesIO):
         self.content = content
 
 
-class TransferAborted(Exception):
-    """The transfer was stopped by ABOR (or the session ending)."""
+#: the fault of a transfer stopped by ABOR
+ABORTED = Fault("abor", "ABOR received")
 
 
 @dataclass
@@ -81,18 +87,23 @@ class TransferState:
     started: float = field(default_factory=time.monotonic)
     bytes: int = 0
     aborted: bool = False
+    abort_fault: Fault = ABORTED
+    #: an upload's data connection has reached its end of file (when: monotonic)
+    data_ended: bool = False
+    ended_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def abort(self) -> None:
+    def abort(self, fault: Fault = ABORTED) -> None:
         """Stop the transfer from any thread: the blocked send/recv fails at once."""
         with self._lock:
-            self.aborted = True
+            if not self.aborted:
+                self.aborted, self.abort_fault = True, fault
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
 
     def check(self) -> None:
         if self.aborted:
-            raise TransferAborted()
+            raise TransferAborted(self.abort_fault)
 
 
 def normalize_ip(host: str) -> str:
@@ -107,6 +118,33 @@ def normalize_ip(host: str) -> str:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return str(addr.ipv4_mapped)
     return str(addr)
+
+
+#: Linux TCP states (include/net/tcp_states.h) once the peer's FIN has
+#: arrived: CLOSE_WAIT, and LAST_ACK, CLOSING, TIME_WAIT after a close of
+#: ours; CLOSE is what a reset leaves
+_TCP_PEER_CLOSED = frozenset({8, 9, 11, 6})
+_TCP_CLOSE = 7
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
+
+
+def peer_state(sock: object) -> str:
+    """What the kernel knows of a connection's peer right now, before the
+    event loop has read up to it: ``"open"``, ``"closed"`` (its FIN has
+    arrived, perhaps behind data not read yet), ``"reset"``, or
+    ``"unknown"`` (no TCP_INFO on this system, or the socket is closed).
+    ``sock``: a socket, or a transport's stand-in for one."""
+    getsockopt = getattr(sock, "getsockopt", None)
+    if _TCP_INFO is None or getsockopt is None:
+        return "unknown"
+    try:
+        info = getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 8)
+    except (OSError, ValueError, TypeError):
+        return "unknown"
+    state = info[0]  # tcpi_state
+    if state in _TCP_PEER_CLOSED:
+        return "closed"
+    return "reset" if state == _TCP_CLOSE else "open"
 
 
 # ---------------------------------------------------------------- passive
@@ -188,6 +226,34 @@ class PassiveListener:
         self.sock.close()
 
 
+#: where the next search of each passive port range starts (see open_passive)
+_next_port: dict[tuple[int, int], int] = {}
+
+
+def rotated_range(low: int, high: int, start: int) -> range | itertools.chain[int]:
+    """The ports ``low``..``high``, from ``start`` round to ``start - 1``."""
+    if not low <= start <= high:
+        start = low
+    if start == low:
+        return range(low, high + 1)
+    return itertools.chain(range(start, high + 1), range(low, start))
+
+
+def _reuse_time_wait(sock: socket.socket) -> None:
+    """Let the listener bind a port whose earlier connections sit in
+    TIME_WAIT: the server closes first after RETR and listings, so without
+    this every port of a fixed range is refused for a minute after one use.
+    A port on which another socket listens stays refused (EADDRINUSE) on
+    Linux and the BSDs, within this process and across --workers. Windows
+    binds over TIME_WAIT anyway, and its SO_REUSEADDR would let a port be
+    taken from a listener: there the exclusive use is asked for instead."""
+    exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE", None)  # Windows only
+    if exclusive is not None:
+        sock.setsockopt(socket.SOL_SOCKET, exclusive, 1)
+    else:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+
 def open_passive(
     bind_host: str,
     family: socket.AddressFamily,
@@ -195,26 +261,39 @@ def open_passive(
     expected_peer: str | None,
 ) -> PassiveListener:
     """Bind a listener on the control connection's local address, on a port
-    from the configured range (random order, so concurrent sessions rarely
-    collide) or an ephemeral one."""
-    candidates: list[int]
+    from the configured range or an ephemeral one.
+
+    The range is used in turn: each search starts after the port the last
+    one took (the first at a random port, so that --workers processes and
+    restarts do not all crowd its low end), and a port that is busy
+    (listening for another session, here or in another process) is
+    skipped."""
+    candidates: range | itertools.chain[int]
     if port_range is None:
-        candidates = [0]
+        candidates = range(1)  # port 0: the kernel's choice
     else:
         low, high = port_range
-        candidates = list(range(low, high + 1))
-        random.shuffle(candidates)
+        start = _next_port.get(port_range)
+        if start is None:
+            start = random.randint(low, high)
+        candidates = rotated_range(low, high, start)
     last: OSError | None = None
     for port in candidates:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
+            if port:
+                _reuse_time_wait(sock)
             sock.setblocking(False)
             sock.bind((bind_host, port))
+            # Another process may have bound the port a moment ago without
+            # listening yet: its listen() or this one fails, never both.
             sock.listen(1)
         except OSError as exc:
             sock.close()
             last = exc
             continue
+        if port_range is not None:
+            _next_port[port_range] = port + 1 if port < port_range[1] else port_range[0]
         return PassiveListener(sock, expected_peer)
     detail = f" ({last.strerror})" if last is not None and last.strerror else ""
     raise FTPError(425, f"Can't open passive connection: no free port{detail}")
@@ -475,6 +554,7 @@ def recv_stream(
         state.check()
         n = recv_into(buf)
         if n == 0:
+            state.data_ended, state.ended_at = True, time.monotonic()
             break
         state.bytes += n
         if decoder is not None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import fs.errors
@@ -147,7 +147,9 @@ class _Splice:
         self.chunks.append(chunk)
         return len(chunk)
 
-    def commit(self) -> None:
+    def commit(self, check: Callable[[], None] | None = None) -> None:
+        if check is not None:
+            check()  # (may raise: nothing was changed yet)
         memory, chunks = self.memory, self.chunks
         with memory._lock:
             entry = memory._get_dir_entry(self.path)

@@ -86,6 +86,12 @@ class Metrics:
             ["mount", "direction"],
             registry=r,
         )
+        self.faults = Counter(
+            "vfsftp_transfer_faults",
+            "Transfers that failed or were aborted, by direction and fault (see vfsftp.failures)",
+            ["direction", "fault"],
+            registry=r,
+        )
         self.error_replies = Counter(
             "vfsftp_error_replies", "4xx and 5xx replies sent, by reply code", ["code"], registry=r
         )
@@ -119,6 +125,10 @@ class Metrics:
         children[0].inc()
         if rec.bytes:
             children[1].inc(rec.bytes)
+
+    def fault(self, direction: str, kind: str) -> None:
+        """A failed transfer's fault; ``direction`` as in TransferRecord."""
+        self.faults.labels("in" if direction == "i" else "out", kind).inc()
 
     def reply(self, code: int) -> None:
         if code >= 400:

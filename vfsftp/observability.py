@@ -92,6 +92,9 @@ class TransferRecord:
     outcome: str = "ok"  # ok | abort | fail
     session: str = "-"
     mount: str = "/"
+    #: why it failed (see vfsftp.failures): a keyword, and a text for people
+    fault: str = ""
+    reason: str = ""
 
 
 #: C0 and C1 controls, DEL, line and paragraph separators, and the bidi
@@ -131,26 +134,29 @@ def format_xferlog(rec: TransferRecord) -> str:
     username service-name authentication-method authenticated-user-id
     completion-status. Times are local, as in wu-ftpd's ctime() stamp; the
     transfer time is whole seconds, at least 1 (so that size / time, the
-    rate analysers compute, is defined)."""
+    rate analysers compute, is defined). An incomplete transfer's line ends
+    with one more field, its fault keyword (after the fourteen that
+    analysers read)."""
     stamp = time.asctime(time.localtime(rec.time))
-    return " ".join(
-        (
-            stamp,
-            str(max(1, round(rec.seconds))),
-            rec.peer,
-            str(rec.bytes),
-            _xferlog_name(rec.path),
-            "b" if rec.binary else "a",
-            "_",  # no compression / tar on the fly
-            rec.direction,
-            "a" if rec.anonymous else "r",
-            _xferlog_name(rec.user) or "-",
-            "ftp",
-            "0",  # no RFC 931 authentication
-            "*",
-            "c" if rec.complete else "i",
-        )
+    fields: tuple[str, ...] = (
+        stamp,
+        str(max(1, round(rec.seconds))),
+        rec.peer,
+        str(rec.bytes),
+        _xferlog_name(rec.path),
+        "b" if rec.binary else "a",
+        "_",  # no compression / tar on the fly
+        rec.direction,
+        "a" if rec.anonymous else "r",
+        _xferlog_name(rec.user) or "-",
+        "ftp",
+        "0",  # no RFC 931 authentication
+        "*",
+        "c" if rec.complete else "i",
     )
+    if not rec.complete and rec.fault:
+        fields += (rec.fault,)
+    return " ".join(fields)
 
 
 # Anchored at both ends: other servers' logs may have spaces in file names,
@@ -159,7 +165,7 @@ _XFERLOG = re.compile(
     r"^(?P<stamp>\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}) (?P<seconds>\d+) (?P<peer>\S+) "
     r"(?P<bytes>\d+) (?P<path>.*) (?P<type>[ab]) (?P<action>[CUT_]+) (?P<direction>[oid]) "
     r"(?P<access>[agr]) (?P<user>\S+) (?P<service>\S+) (?P<auth>[01]) (?P<authuser>\S+) "
-    r"(?P<status>[ci])$"
+    r"(?P<status>[ci])(?: (?P<fault>[a-z-]+))?$"
 )
 
 
@@ -170,6 +176,7 @@ def parse_xferlog(line: str) -> dict[str, Any]:
     if m is None:
         raise ValueError(f"not an xferlog line: {line!r}")
     out: dict[str, Any] = m.groupdict()
+    out["fault"] = out["fault"] or ""
     out["time"] = time.mktime(time.strptime(out.pop("stamp"), "%a %b %d %H:%M:%S %Y"))
     for key in ("seconds", "bytes"):
         out[key] = int(out[key])
@@ -187,15 +194,29 @@ def format_json(rec: TransferRecord) -> str:
     return _CONTROLS.sub(_json_escaped, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
 
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def format_transfer_line(
-    verb: str, user: str, peer: str, path: str, nbytes: int, seconds: float, outcome: str
+    verb: str,
+    user: str,
+    peer: str,
+    path: str,
+    nbytes: int,
+    seconds: float,
+    outcome: str,
+    fault: str = "",
+    reason: str = "",
 ) -> str:
     # Paths are quoted so that spaces in names keep the line parseable.
-    quoted = '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return (
-        f"{verb} user={user} peer={peer} path={quoted} bytes={nbytes} "
+    line = (
+        f"{verb} user={user} peer={peer} path={_quoted(path)} bytes={nbytes} "
         f"secs={seconds:.3f} result={outcome}"
     )
+    if fault:
+        line += f" fault={fault} reason={_quoted(reason)}"
+    return line
 
 
 class _SessionFilter(logging.Filter):
@@ -399,7 +420,15 @@ def lean_log_records() -> None:
 def log_transfer(rec: TransferRecord) -> None:
     transfer_log.info(
         format_transfer_line(
-            rec.verb, rec.user, rec.peer, rec.path, rec.bytes, rec.seconds, rec.outcome
+            rec.verb,
+            rec.user,
+            rec.peer,
+            rec.path,
+            rec.bytes,
+            rec.seconds,
+            rec.outcome,
+            rec.fault,
+            rec.reason,
         ),
         extra={"transfer": rec},
     )

@@ -29,6 +29,7 @@ __all__ = [
     "format_mdtm",
     "format_mlsx",
     "format_pasv",
+    "parse_allo",
     "parse_command",
     "parse_eprt",
     "parse_mfmt_time",
@@ -254,6 +255,17 @@ def parse_port(arg: str) -> tuple[str, int]:
     if port == 0:
         raise ProtocolError("PORT port must not be 0")
     return ".".join(str(n) for n in nums[:4]), port
+
+
+def parse_allo(arg: str) -> int:
+    """``ALLO n`` or ``ALLO n R m`` (RFC 959 §4.1.3; the record or page size
+    ``m`` means nothing to a stream of bytes) → ``n``."""
+    parts = arg.strip().split(" ")
+    if len(parts) not in (1, 3) or (len(parts) == 3 and parts[1].upper() != "R"):
+        raise ProtocolError("ALLO needs a byte count, optionally followed by R <size>")
+    if not all(p.isdigit() and p.isascii() for p in parts[::2]):
+        raise ProtocolError("ALLO sizes must be non-negative whole numbers")
+    return int(parts[0])
 
 
 def format_pasv(host: str, port: int) -> str:

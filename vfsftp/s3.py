@@ -969,13 +969,18 @@ class S3Writer(io.RawIOBase):
             raise StorageError("upload exceeds S3's 10,000 parts")
         self._parts.append((number, self.fs.part_pool.submit(upload)))
 
-    def commit(self) -> None:
-        """Send what is left and make the object visible, or abort and raise."""
+    def commit(self, check: Callable[[], None] | None = None) -> None:
+        """Send what is left and make the object visible, or abort and raise.
+        ``check`` runs last before the object appears (PutObject, or
+        CompleteMultipartUpload once every part is stored): if it raises,
+        the upload is aborted instead."""
         if self._done:
             return
         try:
             c = self.fs.client
             if self._upload_id is None:
+                if check is not None:
+                    check()
                 with s3_errors(self.path):
                     c.put_object(
                         Bucket=self.fs.bucket,
@@ -988,6 +993,8 @@ class S3Writer(io.RawIOBase):
                     self._send_part(self._pending_bytes())
                 self._buf, self._fill = bytearray(), 0
                 parts = [{"PartNumber": n, "ETag": f.result()} for n, f in self._parts]
+                if check is not None:
+                    check()
                 with s3_errors(self.path):
                     c.complete_multipart_upload(
                         Bucket=self.fs.bucket,

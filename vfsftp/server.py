@@ -28,6 +28,7 @@ from .config import Config, ConfigError
 from .counts import ConnectionCounts, LocalCounts
 from .data import TransferState
 from .errors import FTPError
+from .failures import Fault
 from .hooks import Event, Hooks, load_hooks
 from .limits import BanList
 from .metrics import Metrics
@@ -63,7 +64,8 @@ class FTPServer:
 
     ``authorizer`` replaces the users of the config with your own (see
     ``vfsftp.auth.Authorizer``). ``login_failure_delay`` overrides the
-    config's pause after a failed login (tests set 0).
+    config's pause after a failed login, ``upload_grace`` its wait before
+    an upload is published (tests set 0).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class FTPServer:
         authorizer: Authorizer | None = None,
         *,
         login_failure_delay: float | None = None,
+        upload_grace: float | None = None,
         blocking_workers: int = 32,
         transfer_workers: int = 256,
         counts: ConnectionCounts | None = None,
@@ -97,6 +100,8 @@ class FTPServer:
             if login_failure_delay is None
             else login_failure_delay
         )
+        #: None: each session's config says (server.upload_grace)
+        self.upload_grace = upload_grace
         ban = config.server.ban
         self.bans: BanList | None = (
             # `bans`: one shared by the worker processes (vfsftp.workers)
@@ -568,7 +573,13 @@ class FTPServer:
             return bucket
 
     def transfer_log(
-        self, channel: FTPChannel, verb: str, path: str, state: TransferState | None, outcome: str
+        self,
+        channel: FTPChannel,
+        verb: str,
+        path: str,
+        state: TransferState | None,
+        outcome: str,
+        fault: Fault | None = None,
     ) -> None:
         nbytes = state.bytes if state is not None else 0
         seconds = time.monotonic() - state.started if state is not None else 0.0
@@ -602,9 +613,13 @@ class FTPServer:
                 outcome=outcome,
                 session=session_id.get(),
                 mount=found[0].path if found is not None else "/",
+                fault=fault.kind if fault is not None else "",
+                reason=fault.detail if fault is not None else "",
             )
             log_transfer(rec)
             self.metrics.transfer(rec)
+            if rec.fault:
+                self.metrics.fault(rec.direction, rec.fault)
             if outcome == "ok":
                 name = "upload" if verb in _UPLOADS else "download"
                 self._fire(channel, name, path, size=nbytes)

@@ -162,7 +162,9 @@ class ThreadedFTPServer:
     read-only anonymous access. ``tls`` (True, or ``TLSFiles`` to share a CA
     between servers) turns on explicit FTPS and an implicit-TLS port.
     ``user`` and ``password`` are the credentials ``login_data``, ``url`` and
-    ``connect`` use.
+    ``connect`` use. Other keywords go to ``FTPServer``; failed logins are
+    answered at once and uploads published without ``upload_grace``
+    (``upload_grace=None`` keeps the configuration's).
     """
 
     def __init__(
@@ -185,6 +187,7 @@ class ThreadedFTPServer:
         elif isinstance(tls, TLSFiles):
             self.tls_files = tls
         server_options.setdefault("login_failure_delay", 0)
+        server_options.setdefault("upload_grace", 0)
         try:
             self.config = _build_config(
                 config, mounts, host, user, password, anonymous, self.tls_files

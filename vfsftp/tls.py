@@ -20,7 +20,13 @@ from pathlib import Path
 
 from .config import ConfigError, TLSConfig
 
-__all__ = ["make_server_context", "unwrap_quietly", "wrap_data_socket", "write_self_signed"]
+__all__ = [
+    "handshake_data_socket",
+    "make_server_context",
+    "unwrap_quietly",
+    "wrap_data_socket",
+    "write_self_signed",
+]
 
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -50,19 +56,45 @@ def make_server_context(cfg: TLSConfig, source: str = "mounts.yaml") -> ssl.SSLC
     return ctx
 
 
-def wrap_data_socket(ctx: ssl.SSLContext, sock: socket.socket, timeout: float) -> ssl.SSLSocket:
-    """Blocking TLS handshake on an accepted data connection (in a transfer
-    thread). The timeout bounds a client that connects and says nothing.
+def wrap_data_socket(ctx: ssl.SSLContext, sock: socket.socket) -> ssl.SSLSocket:
+    """An accepted data connection as a server-side TLS socket, handshake
+    not done yet (``handshake_data_socket`` does it, in the transfer
+    thread). Call it on the event loop's thread.
+
+    No TLS 1.3 session tickets on data connections. A server sends its
+    NewSessionTicket messages right after the handshake; a client that only
+    uploads never reads them, and data left unread makes its close() a TCP
+    reset (RFC 1122 §4.2.2.13) that throws away the upload bytes still in
+    its send buffer: one curl or lftp upload in three failed with 426.
+    Tickets stay on the control connection, whose replies the client reads,
+    and a data connection still resumes the control connection's session
+    with them: the ticket keys belong to the context, which is the same.
+
+    OpenSSL copies the ticket count into each connection when it is made
+    (SSL_new), so it is 0 for this one only. Every connection of the
+    context is made on the event loop's thread (asyncio's start_tls makes
+    the control connections' there too), so none is made while it is 0.
 
     suppress_ragged_eofs=False: an upload ends with the client's
-    close_notify; a TCP close without it (a forged FIN, or curl 7.x cutting
-    a TLS 1.3 upload short) raises SSLEOFError, so the transfer fails (426)
-    and the partial file is discarded instead of being kept as complete
-    (vsftpd's strict_ssl_read_eof)."""
+    close_notify; a TCP close without it (a forged FIN, a client that
+    died) raises SSLEOFError, so the transfer fails (426) and the partial
+    file is discarded instead of being kept as complete (vsftpd's
+    strict_ssl_read_eof)."""
+    tickets = ctx.num_tickets
+    ctx.num_tickets = 0
+    try:
+        return ctx.wrap_socket(
+            sock, server_side=True, do_handshake_on_connect=False, suppress_ragged_eofs=False
+        )
+    finally:
+        ctx.num_tickets = tickets
+
+
+def handshake_data_socket(sock: ssl.SSLSocket, timeout: float) -> None:
+    """Blocking TLS handshake of a data connection (in a transfer thread).
+    The timeout bounds a client that connects and says nothing."""
     sock.settimeout(timeout)
-    return ctx.wrap_socket(
-        sock, server_side=True, do_handshake_on_connect=True, suppress_ragged_eofs=False
-    )
+    sock.do_handshake()
 
 
 def unwrap_quietly(sock: socket.socket) -> None:

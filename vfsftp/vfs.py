@@ -49,7 +49,7 @@ class AtomicWriter(Protocol):
     file has new bytes spliced in at commit)."""
 
     def write(self, data: Any) -> int: ...
-    def commit(self) -> None: ...
+    def commit(self, check: Callable[[], None] | None = None) -> None: ...
     def discard(self) -> None: ...
 
 
@@ -113,17 +113,21 @@ class Upload:
         self.file = f
         return f
 
-    def commit(self) -> None:
-        """Blocking: make the upload visible under its name."""
+    def commit(self, check: Callable[[], None] | None = None) -> None:
+        """Blocking: make the upload visible under its name. ``check`` runs
+        last before that, once every byte is stored: if it raises, the
+        upload is discarded instead (and so on any error here)."""
         try:
             if self.atomic is not None:
-                self.atomic.commit()
+                self.atomic.commit(check)
             else:
                 if self.file is not None:
                     self.file.close()
+                if check is not None:
+                    check()
                 self.mount.fs.move(self.temp, self.target, overwrite=True)
         except BaseException:
-            self._unaccount()
+            self.discard()
             raise
         if self.writer is not None:
             self.writer.committed()

@@ -10,8 +10,10 @@ The parent process (POSIX only: it forks):
   SO_REUSEPORT but hand every connection to one socket) the parent opens
   the listening sockets and the workers inherit them: all accept on the
   same socket and whichever is idle takes the connection.
-- gives each worker its own slice of ``passive_ports``, so that two workers
-  never hand out the same port;
+- leaves ``passive_ports`` whole to every worker: a port listening for a
+  session of one worker cannot be bound by another (see
+  data.open_passive), so the kernel keeps them apart, and no worker runs
+  dry while another has free ports;
 - creates the connection counters and the ban list in shared memory
   (vfsftp.counts) before forking: the server-wide, per-address and
   per-user limits count the sessions of every worker, and failed logins
@@ -47,7 +49,7 @@ from .preflight import bind_error, ensure_ready
 if TYPE_CHECKING:
     from .server import FTPServer
 
-__all__ = ["check_workers", "passive_slices", "serve_workers"]
+__all__ = ["check_workers", "serve_workers"]
 
 log = logging.getLogger("vfsftp.session")
 
@@ -80,28 +82,8 @@ def check_workers(config: Config, workers: int) -> None:
                 f"{config.source}: {key}.fs: {mount.fs!r}: an in-memory mount would differ "
                 "in every worker process; use --workers 1, or a folder"
             )
-    ports = config.server.passive_ports
-    if ports is not None and ports[1] - ports[0] + 1 < workers:
-        problems.append(
-            f"{config.source}: server.passive_ports: {ports[0]}-{ports[1]} has fewer ports "
-            f"than --workers {workers}; widen the range or run fewer workers"
-        )
     if problems:
         raise ConfigError(problems)
-
-
-def passive_slices(ports: tuple[int, int] | None, workers: int) -> list[tuple[int, int] | None]:
-    """``passive_ports`` cut into one contiguous slice per worker."""
-    if ports is None:
-        return [None] * workers
-    low, high = ports
-    size = (high - low + 1) // workers
-    slices: list[tuple[int, int] | None] = []
-    for i in range(workers):
-        start = low + i * size
-        end = high if i == workers - 1 else start + size - 1
-        slices.append((start, end))
-    return slices
 
 
 def _reuseport_spreads() -> bool:
@@ -163,8 +145,8 @@ class _Plan:
         self.implicit_port = ports.get("implicit_port")
         self.configs: list[Config] = []
         self.overrides: list[dict[str, Any]] = []
-        for passive in passive_slices(cfg.passive_ports, workers):
-            server: dict[str, Any] = {"port": self.port, "passive_ports": passive}
+        for _ in range(workers):
+            server: dict[str, Any] = {"port": self.port}
             if self.implicit_port is not None and tls is not None:
                 server["tls"] = {**tls.model_dump(), "implicit_port": self.implicit_port}
             self.overrides.append(server)
@@ -200,7 +182,7 @@ def _worker(
     overrides = plan.overrides[index]
 
     def reload() -> Config:
-        # The file again, with this worker's port and passive slice again.
+        # The file again, with the port fixed by the parent again.
         assert load is not None
         return with_overrides(load(), server=overrides, source="--workers")
 
@@ -247,8 +229,8 @@ def serve_workers(
 ) -> int:
     """Run ``workers`` server processes until SIGINT/SIGTERM; the exit
     status. SIGHUP (``vfsftp reload --pid-file``, the parent's pid) is
-    passed on: each worker reloads ``load()`` with its own port and
-    passive slice. ``checked``: the caller has run vfsftp.preflight's
+    passed on: each worker reloads ``load()``, keeping the port the
+    parent fixed. ``checked``: the caller has run vfsftp.preflight's
     checks on ``config``."""
     check_workers(config, workers)
     if not checked:  # (vfsftp serve has checked it)

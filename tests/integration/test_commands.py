@@ -231,8 +231,13 @@ def test_stru(ftp: ftplib.FTP) -> None:
 
 
 def test_allo(ftp: ftplib.FTP) -> None:
-    assert ftp.sendcmd("ALLO 1000").startswith("202")
+    # What the promise does to the next upload: test_uploads.py.
+    assert ftp.sendcmd("ALLO 1000").startswith("200")
+    assert ftp.sendcmd("ALLO 1000 R 512").startswith("200")
     assert ftp.sendcmd("ALLO").startswith("202")
+    for bad in ("abc", "-1", "10 X 5", "10 R", "1 2"):
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
+            ftp.sendcmd(f"ALLO {bad}")
 
 
 def test_rest_needs_a_number(ftp: ftplib.FTP) -> None:

@@ -330,13 +330,8 @@ def test_curl(make_server: ServerFactory, pki: Pki, tmp_path: Path, mode: str) -
     src = tmp_path / "up.bin"
     data = payload(2 * 1024 * 1024, seed=2)
     src.write_bytes(data)
-    # curl before 8.x sometimes ends a TLS 1.3 upload early, closing the data
-    # connection without close_notify (curl issues #6149, #13556); the server
-    # then fails the upload with 426 (see test_upload_cut_without_close_notify)
-    # instead of keeping a truncated file. TLS 1.2 for the upload avoids it.
-    r = curl(
-        pki, *flags, "--tls-max", "1.2", "--ftp-create-dirs", "-T", str(src), f"{base}/dir/up.bin"
-    )
+    # (TLS 1.3: no session tickets on data connections, see test_tls_clients.py)
+    r = curl(pki, *flags, "--ftp-create-dirs", "-T", str(src), f"{base}/dir/up.bin")
     assert r.returncode == 0, r.stderr
     r = curl(pki, *flags, f"{base}/dir/")
     assert r.returncode == 0, r.stderr

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port_range
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="--workers spreads with SO_REUSEPORT on Linux"
@@ -34,8 +35,16 @@ def _free_port() -> int:
 
 
 class Workers:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path, config: Path) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        port: int,
+        log: Path,
+        config: Path,
+        passive: tuple[int, int],
+    ) -> None:
         self.proc, self.port, self.log, self.config = proc, port, log, config
+        self.passive = passive
 
     def pids(self) -> list[int]:
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
@@ -68,9 +77,11 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
     root.mkdir()
     (root / "hello.txt").write_bytes(b"hello from a worker\n")
     cfg = tmp_path / "mounts.yaml"
+    passive = free_port_range(3)
     cfg.write_text(
         "server:\n"
         "  listen: 127.0.0.1\n"
+        f"  passive_ports: {passive[0]}-{passive[1]}\n"
         "  max_connections_per_ip: 3\n"
         "  login_failure_delay: 0\n"
         "  ban: {max_failures: 4, window: 60, duration: 60}\n"
@@ -96,7 +107,7 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        srv = Workers(proc, port, log, cfg)
+        srv = Workers(proc, port, log, cfg, passive)
         if _wait_ready(srv):
             break
         _stop(proc)
@@ -275,3 +286,33 @@ def test_sighup_reloads_every_worker(workers: Workers) -> None:
         time.sleep(0.02)
     assert seen == set(workers.pids())
     assert workers.proc.poll() is None
+
+
+def test_passive_ports_are_shared_by_the_workers(workers: Workers) -> None:
+    """Three ports for two workers: three sessions (on both workers) hold a
+    listener each, a fourth gets 425 on either worker, and gets a port as
+    soon as one is used and released."""
+    held = _spread(workers, "bench", "bench", 3)
+    fourth = None
+    try:
+        ports = [int(f.sendcmd("EPSV").split("|")[-2]) for f in held]
+        low, high = workers.passive
+        assert sorted(ports) == list(range(low, high + 1))  # never one twice
+        # (from another loopback address: three is the limit per address)
+        fourth = ftplib.FTP(source_address=("127.0.0.2", 0))
+        fourth.connect("127.0.0.1", workers.port, timeout=10)
+        fourth.login("solo", "solo")
+        with pytest.raises(ftplib.error_temp, match=r"^425 .*no free port"):
+            fourth.sendcmd("EPSV")
+        # A RETR through one of them: that port is free (in TIME_WAIT) after.
+        held[0].voidcmd("TYPE I")
+        with socket.create_connection(("127.0.0.1", ports[0]), timeout=10) as conn:
+            assert held[0].sendcmd("RETR hello.txt").startswith("150")
+            assert conn.recv(100) == b"hello from a worker\n"
+        assert held[0].voidresp().startswith("226")
+        assert int(fourth.sendcmd("EPSV").split("|")[-2]) == ports[0]
+    finally:
+        for f in [*held, *([fourth] if fourth is not None else [])]:
+            with contextlib.suppress(Exception):
+                f.quit()
+            f.close()

@@ -18,6 +18,7 @@ from vfsftp.observability import (
     TransferRecord,
     escape_controls,
     format_json,
+    format_transfer_line,
     format_xferlog,
     parse_xferlog,
 )
@@ -90,6 +91,13 @@ XFERLOG = [
         "Thu Mar  5 07:08:09 2026 2 192.0.2.7 1234 /x_y_z_ b _ o r m__[0m ftp 0 * c",
         "/x_y_z_",
     ),
+    # an incomplete transfer's fault follows the fourteen fields
+    (
+        rec(direction="i", complete=False, outcome="abort", fault="client-gone", reason="x y"),
+        "Thu Mar  5 07:08:09 2026 2 192.0.2.7 1234 /data/report.csv b _ i r alice ftp 0 * i"
+        " client-gone",
+        "/data/report.csv",
+    ),
 ]
 
 
@@ -108,6 +116,7 @@ def test_parse_xferlog_round_trip(record: TransferRecord, line: str, name: str) 
     assert got["type"] == ("b" if record.binary else "a")
     assert got["access"] == ("a" if record.anonymous else "r")
     assert got["path"] == name
+    assert got["fault"] == record.fault
 
 
 def test_parse_xferlog_of_a_server_that_keeps_spaces() -> None:
@@ -156,7 +165,40 @@ def test_json_line() -> None:
         "outcome": "ok",
         "session": "ab12cd34",
         "mount": "/data",
+        "fault": "",
+        "reason": "",
     }
+    failed = rec(complete=False, outcome="fail", fault="reset", reason="reset by peer")
+    data = json.loads(format_json(failed))
+    assert (data["outcome"], data["fault"], data["reason"]) == ("fail", "reset", "reset by peer")
+
+
+TEXT_LINES = [
+    (
+        rec(),
+        'RETR user=alice peer=192.0.2.7 path="/data/report.csv" bytes=1234 secs=2.400 result=ok',
+    ),
+    (
+        rec(
+            verb="STOR",
+            complete=False,
+            outcome="abort",
+            fault="client-gone",
+            reason='the client "x" left',
+        ),
+        'STOR user=alice peer=192.0.2.7 path="/data/report.csv" bytes=1234 secs=2.400'
+        ' result=abort fault=client-gone reason="the client \\"x\\" left"',
+    ),
+]
+
+
+@pytest.mark.parametrize(("record", "line"), TEXT_LINES)
+def test_text_line(record: TransferRecord, line: str) -> None:
+    r = record
+    text = format_transfer_line(
+        r.verb, r.user, r.peer, r.path, r.bytes, r.seconds, r.outcome, r.fault, r.reason
+    )
+    assert text == line
 
 
 def test_json_line_escapes_what_json_would_leave_raw() -> None:

@@ -31,6 +31,7 @@ from vfsftp.protocol import (
     format_mlsx,
     format_pasv,
     join_lines,
+    parse_allo,
     parse_command,
     parse_eprt,
     parse_mfmt_time,
@@ -326,6 +327,32 @@ def test_parse_port_good(arg: str, expected: tuple[str, int]) -> None:
 def test_parse_port_bad(arg: str, message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
         parse_port(arg)
+
+
+@pytest.mark.parametrize(
+    ("arg", "expected"),
+    [("0", 0), ("1000", 1000), (" 1000 ", 1000), ("1000 R 512", 1000), ("7 r 1", 7)],
+)
+def test_parse_allo_good(arg: str, expected: int) -> None:
+    assert parse_allo(arg) == expected
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("abc", "whole numbers"),
+        ("-1", "whole numbers"),
+        ("1.5", "whole numbers"),
+        ("\uff11\uff12", "whole numbers"),  # fullwidth digits: isdigit() says yes
+        ("10 R", "byte count"),
+        ("10 X 5", "byte count"),
+        ("1 2", "byte count"),
+        ("10 R x", "whole numbers"),
+    ],
+)
+def test_parse_allo_bad(arg: str, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        parse_allo(arg)
 
 
 @pytest.mark.parametrize(

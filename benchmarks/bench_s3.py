@@ -349,7 +349,7 @@ def wait_idle(pid: int, quiet: float = 0.3, max_wait: float = 20.0) -> float:
 
 def s3_client(endpoint: str) -> Any:
     """The direct client. The same botocore settings as vfsftp's mount
-    (vfsftp.s3.StreamingS3FS.client): no CRC checksums on requests or
+    (vfsftp.storage.s3.StreamingS3FS.client): no CRC checksums on requests or
     responses (checksum: when_required, the mount's default), standard
     retries, path-style addressing left to botocore."""
     import boto3

@@ -38,9 +38,9 @@ from typing import Any
 import fs.path
 from fs.base import FS
 
-from .config import ANONYMOUS, Config, ConfigError, _parse_yaml, config_from_dict
-from .server import FTPServer
-from .tree import Mount, VirtualTree, unwrap_read_only
+from .config.schema import ANONYMOUS, Config, ConfigError, _parse_yaml, config_from_dict
+from .service.server import FTPServer
+from .storage.tree import Mount, VirtualTree, unwrap_read_only
 
 __all__ = ["MotoS3", "TLSFiles", "ThreadedFTPServer", "make_tls_files"]
 

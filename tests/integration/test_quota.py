@@ -167,10 +167,10 @@ def test_mount_quota_is_shared_by_users(make_server: ServerFactory) -> None:
 def test_memory_mounts_have_a_size_cap_by_default(
     make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import vfsftp.config
+    import vfsftp.config.schema
 
-    assert vfsftp.config.MEM_DEFAULT_MAX_BYTES == 256 * 1024**2
-    monkeypatch.setattr(vfsftp.config, "MEM_DEFAULT_MAX_BYTES", 100_000)  # (a test's size)
+    assert vfsftp.config.schema.MEM_DEFAULT_MAX_BYTES == 256 * 1024**2
+    monkeypatch.setattr(vfsftp.config.schema, "MEM_DEFAULT_MAX_BYTES", 100_000)  # (a test's size)
     srv = make_server({"mounts": {"/scratch": "mem://"}})
     quota = srv.server.mounts.global_mounts[0].quota
     assert quota is not None and quota.max_bytes == 100_000

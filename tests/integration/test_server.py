@@ -19,8 +19,8 @@ from conftest import PASSWORD, USER, ServerFactory
 from fs.memoryfs import MemoryFS
 
 from vfsftp import Account, Mount, VirtualTree, config_from_dict
-from vfsftp.config import LoggingConfig
-from vfsftp.observability import configure_logging
+from vfsftp.config.schema import LoggingConfig
+from vfsftp.ops.logs import configure_logging
 from vfsftp.testing import ThreadedFTPServer
 
 

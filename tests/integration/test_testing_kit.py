@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fs.memoryfs import MemoryFS
 
-from vfsftp.config import ConfigError, config_from_dict
+from vfsftp.config.schema import ConfigError, config_from_dict
 from vfsftp.testing import MotoS3, ThreadedFTPServer, make_tls_files
 
 

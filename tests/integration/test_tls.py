@@ -6,7 +6,7 @@ Data connections: ftplib never reuses the control connection's TLS session
 on the data connection, and every transfer below goes through it, so these
 tests also show that the server does not require session reuse (it accepts
 a passive data connection only from the control connection's address
-instead; see vfsftp.tls).
+instead; see vfsftp.session.tls).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vfsftp.auth import hash_password, verify_password
+from vfsftp.identity.auth import hash_password, verify_password
 
 
 def test_round_trip() -> None:
@@ -84,10 +84,10 @@ def test_every_failed_login_costs_one_argon2_check(
 ) -> None:
     import asyncio
 
-    from vfsftp import auth
-    from vfsftp.auth import ConfigAuthorizer
-    from vfsftp.config import config_from_dict
-    from vfsftp.mounts import MountTable
+    from vfsftp.config.schema import config_from_dict
+    from vfsftp.identity import auth
+    from vfsftp.identity.auth import ConfigAuthorizer
+    from vfsftp.storage.mounts import MountTable
 
     config = config_from_dict(
         {

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from vfsftp.limits import BanList
+from vfsftp.service.limits import BanList
 
 
 class Clock:
@@ -104,7 +104,7 @@ def test_max_failures_must_be_positive() -> None:
 
 
 def _both(clock: Clock) -> list[BanList]:
-    from vfsftp.counts import SharedBanList
+    from vfsftp.service.counts import SharedBanList
 
     return [_bans(clock), SharedBanList(3, window=60.0, duration=300.0, clock=clock, slots=64)]
 
@@ -152,7 +152,7 @@ def test_exempt_guesses_are_never_held() -> None:
 
 
 def test_shared_guess_of_a_dead_worker_frees_its_place() -> None:
-    from vfsftp.counts import SharedBanList
+    from vfsftp.service.counts import SharedBanList
 
     clock = Clock()
     bans = SharedBanList(2, window=600.0, duration=300.0, clock=clock, slots=64)

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from vfsftp.auth import hash_password
-from vfsftp.config import (
+from vfsftp.config.schema import (
     Config,
     ConfigError,
     QuotaConfig,
@@ -20,10 +19,11 @@ from vfsftp.config import (
     config_from_dict,
     config_from_yaml,
     load_config,
+    s3_enum,
     with_overrides,
 )
-from vfsftp.permissions import ALL_PERMS
-from vfsftp.s3 import s3_enum
+from vfsftp.identity.auth import hash_password
+from vfsftp.protocol.permissions import ALL_PERMS
 
 REPO = Path(__file__).resolve().parents[2]
 PW = "plaintext:pw"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from vfsftp.channel import _CORK_REPLIES, FTPChannel
-from vfsftp.config import config_from_dict
-from vfsftp.server import FTPServer
+from vfsftp.config.schema import config_from_dict
+from vfsftp.service.server import FTPServer
+from vfsftp.session.channel import _CORK_REPLIES, FTPChannel
 
 pytestmark = pytest.mark.timeout(10)
 

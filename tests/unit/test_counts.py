@@ -1,4 +1,4 @@
-"""Connection counters (vfsftp.counts) and the --workers plan helpers."""
+"""Connection counters (vfsftp.service.counts) and the --workers plan helpers."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from vfsftp.config import Config, ConfigError, config_from_yaml
-from vfsftp.counts import LocalCounts, SharedBanList, SharedCounts
-from vfsftp.workers import check_workers
+from vfsftp.config.schema import Config, ConfigError, config_from_yaml
+from vfsftp.service.counts import LocalCounts, SharedBanList, SharedCounts
+from vfsftp.service.workers import check_workers
 
 
 @pytest.mark.parametrize("make", [LocalCounts, SharedCounts])

@@ -1,4 +1,4 @@
-"""vfsftp.eager.start: a coroutine runs at once, a Task only carries on one
+"""vfsftp.session.eager.start: a coroutine runs at once, a Task only carries on one
 that has to wait, from where it waits."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import contextvars
 
 import pytest
 
-from vfsftp import eager
+from vfsftp.session import eager
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -1,4 +1,4 @@
-"""Filesystem errors → FTP replies (vfsftp/errors.py). The reply names the
+"""Filesystem errors → FTP replies (vfsftp/storage/errors.py). The reply names the
 client's virtual path, never the host path an exception may carry."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import errno
 import fs.errors
 import pytest
 
-from vfsftp.errors import FTPError, map_fs_error
+from vfsftp.protocol.errors import FTPError
+from vfsftp.storage.errors import map_fs_error
 
 VPATH = "/pub/report 2024.txt"
 HOST = "/srv/ftp-data/alice/secret-host-dir/report 2024.txt"

@@ -1,4 +1,4 @@
-"""vfsftp.failures as a table: what reply and fault each way a transfer can
+"""vfsftp.session.failures as a table: what reply and fault each way a transfer can
 end badly gets. (The same end to end, in the logs: tests/integration/
 test_transfer_faults.py.)"""
 
@@ -11,9 +11,10 @@ import ssl
 import fs.errors
 import pytest
 
-from vfsftp.errors import FTPError, StorageError
-from vfsftp.failures import Fault, ShortUpload, TransferAborted, failure_of
-from vfsftp.quota import QuotaExceeded
+from vfsftp.protocol.errors import FTPError
+from vfsftp.session.failures import Fault, ShortUpload, TransferAborted, failure_of
+from vfsftp.storage.errors import StorageError
+from vfsftp.storage.quota import QuotaExceeded
 
 GONE = Fault("client-gone", "the client closed the control connection")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vfsftp.observability import (
+from vfsftp.ops.logs import (
     _FORMAT,
     LineWriter,
     _Formatter,

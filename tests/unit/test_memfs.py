@@ -10,8 +10,8 @@ import threading
 import fs.errors
 import pytest
 
-from vfsftp.data import MemorySnapshot, TransferState, send_stream
-from vfsftp.memfs import InlineMemoryFS
+from vfsftp.session.data import TransferState, send_stream
+from vfsftp.storage.memory import InlineMemoryFS, MemorySnapshot
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -100,8 +100,8 @@ def test_send_stream_sends_a_snapshot_from_offset_binary_or_ascii(
 
 
 def test_mem_urls_open_as_inline_memory_mounts(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from vfsftp.config import config_from_dict
-    from vfsftp.mounts import MountTable
+    from vfsftp.config.schema import config_from_dict
+    from vfsftp.storage.mounts import MountTable
 
     cfg = config_from_dict(
         {"mounts": {"/": "mem://"}, "users": {"u": {"password": "plaintext:p"}}},
@@ -245,7 +245,7 @@ def test_appe_to_a_new_file_and_plain_uploads() -> None:
     ],
 )
 def test_splice_refused_before_any_data(path: str, offset: int, append: bool, error: str) -> None:
-    from vfsftp.errors import StorageError
+    from vfsftp.storage.errors import StorageError
 
     mem = InlineMemoryFS()
     mem.writebytes("/f", b"0123456789")

@@ -1,4 +1,4 @@
-"""vfsftp.nowait and JailedOSFS.read_cached: small files read on the event
+"""vfsftp.storage.nowait and JailedOSFS.read_cached: small files read on the event
 loop only when the kernel promises not to block; None for anything else
 (the caller then uses a worker thread and reports the exact error)."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vfsftp import nowait
-from vfsftp.localfs import JailedOSFS
+from vfsftp.storage import nowait
+from vfsftp.storage.local import JailedOSFS
 
 pytestmark = [
     pytest.mark.timeout(10),

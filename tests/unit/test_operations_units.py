@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from vfsftp.config import ConfigError, config_from_dict
-from vfsftp.hooks import Event, load_hooks
-from vfsftp.lifecycle import startup_summary
-from vfsftp.observability import (
+from vfsftp.config.schema import ConfigError, config_from_dict
+from vfsftp.ops.hooks import Event, load_hooks
+from vfsftp.ops.logs import (
     TransferRecord,
     escape_controls,
     format_json,
@@ -22,6 +21,7 @@ from vfsftp.observability import (
     format_xferlog,
     parse_xferlog,
 )
+from vfsftp.service.lifecycle import startup_summary
 
 # 2026-03-05 07:08:09.250 UTC
 T = 1772694489.25

@@ -1,11 +1,11 @@
-"""Virtual path resolution (vfsftp/paths.py): every client path argument goes
+"""Virtual path resolution (vfsftp/protocol/paths.py): every client path argument goes
 through resolve(), so nothing may escape the tree or name the unnameable."""
 
 from __future__ import annotations
 
 import pytest
 
-from vfsftp.paths import (
+from vfsftp.protocol.paths import (
     MAX_NAME_BYTES,
     MAX_PATH_BYTES,
     PathRejected,

@@ -1,4 +1,4 @@
-"""Permission letters (vfsftp/permissions.py): per-directory overrides, the
+"""Permission letters (vfsftp/protocol/permissions.py): per-directory overrides, the
 read-only strip, validation, and the RFC 3659 perm fact."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from vfsftp.permissions import (
+from vfsftp.protocol.permissions import (
     ALL_PERMS,
     READ_PERMS,
     WRITE_PERMS,

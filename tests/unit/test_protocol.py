@@ -13,33 +13,28 @@ from collections.abc import Iterable, Sequence
 import fs._ftp_parse
 import pytest
 
-from vfsftp.protocol import (
-    MLST_DEFAULT_FACTS,
-    MLST_FACTS,
-    TOO_LONG,
-    AsciiDecoder,
-    AsciiEncoder,
-    Command,
-    LineBuffer,
-    ListEntry,
-    ProtocolError,
-    Reply,
-    feat_mlst_line,
+from vfsftp.protocol.arguments import (
     format_epsv,
-    format_list_line,
     format_mdtm,
-    format_mlsx,
     format_pasv,
-    join_lines,
     parse_allo,
-    parse_command,
     parse_eprt,
     parse_mfmt_time,
-    parse_opts_mlst,
     parse_port,
-    quote_path,
-    strip_telnet,
 )
+from vfsftp.protocol.ascii import AsciiDecoder, AsciiEncoder, join_lines
+from vfsftp.protocol.errors import ProtocolError
+from vfsftp.protocol.lines import TOO_LONG, Command, LineBuffer, parse_command, strip_telnet
+from vfsftp.protocol.listings import (
+    MLST_DEFAULT_FACTS,
+    MLST_FACTS,
+    ListEntry,
+    feat_mlst_line,
+    format_list_line,
+    format_mlsx,
+    parse_opts_mlst,
+)
+from vfsftp.protocol.replies import Reply, quote_path
 
 NOW = float(calendar.timegm((2024, 6, 15, 12, 0, 0)))  # Sat 15 Jun 2024 12:00:00 UTC
 DAY = 24 * 3600

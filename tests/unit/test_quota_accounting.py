@@ -7,7 +7,7 @@ import io
 import pytest
 from fs.memoryfs import MemoryFS
 
-from vfsftp.quota import Quota, QuotaExceeded, QuotaWriter, charge_all, measure
+from vfsftp.storage.quota import Quota, QuotaExceeded, QuotaWriter, charge_all, measure
 
 
 def _quota(

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from vfsftp.config import ConfigError, config_from_dict
-from vfsftp.s3 import (
+from vfsftp.config.schema import ConfigError, config_from_dict, s3_enum
+from vfsftp.storage.s3 import (
     MAX_PART,
     MAX_PARTS,
     MIN_PART,
@@ -17,7 +17,6 @@ from vfsftp.s3 import (
     guess_content_type,
     open_s3,
     part_size_for,
-    s3_enum,
 )
 
 pytestmark = pytest.mark.s3

@@ -1,4 +1,4 @@
-"""vfsftp.threads.ThreadPool: blocking calls in worker threads, awaited on
+"""vfsftp.storage.threads.ThreadPool: blocking calls in worker threads, awaited on
 the loop with one queue put and one call_soon_threadsafe."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from vfsftp.threads import ThreadPool
+from vfsftp.storage.threads import ThreadPool
 
 pytestmark = pytest.mark.timeout(10)
 

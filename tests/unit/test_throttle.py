@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vfsftp.throttle import TokenBucket, chain
+from vfsftp.session.throttle import TokenBucket, chain
 
 
 class FakeClock:

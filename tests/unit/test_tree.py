@@ -1,4 +1,4 @@
-"""VirtualTree (vfsftp/tree.py): virtual directories, nested mounts, the
+"""VirtualTree (vfsftp/storage/tree.py): virtual directories, nested mounts, the
 protection of mount points, moves within and across mounts, and
 PyFilesystem2's own conformance suite (fs.test.FSTestCases)."""
 
@@ -19,9 +19,9 @@ from fs.enums import ResourceType
 from fs.memoryfs import MemoryFS
 from fs.wrap import read_only
 
-from vfsftp.threads import ThreadPool
-from vfsftp.tree import UPLOAD_PREFIX, Mount, VirtualTree
-from vfsftp.vfs import SessionFS
+from vfsftp.storage.sessionfs import SessionFS
+from vfsftp.storage.threads import ThreadPool
+from vfsftp.storage.tree import UPLOAD_PREFIX, Mount, VirtualTree
 
 
 class RecordingFS(MemoryFS):  # type: ignore[misc]
@@ -686,7 +686,7 @@ def test_view_keeps_read_only_mounts_read_only(t: Tree) -> None:
 
 
 def test_view_of_a_local_folder_is_jailed_there(tmp_path: Any) -> None:
-    from vfsftp.localfs import JailedOSFS
+    from vfsftp.storage.local import JailedOSFS
 
     (tmp_path / "mount" / "alice").mkdir(parents=True)
     (tmp_path / "mount" / "bob").mkdir()
@@ -738,7 +738,7 @@ class TestVirtualTreeLocalView(fs.test.FSTestCases, unittest.TestCase):  # type:
     def make_fs(self) -> FS:
         import tempfile
 
-        from vfsftp.localfs import JailedOSFS
+        from vfsftp.storage.local import JailedOSFS
 
         self._tmp = tempfile.TemporaryDirectory()
         os.makedirs(os.path.join(self._tmp.name, "homes", "alice"))

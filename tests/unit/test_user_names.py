@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from vfsftp.config import USER_NAME_MAX, user_name_problem
-from vfsftp.mounts import user_url
+from vfsftp.config.schema import USER_NAME_MAX, user_name_problem
+from vfsftp.storage.mounts import user_url
 
 GOOD = ["alice", "a", "Bob_2", "john.doe", "john.doe@example.com", "a+b", "x-y", "_svc", "9lives"]
 BAD = [

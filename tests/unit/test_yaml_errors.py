@@ -1,12 +1,12 @@
 """PyYAML's syntax errors in plain words, at the line to change
-(vfsftp/yaml_errors.py): a table of (YAML text, message)."""
+(vfsftp/config/yaml_errors.py): a table of (YAML text, message)."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from vfsftp.yaml_errors import explain
+from vfsftp.config.yaml_errors import explain
 
 KEYS = "keys of one mapping must start in the same column"
 

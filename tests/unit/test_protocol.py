@@ -24,6 +24,9 @@ from vfsftp.protocol import (
     ListEntry,
     ProtocolError,
     Reply,
+    encode_reply_first,
+    encode_reply_last,
+    encode_reply_middle,
     feat_mlst_line,
     format_epsv,
     format_list_line,
@@ -262,6 +265,18 @@ def test_reply_encode(reply: Reply, wire: bytes) -> None:
     assert code == f"{reply.code:03d}"
     assert len(got) == len(reply.lines)
     assert rest == b""
+
+
+@pytest.mark.parametrize(("reply", "wire"), [(r, w) for r, w in REPLIES if len(r.lines) > 1])
+def test_reply_encoded_in_parts(reply: Reply, wire: bytes) -> None:
+    """A multi-line reply sent in parts (STAT of a large directory, its
+    middle lines a batch at a time) is the same bytes as sent whole."""
+    first, *middle, last = reply.lines
+    parts = [encode_reply_first(reply.code, first)]
+    parts += [encode_reply_middle(middle[i : i + 2]) for i in range(0, len(middle), 2)]
+    parts.append(encode_reply_last(reply.code, last))
+    assert b"".join(parts) == wire
+    assert encode_reply_middle([]) == b""
 
 
 @pytest.mark.parametrize(

@@ -267,3 +267,22 @@ class Control:
     def close(self) -> None:
         self.file.close()
         self.sock.close()
+
+
+class EntryCounter:
+    """Counts the listing entries the server makes (vfs.ListEntry), from
+    whichever thread makes them: how far a listing got."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import vfsftp.vfs
+
+        self.n = 0
+        self._lock = threading.Lock()
+        real = vfsftp.vfs.ListEntry
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.n += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(vfsftp.vfs, "ListEntry", counting)

@@ -245,6 +245,14 @@ from moto.server import ThreadedMotoServer
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 server.start()
 host, port = server.get_host_and_port()
+bucket, key_format, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if bucket:
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    backend.create_bucket(bucket, "us-east-1")
+    for i in range(count):
+        backend.put_object(bucket, key_format.format(i), b"x")
 print(f"http://{host}:{port}", flush=True)
 sys.stdin.read()  # until the parent closes our stdin
 server.stop()
@@ -252,12 +260,15 @@ server.stop()
 
 
 @contextlib.contextmanager
-def moto_subprocess() -> Iterator[str]:
+def moto_subprocess(bucket: str = "", key_format: str = "", count: int = 0) -> Iterator[str]:
     """A moto server in a child process: its memory (moto keeps objects in
-    RAM, and a ranged GET reads the whole object) stays out of this one."""
+    RAM, and a ranged GET reads the whole object) stays out of this one.
+    With ``bucket``: that bucket is there, holding ``count`` one-byte
+    objects named ``key_format.format(i)`` (put straight into moto's
+    store: over HTTP each PUT takes milliseconds)."""
     env = {**os.environ, **_AWS_ENV}
     proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD],
+        [sys.executable, "-c", _CHILD, bucket, key_format, str(count)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,

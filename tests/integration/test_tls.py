@@ -283,6 +283,24 @@ def test_ftplib_prot_p_listings_and_transfers(
         close(client)
 
 
+def test_stat_of_a_large_folder_over_tls(tls_server: ThreadedFTPServer, pki: Pki) -> None:
+    """STAT <dir> of 5,000 entries streams over the TLS control connection
+    (its flow control is the TLS transport's): whole, one reply."""
+    mem = tls_server.filesystems["/"]
+    mem.makedir("/many")
+    names = [f"file-{i:05d}.txt" for i in range(5000)]
+    for name in names:
+        mem.create(f"/many/{name}")
+    client = tls_client(tls_server, pki)
+    try:
+        lines = client.sendcmd("STAT /many").splitlines()
+        assert lines[0] == "213-Status of /many:" and lines[-1] == "213 End of status"
+        assert [line.split()[-1] for line in lines[1:-1]] == names
+        assert client.voidcmd("NOOP").startswith("200")
+    finally:
+        close(client)
+
+
 def test_implicit_tls_session(tls_server: ThreadedFTPServer, pki: Pki) -> None:
     """Implicit FTPS: TLS from the first byte, PROT P already in force."""
     ctx = pki.client_context()

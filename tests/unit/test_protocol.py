@@ -34,7 +34,13 @@ from vfsftp.protocol.listings import (
     format_mlsx,
     parse_opts_mlst,
 )
-from vfsftp.protocol.replies import Reply, quote_path
+from vfsftp.protocol.replies import (
+    Reply,
+    encode_reply_first,
+    encode_reply_last,
+    encode_reply_middle,
+    quote_path,
+)
 
 NOW = float(calendar.timegm((2024, 6, 15, 12, 0, 0)))  # Sat 15 Jun 2024 12:00:00 UTC
 DAY = 24 * 3600
@@ -257,6 +263,18 @@ def test_reply_encode(reply: Reply, wire: bytes) -> None:
     assert code == f"{reply.code:03d}"
     assert len(got) == len(reply.lines)
     assert rest == b""
+
+
+@pytest.mark.parametrize(("reply", "wire"), [(r, w) for r, w in REPLIES if len(r.lines) > 1])
+def test_reply_encoded_in_parts(reply: Reply, wire: bytes) -> None:
+    """A multi-line reply sent in parts (STAT of a large directory, its
+    middle lines a batch at a time) is the same bytes as sent whole."""
+    first, *middle, last = reply.lines
+    parts = [encode_reply_first(reply.code, first)]
+    parts += [encode_reply_middle(middle[i : i + 2]) for i in range(0, len(middle), 2)]
+    parts.append(encode_reply_last(reply.code, last))
+    assert b"".join(parts) == wire
+    assert encode_reply_middle([]) == b""
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,17 @@ def t() -> Tree:
 def test_listdir(t: Tree, path: str, names: list[str]) -> None:
     assert sorted(t.vt.listdir(path)) == names
     assert sorted(i.name for i in t.vt.scandir(path, ["details"])) == names
+    # The rows a listing streams: the same entries, each once, whatever
+    # the mount's filesystem offers (here scandir alone, read-only or not).
+    rows = {r[0]: r for r in t.vt.iter_rows(path)}
+    assert sorted(rows) == names
+    for info in t.vt.scandir(path, ["details"]):
+        _, is_dir, size, mtime, _, _ = rows[info.name]
+        assert (is_dir, size, mtime) == (
+            info.is_dir,
+            0 if info.is_dir else info.size,
+            info.raw["details"]["modified"],
+        )
 
 
 @pytest.mark.parametrize(
@@ -185,6 +196,8 @@ def test_root_mount_with_nested_mount() -> None:
 def test_scandir_missing(t: Tree, path: str, error: type[Exception]) -> None:
     with pytest.raises(error):
         list(t.vt.scandir(path))
+    with pytest.raises(error):
+        t.vt.iter_rows(path)  # at once, before a listing's first byte
     if error is fs.errors.ResourceNotFound:
         with pytest.raises(error):
             t.vt.getinfo(path)
@@ -197,6 +210,7 @@ def test_upload_names_hidden(t: Tree) -> None:
     assert sorted(t.vt.listdir("/data")) == ["a.txt", "archive", "dir", "not" + UPLOAD_PREFIX]
     assert sorted(t.vt.listdir("/data/dir")) == ["f.txt", "sub"]
     assert UPLOAD_PREFIX + "1234" not in [i.name for i in t.vt.scandir("/data", ["details"])]
+    assert sorted(r[0] for r in t.vt.iter_rows("/data")) == sorted(t.vt.listdir("/data"))
     assert t.vt.readbytes("/data/" + UPLOAD_PREFIX + "1234") == b"partial"  # hidden, not gone
 
 

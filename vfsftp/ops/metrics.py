@@ -88,7 +88,7 @@ class Metrics:
         )
         self.faults = Counter(
             "vfsftp_transfer_faults",
-            "Transfers that failed or were aborted, by direction and fault (see vfsftp.session.failures)",
+            "Transfers that failed or were aborted, by direction and fault",
             ["direction", "fault"],
             registry=r,
         )

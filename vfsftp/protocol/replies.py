@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -39,17 +40,40 @@ def encode_reply(code: int, text: str | tuple[str, ...]) -> bytes:
     if isinstance(text, str) and "\n" not in text and "\r" not in text:
         # The common case: one line, nothing to clean.
         return f"{code:03d} {text}\r\n".encode("utf-8", "surrogateescape")
-    lines = [_clean(x) for x in Reply(code, text).lines]
-    number = f"{code:03d}"
+    lines = Reply(code, text).lines
     if len(lines) == 1:
-        return f"{number} {lines[0]}\r\n".encode("utf-8", "surrogateescape")
-    parts = [f"{number}-{lines[0]}"]
-    for mid in lines[1:-1]:
-        if mid[:3].isdigit():  # §4.2: any line starting with 3 digits
+        return encode_reply_last(code, lines[0])
+    return (
+        encode_reply_first(code, lines[0])
+        + encode_reply_middle(lines[1:-1])
+        + encode_reply_last(code, lines[-1])
+    )
+
+
+def encode_reply_first(code: int, text: str) -> bytes:
+    """The first line of a multi-line reply, ``"213-text"`` (§4.2); with
+    ``encode_reply_middle`` and ``encode_reply_last``, a reply sent in
+    parts (STAT of a large directory) is the bytes ``encode_reply`` makes
+    of it whole."""
+    return f"{code:03d}-{_clean(text)}\r\n".encode("utf-8", "surrogateescape")
+
+
+def encode_reply_middle(lines: Iterable[str]) -> bytes:
+    """Middle lines of a multi-line reply. One that starts with three
+    digits is indented by one space so that a client cannot mistake it for
+    the last line (§4.2)."""
+    parts = []
+    for line in lines:
+        mid = _clean(line)
+        if mid[:3].isdigit():
             mid = " " + mid
-        parts.append(mid)
-    parts.append(f"{number} {lines[-1]}")
-    return ("\r\n".join(parts) + "\r\n").encode("utf-8", "surrogateescape")
+        parts.append(mid + "\r\n")
+    return "".join(parts).encode("utf-8", "surrogateescape")
+
+
+def encode_reply_last(code: int, text: str) -> bytes:
+    """The last (or only) line of a reply, ``"213 text"``."""
+    return f"{code:03d} {_clean(text)}\r\n".encode("utf-8", "surrogateescape")
 
 
 def quote_path(path: str) -> str:

@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,7 +25,13 @@ from ..ops.logs import new_session_id, session_id
 from ..protocol.errors import FTPError
 from ..protocol.lines import TOO_LONG, LineBuffer, parse_command
 from ..protocol.listings import MLST_DEFAULT_FACTS
-from ..protocol.replies import Reply, encode_reply
+from ..protocol.replies import (
+    Reply,
+    encode_reply,
+    encode_reply_first,
+    encode_reply_last,
+    encode_reply_middle,
+)
 from . import data as datamod
 from . import eager
 from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, UPLOADS, Invocation, preflight
@@ -379,8 +385,39 @@ class FTPChannel(asyncio.Protocol):
 
     async def _drain(self) -> None:
         while self._write_paused and not self.transport.is_closing():
+            await asyncio.shield(self._drain_future())
+
+    def _drain_future(self) -> asyncio.Future[None]:
+        """The future resume_writing (or connection_lost) resolves: the one
+        already waited on, if any, so that every waiter is woken (each
+        waits through a shield: one cancelled waiter wakes no other)."""
+        if self._drained is None or self._drained.done():
             self._drained = asyncio.get_running_loop().create_future()
-            await self._drained
+        return self._drained
+
+    async def _drain_within(self, timeout: float) -> bool:
+        """Wait until the transport takes writes again (or the connection
+        is gone); False when it took nothing for ``timeout`` seconds. A
+        timer and a future, not wait_for (see eager.start)."""
+        loop = asyncio.get_running_loop()
+        while self._write_paused and not self.transport.is_closing():
+            fut = self._drain_future()
+            expired = False
+
+            def expire(fut: asyncio.Future[None] = fut) -> None:
+                nonlocal expired
+                expired = True
+                if not fut.done():
+                    fut.set_result(None)
+
+            timer = loop.call_later(timeout, expire)
+            try:
+                await asyncio.shield(fut)
+            finally:
+                timer.cancel()
+            if expired and self._write_paused and not self.transport.is_closing():
+                return False
+        return True
 
     # ------------------------------------------------------------ output
 
@@ -410,6 +447,51 @@ class FTPChannel(asyncio.Protocol):
 
     def send(self, reply: Reply) -> None:
         self.reply(reply.code, reply.text)
+
+    async def reply_streamed(
+        self,
+        code: int,
+        first: str,
+        more: Callable[[], Awaitable[list[str] | None]],
+        last: str,
+    ) -> None:
+        """A multi-line reply (RFC 959 §4.2) whose middle lines come in
+        batches from ``more`` (None: no more), for STAT of a directory
+        (§4.1.3). A batch is asked for only once the transport has room for
+        it (write back-pressure: a client that reads slowly holds one batch
+        here and the transport's high-water mark, not the whole listing),
+        and none once the client is gone. A client that takes nothing for
+        ``stall_timeout`` seconds is disconnected: the reply cannot be cut
+        short without the client reading whatever follows as part of it.
+        An error of ``more`` (an FTPError: the store failed half-way) ends
+        the reply there, its last line saying so: its code cannot change
+        once its first line is out (§4.2)."""
+        self._uncork()  # replies held before this one go out first
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.write(encode_reply_first(code, first))
+        stall = self.config.server.stall_timeout
+        while True:
+            if not await self._drain_within(stall):
+                log.info("%s %s: reply not read for %gs; closing", self.peer, self.username, stall)
+                self.closing = True
+                transport.abort()
+                return
+            if transport.is_closing():
+                return
+            try:
+                lines = await more()
+            except FTPError as exc:
+                last = f"{last}, incomplete: {' '.join(exc.reply.lines)}"
+                break
+            if lines is None:
+                break
+            if transport.is_closing():
+                return
+            transport.write(encode_reply_middle(lines))
+        if not transport.is_closing():
+            transport.write(encode_reply_last(code, last))
 
     @property
     def username(self) -> str:

@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import itertools
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -447,26 +446,22 @@ async def cmd_eprt(s: FTPChannel, inv: Invocation) -> None:
 # ------------------------------------------------------------------ listings
 
 
-def _list_lines(entries: list[ListEntry]) -> list[str]:
-    now = time.time()
-    lines = [f"total {len(entries)}"]
-    lines += [format_list_line(e, now) for e in entries]
-    return lines
-
-
 def _send_listing(
     s: FTPChannel,
     verb: str,
     path: str,
-    body: bytes,
-    listing: Listing | None = None,
-    lines_of: Callable[[list[ListEntry]], list[str]] | None = None,
+    listing: Listing,
+    lines_of: Callable[[list[ListEntry]], list[str]],
+    first_lines: list[str] | None = None,
 ) -> None:
-    """Send ``body``; then, for a streamed ``listing``, its further batches
-    as ``lines_of`` formats them, from the transfer thread (bounded memory,
-    and nothing more is read once the client is gone)."""
-    rest = listing.rest if listing is not None else None
-    if rest is None or lines_of is None:
+    """Send ``listing`` as ``lines_of`` formats it, after ``first_lines``.
+    A listing in one batch is sent whole (from the event loop where it
+    can); a longer one batch by batch from the transfer thread, each made
+    only once the one before went out: bounded memory, and nothing more
+    is read (no further directory read, no further S3 page) once the
+    client is gone or ABOR arrives."""
+    body = join_lines([*(first_lines or ()), *lines_of(listing.head)])
+    if listing.rest is None:
 
         def work(state: datamod.TransferState) -> int:
             return datamod.send_bytes(state, body)
@@ -480,11 +475,14 @@ def _send_listing(
             body=body,
         )
         return
-    assert listing is not None
+
+    def chunks() -> Iterator[bytes]:
+        yield body
+        while (batch := listing.next_batch()) is not None:
+            yield join_lines(lines_of(batch))
 
     def stream(state: datamod.TransferState) -> int:
-        chunks = itertools.chain([body], (join_lines(lines_of(batch)) for batch in rest))
-        return datamod.send_chunks(state, chunks)
+        return datamod.send_chunks(state, chunks())
 
     def cleanup(ok: bool) -> None:
         listing.close()
@@ -509,12 +507,11 @@ def _ls_lines(entries: list[ListEntry]) -> list[str]:
     opens_data=True,
 )
 async def cmd_list(s: FTPChannel, inv: Invocation) -> None:
+    # No "total N" first line, whatever the size (as vsftpd and pyftpdlib):
+    # a streamed listing cannot know it first, one format serves every
+    # client's parser, and none needs it (curl, lftp, ftplib, fs.ftpfs).
     listing = await _fs(s).listing_or_file(inv.path, want_unique=False)
-    if listing.rest is None:
-        body = join_lines(_list_lines(listing.head))
-    else:  # (streamed: the count is not known up front, so no "total" line)
-        body = join_lines(_ls_lines(listing.head))
-    _send_listing(s, "LIST", inv.path, body, listing, _ls_lines)
+    _send_listing(s, "LIST", inv.path, listing, _ls_lines)
 
 
 @command(
@@ -528,8 +525,7 @@ async def cmd_list(s: FTPChannel, inv: Invocation) -> None:
 )
 async def cmd_nlst(s: FTPChannel, inv: Invocation) -> None:
     listing = await _fs(s).listing_or_file(inv.path, want_unique=False)
-    body = join_lines(_names(listing.head))
-    _send_listing(s, "NLST", inv.path, body, listing, _names)
+    _send_listing(s, "NLST", inv.path, listing, _names)
 
 
 def _names(entries: list[ListEntry]) -> list[str]:
@@ -564,8 +560,7 @@ async def cmd_mlsd(s: FTPChannel, inv: Invocation) -> None:
     def mlsx_lines(entries: list[ListEntry]) -> list[str]:
         return [format_mlsx(e, facts) for e in entries]
 
-    lines += mlsx_lines(listing.head)
-    _send_listing(s, "MLSD", inv.path, join_lines(lines), listing, mlsx_lines)
+    _send_listing(s, "MLSD", inv.path, listing, mlsx_lines, lines)
 
 
 def _with_name(e: ListEntry, name: str) -> ListEntry:
@@ -886,9 +881,25 @@ async def cmd_stat(s: FTPChannel, inv: Invocation) -> None:
         fs_ = _fs(s)
         path = fs_.resolve(text)
         fs_.require(path, "l")
-        entries = await fs_.listdir_or_file(path, want_unique=False)
+        listing = await fs_.listing_or_file(path, want_unique=False)
         # RFC 959 §4.1.3: like LIST, but over the control connection (213).
-        s.reply(213, (f"Status of {path}:", *_list_lines(entries), "End of status"))
+        # Streamed, as a LIST is, rather than capped: a client may list a
+        # folder of any size this way (some without a data connection
+        # through their firewall), and the control transport's flow
+        # control bounds what is held (see FTPChannel.reply_streamed).
+        head: list[ListEntry] | None = listing.head
+
+        async def more() -> list[str] | None:
+            nonlocal head
+            batch, head = head, None
+            if batch is None:
+                batch = await fs_.next_batch(listing, path)
+            return None if batch is None else _ls_lines(batch)
+
+        try:
+            await s.reply_streamed(213, f"Status of {path}:", more, "End of status")
+        finally:
+            await fs_.close_listing(listing)
         return
     lines = ["vfsftp status", f"Connected from {s.peer}"]
     if s.state.logged_in:

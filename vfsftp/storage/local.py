@@ -172,33 +172,13 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
             infos = infos[page[0] : page[1]]
         return iter(infos)
 
-    def scan_rows(self, path: str) -> list[StatRow]:
-        """A directory's entries as plain tuples: what LIST and MLSD show,
-        without an ``Info`` (and its dicts) per entry, which cost more than
-        the ``stat`` itself on large directories. Same rules as scandir:
-        links leading out and vanished entries are left out."""
-        _path = self.validatepath(path)
-        sys_path = os.fsdecode(self._to_sys_path(_path))
-        rows: list[StatRow] = []
-        append = rows.append
-        inside = self._inside
-        isdir = statmod.S_ISDIR
-        with convert_os_errors("scandir", path, directory=True), os.scandir(sys_path) as it:
-            for entry in it:
-                try:
-                    if entry.is_symlink() and not inside(entry.path):
-                        continue
-                    st = entry.stat()
-                except OSError:
-                    continue
-                d = isdir(st.st_mode)
-                append((entry.name, d, 0 if d else st.st_size, st.st_mtime, st.st_ino, st.st_dev))
-        return rows
-
     def iter_rows(self, path: str) -> Iterator[StatRow]:
-        """``scan_rows`` one entry at a time (a listing streamed in bounded
-        memory). The directory is opened now (its errors are raised here);
-        closing the iterator closes it."""
+        """A directory's entries as plain tuples, one at a time: what LIST
+        and MLSD show, without an ``Info`` (and its dicts) per entry, which
+        cost more than the ``stat`` itself on large directories, and in
+        bounded memory. Same rules as scandir: links leading out and
+        vanished entries are left out. The directory is opened now (its
+        errors are raised here); closing the iterator closes it."""
         _path = self.validatepath(path)
         sys_path = os.fsdecode(self._to_sys_path(_path))
         with convert_os_errors("scandir", path, directory=True):

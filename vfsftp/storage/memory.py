@@ -13,7 +13,7 @@ user CPU per 512 MiB RETR: 0.09-0.12 → 0.01-0.05 s; see MemorySnapshot). A wri
 changes the file in place pays one copy; uploads never do (they write a
 temporary file and move it over the old one).
 
-``scan_rows`` gives LIST and MLSD a directory's entries as plain rows, as
+``iter_rows`` gives LIST and MLSD a directory's entries as plain rows, as
 local folders do, instead of an ``Info`` (two dicts) per entry.
 
 ``open_atomic_upload`` (the hook vfs.Upload looks for) takes APPE and
@@ -70,29 +70,12 @@ class InlineMemoryFS(MemoryFS):  # type: ignore[misc]
         snapshot.seek(offset)
         return snapshot, len(content)
 
-    def scan_rows(self, path: str) -> list[StatRow]:
-        """A directory's entries as (name, is_dir, size, mtime, 0, 0) rows, the
-        same errors as ``scandir`` (tree.StatRow; no inode numbers here)."""
-        _path = self.validatepath(path)
-        with self._lock:
-            dir_entry = self._get_dir_entry(_path)
-            if dir_entry is None:
-                raise fs.errors.ResourceNotFound(path)
-            if not dir_entry.is_dir:
-                raise fs.errors.DirectoryExpected(path)
-            rows: list[StatRow] = []
-            append = rows.append
-            for name, entry in dir_entry._dir.items():
-                # entry.size seeks under the entry's lock (not getbuffer(),
-                # which would copy a buffer that a RETR's snapshot shares)
-                is_dir = entry.is_dir
-                append((name, is_dir, 0 if is_dir else entry.size, entry.modified_time, 0, 0))
-            return rows
-
     def iter_rows(self, path: str) -> Iterator[StatRow]:
-        """``scan_rows`` one entry at a time, from the directory's entries as
-        they are now (a list of references, taken at once under the lock);
-        for a listing streamed from a worker thread."""
+        """A directory's entries as (name, is_dir, size, mtime, 0, 0) rows
+        (tree.StatRow; no inode numbers here), one at a time, from its
+        entries as they are now (a list of references, taken at once under
+        the lock), for a listing streamed from a worker thread; the same
+        errors as ``scandir``, raised at once."""
         _path = self.validatepath(path)
         with self._lock:
             dir_entry = self._get_dir_entry(_path)

@@ -34,7 +34,7 @@ import io
 import logging
 import mimetypes
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +53,7 @@ from fs.subfs import SubFS
 from fs_s3fs import S3FS
 
 from .errors import StorageError
+from .tree import StatRow
 
 __all__ = [
     "S3Options",
@@ -201,6 +202,40 @@ def _file_info(name: str, size: int, modified: float | None) -> Info:
             "details": {"type": int(ResourceType.file), "size": size, "modified": modified},
         }
     )
+
+
+def _page_rows(page: dict[str, Any], prefix: str) -> tuple[list[StatRow], bool]:
+    """The rows of one ListObjectsV2 page of the folder ``prefix`` (its
+    subfolders first), and whether it held any key at all (the folder's
+    own marker counts, but is no row). A key "x" and keys below "x/" can
+    coexist in S3: the name is then listed both ways, without a HEAD."""
+    rows: list[StatRow] = []
+    found_any = False
+    for cp in page.get("CommonPrefixes", ()):
+        found_any = True
+        name = cp["Prefix"][len(prefix) :].rstrip("/")
+        if name:
+            rows.append((name, True, 0, None, 0, 0))
+    for obj in page.get("Contents", ()):
+        found_any = True
+        name = obj["Key"][len(prefix) :]
+        if name:  # (else the directory's own marker)
+            rows.append(
+                (name, False, int(obj.get("Size", 0)), _epoch(obj.get("LastModified")), 0, 0)
+            )
+    return rows, found_any
+
+
+def _rows_from(
+    first: list[StatRow], pages: Generator[dict[str, Any], None, None], prefix: str
+) -> Generator[StatRow, None, None]:
+    try:
+        yield from first
+        del first[:]  # (one page held at a time)
+        for page in pages:
+            yield from _page_rows(page, prefix)[0]
+    finally:
+        pages.close()
 
 
 @contextlib.contextmanager
@@ -382,36 +417,50 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
     ) -> Iterator[Info]:
         """One ListObjectsV2 request per 1,000 entries; sizes and times come
         with the listing (no HEAD per object)."""
-        self.check()
-        _path = self.validatepath(path)
-        prefix = self.dir_key(_path)
-        entries: list[Info] = []
-        found_any = False
-        paginator = self.client.get_paginator("list_objects_v2")
-        with s3_errors(path):
-            for result in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
-                for cp in result.get("CommonPrefixes", ()):
-                    found_any = True
-                    name = cp["Prefix"][len(prefix) :].rstrip("/")
-                    if name:
-                        entries.append(_dir_info(name))
-                for obj in result.get("Contents", ()):
-                    found_any = True
-                    name = obj["Key"][len(prefix) :]
-                    if not name:
-                        continue  # the directory's own marker
-                    entries.append(
-                        _file_info(name, int(obj.get("Size", 0)), _epoch(obj.get("LastModified")))
-                    )
-        if not found_any and _path != "/":
-            info = self.getinfo(_path)  # raises ResourceNotFound
-            if not info.is_dir:
-                raise fs.errors.DirectoryExpected(path)
-        # (A key "x" and keys below "x/" can coexist in S3; with children
-        # the name lists as a directory, without a HEAD per listing.)
+        entries = [
+            _dir_info(name, mtime) if is_dir else _file_info(name, size, mtime)
+            for name, is_dir, size, mtime, _, _ in self.iter_rows(path)
+        ]
         if page is not None:
             entries = entries[page[0] : page[1]]
         return iter(entries)
+
+    def iter_rows(self, path: str) -> Iterator[StatRow]:
+        """A directory's entries as rows (tree.StatRow), one ListObjectsV2
+        page at a time: the first page is requested now (a directory that
+        is not there, or a file, raises here, before any listing goes out),
+        each next one only when the rows before it have been taken, so a
+        listing holds one page and asks for no more once its reader stops
+        (a client gone, ABOR) and closes the iterator."""
+        self.check()
+        _path = self.validatepath(path)
+        prefix = self.dir_key(_path)
+        pages = self._list_pages(prefix, path)
+        try:
+            for page in pages:
+                rows, found_any = _page_rows(page, prefix)
+                if found_any:  # (else a page without keys: it may not be the last)
+                    return _rows_from(rows, pages, prefix)
+        except BaseException:
+            pages.close()
+            raise
+        if _path != "/":
+            info = self.getinfo(_path)  # raises ResourceNotFound
+            if not info.is_dir:
+                raise fs.errors.DirectoryExpected(path)
+        return iter(())
+
+    def _list_pages(self, prefix: str, path: str) -> Generator[dict[str, Any], None, None]:
+        """The ListObjectsV2 pages of the folder ``prefix``, each requested
+        when the one before has been taken."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"))
+        while True:
+            with s3_errors(path):
+                page = next(pages, None)
+            if page is None:
+                return
+            yield page
 
     def listdir(self, path: str) -> list[str]:
         return [info.name for info in self.scandir(path)]

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -154,20 +155,43 @@ class Upload:
             self.mount.fs.remove(self.temp)
 
 
-@dataclass
 class Listing:
-    """The entries of a directory for LIST, NLST or MLSD: all of them in
-    ``head``, or (a large directory of a local folder or of memory) the
-    first ``LISTING_BATCH`` and ``rest``, a blocking iterator of the next
-    batches for the transfer thread, so that the listing goes out in bounded
-    memory and stops being read when the client is gone. ``close`` frees
-    the directory whether or not ``rest`` was read."""
+    """The entries of a directory for LIST, NLST, MLSD or STAT: the first
+    ``LISTING_BATCH`` in ``head``, and, when there are more, ``rest``: the
+    next batches, made one at a time by ``next_batch`` (a blocking call, for
+    a worker thread unless ``inline``), so that a listing of any size goes
+    out in bounded memory and stops being read when the client is gone.
+    ``close`` frees the directory whether or not the rest was read; it may
+    be called from any thread, and waits for a batch being made."""
 
-    head: list[ListEntry]
-    rest: Iterator[list[ListEntry]] | None = None
+    __slots__ = ("_lock", "head", "inline", "rest")
+
+    def __init__(
+        self,
+        head: list[ListEntry],
+        rest: Iterator[list[ListEntry]] | None = None,
+        inline: bool = True,
+    ) -> None:
+        self.head = head
+        self.rest = rest
+        #: next_batch may run on the event loop (an in-memory mount)
+        self.inline = inline
+        self._lock = threading.Lock()
+
+    def next_batch(self) -> list[ListEntry] | None:
+        """Blocking: the next batch, or None at the end (or once closed)."""
+        with self._lock:
+            if self.rest is None:
+                return None
+            batch = next(self.rest, None)
+            if batch is None:
+                self.rest = None
+            return batch
 
     def close(self) -> None:
-        close = getattr(self.rest, "close", None)
+        with self._lock:
+            rest, self.rest = self.rest, None
+        close = getattr(rest, "close", None)
         if close is not None:
             close()
 
@@ -191,9 +215,13 @@ def measure_home(tree: VirtualTree, home: str) -> tuple[int, int]:
     return total, files
 
 
+def _join(path: str, name: str) -> str:
+    return f"{path.rstrip('/')}/{name}"
+
+
 def _batches(
     rows: Generator[StatRow, None, None], make: Callable[[StatRow], ListEntry]
-) -> Iterator[list[ListEntry]]:
+) -> Generator[list[ListEntry], None, None]:
     try:
         while batch := [make(r) for r in islice(rows, LISTING_BATCH)]:
             yield batch
@@ -319,15 +347,8 @@ class SessionFS:
         """Run a blocking fs call, inline for in-memory mounts, else in a
         worker thread (always when ``offload``); any error becomes the FTP
         reply for ``paths[0]``."""
-        inline = self.executor is None or (
-            not offload
-            and (
-                self.tree.all_inline
-                or all((found := self.tree.mount_of(p)) is None or found[0].inline for p in paths)
-            )
-        )
         try:
-            if inline:
+            if self._inline(paths, offload):
                 return fn(*args)
             assert self.executor is not None
             return await self.executor.run(fn, *args)
@@ -335,6 +356,17 @@ class SessionFS:
             raise
         except Exception as exc:  # fs errors, and whatever else a backend raises
             raise self.failed(exc, paths[0]) from exc
+
+    def _inline(self, paths: tuple[str, ...], offload: bool = False) -> bool:
+        """Calls on ``paths`` run on the event loop: every one of them is in
+        memory (or in the virtual skeleton), or there are no worker threads."""
+        return self.executor is None or (
+            not offload
+            and (
+                self.tree.all_inline
+                or all((found := self.tree.mount_of(p)) is None or found[0].inline for p in paths)
+            )
+        )
 
     def failed(self, exc: BaseException, path: str) -> FTPError:
         """The reply for an error of a filesystem call on ``path``. A failure
@@ -379,21 +411,15 @@ class SessionFS:
             kind,
         )
 
-    def _entry(
-        self,
-        info: Info,
-        path: str,
-        name: str | None = None,
-        shape: tuple[tuple[str, str], tuple[str, str], str] | None = None,
-        want_unique: bool = True,
-    ) -> ListEntry:
-        dir_shape, file_shape, kind = shape or self._shape(path)
+    def _entry_at(self, info: Info, path: str) -> ListEntry:
+        """The entry of ``path`` itself (STAT, MLST, MLSD's "." and "..")."""
+        dir_shape, file_shape, kind = self._shape(path)
         is_dir = info.is_dir
         mode, perm = dir_shape if is_dir else file_shape
         details: Mapping[str, Any] = info.raw.get("details") or {}
         mtime = details.get("modified")
         return ListEntry(
-            name=name if name is not None else info.name,
+            name=basename(path) or "/",
             is_dir=is_dir,
             size=int(details.get("size") or 0) if not is_dir else 0,
             mtime=float(mtime) if mtime is not None else None,
@@ -401,113 +427,49 @@ class SessionFS:
             owner=self.owner,
             group=self.owner,
             perm=perm,
-            unique=_unique(info, kind, path) if want_unique else None,
+            unique=_unique(info, kind, path),
         )
 
     async def stat(self, path: str) -> ListEntry:
         info = await self._run((path,), self.tree.getinfo, path, _NAMESPACES)
         return self._entry_at(info, path)
 
-    def _entry_at(self, info: Info, path: str) -> ListEntry:
-        """The entry of ``path`` itself (STAT, MLST, MLSD's "." and "..")."""
-        return self._entry(info, path, name=basename(path) or "/")
-
-    async def listdir(self, path: str, want_unique: bool = True) -> list[ListEntry]:
-        """Entries of a directory. Rights are worked out once for the
-        directory; only children that are mount points or carry their own
-        permission override are looked at one by one."""
-        namespaces = _NAMESPACES if want_unique else ("details",)
-        base = path.rstrip("/")
-        special = set(self.tree.child_mounts(path))
-        for key in self.overrides:
-            if key != path and is_under(key, path):
-                special.add(key[len(base) + 1 :].split("/", 1)[0])
-        if not special:
-            # Local folders: rows straight from os.scandir, entries built in
-            # the same worker-thread call (no Info objects).
-            fast = await self._run((path,), self._fast_entries, path, want_unique)
-            if fast is not None:
-                return fast
-
-        def scan() -> list[Info]:
-            return list(self.tree.scandir(path, namespaces))
-
-        infos = await self._run((path,), scan)
-        common = self._shape(f"{base}/\x00") if infos else None  # any non-special child
-        out = []
-        for i in infos:
-            child = f"{base}/{i.name}"
-            shape = None if i.name in special else common
-            out.append(self._entry(i, child, shape=shape, want_unique=want_unique))
-        return out
-
-    def _fast_entries(self, path: str, want_unique: bool) -> list[ListEntry] | None:
-        """Blocking: the entries of a directory of a local folder whose
-        children all share the directory's rights, or None."""
-        rows = self.tree.scan_rows(path)
-        if rows is None:
-            return None
-        if not rows:
-            return []
-        base = path.rstrip("/")
-        (dir_mode, dir_perm), (file_mode, file_perm), kind = self._shape(f"{base}/\x00")
-        owner = self.owner
-        return [
-            ListEntry(
-                name,
-                is_dir,
-                size,
-                mtime,
-                dir_mode if is_dir else file_mode,
-                owner,
-                owner,
-                dir_perm if is_dir else file_perm,
-                _unique_of(ino, dev, kind, f"{base}/{name}") if want_unique else None,
-            )
-            for name, is_dir, size, mtime, ino, dev in rows
-        ]
-
     async def listing(self, path: str, want_unique: bool = True) -> Listing:
-        """The entries of a directory as a Listing: streamed where the mount
-        reads a directory row by row and its children share its rights
-        (local folders, memory), else all at once (``listdir``)."""
-        if not self._special_children(path):
-            found = await self._run((path,), self._stream_entries, path, want_unique)
-            if found is not None:
-                return found
-        return Listing(await self.listdir(path, want_unique))
+        """The entries of a directory as a Listing, whatever its mount: rows
+        come one at a time (VirtualTree.iter_rows: a local folder's
+        os.scandir, memory, S3's ListObjectsV2 pages, the mount points
+        below), the first batch now (so the directory's errors are this
+        call's, before any reply), the rest as the listing goes out. Rights
+        are worked out once for the directory; only children that are
+        mount points or carry their own permission override get theirs."""
+        below = tuple(_join(path, name) for name in self.tree.child_mounts(path))
+        paths = (path, *below)
+        return await self._run(paths, self._first_batch, path, want_unique, self._inline(paths))
 
-    def _special_children(self, path: str) -> bool:
-        """Some child of ``path`` is a mount point or has its own override."""
-        if self.tree.child_mounts(path):
-            return True
-        return any(key != path and is_under(key, path) for key in self.overrides)
-
-    def _stream_entries(self, path: str, want_unique: bool) -> Listing | None:
+    def _first_batch(self, path: str, want_unique: bool, inline: bool) -> Listing:
         """Blocking: the first batch of entries, and the rest to come."""
-        rows = self.tree.iter_rows(path)
-        if rows is None:
-            return None
-        make = self._row_entry(path, want_unique)
+        batches = _batches(self.tree.iter_rows(path), self._row_entry(path, want_unique))
         try:
-            head = [make(r) for r in islice(rows, LISTING_BATCH)]
+            head = next(batches, [])
         except BaseException:
-            rows.close()
+            batches.close()
             raise
         if len(head) < LISTING_BATCH:
-            rows.close()
+            batches.close()
             return Listing(head)
-        return Listing(head, _batches(rows, make))
+        return Listing(head, batches, inline)
 
     def _row_entry(self, path: str, want_unique: bool) -> Callable[[StatRow], ListEntry]:
-        """Turns a row of ``path`` into its entry (all children share the
-        directory's rights here)."""
+        """Turns a row of ``path`` into its entry: with the directory's
+        rights, or a special child's own (a mount point, an override)."""
         base = path.rstrip("/")
-        (dir_mode, dir_perm), (file_mode, file_perm), kind = self._shape(f"{base}/\x00")
+        common = self._shape(f"{base}/\x00")  # any child that is not special
+        special = {name: self._shape(f"{base}/{name}") for name in self._special_names(path)}
         owner = self.owner
 
         def make(row: StatRow) -> ListEntry:
             name, is_dir, size, mtime, ino, dev = row
+            (dir_mode, dir_perm), (file_mode, file_perm), kind = special.get(name, common)
             return ListEntry(
                 name,
                 is_dir,
@@ -522,32 +484,55 @@ class SessionFS:
 
         return make
 
-    async def listing_or_file(self, path: str, want_unique: bool = True) -> Listing:
-        """``listing``, or of a file that one file (what ``ls`` does)."""
-        try:
-            return await self.listing(path, want_unique)
-        except FTPError as exc:
-            if not isinstance(exc.__cause__, fs.errors.DirectoryExpected):
-                raise
-        entry = await self.stat(path)
-        if entry.is_dir:  # replaced by a directory in the meantime
-            return await self.listing(path, want_unique)
-        return Listing([entry])
+    def _special_names(self, path: str) -> set[str]:
+        """Children of ``path`` that are (or lead to) mount points or have
+        an override of their own or below them."""
+        base = path.rstrip("/")
+        names = set(self.tree.child_mounts(path))
+        for key in self.overrides:
+            if key != path and is_under(key, path):
+                names.add(key[len(base) + 1 :].split("/", 1)[0])
+        return names
 
-    async def listdir_or_file(self, path: str, want_unique: bool = True) -> list[ListEntry]:
-        """LIST/NLST of a file lists that one file (what ``ls`` does). The
+    async def next_batch(self, listing: Listing, path: str) -> list[ListEntry] | None:
+        """The next batch of ``listing`` of ``path`` (None at the end),
+        made in a worker thread unless the listing is in memory; an error
+        becomes the FTP reply for ``path``, as ``_run``'s do."""
+        if listing.rest is None:
+            return None
+        try:
+            if listing.inline or self.executor is None:
+                return listing.next_batch()
+            return await self.executor.run(listing.next_batch)
+        except FTPError:
+            raise
+        except Exception as exc:  # fs errors, and whatever else a backend raises
+            raise self.failed(exc, path) from exc
+
+    async def close_listing(self, listing: Listing) -> None:
+        """Close ``listing`` without blocking the loop: closing waits for a
+        batch being made, which may be waiting on a store."""
+        if listing.rest is None:
+            return
+        if listing.inline or self.executor is None:
+            listing.close()
+        else:
+            await self.executor.run(listing.close)
+
+    async def listing_or_file(self, path: str, want_unique: bool = True) -> Listing:
+        """``listing``, or of a file that one file (what ``ls`` does). The
         listing comes first: a directory, the usual case, is then one
         LIST on S3 and no extra stat on disk."""
         try:
-            return await self.listdir(path, want_unique)
+            return await self.listing(path, want_unique)
         except FTPError as exc:
             # (_run raises the FTP reply from the filesystem's error)
             if not isinstance(exc.__cause__, fs.errors.DirectoryExpected):
                 raise
         entry = await self.stat(path)
         if entry.is_dir:  # replaced by a directory in the meantime
-            return await self.listdir(path, want_unique)
-        return [entry]
+            return await self.listing(path, want_unique)
+        return Listing([entry])
 
     async def stat_dir(self, path: str) -> ListEntry | None:
         """The entry of the directory at ``path``; None when something else

@@ -48,9 +48,9 @@ __all__ = ["UPLOAD_PREFIX", "Mount", "StatRow", "VirtualTree", "unwrap_read_only
 UPLOAD_PREFIX = ".vfsftp-upload-"
 
 #: (name, is_dir, size, mtime, st_ino, st_dev): a listing row without an
-#: ``Info``, from a mount filesystem's ``scan_rows`` (0, 0 where it has no
-#: inode numbers)
-StatRow = tuple[str, bool, int, float, int, int]
+#: ``Info``, from a mount filesystem's ``iter_rows`` (mtime None where it is
+#: not known; 0, 0 where it has no inode numbers)
+StatRow = tuple[str, bool, int, float | None, int, int]
 
 
 @dataclass(frozen=True)
@@ -120,15 +120,70 @@ def _from_folder(m: Mount, folder: str, path: str) -> Mount:
     return replace(m, path=path, fs=child if inner is m.fs else fs.wrap.read_only(child))
 
 
-def _visible(rows: Iterator[StatRow]) -> Generator[StatRow, None, None]:
+def _close(rows: object) -> None:
+    """Close an iterator that can be closed (a generator, os.scandir's)."""
+    close = getattr(rows, "close", None)
+    if close is not None:
+        close()
+
+
+def _merged(
+    head: list[StatRow], rows: Iterator[StatRow] | None, shadowed: frozenset[str]
+) -> Generator[StatRow, None, None]:
+    """``head``, then ``rows`` without upload temporaries and without the
+    names ``head`` already gave (a mount point shadows what its parent's
+    mount holds under its name)."""
     try:
+        yield from head
+        if rows is None:
+            return
         for row in rows:
-            if not row[0].startswith(UPLOAD_PREFIX):
+            name = row[0]
+            if not name.startswith(UPLOAD_PREFIX) and name not in shadowed:
                 yield row
     finally:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()
+        _close(rows)
+
+
+def _info_row(info: Info, name: str) -> StatRow:
+    details: Mapping[str, Any] = info.raw.get("details") or {}
+    st: Mapping[str, Any] = info.raw.get("stat") or {}
+    is_dir = info.is_dir
+    mtime = details.get("modified")
+    return (
+        name,
+        is_dir,
+        0 if is_dir else int(details.get("size") or 0),
+        float(mtime) if mtime is not None else None,
+        int(st.get("st_ino") or 0),
+        int(st.get("st_dev") or 0),
+    )
+
+
+def _mount_rows(m: Mount, sub: str) -> Iterator[StatRow]:
+    """The rows of directory ``sub`` of a mount: its filesystem's own
+    ``iter_rows`` (reads need no read-only guard), else rows made from its
+    ``scandir``, whose first entry is read now so that the directory's
+    errors are raised here as ``iter_rows`` raises them."""
+    inner = unwrap_read_only(m.fs)
+    own = getattr(inner, "iter_rows", None)
+    if own is not None:
+        rows: Iterator[StatRow] = own(sub)
+        return rows
+    infos = iter(inner.scandir(sub, ("details", "stat")))
+    first = next(infos, None)
+    return _info_rows(first, infos)
+
+
+def _info_rows(first: Info | None, infos: Iterator[Info]) -> Generator[StatRow, None, None]:
+    try:
+        if first is None:
+            return
+        yield _info_row(first, first.name)
+        for info in infos:
+            yield _info_row(info, info.name)
+    finally:
+        _close(infos)
 
 
 def _norm(path: str) -> str:
@@ -419,35 +474,45 @@ class VirtualTree(FS):
         got: tuple[int, bytes] | None = fast[0](fast[1], offset, limit)
         return got
 
-    def scan_rows(self, path: str) -> list[StatRow] | None:
-        """Plain stat rows of a directory that lies wholly in one mount whose
-        filesystem offers ``scan_rows`` (local folders, memory); None otherwise,
-        and the caller takes the scandir way."""
-        found = self.mount_of(path)
-        if found is None or self.child_mounts(path):
-            return None
-        m, sub = found
-        scan = getattr(m.fs, "scan_rows", None)
-        if scan is None:
-            return None
+    def iter_rows(self, path: str) -> Generator[StatRow, None, None]:
+        """The rows of a directory, one at a time, for a listing streamed in
+        bounded memory: first the children that lead to mount points (each
+        once, whatever the mount's own folder holds under that name), then
+        the mount's own rows, from its filesystem's ``iter_rows`` (local
+        folders, memory, S3: one ListObjectsV2 page at a time) or else its
+        ``scandir``. Upload temporaries are hidden. Errors of the directory
+        itself, and of the mount points below it, are raised at once: the
+        mount points come first so that a listing fails before its first
+        byte rather than half-way. Closing the generator frees the
+        directory."""
         self.check()
-        rows: list[StatRow] = scan(sub)
-        return [r for r in rows if not r[0].startswith(UPLOAD_PREFIX)]
+        path = _norm(path)
+        extra = self.child_mounts(path)
+        found = self.mount_of(path)
+        rows: Iterator[StatRow] | None = None
+        if found is not None:
+            try:
+                rows = _mount_rows(found[0], found[1])
+            except fs.errors.ResourceNotFound:
+                if not extra:
+                    raise fs.errors.ResourceNotFound(path) from None
+        elif not extra and path != "/":
+            raise fs.errors.ResourceNotFound(path)
+        try:
+            head = [self._mount_point_row(path, name, m) for name, m in sorted(extra.items())]
+        except BaseException:
+            _close(rows)
+            raise
+        return _merged(head, rows, frozenset(extra))
 
-    def iter_rows(self, path: str) -> Generator[StatRow, None, None] | None:
-        """``scan_rows`` one row at a time (the mount filesystem's own
-        ``iter_rows``: local folders, memory), for a listing streamed in
-        bounded memory; None where there is none. Errors of the directory
-        itself are raised at once; closing the iterator frees it."""
-        found = self.mount_of(path)
-        if found is None or self.child_mounts(path):
-            return None
-        m, sub = found
-        rows = getattr(m.fs, "iter_rows", None)
-        if rows is None:
-            return None
-        self.check()
-        return _visible(rows(sub))
+    def _mount_point_row(self, path: str, name: str, is_mount: bool) -> StatRow:
+        """The row of a child of ``path`` that leads to mount points: the
+        mount point's own folder, or a virtual directory."""
+        if not is_mount:
+            return (name, True, 0, None, 0, 0)
+        child = (path.rstrip("/") + "/" + name) if path != "/" else "/" + name
+        info = self.getinfo(child, ("details", "stat"))
+        return _info_row(info, name)
 
     def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> BinaryIO:
         self.check()

@@ -274,15 +274,15 @@ class EntryCounter:
     whichever thread makes them: how far a listing got."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import vfsftp.vfs
+        import vfsftp.storage.sessionfs
 
         self.n = 0
         self._lock = threading.Lock()
-        real = vfsftp.vfs.ListEntry
+        real = vfsftp.storage.sessionfs.ListEntry
 
         def counting(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.n += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(vfsftp.vfs, "ListEntry", counting)
+        monkeypatch.setattr(vfsftp.storage.sessionfs, "ListEntry", counting)

@@ -12,15 +12,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import fscompat
+from . import fscompat, moved
 
 # Before anything imports PyFilesystem2: `import fs` needs pkg_resources,
 # which today's setuptools no longer has (vfsftp/fscompat.py).
 fscompat.install()
+# `import vfsftp.server` and the other paths of the flat layout, for a release.
+moved.install()
 
 if TYPE_CHECKING:
     from .config.schema import Config, ConfigError, config_from_dict, load_config
     from .identity.auth import Account, Authorizer, ConfigAuthorizer, hash_password, verify_password
+    from .ops.hooks import Event
+    from .service.lifecycle import run_service
     from .service.server import FTPServer
     from .storage.tree import Mount, VirtualTree
 
@@ -30,12 +34,14 @@ __all__ = [
     "Config",
     "ConfigAuthorizer",
     "ConfigError",
+    "Event",
     "FTPServer",
     "Mount",
     "VirtualTree",
     "config_from_dict",
     "hash_password",
     "load_config",
+    "run_service",
     "verify_password",
 ]
 __version__ = "0.1.0"

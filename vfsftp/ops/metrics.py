@@ -15,8 +15,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -25,9 +25,6 @@ from prometheus_client.registry import Collector
 
 from .logs import TransferRecord
 
-if TYPE_CHECKING:
-    from ..service.server import FTPServer
-
 __all__ = ["Metrics"]
 
 log = logging.getLogger("vfsftp.session")
@@ -35,14 +32,26 @@ log = logging.getLogger("vfsftp.session")
 _MAX_REQUEST = 8192
 
 
+class MetricsSource(Protocol):
+    """What the metrics read of the server at scrape time (FTPServer
+    implements it; the metrics never import the service)."""
+
+    def totals(self) -> Mapping[str, float]:
+        """The running totals of vfsftp.ops.logs.Counters."""
+
+    def sessions_active(self) -> int: ...
+
+    def transfers_active(self) -> int: ...
+
+
 class _TotalsCollector(Collector):
     """The server's ``Counters`` and live state, read at scrape time."""
 
-    def __init__(self, server: FTPServer) -> None:
-        self.server = server
+    def __init__(self, source: MetricsSource) -> None:
+        self.source = source
 
     def collect(self) -> Iterator[Metric]:
-        c = self.server.counters.snapshot()
+        c = self.source.totals()
         sessions = CounterMetricFamily(
             "vfsftp_sessions", "Control connections accepted (refused ones included)"
         )
@@ -57,23 +66,21 @@ class _TotalsCollector(Collector):
         logins.add_metric(["ok"], c["logins"])
         logins.add_metric(["failed"], c["login_failures"])
         yield logins
-        channels = list(self.server.channels)
         active = GaugeMetricFamily("vfsftp_sessions_active", "Open control connections")
-        active.add_metric([], len(channels))
+        active.add_metric([], self.source.sessions_active())
         yield active
         moving = GaugeMetricFamily("vfsftp_transfers_active", "Transfers in progress")
-        moving.add_metric([], sum(1 for ch in channels if ch.transfer is not None))
+        moving.add_metric([], self.source.transfers_active())
         yield moving
 
 
 class Metrics:
     """One server's metrics and its HTTP endpoint."""
 
-    def __init__(self, server: FTPServer) -> None:
-        self.server = server
+    def __init__(self, source: MetricsSource) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        r.register(_TotalsCollector(server))
+        r.register(_TotalsCollector(source))
         self.transfers = Counter(
             "vfsftp_transfers",
             "Transfers ended, by mount point, direction (in = upload) and outcome",

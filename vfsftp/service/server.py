@@ -33,6 +33,7 @@ from ..protocol.permissions import overrides_in_view
 from ..session.channel import FTPChannel
 from ..session.data import TransferState
 from ..session.failures import Fault
+from ..session.state import Channel, SessionHost
 from ..session.throttle import TokenBucket, chain
 from ..session.tls import make_server_context
 from ..storage.mounts import MountTable
@@ -59,7 +60,7 @@ def _log_warnings(problems: list[Problem]) -> None:
         log.warning("%s", problem)
 
 
-class FTPServer:
+class FTPServer(SessionHost):
     """An FTP server over the tree that ``config`` declares.
 
     ``authorizer`` replaces the users of the config with your own (see
@@ -111,7 +112,7 @@ class FTPServer:
         )
         #: tables replaced by reload() that sessions still use, and who uses which
         self._retired: list[MountTable] = []
-        self._table_of: dict[FTPChannel, MountTable] = {}
+        self._table_of: dict[Channel, MountTable] = {}
         self._reload_lock = asyncio.Lock()
         self._stop_now = asyncio.Event()  # set by stop_now(): shutdown waits no more
         # Metadata calls (stat, listdir, mkdir...) and whole transfers use
@@ -128,7 +129,7 @@ class FTPServer:
         self.settling: dict[tuple[int, str], asyncio.Task[None]] = {}
         self._user_quotas: dict[str, Quota] = {}
         self._buckets_lock = threading.Lock()  # guards _buckets and _user_quotas
-        self.channels: set[FTPChannel] = set()
+        self.channels: set[Channel] = set()
         #: sessions in all, per address, per user: shared by the worker
         #: processes under `vfsftp serve --workers N` (see vfsftp.service.workers)
         self.counts: ConnectionCounts = counts if counts is not None else LocalCounts()
@@ -261,7 +262,7 @@ class FTPServer:
 
     # ------------------------------------------------------------ sessions
 
-    def admit(self, channel: FTPChannel) -> str | None:
+    def admit(self, channel: Channel) -> str | None:
         """A new connection: count it, or say why it is refused (421)."""
         cfg = self.config.server
         self.counters.add(connections=1)
@@ -292,7 +293,26 @@ class FTPServer:
     def untrack(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
 
-    def session_closed(self, channel: FTPChannel) -> None:
+    # MetricsSource: what the metrics read at scrape time.
+
+    def totals(self) -> dict[str, float]:
+        return self.counters.snapshot()
+
+    def sessions_active(self) -> int:
+        return len(self.channels)
+
+    def transfers_active(self) -> int:
+        return sum(1 for ch in self.channels if ch.transfer is not None)
+
+    # SessionHost: what sessions ask of the service.
+
+    def count_reply(self, code: int) -> None:
+        self.metrics.reply(code)
+
+    def uploads_settling(self) -> bool:
+        return bool(self.settling)
+
+    def session_closed(self, channel: Channel) -> None:
         if channel in self.channels:
             self.channels.discard(channel)
             self.counts.release("ip:" + channel.peer_ip)
@@ -315,7 +335,7 @@ class FTPServer:
                 return (bool(decided[0]), bool(decided[1]))
         return (tls.require_tls, tls.require_data_tls)
 
-    async def login(self, channel: FTPChannel, username: str, password: str) -> None:
+    async def login(self, channel: Channel, username: str, password: str) -> None:
         # The authorizer builds the tree from the current mount table: held
         # for this session from now on, so a reload meanwhile cannot close it.
         self._table_of[channel] = self.mounts
@@ -325,7 +345,7 @@ class FTPServer:
             if channel.state.account is None and self._table_of.pop(channel, None) is not None:
                 self._release_tables()
 
-    async def _guess(self, channel: FTPChannel) -> int | None:
+    async def _guess(self, channel: Channel) -> int | None:
         """A place to have one password guess checked (BanList.attempt):
         waits while ``max_failures`` guesses of the address are being
         checked; None when the address is banned meanwhile, or no place
@@ -344,7 +364,7 @@ class FTPServer:
             await asyncio.sleep(_GUESS_POLL)
         return None
 
-    async def _login(self, channel: FTPChannel, username: str, password: str) -> None:
+    async def _login(self, channel: Channel, username: str, password: str) -> None:
         token = 0
         if self.bans is not None:
             guess = await self._guess(channel)
@@ -498,7 +518,7 @@ class FTPServer:
                 )
             return quota
 
-    def logout(self, channel: FTPChannel) -> None:
+    def logout(self, channel: Channel) -> None:
         account: Account | None = channel.state.account
         if account is not None:
             self.counts.release("user:" + account.name)
@@ -532,7 +552,7 @@ class FTPServer:
         if task is not None:
             await asyncio.wait({task}, timeout=self.config.server.data_timeout)
 
-    def throttle_for(self, channel: FTPChannel, direction: str) -> Callable[[int], None] | None:
+    def throttle_for(self, channel: Channel, direction: str) -> Callable[[int], None] | None:
         """The rate limit of a transfer (``"down"`` or ``"up"``): the
         session's own bucket, the user's (shared by all their sessions) and
         the server-wide one; a transfer waits for all three. Rates are the
@@ -574,7 +594,7 @@ class FTPServer:
 
     def transfer_log(
         self,
-        channel: FTPChannel,
+        channel: Channel,
         verb: str,
         path: str,
         state: TransferState | None,
@@ -626,7 +646,7 @@ class FTPServer:
 
     def event(
         self,
-        channel: FTPChannel,
+        channel: Channel,
         name: str,
         path: str = "",
         destination: str = "",
@@ -644,7 +664,7 @@ class FTPServer:
 
     def _fire(
         self,
-        channel: FTPChannel,
+        channel: Channel,
         name: str,
         path: str = "",
         destination: str = "",
@@ -798,11 +818,11 @@ def _close_all(filesystems: list[Any]) -> None:
             filesystem.close()
 
 
-def _after_transfer(channel: FTPChannel, _: object) -> None:
+def _after_transfer(channel: Channel, _: object) -> None:
     _end_session(channel)
 
 
-def _end_session(channel: FTPChannel) -> None:
+def _end_session(channel: Channel) -> None:
     if channel.closing:
         return
     channel.reply(421, "Server shutting down")

@@ -18,13 +18,11 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..ops.logs import new_session_id, session_id
 from ..protocol.errors import FTPError
 from ..protocol.lines import TOO_LONG, LineBuffer, parse_command
-from ..protocol.listings import MLST_DEFAULT_FACTS
 from ..protocol.replies import (
     Reply,
     encode_reply,
@@ -35,17 +33,15 @@ from ..protocol.replies import (
 from . import data as datamod
 from . import eager
 from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, UPLOADS, Invocation, preflight
-from .data import ABORTED, PassiveListener, TransferState, normalize_ip, peer_state
+from .data import ABORTED, TransferState, normalize_ip, peer_state
 from .failures import Fault, TransferAborted, failure_of
-from .throttle import TokenBucket
+from .state import SessionHost, SessionState, Transfer, Upload
 from .tls import handshake_data_socket, wrap_data_socket
 
 if TYPE_CHECKING:
-    from ..identity.auth import Account
-    from ..service.server import FTPServer
-    from ..storage.sessionfs import SessionFS
+    pass
 
-__all__ = ["FTPChannel", "SessionState"]
+__all__ = ["FTPChannel", "TLSHandshakeFailed"]
 
 log = logging.getLogger("vfsftp.session")
 
@@ -60,64 +56,9 @@ _CORK_REPLIES = 16
 _VERDICT_WAIT = 2.0
 
 
-class Upload(Protocol):
-    """What the channel needs of an upload (vfs.Upload): publish it, or
-    drop it. Both block (in the transfer thread)."""
-
-    def commit(self, check: Callable[[], None] | None = None) -> None: ...
-    def discard(self) -> None: ...
-
-
 class TLSHandshakeFailed(ConnectionError):
     """The TLS handshake after AUTH TLS failed: the session ends (quietly,
     not as an internal error)."""
-
-
-@dataclass(slots=True)
-class SessionState:
-    """Everything a session remembers between commands."""
-
-    username: str | None = None  # from USER, until PASS
-    account: Account | None = None
-    fs: SessionFS | None = None
-    login_failures: int = 0
-    transfer_type: str = "A"  # RFC 959 §3.1.1: ASCII is the default
-    rest_offset: int = 0
-    allo: int | None = None  # ALLO: the size the next upload promises
-    rename_from: str | None = None
-    epsv_all: bool = False
-    utf8: bool = True  # RFC 2640: UTF-8 is our only path encoding
-    mlst_facts: frozenset[str] = field(default_factory=lambda: MLST_DEFAULT_FACTS)
-    passive: PassiveListener | None = None
-    secure: bool = False  # control connection is TLS (AUTH TLS or implicit)
-    pbsz: bool = False
-    prot: str = "C"  # RFC 4217 §9: data connections clear until PROT P
-    require_data_tls: bool = False
-    active_addr: tuple[str, int, socket.AddressFamily] | None = None
-    #: this session's own rate limits ("down", "up"), see FTPServer.throttle_for
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
-
-    @property
-    def logged_in(self) -> bool:
-        return self.account is not None
-
-
-@dataclass
-class Transfer:
-    """The session's running transfer (``FTPChannel.transfer`` is None when
-    there is none: the transfer clears it as it ends)."""
-
-    verb: str
-    path: str
-    #: None while the transfer's first step runs (see eager.start); a
-    #: transfer that never waits is over before it would be set
-    task: asyncio.Task[None] | None = None
-    state: TransferState | None = None
-    #: set by abort_transfer(); checked once more before the thread starts,
-    #: because asyncio.wait_for (before 3.12) can swallow a cancellation
-    #: that races with the data connection being accepted
-    abort_requested: bool = False
-    abort_fault: Fault = ABORTED
 
 
 class FTPChannel(asyncio.Protocol):
@@ -153,13 +94,13 @@ class FTPChannel(asyncio.Protocol):
         "closing",
         "config",
         "family",
+        "host",
         "implicit_tls",
         "lines",
         "local_ip",
         "peer",
         "peer_ip",
         "quit_requested",
-        "server",
         "started",
         "state",
         "tls_context",
@@ -169,13 +110,13 @@ class FTPChannel(asyncio.Protocol):
     )
     transport: asyncio.Transport
 
-    def __init__(self, server: FTPServer, implicit_tls: bool = False) -> None:
-        self.server = server
+    def __init__(self, host: SessionHost, implicit_tls: bool = False) -> None:
+        self.host = host
         # The session keeps the settings and TLS context it started with,
         # whatever a config reload does meanwhile.
-        self.config = server.config
-        self.tls_context = server.tls_context
-        self.tls_handshake_timeout = server.tls_handshake_timeout
+        self.config = host.config
+        self.tls_context = host.tls_context
+        self.tls_handshake_timeout = host.tls_handshake_timeout
         self.family: socket.AddressFamily = socket.AF_INET
         self.peer_ip = "?"
         self.peer = "?"
@@ -255,7 +196,7 @@ class FTPChannel(asyncio.Protocol):
         self.peer_ip = normalize_ip(str(peer[0]))
         self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
         self.local_ip = str(local[0])
-        refusal = self.server.admit(self)
+        refusal = self.host.admit(self)
         if refusal is not None:
             # RFC 959 §4.2: 421 may be sent in answer to any command, and on connect.
             self.closing = self._closed = True
@@ -361,11 +302,11 @@ class FTPChannel(asyncio.Protocol):
         if task is None:
             self._idle()
         else:
-            self.server.track(task)
+            self.host.track(task)
             task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.server.untrack(task)
+        self.host.untrack(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: session task failed", self.peer, exc_info=task.exception())
         self._idle()
@@ -426,7 +367,7 @@ class FTPChannel(asyncio.Protocol):
         if self.transport.is_closing():
             return
         if code >= 400:
-            self.server.metrics.reply(code)
+            self.host.count_reply(code)
         data = encode_reply(code, text)
         corked = self._corked
         if corked is None:
@@ -613,8 +554,8 @@ class FTPChannel(asyncio.Protocol):
                 # Not echoed: a mistyped line may be a password ("PASSsecret").
                 raise FTPError(500, "Command not understood")
             inv: Invocation = preflight(spec, self.state, cmd.arg)
-            if inv.path and self.server.settling and self.state.fs is not None:
-                await self.server.settle(self.state.fs, inv.path)
+            if inv.path and self.host.uploads_settling() and self.state.fs is not None:
+                await self.host.settle(self.state.fs, inv.path)
             await spec.handler(self, inv)
         except FTPError as err:
             self.send(err.reply)
@@ -756,7 +697,7 @@ class FTPChannel(asyncio.Protocol):
         upload: Upload | None = None,
         sized: bool = False,
     ) -> None:
-        executor = self.server.transfer_executor
+        executor = self.host.transfer_executor
         verb, path = t.verb, t.path
         sock: socket.socket | None = None
         state: TransferState | None = None
@@ -807,7 +748,7 @@ class FTPChannel(asyncio.Protocol):
                     # A TLS upload ends with the client's close_notify, which
                     # a killed client never sends; an ALLO it met is a whole
                     # file: no need to wait for the control connection then.
-                    grace = self.server.upload_grace
+                    grace = self.host.upload_grace
                     if grace is None:
                         grace = self.config.server.upload_grace
                     sure = self.state.prot == "P" or sized
@@ -860,7 +801,7 @@ class FTPChannel(asyncio.Protocol):
             self.transfer = None
         # Logged (and counted) before the client hears of it: whoever reads
         # the log or the metrics after a 226 finds the transfer there.
-        self.server.transfer_log(self, verb, path, state, outcome, fault)
+        self.host.transfer_log(self, verb, path, state, outcome, fault)
         self.send(reply)
 
     @staticmethod
@@ -1059,7 +1000,7 @@ class FTPChannel(asyncio.Protocol):
         log.info(
             "disconnect %s %s (%.1fs)", self.peer, self.username, time.monotonic() - self.started
         )
-        self.server.session_closed(self)
+        self.host.session_closed(self)
 
     def tree_path(self, path: str) -> str:
         """The server's name of a path of this session (for logs)."""

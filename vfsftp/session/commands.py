@@ -45,7 +45,7 @@ from .failures import Fault, ShortUpload
 
 if TYPE_CHECKING:
     from ..storage.sessionfs import Listing, SessionFS
-    from .channel import FTPChannel, SessionState, Transfer
+    from .state import Channel, SessionState, Transfer
 
 __all__ = [
     "IMMEDIATE_DURING_TRANSFER",
@@ -73,7 +73,7 @@ class Invocation:
     path: str = ""
 
 
-Handler = Callable[["FTPChannel", Invocation], Awaitable[None]]
+Handler = Callable[["Channel", Invocation], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -181,12 +181,12 @@ def preflight(spec: CommandSpec, state: SessionState, arg: str) -> Invocation:
 # ------------------------------------------------------------------ helpers
 
 
-def _fs(s: FTPChannel) -> SessionFS:
+def _fs(s: Channel) -> SessionFS:
     assert s.state.fs is not None
     return s.state.fs
 
 
-def _binary(s: FTPChannel) -> bool:
+def _binary(s: Channel) -> bool:
     return s.state.transfer_type == "I"
 
 
@@ -194,7 +194,7 @@ def _binary(s: FTPChannel) -> bool:
 
 
 @command("USER", "USER <name>: send the user name", Arg.REQUIRED, needs_login=False)
-async def cmd_user(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_user(s: Channel, inv: Invocation) -> None:
     if s.state.logged_in:
         # RFC 959 allows USER to change users; we keep it simple and explicit.
         raise FTPError(503, "Already logged in; use REIN to change user")
@@ -203,43 +203,43 @@ async def cmd_user(s: FTPChannel, inv: Invocation) -> None:
         # One rule for every name (config.user_name_problem): a name
         # becomes a folder name (${user}) and a log field.
         raise FTPError(501, "Invalid user name")
-    if s.server.tls_policy(name)[0] and not s.state.secure:
+    if s.host.tls_policy(name)[0] and not s.state.secure:
         # RFC 4217 §11: 534, policy requires TLS; the password never travels
         # in clear because we refuse before PASS.
         raise FTPError(534, "TLS required for this user: send AUTH TLS first")
     s.state.username = name
-    if s.server.authorizer.is_anonymous(s.state.username):
+    if s.host.authorizer.is_anonymous(s.state.username):
         s.reply(331, "Anonymous login ok, send your e-mail address as password")
     else:
         s.reply(331, f"Password required for {s.state.username}")
 
 
 @command("PASS", "PASS <password>: send the password", Arg.OPTIONAL, needs_login=False)
-async def cmd_pass(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_pass(s: Channel, inv: Invocation) -> None:
     if s.state.logged_in:
         raise FTPError(503, "Already logged in")
     name = s.state.username or ""
     s.state.username = None
-    await s.server.login(s, name, inv.arg)
+    await s.host.login(s, name, inv.arg)
 
 
 @command("ACCT", "ACCT <account>: accounts are not used", Arg.REQUIRED, needs_login=False)
-async def cmd_acct(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_acct(s: Channel, inv: Invocation) -> None:
     s.reply(202, "ACCT not needed on this server")
 
 
 @command("REIN", "REIN: log out and start a new session", needs_login=False)
-async def cmd_rein(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_rein(s: Channel, inv: Invocation) -> None:
     await s.abort_transfer(Fault("abor", "REIN received"))
     s.state.allo = None
     s.close_passive()
-    s.server.logout(s)
+    s.host.logout(s)
     s.await_login()
     s.reply(220, "Ready for a new user")
 
 
 @command("QUIT", "QUIT: end the session", needs_login=False)
-async def cmd_quit(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_quit(s: Channel, inv: Invocation) -> None:
     # RFC 959 §4.1.1: a transfer in progress is allowed to finish (its data
     # connection stays open), its reply goes out, and then the server
     # closes. A QUIT is a deliberate goodbye: an upload still running is
@@ -260,7 +260,7 @@ async def cmd_quit(s: FTPChannel, inv: Invocation) -> None:
             # connection), and the upload commits afterwards; a new session
             # of the same client must then see the file (fs.ftpfs does
             # exactly that on seek()).
-            s.server.settling_upload(s.state.fs, t.path, task)
+            s.host.settling_upload(s.state.fs, t.path, task)
     s.reply(221, "Goodbye")
     s.closing = True
 
@@ -278,18 +278,18 @@ def _data_ended(t: Transfer) -> bool:
 
 
 @command("PWD", "PWD: print the current directory", aliases=("XPWD",))
-async def cmd_pwd(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_pwd(s: Channel, inv: Invocation) -> None:
     s.reply(257, f"{quote_path(_fs(s).cwd)} is the current directory")
 
 
 @command("CWD", "CWD <dir>: change directory", Arg.REQUIRED, path=True, perm="e", aliases=("XCWD",))
-async def cmd_cwd(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_cwd(s: Channel, inv: Invocation) -> None:
     await _fs(s).chdir(inv.path)
     s.reply(250, f"Directory changed to {inv.path}")
 
 
 @command("CDUP", "CDUP: go to the parent directory", aliases=("XCUP",))
-async def cmd_cdup(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_cdup(s: Channel, inv: Invocation) -> None:
     fs_ = _fs(s)
     parent = dirname(fs_.cwd)
     fs_.require(parent, "e")
@@ -302,7 +302,7 @@ async def cmd_cdup(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("TYPE", "TYPE A|I|L 8: set the transfer type", Arg.REQUIRED, needs_login=False)
-async def cmd_type(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_type(s: Channel, inv: Invocation) -> None:
     parts = inv.arg.upper().split()
     if parts in (["A"], ["A", "N"]):
         s.state.transfer_type = "A"
@@ -315,21 +315,21 @@ async def cmd_type(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("MODE", "MODE S: only stream mode", Arg.REQUIRED, needs_login=False)
-async def cmd_mode(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_mode(s: Channel, inv: Invocation) -> None:
     if inv.arg.strip().upper() != "S":
         raise FTPError(504, "Only stream mode (S) is implemented")
     s.reply(200, "Mode set to S")
 
 
 @command("STRU", "STRU F: only file structure", Arg.REQUIRED, needs_login=False)
-async def cmd_stru(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_stru(s: Channel, inv: Invocation) -> None:
     if inv.arg.strip().upper() != "F":
         raise FTPError(504, "Only file structure (F) is implemented")
     s.reply(200, "Structure set to F")
 
 
 @command("ALLO", "ALLO <bytes>: the size of the next upload", Arg.OPTIONAL)
-async def cmd_allo(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_allo(s: Channel, inv: Invocation) -> None:
     if not inv.arg.strip():
         s.reply(202, "No storage allocation necessary")
         return
@@ -349,7 +349,7 @@ async def cmd_allo(s: FTPChannel, inv: Invocation) -> None:
     Arg.REQUIRED,
     feat="REST STREAM",
 )
-async def cmd_rest(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_rest(s: Channel, inv: Invocation) -> None:
     text = inv.arg.strip()
     if not text.isdigit():
         raise FTPError(501, "REST needs a non-negative byte offset")
@@ -360,12 +360,12 @@ async def cmd_rest(s: FTPChannel, inv: Invocation) -> None:
 # ------------------------------------------------------------------ data connection setup
 
 
-def _reset_data(s: FTPChannel) -> None:
+def _reset_data(s: Channel) -> None:
     s.close_passive()
     s.state.active_addr = None
 
 
-def _passive_listener(s: FTPChannel, family: socket.AddressFamily) -> datamod.PassiveListener:
+def _passive_listener(s: Channel, family: socket.AddressFamily) -> datamod.PassiveListener:
     _reset_data(s)
     cfg = s.config.server
     expected = None if cfg.permit_foreign_addresses else s.peer_ip
@@ -375,7 +375,7 @@ def _passive_listener(s: FTPChannel, family: socket.AddressFamily) -> datamod.Pa
 
 
 @command("PASV", "PASV: open a passive data port (IPv4)")
-async def cmd_pasv(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_pasv(s: Channel, inv: Invocation) -> None:
     local = datamod.normalize_ip(s.local_ip)
     masq = s.config.server.masquerade_address
     if ":" in local and not masq:
@@ -385,7 +385,7 @@ async def cmd_pasv(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("EPSV", "EPSV [ALL|1|2]: open a passive data port", Arg.OPTIONAL, feat="EPSV")
-async def cmd_epsv(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_epsv(s: Channel, inv: Invocation) -> None:
     arg = inv.arg.strip().upper()
     if arg == "ALL":
         s.state.epsv_all = True
@@ -408,7 +408,7 @@ async def cmd_epsv(s: FTPChannel, inv: Invocation) -> None:
     s.reply(229, format_epsv(listener.port))
 
 
-def _set_active(s: FTPChannel, host: str, port: int, family: socket.AddressFamily) -> None:
+def _set_active(s: Channel, host: str, port: int, family: socket.AddressFamily) -> None:
     cfg = s.config.server
     datamod.check_active_target(
         s.peer_ip, host, port, cfg.permit_foreign_addresses, cfg.permit_privileged_ports
@@ -421,7 +421,7 @@ def _set_active(s: FTPChannel, host: str, port: int, family: socket.AddressFamil
 
 
 @command("PORT", "PORT h1,h2,h3,h4,p1,p2: active data port (IPv4)", Arg.REQUIRED)
-async def cmd_port(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_port(s: Channel, inv: Invocation) -> None:
     try:
         host, port = parse_port(inv.arg)
     except ProtocolError as exc:
@@ -431,7 +431,7 @@ async def cmd_port(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("EPRT", "EPRT |proto|address|port|: active data port", Arg.REQUIRED, feat="EPRT")
-async def cmd_eprt(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_eprt(s: Channel, inv: Invocation) -> None:
     try:
         proto, host, port = parse_eprt(inv.arg.strip())
     except ProtocolError as exc:
@@ -447,7 +447,7 @@ async def cmd_eprt(s: FTPChannel, inv: Invocation) -> None:
 
 
 def _send_listing(
-    s: FTPChannel,
+    s: Channel,
     verb: str,
     path: str,
     listing: Listing,
@@ -506,7 +506,7 @@ def _ls_lines(entries: list[ListEntry]) -> list[str]:
     ls_options=True,
     opens_data=True,
 )
-async def cmd_list(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_list(s: Channel, inv: Invocation) -> None:
     # No "total N" first line, whatever the size (as vsftpd and pyftpdlib):
     # a streamed listing cannot know it first, one format serves every
     # client's parser, and none needs it (curl, lftp, ftplib, fs.ftpfs).
@@ -523,7 +523,7 @@ async def cmd_list(s: FTPChannel, inv: Invocation) -> None:
     ls_options=True,
     opens_data=True,
 )
-async def cmd_nlst(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_nlst(s: Channel, inv: Invocation) -> None:
     listing = await _fs(s).listing_or_file(inv.path, want_unique=False)
     _send_listing(s, "NLST", inv.path, listing, _names)
 
@@ -540,7 +540,7 @@ def _names(entries: list[ListEntry]) -> list[str]:
     perm="l",
     opens_data=True,
 )
-async def cmd_mlsd(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_mlsd(s: Channel, inv: Invocation) -> None:
     fs_ = _fs(s)
     here = await fs_.stat_dir(inv.path)
     if here is None:
@@ -570,7 +570,7 @@ def _with_name(e: ListEntry, name: str) -> ListEntry:
 
 
 @command("MLST", "MLST [path]: facts about one file (RFC 3659)", Arg.OPTIONAL, path=True, perm="l")
-async def cmd_mlst(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_mlst(s: Channel, inv: Invocation) -> None:
     entry = await _fs(s).stat(inv.path)
     line = format_mlsx(
         _with_name(entry, inv.path),
@@ -585,7 +585,7 @@ async def cmd_mlst(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("RETR", "RETR <file>: download", Arg.REQUIRED, path=True, perm="r", opens_data=True)
-async def cmd_retr(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_retr(s: Channel, inv: Invocation) -> None:
     fs_ = _fs(s)
     offset = s.state.rest_offset
     ascii_mode = not _binary(s)
@@ -593,7 +593,7 @@ async def cmd_retr(s: FTPChannel, inv: Invocation) -> None:
     # (send_stream also needs a real file descriptor, i.e. a local disk).
     use_sendfile = s.state.prot == "C"
 
-    throttle = s.server.throttle_for(s, "down")
+    throttle = s.host.throttle_for(s, "down")
     # A small file is read whole by the call that opens it and sent from
     # the event loop: one thread hop per small RETR instead of two.
     preload = SMALL_RETR if throttle is None and s.state.prot == "C" else 0
@@ -631,7 +631,7 @@ async def cmd_retr(s: FTPChannel, inv: Invocation) -> None:
 
 
 async def _store(
-    s: FTPChannel, verb: str, path: str, append: bool = False, stou: bool = False
+    s: Channel, verb: str, path: str, append: bool = False, stou: bool = False
 ) -> None:
     fs_ = _fs(s)
     offset = s.state.rest_offset
@@ -639,7 +639,7 @@ async def _store(
     upload = await fs_.begin_upload(path, offset=offset, append=append)
     ascii_mode = not _binary(s)
 
-    throttle = s.server.throttle_for(s, "up")
+    throttle = s.host.throttle_for(s, "up")
     # ALLO counts the whole file, also when REST resumes it (lftp sends
     # both): the bytes before the offset are already there.
     kept = 0 if append else offset
@@ -656,7 +656,7 @@ async def _store(
 
 
 @command("STOR", "STOR <file>: upload", Arg.REQUIRED, path=True, perm="w", opens_data=True)
-async def cmd_stor(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_stor(s: Channel, inv: Invocation) -> None:
     if s.state.rest_offset:
         # Resuming rewrites part of an existing file: also needs append rights.
         _fs(s).require(inv.path, "a")
@@ -666,12 +666,12 @@ async def cmd_stor(s: FTPChannel, inv: Invocation) -> None:
 @command(
     "APPE", "APPE <file>: append to a file", Arg.REQUIRED, path=True, perm="a", opens_data=True
 )
-async def cmd_appe(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_appe(s: Channel, inv: Invocation) -> None:
     await _store(s, "APPE", inv.path, append=True)
 
 
 @command("STOU", "STOU [name]: upload under a unique name", Arg.OPTIONAL, opens_data=True)
-async def cmd_stou(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_stou(s: Channel, inv: Invocation) -> None:
     fs_ = _fs(s)
     if s.state.rest_offset:
         raise FTPError(501, "REST is not allowed with STOU")
@@ -684,7 +684,7 @@ async def cmd_stou(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("ABOR", "ABOR: abort the transfer in progress")
-async def cmd_abor(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_abor(s: Channel, inv: Invocation) -> None:
     if await s.abort_transfer():
         # RFC 959 §4.1.3: the transfer's 426 has gone out; now the 226.
         s.reply(226, "ABOR command successful")
@@ -699,10 +699,10 @@ async def cmd_abor(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("DELE", "DELE <file>: delete a file", Arg.REQUIRED, path=True, perm="d")
-async def cmd_dele(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_dele(s: Channel, inv: Invocation) -> None:
     await _fs(s).remove(inv.path)
     s.reply(250, f"Deleted {inv.path}")
-    s.server.event(s, "delete", inv.path)
+    s.host.event(s, "delete", inv.path)
 
 
 @command(
@@ -713,40 +713,40 @@ async def cmd_dele(s: FTPChannel, inv: Invocation) -> None:
     perm="d",
     aliases=("XRMD",),
 )
-async def cmd_rmd(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_rmd(s: Channel, inv: Invocation) -> None:
     await _fs(s).rmdir(inv.path)
     s.reply(250, f"Removed directory {inv.path}")
-    s.server.event(s, "rmdir", inv.path)
+    s.host.event(s, "rmdir", inv.path)
 
 
 @command("MKD", "MKD <dir>: make a directory", Arg.REQUIRED, path=True, perm="m", aliases=("XMKD",))
-async def cmd_mkd(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_mkd(s: Channel, inv: Invocation) -> None:
     await _fs(s).mkdir(inv.path)
     s.reply(257, f"{quote_path(inv.path)} created")
-    s.server.event(s, "mkdir", inv.path)
+    s.host.event(s, "mkdir", inv.path)
 
 
 @command("RNFR", "RNFR <path>: rename from", Arg.REQUIRED, path=True, perm="f")
-async def cmd_rnfr(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_rnfr(s: Channel, inv: Invocation) -> None:
     await _fs(s).stat(inv.path)
     s.state.rename_from = inv.path
     s.reply(350, "Ready for RNTO")
 
 
 @command("RNTO", "RNTO <path>: rename to", Arg.REQUIRED, path=True, perm="f")
-async def cmd_rnto(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_rnto(s: Channel, inv: Invocation) -> None:
     src = s.state.rename_from
     assert src is not None
     s.state.rename_from = None
     await _fs(s).rename(src, inv.path)
     s.reply(250, f"Renamed {src} to {inv.path}")
-    s.server.event(s, "rename", src, inv.path)
+    s.host.event(s, "rename", src, inv.path)
 
 
 @command(
     "SIZE", "SIZE <file>: size in bytes (RFC 3659)", Arg.REQUIRED, path=True, perm="l", feat="SIZE"
 )
-async def cmd_size(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_size(s: Channel, inv: Invocation) -> None:
     if not _binary(s):
         # §4: the size in ASCII mode depends on the content; we refuse
         # rather than read the whole file (as vsftpd and pyftpdlib do).
@@ -762,7 +762,7 @@ async def cmd_size(s: FTPChannel, inv: Invocation) -> None:
     perm="l",
     feat="MDTM",
 )
-async def cmd_mdtm(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_mdtm(s: Channel, inv: Invocation) -> None:
     entry = await _fs(s).stat(inv.path)
     if entry.is_dir:
         raise FTPError(550, f"Is a directory: {inv.path}")
@@ -774,7 +774,7 @@ async def cmd_mdtm(s: FTPChannel, inv: Invocation) -> None:
 @command(
     "MFMT", "MFMT <YYYYMMDDHHMMSS> <file>: set the modification time", Arg.REQUIRED, feat="MFMT"
 )
-async def cmd_mfmt(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_mfmt(s: Channel, inv: Invocation) -> None:
     stamp, _, name = inv.arg.strip().partition(" ")
     if not name:
         raise FTPError(501, "MFMT needs a time and a path")
@@ -797,13 +797,13 @@ async def cmd_mfmt(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("SYST", "SYST: system type", needs_login=False)
-async def cmd_syst(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_syst(s: Channel, inv: Invocation) -> None:
     # What every client expects so that it parses LIST as ls -l.
     s.reply(215, "UNIX Type: L8")
 
 
 @command("NOOP", "NOOP: do nothing", needs_login=False)
-async def cmd_noop(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_noop(s: Channel, inv: Invocation) -> None:
     s.reply(200, "NOOP ok")
 
 
@@ -818,7 +818,7 @@ def feat_lines(state: SessionState, tls: bool = False) -> list[str]:
 
 
 @command("FEAT", "FEAT: list extensions (RFC 2389)", needs_login=False)
-async def cmd_feat(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_feat(s: Channel, inv: Invocation) -> None:
     # §3.2: feature lines start with a single space.
     s.reply(
         211,
@@ -833,7 +833,7 @@ async def cmd_feat(s: FTPChannel, inv: Invocation) -> None:
 @command(
     "OPTS", "OPTS <command> [options]: set options (RFC 2389)", Arg.REQUIRED, needs_login=False
 )
-async def cmd_opts(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_opts(s: Channel, inv: Invocation) -> None:
     verb, _, rest = inv.arg.strip().partition(" ")
     verb = verb.upper()
     if verb == "UTF8":
@@ -855,7 +855,7 @@ def _help_lines() -> list[str]:
 
 
 @command("HELP", "HELP [command]: help on commands", Arg.OPTIONAL, needs_login=False)
-async def cmd_help(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_help(s: Channel, inv: Invocation) -> None:
     topic = inv.arg.strip().upper()
     if topic:
         spec = REGISTRY.get(topic)
@@ -873,7 +873,7 @@ async def cmd_help(s: FTPChannel, inv: Invocation) -> None:
     needs_login=False,
     ls_options=True,
 )
-async def cmd_stat(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_stat(s: Channel, inv: Invocation) -> None:
     text = strip_ls_options(inv.arg)
     if text.strip():
         if not s.state.logged_in:
@@ -886,7 +886,7 @@ async def cmd_stat(s: FTPChannel, inv: Invocation) -> None:
         # Streamed, as a LIST is, rather than capped: a client may list a
         # folder of any size this way (some without a data connection
         # through their firewall), and the control transport's flow
-        # control bounds what is held (see FTPChannel.reply_streamed).
+        # control bounds what is held (see Channel.reply_streamed).
         head: list[ListEntry] | None = listing.head
 
         async def more() -> list[str] | None:
@@ -925,7 +925,7 @@ async def cmd_stat(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("SITE", "SITE HELP | SITE CHMOD <mode> <path>", Arg.REQUIRED)
-async def cmd_site(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_site(s: Channel, inv: Invocation) -> None:
     sub, _, rest = inv.arg.strip().partition(" ")
     sub = sub.upper()
     if sub == "HELP":
@@ -954,13 +954,13 @@ async def cmd_site(s: FTPChannel, inv: Invocation) -> None:
 # ------------------------------------------------------------------ FTPS (RFC 4217)
 
 
-def _need_tls_config(s: FTPChannel) -> None:
+def _need_tls_config(s: Channel) -> None:
     if s.tls_context is None:
         raise FTPError(502, "TLS is not configured on this server")
 
 
 @command("AUTH", "AUTH TLS: switch the control connection to TLS", Arg.REQUIRED, needs_login=False)
-async def cmd_auth(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_auth(s: Channel, inv: Invocation) -> None:
     _need_tls_config(s)
     mech = inv.arg.strip().upper()
     if mech not in ("TLS", "SSL", "TLS-C", "TLS-P"):
@@ -978,7 +978,7 @@ async def cmd_auth(s: FTPChannel, inv: Invocation) -> None:
 @command(
     "PBSZ", "PBSZ 0: protection buffer size (always 0 with TLS)", Arg.REQUIRED, needs_login=False
 )
-async def cmd_pbsz(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_pbsz(s: Channel, inv: Invocation) -> None:
     _need_tls_config(s)
     if not s.state.secure:
         raise FTPError(503, "PBSZ needs a TLS control connection (AUTH TLS first)")
@@ -990,7 +990,7 @@ async def cmd_pbsz(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("PROT", "PROT C|P: clear or private data connections", Arg.REQUIRED, needs_login=False)
-async def cmd_prot(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_prot(s: Channel, inv: Invocation) -> None:
     _need_tls_config(s)
     if not s.state.pbsz:
         raise FTPError(503, "PROT needs PBSZ first (RFC 4217 §9)")
@@ -1010,13 +1010,13 @@ async def cmd_prot(s: FTPChannel, inv: Invocation) -> None:
 
 
 @command("CCC", "CCC: not supported (the control connection stays private)", needs_login=False)
-async def cmd_ccc(s: FTPChannel, inv: Invocation) -> None:
+async def cmd_ccc(s: Channel, inv: Invocation) -> None:
     # Clearing the control channel would expose every later command and
     # allow injection; NAT helpers are the only reason clients ask for it.
     raise FTPError(534, "CCC refused: the control connection stays encrypted")
 
 
-async def _not_implemented(s: FTPChannel, inv: Invocation) -> None:
+async def _not_implemented(s: Channel, inv: Invocation) -> None:
     raise FTPError(502, "Command not implemented")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, ServerFactory, wait_for
+from conftest import PASSWORD, USER, ServerFactory, login, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from vfsftp.config.schema import LoggingConfig, load_config
@@ -29,13 +29,6 @@ from vfsftp.service.lifecycle import reload_server
 from vfsftp.testing import ThreadedFTPServer
 
 USERS = {USER: {"password": f"plaintext:{PASSWORD}"}}
-
-
-def login(srv: ThreadedFTPServer, user: str = USER, password: str = PASSWORD) -> ftplib.FTP:
-    f = ftplib.FTP(timeout=10)
-    f.connect(srv.host, srv.port)
-    f.login(user, password)
-    return f
 
 
 @pytest.fixture

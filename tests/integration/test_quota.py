@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, ServerFactory, login, mount_url
+from conftest import PASSWORD, USER, ServerFactory, get, login, mount_url
 
 from vfsftp.testing import ThreadedFTPServer
 
@@ -37,12 +37,6 @@ def _stor(f: ftplib.FTP, path: str, data: bytes, verb: str = "STOR") -> str:
         return f.getresp()
     except ftplib.Error as exc:
         return str(exc)
-
-
-def _get(f: ftplib.FTP, path: str) -> bytes:
-    buf = io.BytesIO()
-    f.retrbinary(f"RETR {path}", buf.write)
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -88,12 +82,12 @@ def test_replacing_a_file_counts_only_the_difference(
     assert _stor(f, "a", b"a" * 90_000).startswith("226")
     # 90 kB replaced by 95 kB: fits, although 185 kB would not.
     assert _stor(f, "a", b"A" * 95_000).startswith("226")
-    assert _get(f, "a") == b"A" * 95_000
+    assert get(f, "a") == b"A" * 95_000
     assert _stor(f, "b", b"b" * 5_000).startswith("226")
     assert _stor(f, "c", b"c" * 1_000).startswith("552")
     # APPE adds to what is there: refused midway, the file keeps its content.
     assert _stor(f, "b", b"x" * 50_000, verb="APPE").startswith("552")
-    assert _get(f, "b") == b"b" * 5_000
+    assert get(f, "b") == b"b" * 5_000
 
 
 def test_user_files_quota_and_delete(user_quota: tuple[ThreadedFTPServer, ftplib.FTP]) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import trustme
-from conftest import PASSWORD, USER, ServerFactory, mount_url
+from conftest import PASSWORD, USER, ServerFactory, get, mount_url
 
 from vfsftp.testing import ThreadedFTPServer
 
@@ -129,12 +129,6 @@ def reply_code(exc: pytest.ExceptionInfo[ftplib.Error]) -> str:
 
 def payload(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
-
-
-def get(client: ftplib.FTP, path: str) -> bytes:
-    out = io.BytesIO()
-    client.retrbinary(f"RETR {path}", out.write)
-    return out.getvalue()
 
 
 # ------------------------------------------------------------ raw sockets

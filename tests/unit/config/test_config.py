@@ -25,7 +25,7 @@ from vfsftp.config.schema import (
 from vfsftp.identity.auth import hash_password
 from vfsftp.protocol.permissions import ALL_PERMS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PW = "plaintext:pw"
 
 

@@ -45,13 +45,11 @@ import json
 import os
 import random
 import re
-import select
 import shutil
 import signal
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -63,6 +61,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench as B  # bench.py's server process, /proc helpers, machine info
+
+from vfsftp.testing import MotoS3Process
 
 HOST = B.HOST  # the only address this suite ever talks to
 USER, PASSWORD = B.USER, B.PASSWORD
@@ -223,74 +223,29 @@ class HashSink:
 # ---------------------------------------------------------------- moto
 
 
-_MOTO_CHILD = r"""
-import logging, sys
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-# As tests/s3_fixtures.py: moto lists its ~180 backend folders on every
-# request; the answer never changes while it runs (raises moto's ceiling).
-import moto.backends
-_modules = tuple(moto.backends.list_of_moto_modules())
-moto.backends.list_of_moto_modules = lambda: _modules
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-print(f"http://{host}:{port}", flush=True)
-sys.stdin.read()  # until the parent closes our stdin (or dies)
-server.stop()
-"""
-
-
-class MotoProcess:
-    """moto's S3 server in a child process of its own, on 127.0.0.1."""
+class MotoProcess(MotoS3Process):
+    """moto's S3 server in a child process of its own (the test kit's
+    MotoS3Process), on 127.0.0.1, with its CPU and memory measured."""
 
     def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.endpoint = ""
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        super().__init__(log_path=log_path, env=_AWS_ENV)
 
     def start(self, timeout: float = 60.0) -> MotoProcess:
-        env = {**os.environ, **_AWS_ENV}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", _MOTO_CHILD],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                env=env,
-            )
+        try:
+            super().start(timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self.log_tail()}") from exc
         _LIVE_MOTO.append(self)
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        line = b""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in line:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.proc.poll() is not None:
-                raise RuntimeError(f"moto did not start: {line!r}\n{self.log_tail()}")
-            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if ready:
-                chunk = os.read(fd, 256)
-                if not chunk:
-                    raise RuntimeError(f"moto exited: {line!r}\n{self.log_tail()}")
-                line += chunk
-        self.endpoint = line.decode().strip()
         if not self.endpoint.startswith(f"http://{HOST}:"):
             raise RuntimeError(f"unexpected moto endpoint {self.endpoint!r}")
         return self
 
     def log_tail(self, lines: int = 20) -> str:
+        assert self.log_path is not None
         with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            text = Path(self.log_path).read_text(errors="replace")
+            return "\n".join(text.splitlines()[-lines:])
         return "(no log)"
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def cpu(self) -> float:
         return B.proc_cpu_seconds(self.pid)
@@ -299,28 +254,7 @@ class MotoProcess:
         return B.proc_rss_kb(self.pid)
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        with contextlib.suppress(Exception):
-            if proc.stdin is not None:
-                proc.stdin.close()  # the child stops its server and exits
-        for action, wait in (
-            (None, 10.0),
-            (proc.terminate, 5.0),
-            (proc.kill, 5.0),
-        ):
-            if action is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    action()
-            try:
-                proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        with contextlib.suppress(Exception):
-            if proc.stdout is not None:
-                proc.stdout.close()
+        super().stop()
         with contextlib.suppress(ValueError):
             _LIVE_MOTO.remove(self)
 
@@ -349,7 +283,7 @@ def wait_idle(pid: int, quiet: float = 0.3, max_wait: float = 20.0) -> float:
 
 def s3_client(endpoint: str) -> Any:
     """The direct client. The same botocore settings as vfsftp's mount
-    (vfsftp.s3.StreamingS3FS.client): no CRC checksums on requests or
+    (vfsftp.storage.s3.StreamingS3FS.client): no CRC checksums on requests or
     responses (checksum: when_required, the mount's default), standard
     retries, path-style addressing left to botocore."""
     import boto3

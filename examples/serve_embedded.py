@@ -15,7 +15,7 @@ import logging
 import sys
 
 from vfsftp import ConfigError, FTPServer, load_config
-from vfsftp.lifecycle import run_service
+from vfsftp.service.lifecycle import run_service
 
 
 def main(path: str = "mounts.yaml") -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import gc
+import io
 import os
 import random
 import socket
@@ -138,15 +139,40 @@ def login(
 ) -> ftplib.FTP:
     """An ftplib client logged in to ``srv`` in binary mode (from the
     address ``source`` when given)."""
+    return login_at(srv.host, srv.port, user, password, source=source, timeout=timeout)
+
+
+def login_at(
+    host: str,
+    port: int,
+    user: str = USER,
+    password: str = PASSWORD,
+    *,
+    source: str | None = None,
+    timeout: float = 10,
+) -> ftplib.FTP:
+    """``login`` for a server known by its address (a `vfsftp serve` process)."""
     f = ftplib.FTP(timeout=timeout, source_address=(source, 0) if source else None)
     try:
-        f.connect(srv.host, srv.port)
+        f.connect(host, port)
         f.login(user, password)
         f.voidcmd("TYPE I")
     except BaseException:
         f.close()
         raise
     return f
+
+
+def put(ftp: ftplib.FTP, path: str, data: bytes) -> None:
+    """STOR ``data`` to ``path``."""
+    ftp.storbinary(f"STOR {path}", io.BytesIO(data))
+
+
+def get(ftp: ftplib.FTP, path: str) -> bytes:
+    """RETR ``path``, whole."""
+    out = io.BytesIO()
+    ftp.retrbinary(f"RETR {path}", out.write)
+    return out.getvalue()
 
 
 @pytest.fixture
@@ -274,15 +300,15 @@ class EntryCounter:
     whichever thread makes them: how far a listing got."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import vfsftp.vfs
+        import vfsftp.storage.sessionfs
 
         self.n = 0
         self._lock = threading.Lock()
-        real = vfsftp.vfs.ListEntry
+        real = vfsftp.storage.sessionfs.ListEntry
 
         def counting(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.n += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(vfsftp.vfs, "ListEntry", counting)
+        monkeypatch.setattr(vfsftp.storage.sessionfs, "ListEntry", counting)

@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import os
 import socket
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,7 +36,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 from conftest import PASSWORD, USER, ServerFactory, wait_for
 
-from vfsftp.testing import ThreadedFTPServer
+from vfsftp.testing import MotoS3, MotoS3Process, ThreadedFTPServer
 
 REGION = "us-east-1"
 
@@ -63,44 +60,30 @@ def _request_threads() -> set[threading.Thread]:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` of a moto S3 server running in this process."""
-    from moto.server import ThreadedMotoServer
-
+    """``http://127.0.0.1:PORT`` of a moto S3 server running in this process
+    (vfsftp.testing.MotoS3, the test kit's own)."""
     mp = pytest.MonkeyPatch()
     for name, value in _AWS_ENV.items():
         mp.setenv(name, value)
     for name in _AWS_UNSET:
         mp.delenv(name, raising=False)
-    # moto lists and stats its own ~180 package folders on every request
-    # (to match a Host header against backend names): a fifth of its time
-    # per request. The answer never changes while the process runs.
-    import moto.backends
-
-    modules = tuple(moto.backends.list_of_moto_modules())
-    mp.setattr(moto.backends, "list_of_moto_modules", lambda: modules)
-    werkzeug_log = logging.getLogger("werkzeug")
-    old_level = werkzeug_log.level
-    werkzeug_log.setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    moto = MotoS3().start()
     # Load boto3's S3 model and moto's S3 backend now, then move everything
     # alive into the GC's permanent generation: the integration leak check
     # runs gc.collect() twice per test, which over moto + botocore's ~150,000
     # objects costs ~0.25 s a test. Collected first, so no garbage is frozen;
     # objects made by the tests are collected as before.
-    warm = make_client(f"http://{host}:{port}")
+    warm = make_client(moto.endpoint)
     warm.list_buckets()
     warm.close()
     wait_for(lambda: not _request_threads(), what="moto request threads to end")
     gc.collect()
     gc.freeze()
     try:
-        yield f"http://{host}:{port}"
+        yield moto.endpoint
     finally:
         gc.unfreeze()
-        server.stop()
-        werkzeug_log.setLevel(old_level)
+        moto.stop()
         mp.undo()
 
 
@@ -238,57 +221,18 @@ def s3_server(s3_bucket: S3Bucket, make_server: ServerFactory) -> ServerFactory:
 
 # ---------------------------------------------------------------- moto elsewhere
 
-_CHILD = """
-import logging, sys
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-bucket, key_format, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if bucket:
-    from moto.core.models import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-    backend.create_bucket(bucket, "us-east-1")
-    for i in range(count):
-        backend.put_object(bucket, key_format.format(i), b"x")
-print(f"http://{host}:{port}", flush=True)
-sys.stdin.read()  # until the parent closes our stdin
-server.stop()
-"""
-
 
 @contextlib.contextmanager
 def moto_subprocess(bucket: str = "", key_format: str = "", count: int = 0) -> Iterator[str]:
-    """A moto server in a child process: its memory (moto keeps objects in
-    RAM, and a ranged GET reads the whole object) stays out of this one.
-    With ``bucket``: that bucket is there, holding ``count`` one-byte
-    objects named ``key_format.format(i)`` (put straight into moto's
-    store: over HTTP each PUT takes milliseconds)."""
-    env = {**os.environ, **_AWS_ENV}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, bucket, key_format, str(count)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
+    """A moto server in a child process (vfsftp.testing.MotoS3Process): its
+    memory (moto keeps objects in RAM, and a ranged GET reads the whole
+    object) stays out of this one. With ``bucket``: that bucket is there,
+    holding ``count`` one-byte objects named ``key_format.format(i)``."""
+    moto = MotoS3Process(bucket, key_format, count, env=_AWS_ENV).start()
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        assert line.startswith("http://"), f"moto child did not start: {line!r}"
-        yield line
+        yield moto.endpoint
     finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        moto.stop()
 
 
 # ---------------------------------------------------------------- conformance

@@ -12,17 +12,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import fscompat
+from . import fscompat, moved
 
 # Before anything imports PyFilesystem2: `import fs` needs pkg_resources,
 # which today's setuptools no longer has (vfsftp/fscompat.py).
 fscompat.install()
+# `import vfsftp.server` and the other paths of the flat layout, for a release.
+moved.install()
 
 if TYPE_CHECKING:
-    from .auth import Account, Authorizer, ConfigAuthorizer, hash_password, verify_password
-    from .config import Config, ConfigError, config_from_dict, load_config
-    from .server import FTPServer
-    from .tree import Mount, VirtualTree
+    from .config.schema import Config, ConfigError, config_from_dict, load_config
+    from .identity.auth import Account, Authorizer, ConfigAuthorizer, hash_password, verify_password
+    from .ops.hooks import Event
+    from .service.lifecycle import run_service
+    from .service.server import FTPServer
+    from .storage.tree import Mount, VirtualTree
 
 __all__ = [
     "Account",
@@ -30,12 +34,14 @@ __all__ = [
     "Config",
     "ConfigAuthorizer",
     "ConfigError",
+    "Event",
     "FTPServer",
     "Mount",
     "VirtualTree",
     "config_from_dict",
     "hash_password",
     "load_config",
+    "run_service",
     "verify_password",
 ]
 __version__ = "0.1.0"
@@ -45,18 +51,20 @@ __version__ = "0.1.0"
 # installs vfsftp, and importing the server eagerly costs ~0.6 s (pydantic,
 # fs, boto3...) even where no test uses it.
 _HOME = {
-    "Account": "auth",
-    "Authorizer": "auth",
-    "ConfigAuthorizer": "auth",
-    "hash_password": "auth",
-    "verify_password": "auth",
+    "Account": "identity.auth",
+    "Authorizer": "identity.auth",
+    "ConfigAuthorizer": "identity.auth",
+    "hash_password": "identity.auth",
+    "verify_password": "identity.auth",
     "Config": "config",
     "ConfigError": "config",
     "config_from_dict": "config",
     "load_config": "config",
-    "FTPServer": "server",
-    "Mount": "tree",
-    "VirtualTree": "tree",
+    "Event": "ops.hooks",
+    "FTPServer": "service.server",
+    "run_service": "service.lifecycle",
+    "Mount": "storage.tree",
+    "VirtualTree": "storage.tree",
 }
 
 

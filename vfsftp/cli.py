@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .auth import hash_password
-from .config import Config, ConfigError, config_from_yaml, load_config, with_overrides
+from .config.schema import Config, ConfigError, config_from_yaml, load_config, with_overrides
+from .identity.auth import hash_password
 
 __all__ = ["main"]
 
@@ -77,10 +77,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Imported here so that check-config and hash-password work without
     # loading the server (and its optional dependencies).
-    from .lifecycle import run_service
-    from .observability import configure_logging, lean_log_records
-    from .preflight import ensure_ready
-    from .server import FTPServer
+    from .ops.logs import configure_logging, lean_log_records
+    from .service.lifecycle import run_service
+    from .service.preflight import ensure_ready
+    from .service.server import FTPServer
 
     # check-config's checks, before the log file is opened: a ConfigError
     # naming the keys, reported by main() like any other.
@@ -93,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
         factory = _loop_factory(args.loop)
         load = reload if reload_from else None
         if args.workers != 1:
-            from .workers import serve_workers
+            from .service.workers import serve_workers
 
             def worker(server: FTPServer, load: Callable[[], Config] | None) -> None:
                 _run(run_service(server, load, label=label), factory)
@@ -166,7 +166,7 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from .preflight import plural, preflight
+    from .service.preflight import plural, preflight
 
     config, label = _load(args.file)
     problems = preflight(config, connect=args.connect)
@@ -262,7 +262,7 @@ def _gen_cert(args: argparse.Namespace) -> int:
     if existing and not args.force:
         _err(f"vfsftp: {', '.join(existing)} already exist(s); use --force to replace")
         return 1
-    from .tls import write_self_signed
+    from .session.tls import write_self_signed
 
     write_self_signed(cert, key, hosts)
     _err(

@@ -3,14 +3,14 @@
 vfsftp runs anywhere Python 3.10+ does, but some of its speed comes from
 calls only Linux has:
 
-- ``sendfile(2)`` for binary downloads of local files (vfsftp.data);
+- ``sendfile(2)`` for binary downloads of local files (vfsftp.session.data);
 - ``MSG_MORE`` on a small file's last send, so its data and FIN share a
-  segment (vfsftp.data);
+  segment (vfsftp.session.data);
 - ``openat2(2)`` with ``RESOLVE_CACHED`` and ``preadv2(2)`` with
   ``RWF_NOWAIT``: small cached files read on the event loop without a thread
-  hop (vfsftp.nowait);
+  hop (vfsftp.storage.nowait);
 - ``SO_REUSEPORT``, with which the kernel spreads connections over the
-  processes of ``--workers N`` (vfsftp.workers; elsewhere one listening
+  processes of ``--workers N`` (vfsftp.service.workers; elsewhere one listening
   socket is shared).
 
 Each has a portable fallback. ``VFSFTP_PORTABLE=1`` in the environment, read

@@ -24,7 +24,10 @@ import copy
 import ftplib
 import logging
 import os
+import select
 import ssl
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -38,11 +41,11 @@ from typing import Any
 import fs.path
 from fs.base import FS
 
-from .config import ANONYMOUS, Config, ConfigError, _parse_yaml, config_from_dict
-from .server import FTPServer
-from .tree import Mount, VirtualTree, unwrap_read_only
+from .config.schema import ANONYMOUS, Config, ConfigError, _parse_yaml, config_from_dict
+from .service.server import FTPServer
+from .storage.tree import Mount, VirtualTree, unwrap_read_only
 
-__all__ = ["MotoS3", "TLSFiles", "ThreadedFTPServer", "make_tls_files"]
+__all__ = ["MotoS3", "MotoS3Process", "TLSFiles", "ThreadedFTPServer", "make_tls_files"]
 
 
 # ------------------------------------------------------------------ TLS
@@ -421,9 +424,53 @@ def _moto_request_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if "process_request" in t.name and t.is_alive()}
 
 
+#: moto looks up its ~180 backend folders on every request (to match a
+#: Host header against backend names): a fifth of its time per request. The
+#: answer never changes while the process runs, so it is computed once.
+def _fast_backend_lookup() -> None:
+    import moto.backends
+
+    if getattr(moto.backends.list_of_moto_modules, "_vfsftp_fixed", False):
+        return
+    modules = tuple(moto.backends.list_of_moto_modules())
+
+    def fixed() -> tuple[str, ...]:
+        return modules
+
+    fixed._vfsftp_fixed = True  # type: ignore[attr-defined]
+    moto.backends.list_of_moto_modules = fixed
+
+
+# The child of MotoS3Process: argv is the bucket to create (or ""), the key
+# format and the number of one-byte objects to put in it straight into
+# moto's store (over HTTP each PUT costs milliseconds).
+_MOTO_CHILD = """
+import logging, sys
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+from vfsftp.testing import _fast_backend_lookup
+_fast_backend_lookup()
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+host, port = server.get_host_and_port()
+bucket, key_format, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if bucket:
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    backend.create_bucket(bucket, "us-east-1")
+    for i in range(count):
+        backend.put_object(bucket, key_format.format(i), b"x")
+print(f"http://{host}:{port}", flush=True)
+sys.stdin.read()  # until the parent closes our stdin (or dies)
+server.stop()
+"""
+
+
 class MotoS3:
     """moto's S3 server on a free loopback port in this process, for S3
     mounts in tests. Needs ``moto[server]`` (``pip install 'vfsftp[test]'``).
+    ``MotoS3Process`` runs it in a child process instead.
 
         with MotoS3() as s3, ThreadedFTPServer(mounts={"/": s3.mount(s3.create_bucket())}):
             ...
@@ -451,6 +498,7 @@ class MotoS3:
         werkzeug_log = logging.getLogger("werkzeug")
         self._log_level = werkzeug_log.level
         werkzeug_log.setLevel(logging.ERROR)
+        _fast_backend_lookup()
         self._threads_before = _moto_request_threads()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
@@ -532,3 +580,113 @@ class MotoS3:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class MotoS3Process(MotoS3):
+    """moto's S3 server in a child process of its own: its memory (moto
+    keeps objects in RAM, and a ranged GET reads the whole object) and CPU
+    stay out of the caller's, and it can be killed and started again (a
+    store that goes away). ``bucket``: that bucket exists at start, holding
+    ``count`` one-byte objects named ``key_format.format(i)``. The child's
+    stderr goes to ``log_path`` when given."""
+
+    def __init__(
+        self,
+        bucket: str = "",
+        key_format: str = "",
+        count: int = 0,
+        *,
+        log_path: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self._argv = [bucket, key_format, str(count)]
+        self.log_path = log_path
+        self._env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 60.0) -> MotoS3Process:
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_DEFAULT_REGION": self.region,
+            **(self._env or {}),
+        }
+        with contextlib.ExitStack() as stack:
+            log: Any = subprocess.DEVNULL
+            if self.log_path is not None:
+                log = stack.enter_context(open(self.log_path, "ab"))
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _MOTO_CHILD, *self._argv],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+            )
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        line = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in line:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"moto did not start: {line!r}")
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(fd, 256)
+                if not chunk:
+                    self.stop()
+                    raise RuntimeError(f"moto exited before it started: {line!r}")
+                line += chunk
+        self.endpoint = line.decode().strip()
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the child (a store that dies, with everything it held);
+        ``start`` makes a new one as at first (seeded again), on a new port."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            self.proc.wait(10)
+            self._close_pipes()
+            self.proc = None
+
+    def _close_pipes(self) -> None:
+        assert self.proc is not None
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(Exception):
+                    pipe.close()
+
+    def stop(self) -> None:
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        self._clients.clear()
+        proc = self.proc
+        if proc is None:
+            return
+        with contextlib.suppress(Exception):
+            if proc.stdin is not None:
+                proc.stdin.close()  # the child stops its server and exits
+        for action, wait in ((None, 10.0), (proc.terminate, 5.0), (proc.kill, 5.0)):
+            if action is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    action()
+            try:
+                proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._close_pipes()
+        self.proc = None

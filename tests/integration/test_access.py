@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import get, put
 
 from vfsftp.testing import ThreadedFTPServer
 
@@ -21,16 +22,6 @@ ServerFactory = Callable[..., ThreadedFTPServer]
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def put(ftp: ftplib.FTP, path: str, data: bytes) -> None:
-    ftp.storbinary(f"STOR {path}", io.BytesIO(data))
-
-
-def get(ftp: ftplib.FTP, path: str) -> bytes:
-    out = io.BytesIO()
-    ftp.retrbinary(f"RETR {path}", out.write)
-    return out.getvalue()
 
 
 def url_for(backend: str, folder: Path) -> str:

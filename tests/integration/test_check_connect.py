@@ -24,7 +24,7 @@ from s3_fixtures import (  # noqa: F401
 
 from vfsftp import Account, Mount, VirtualTree, config_from_dict
 from vfsftp.cli import main
-from vfsftp.s3 import S3Options, StreamingS3FS
+from vfsftp.storage.s3 import S3Options, StreamingS3FS
 from vfsftp.testing import ThreadedFTPServer
 
 pytestmark = pytest.mark.s3

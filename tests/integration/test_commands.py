@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Control
+from conftest import Control, get, put
 
 from vfsftp.testing import ThreadedFTPServer
 
@@ -38,16 +38,6 @@ def raw(server: ThreadedFTPServer) -> Iterator[Control]:
         yield c
     finally:
         c.close()
-
-
-def put(ftp: ftplib.FTP, path: str, data: bytes) -> None:
-    ftp.storbinary(f"STOR {path}", io.BytesIO(data))
-
-
-def get(ftp: ftplib.FTP, path: str) -> bytes:
-    out = io.BytesIO()
-    ftp.retrbinary(f"RETR {path}", out.write)
-    return out.getvalue()
 
 
 def open_data(ftp: ftplib.FTP, cmd: str) -> tuple[socket.socket, str]:

@@ -26,7 +26,7 @@ from conftest import PASSWORD, USER, Control, EntryCounter, ServerFactory, wait_
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vfsftp.commands import REGISTRY
+from vfsftp.session.commands import REGISTRY
 from vfsftp.testing import ThreadedFTPServer
 
 REPLY_LINE = re.compile(rb"^\d{3}[ -]")
@@ -283,9 +283,9 @@ def test_large_listings_are_streamed_whole(
     """Past LISTING_BATCH entries a listing is streamed batch by batch (here
     batches of 7, so that 100 files take the streamed way): every entry
     arrives once, in LIST, NLST and MLSD, with the special entries too."""
-    import vfsftp.vfs
+    import vfsftp.storage.sessionfs
 
-    monkeypatch.setattr(vfsftp.vfs, "LISTING_BATCH", 7)
+    monkeypatch.setattr(vfsftp.storage.sessionfs, "LISTING_BATCH", 7)
     url = "mem://" if backend == "mem" else f"osfs://{tmp_path}"
     srv = make_server({**_config(), "mounts": {"/": url}})
     names = {f"f{i:03d}" for i in range(100)}
@@ -555,8 +555,8 @@ def test_user_names_that_escape_are_refused(make_server: ServerFactory, name: st
 def test_client_text_cannot_forge_log_lines(make_server: ServerFactory, tmp_path: Any) -> None:
     import logging
 
-    from vfsftp.config import LoggingConfig
-    from vfsftp.observability import configure_logging
+    from vfsftp.config.schema import LoggingConfig
+    from vfsftp.ops.logs import configure_logging
 
     log_file = tmp_path / "session.log"
     configure_logging(LoggingConfig(level="debug", file=str(log_file)))

@@ -19,7 +19,7 @@ import pytest
 from conftest import PASSWORD, USER, Control, EntryCounter, ServerFactory, login, wait_for
 from fs.ftpfs import FTPFS
 
-import vfsftp.vfs
+import vfsftp.storage.sessionfs
 from vfsftp.testing import ThreadedFTPServer
 
 
@@ -41,7 +41,7 @@ def test_streamed_folder_with_mount_points_and_overrides_below(
     below it is listed once (its own folder's entry of the same name
     shadowed), a folder that only leads to a mount point too, and an entry
     with its own override shows its own rights (MLSD perm, LIST mode)."""
-    monkeypatch.setattr(vfsftp.vfs, "LISTING_BATCH", 7)
+    monkeypatch.setattr(vfsftp.storage.sessionfs, "LISTING_BATCH", 7)
     config = _config(permissions={"/big/ro.txt": "elr", "/big/sub/below": "elr"})
     config["mounts"] = {"/": "mem://", "/big/inner": "mem://", "/big/deep/er": "mem://"}
     srv = make_server(config)
@@ -211,10 +211,10 @@ def test_a_listing_that_fails_half_way(
     out: a LIST ends with 451 after the data; a STAT reply, whose code is
     set by its first line, ends with a last line that says it is
     incomplete and why (RFC 959 §4.2). The session goes on either way."""
-    import vfsftp.memfs
-    from vfsftp.errors import StorageError
+    import vfsftp.storage.memory
+    from vfsftp.storage.errors import StorageError
 
-    real = vfsftp.memfs._rows
+    real = vfsftp.storage.memory._rows
 
     def failing(entries: list[Any]) -> Any:
         for n, row in enumerate(real(entries)):
@@ -222,7 +222,7 @@ def test_a_listing_that_fails_half_way(
                 raise StorageError("store went away", 451, failure=True)
             yield row
 
-    monkeypatch.setattr(vfsftp.memfs, "_rows", failing)
+    monkeypatch.setattr(vfsftp.storage.memory, "_rows", failing)
     srv = make_server(_config())
     mem = srv.filesystems["/"]
     mem.makedir("/big")
@@ -276,7 +276,7 @@ def test_clients_parse_listings_without_a_total_line(
     streamed (batches of 7 here), as vsftpd's and pyftpdlib's have none:
     ftplib, fs.ftpfs (parsing LIST), curl and lftp (with MLSD off) each see
     every entry, with its size and kind."""
-    monkeypatch.setattr(vfsftp.vfs, "LISTING_BATCH", 7)
+    monkeypatch.setattr(vfsftp.storage.sessionfs, "LISTING_BATCH", 7)
     srv = make_server(_config())
     mem = srv.filesystems["/"]
     sizes = {f"f{i:02d}.txt": i for i in range(files)}

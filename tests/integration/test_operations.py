@@ -19,23 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, ServerFactory, wait_for
+from conftest import PASSWORD, USER, ServerFactory, login, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from vfsftp.config import LoggingConfig, load_config
-from vfsftp.hooks import Event
-from vfsftp.lifecycle import reload_server
-from vfsftp.observability import configure_logging, parse_xferlog
+from vfsftp.config.schema import LoggingConfig, load_config
+from vfsftp.ops.hooks import Event
+from vfsftp.ops.logs import configure_logging, parse_xferlog
+from vfsftp.service.lifecycle import reload_server
 from vfsftp.testing import ThreadedFTPServer
 
 USERS = {USER: {"password": f"plaintext:{PASSWORD}"}}
-
-
-def login(srv: ThreadedFTPServer, user: str = USER, password: str = PASSWORD) -> ftplib.FTP:
-    f = ftplib.FTP(timeout=10)
-    f.connect(srv.host, srv.port)
-    f.login(user, password)
-    return f
 
 
 @pytest.fixture
@@ -341,7 +334,7 @@ def test_hooks_of_a_confined_user_get_the_server_paths(make_server: ServerFactor
 
 def test_a_hook_that_cannot_be_imported_is_a_config_error() -> None:
     from vfsftp import FTPServer, config_from_dict
-    from vfsftp.config import ConfigError
+    from vfsftp.config.schema import ConfigError
 
     config = config_from_dict({"hooks": {"upload": "no_such_module_x:f"}}, "m.yaml")
     with pytest.raises(ConfigError, match=r"m.yaml: hooks.upload\[0\]: cannot load"):

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import ServerFactory, free_port_range, login
 
-from vfsftp.data import rotated_range
+from vfsftp.session.data import rotated_range
 from vfsftp.testing import ThreadedFTPServer
 
 

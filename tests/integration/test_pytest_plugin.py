@@ -317,7 +317,7 @@ def test_plugin_import_is_cheap() -> None:
     # pytest imports the plugin in every run of every project that has
     # vfsftp installed: none of the server's dependencies may come with it.
     heavy = ["fs", "pydantic", "yaml", "boto3", "moto", "trustme", "argon2"]
-    heavy += ["vfsftp.server", "vfsftp.testing", "vfsftp.config"]
+    heavy += ["vfsftp.service.server", "vfsftp.testing", "vfsftp.config"]
     code = f"import sys, {PLUGIN}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO

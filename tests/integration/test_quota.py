@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, ServerFactory, login, mount_url
+from conftest import PASSWORD, USER, ServerFactory, get, login, mount_url
 
 from vfsftp.testing import ThreadedFTPServer
 
@@ -37,12 +37,6 @@ def _stor(f: ftplib.FTP, path: str, data: bytes, verb: str = "STOR") -> str:
         return f.getresp()
     except ftplib.Error as exc:
         return str(exc)
-
-
-def _get(f: ftplib.FTP, path: str) -> bytes:
-    buf = io.BytesIO()
-    f.retrbinary(f"RETR {path}", buf.write)
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -88,12 +82,12 @@ def test_replacing_a_file_counts_only_the_difference(
     assert _stor(f, "a", b"a" * 90_000).startswith("226")
     # 90 kB replaced by 95 kB: fits, although 185 kB would not.
     assert _stor(f, "a", b"A" * 95_000).startswith("226")
-    assert _get(f, "a") == b"A" * 95_000
+    assert get(f, "a") == b"A" * 95_000
     assert _stor(f, "b", b"b" * 5_000).startswith("226")
     assert _stor(f, "c", b"c" * 1_000).startswith("552")
     # APPE adds to what is there: refused midway, the file keeps its content.
     assert _stor(f, "b", b"x" * 50_000, verb="APPE").startswith("552")
-    assert _get(f, "b") == b"b" * 5_000
+    assert get(f, "b") == b"b" * 5_000
 
 
 def test_user_files_quota_and_delete(user_quota: tuple[ThreadedFTPServer, ftplib.FTP]) -> None:
@@ -167,10 +161,10 @@ def test_mount_quota_is_shared_by_users(make_server: ServerFactory) -> None:
 def test_memory_mounts_have_a_size_cap_by_default(
     make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import vfsftp.config
+    import vfsftp.config.schema
 
-    assert vfsftp.config.MEM_DEFAULT_MAX_BYTES == 256 * 1024**2
-    monkeypatch.setattr(vfsftp.config, "MEM_DEFAULT_MAX_BYTES", 100_000)  # (a test's size)
+    assert vfsftp.config.schema.MEM_DEFAULT_MAX_BYTES == 256 * 1024**2
+    monkeypatch.setattr(vfsftp.config.schema, "MEM_DEFAULT_MAX_BYTES", 100_000)  # (a test's size)
     srv = make_server({"mounts": {"/scratch": "mem://"}})
     quota = srv.server.mounts.global_mounts[0].quota
     assert quota is not None and quota.max_bytes == 100_000

@@ -45,8 +45,8 @@ from s3_fixtures import (  # noqa: F401
     skip_by_name,
 )
 
-import vfsftp.s3
-from vfsftp.s3 import StreamingS3FS
+import vfsftp.storage.s3
+from vfsftp.storage.s3 import StreamingS3FS
 from vfsftp.testing import ThreadedFTPServer
 
 pytestmark = pytest.mark.s3
@@ -1045,7 +1045,7 @@ def test_every_new_object_carries_the_mount_settings(
     class and ACL: a copy inherits none of its source's. The ContentType is
     guessed from the name; a renamed object keeps its source's."""
     # UploadPartCopy above 5 MiB instead of 5 GB: a large copy of 6 MiB.
-    monkeypatch.setattr(vfsftp.s3, "COPY_OBJECT_LIMIT", 5 * MiB)
+    monkeypatch.setattr(vfsftp.storage.s3, "COPY_OBJECT_LIMIT", 5 * MiB)
     # Written by another tool: no encryption, STANDARD, private.
     s3_bucket.client.put_object(
         Bucket=s3_bucket.name, Key="pre/outside.csv", Body=b"a,b\n", ContentType="text/csv"

@@ -28,8 +28,8 @@ from s3_fixtures import (  # noqa: F401
     skip_by_name,
 )
 
-from vfsftp.errors import StorageError
-from vfsftp.s3 import MiB, S3Options, S3Reader, StreamingS3FS
+from vfsftp.storage.errors import StorageError
+from vfsftp.storage.s3 import MiB, S3Options, S3Reader, StreamingS3FS
 
 pytestmark = pytest.mark.s3
 

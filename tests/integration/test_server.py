@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, ServerFactory
+from conftest import PASSWORD, USER, ServerFactory, login
 from fs.memoryfs import MemoryFS
 
 from vfsftp import Account, Mount, VirtualTree, config_from_dict
-from vfsftp.config import LoggingConfig
-from vfsftp.observability import configure_logging
+from vfsftp.config.schema import LoggingConfig
+from vfsftp.ops.logs import configure_logging
 from vfsftp.testing import ThreadedFTPServer
 
 
@@ -68,17 +68,10 @@ def gated() -> Iterator[tuple[ThreadedFTPServer, GatedFS]]:
         slow.gate.set()
 
 
-def _login(srv: ThreadedFTPServer, user: str = "u", password: str = "p") -> ftplib.FTP:
-    f = ftplib.FTP(timeout=10)
-    f.connect(srv.host, srv.port)
-    f.login(user, password)
-    return f
-
-
 def test_slow_mount_does_not_stall_other_sessions(gated: tuple[ThreadedFTPServer, GatedFS]) -> None:
     srv, slow = gated
-    blocked = _login(srv)
-    other = _login(srv)
+    blocked = login(srv, "u", "p")
+    other = login(srv, "u", "p")
     try:
         blocked.sendcmd("PASV")
         blocked.putcmd("LIST /slow")
@@ -105,7 +98,7 @@ def test_custom_authorizer_refuses_and_accepts(gated: tuple[ThreadedFTPServer, G
     with pytest.raises(ftplib.error_perm, match="530"):
         f.login("u", "wrong")
     f.close()
-    g = _login(srv)
+    g = login(srv, "u", "p")
     assert g.pwd() == "/fast"
     assert sorted(g.nlst("/")) == ["fast", "slow"]
     g.quit()
@@ -122,7 +115,7 @@ def test_idle_timer_does_not_run_while_a_command_is_served(
         update={"server": srv.server.config.server.model_copy(update={"idle_timeout": 0.3})}
     )
     srv.server.config = channel_config  # (new sessions take it)
-    f = _login(srv)
+    f = login(srv, "u", "p")
     try:
         f.putcmd("STAT /slow")
         assert slow.entered.wait(10)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from broken_configs import BROKEN, Broken, write
-from conftest import PASSWORD, USER
+from conftest import PASSWORD, USER, login_at
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -155,14 +155,6 @@ def write_config(
     path.write_text(text, encoding="utf-8")
 
 
-def login(port: int, user: str = USER, password: str = PASSWORD) -> ftplib.FTP:
-    f = ftplib.FTP(timeout=10)
-    f.connect("127.0.0.1", port)
-    f.login(user, password)
-    f.voidcmd("TYPE I")
-    return f
-
-
 def test_sigterm_lets_the_running_transfer_finish(
     serve: type[ServeProcess], tmp_path: Path
 ) -> None:
@@ -170,7 +162,7 @@ def test_sigterm_lets_the_running_transfer_finish(
     write_config(cfg, {USER: PASSWORD})
     p = serve(cfg)
     port = p.port
-    idle, busy = login(port), login(port)
+    idle, busy = login_at("127.0.0.1", port), login_at("127.0.0.1", port)
     try:
         conn = busy.transfercmd("STOR big.bin")
         conn.sendall(b"a" * 100_000)
@@ -202,7 +194,7 @@ def test_shutdown_deadline_aborts_a_transfer_that_does_not_end(
     cfg = tmp_path / "mounts.yaml"
     write_config(cfg, {USER: PASSWORD}, shutdown_timeout=0.5)
     p = serve(cfg)
-    f = login(p.port)
+    f = login_at("127.0.0.1", p.port)
     conn = f.transfercmd("STOR stuck.bin")
     try:
         conn.sendall(b"x" * 10_000)
@@ -226,7 +218,7 @@ def test_a_second_sigterm_aborts_the_transfers_at_once(
     cfg = tmp_path / "mounts.yaml"
     write_config(cfg, {USER: PASSWORD}, shutdown_timeout=60)
     p = serve(cfg)
-    f = login(p.port)
+    f = login_at("127.0.0.1", p.port)
     conn = f.transfercmd("STOR slow.bin")
     try:
         conn.sendall(b"x" * 10_000)
@@ -250,13 +242,13 @@ def test_sighup_reloads_users_and_rejects_a_bad_file(
     write_config(cfg, {USER: PASSWORD})
     p = serve(cfg)
     port = p.port
-    running = login(port)
+    running = login_at("127.0.0.1", port)
     with pytest.raises(ftplib.error_perm, match="530"):
-        login(port, "bob", "b0b").close()
+        login_at("127.0.0.1", port, "bob", "b0b").close()
     write_config(cfg, {USER: PASSWORD, "bob": "b0b"})
     p.signal(signal.SIGHUP)
     p.wait_line(r"configuration reloaded from .*mounts\.yaml: 1 mount, 2 users")
-    bob = login(port, "bob", "b0b")
+    bob = login_at("127.0.0.1", port, "bob", "b0b")
     bob.storbinary("STOR from-bob", io.BytesIO(b"hi"))
     bob.quit()
     running.storbinary("STOR from-alice", io.BytesIO(b"still here"))  # untouched
@@ -264,7 +256,7 @@ def test_sighup_reloads_users_and_rejects_a_bad_file(
     cfg.write_text("server:\n  port: [not, a, port]\n", encoding="utf-8")
     p.signal(signal.SIGHUP)
     p.wait_line(r"reload rejected, old configuration kept: .*server\.port: expected an integer")
-    login(port, "bob", "b0b").quit()  # the previous configuration still serves
+    login_at("127.0.0.1", port, "bob", "b0b").quit()  # the previous configuration still serves
     running.quit()
     p.signal(signal.SIGTERM)
     assert p.proc.wait(20) == 0
@@ -321,7 +313,7 @@ def test_sighup_rejects_a_missing_folder_with_the_path_of_start_up(
     cfg = tmp_path / "mounts.yaml"
     write_config(cfg, {USER: PASSWORD})
     p = serve(cfg)
-    login(p.port).quit()
+    login_at("127.0.0.1", p.port).quit()
     text = cfg.read_text().replace("osfs://./data", "osfs://./gone")
     cfg.write_text(text)
     p.signal(signal.SIGHUP)
@@ -351,7 +343,7 @@ def test_embedding_example_logs_and_stops_cleanly_on_ctrl_c(
     cfg = tmp_path / "mounts.yaml"
     write_config(cfg, {USER: PASSWORD})
     p = serve(cfg, command=(str(REPO / "examples" / "serve_embedded.py"),))
-    login(p.port).quit()
+    login_at("127.0.0.1", p.port).quit()
     p.wait_line(rf"login ok .* user={USER}")
     p.signal(signal.SIGINT)
     assert p.proc.wait(20) == 0
@@ -373,7 +365,7 @@ def test_startup_summary_on_a_terminal(serve: type[ServeProcess], tmp_path: Path
     p.wait_line(r"^  users      2, anonymous on$")
     p.wait_line(r"^  TLS        off$")
     p.wait_line(r"^  metrics    http://127\.0\.0\.1:\d+/metrics$")
-    login(port).quit()
+    login_at("127.0.0.1", port).quit()
     p.signal(signal.SIGTERM)
     assert p.proc.wait(20) == 0
 
@@ -384,7 +376,7 @@ def test_no_summary_when_stderr_is_not_a_terminal(
     cfg = tmp_path / "mounts.yaml"
     write_config(cfg, {USER: PASSWORD})
     p = serve(cfg)
-    login(p.port).quit()
+    login_at("127.0.0.1", p.port).quit()
     p.signal(signal.SIGTERM)
     assert p.proc.wait(20) == 0
     p.close()
@@ -409,7 +401,7 @@ def test_vfsftp_reload_command(
     assert main(["reload", "--pid-file", str(pid_file)]) == 0
     assert f"asked process {p.proc.pid} to reload" in capsys.readouterr().out
     p.wait_line(r"configuration reloaded from .*: 1 mount, 2 users")
-    login(port, "bob", "b0b").quit()
+    login_at("127.0.0.1", port, "bob", "b0b").quit()
     p.signal(signal.SIGTERM)
     assert p.proc.wait(20) == 0
     assert not pid_file.exists()  # removed at exit

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from fs.memoryfs import MemoryFS
 
-from vfsftp.config import ConfigError, config_from_dict
-from vfsftp.testing import MotoS3, ThreadedFTPServer, make_tls_files
+from vfsftp.config.schema import ConfigError, config_from_dict
+from vfsftp.testing import MotoS3, MotoS3Process, ThreadedFTPServer, make_tls_files
 
 
 def retr(client: ftplib.FTP, path: str) -> bytes:
@@ -334,3 +334,27 @@ def test_s3_mount_through_motos3() -> None:
             server.reset()
             assert server.list_files("/archive") == []
         s3.delete_bucket(bucket)
+
+
+@pytest.mark.s3
+def test_s3_in_a_process_of_its_own_seeded_killed_and_started_again() -> None:
+    s3 = MotoS3Process("seeded", "in/{:03d}.txt", 3).start()
+    try:
+        first = s3.endpoint
+        keys = s3.client().list_objects_v2(Bucket="seeded")["Contents"]
+        assert [o["Key"] for o in keys] == ["in/000.txt", "in/001.txt", "in/002.txt"]
+        with (
+            ThreadedFTPServer(mounts={"/": s3.mount("seeded")}) as server,
+            server.connect() as client,
+        ):
+            assert client.nlst("/in") == ["000.txt", "001.txt", "002.txt"]
+            client.storbinary("STOR /in/new.txt", io.BytesIO(b"new"))
+        s3.kill()  # a store that dies: what it held is gone
+        assert not s3.alive()
+        s3.start()  # back as it started: seeded again, on a new port
+        assert s3.alive() and s3.endpoint != first
+        keys = s3.client().list_objects_v2(Bucket="seeded")["Contents"]
+        assert [o["Key"] for o in keys] == ["in/000.txt", "in/001.txt", "in/002.txt"]
+    finally:
+        s3.stop()
+    assert s3.proc is None

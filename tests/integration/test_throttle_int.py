@@ -9,16 +9,9 @@ import io
 import threading
 import time
 
-from conftest import PASSWORD, USER, ServerFactory
+from conftest import PASSWORD, USER, ServerFactory, login_at
 
 RATE = 1024 * 1024  # 1 MiB/s; the default burst is a tenth of that
-
-
-def _client(host: str, port: int) -> ftplib.FTP:
-    f = ftplib.FTP(timeout=20)
-    f.connect(host, port)
-    f.login(USER, PASSWORD)
-    return f
 
 
 def test_download_and_upload_rates_are_capped_per_user(make_server: ServerFactory) -> None:
@@ -37,7 +30,7 @@ def test_download_and_upload_rates_are_capped_per_user(make_server: ServerFactor
     )
     size = 768 * 1024
     payload = bytes(range(256)) * (size // 256)
-    f = _client(srv.host, srv.port)
+    f = login_at(srv.host, srv.port, timeout=20)
     started = time.monotonic()
     f.storbinary("STOR a.bin", io.BytesIO(payload))
     upload = time.monotonic() - started
@@ -45,7 +38,7 @@ def test_download_and_upload_rates_are_capped_per_user(make_server: ServerFactor
 
     # Two sessions of the same user share one bucket: together they take at
     # least as long as the total at the user's rate.
-    g = _client(srv.host, srv.port)
+    g = login_at(srv.host, srv.port, timeout=20)
     out: dict[str, bytes] = {}
 
     def fetch(client: ftplib.FTP, key: str) -> None:

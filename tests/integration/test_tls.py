@@ -6,7 +6,7 @@ Data connections: ftplib never reuses the control connection's TLS session
 on the data connection, and every transfer below goes through it, so these
 tests also show that the server does not require session reuse (it accepts
 a passive data connection only from the control connection's address
-instead; see vfsftp.tls).
+instead; see vfsftp.session.tls).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import trustme
-from conftest import PASSWORD, USER, ServerFactory, mount_url
+from conftest import PASSWORD, USER, ServerFactory, get, mount_url
 
 from vfsftp.testing import ThreadedFTPServer
 
@@ -129,12 +129,6 @@ def reply_code(exc: pytest.ExceptionInfo[ftplib.Error]) -> str:
 
 def payload(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
-
-
-def get(client: ftplib.FTP, path: str) -> bytes:
-    out = io.BytesIO()
-    client.retrbinary(f"RETR {path}", out.write)
-    return out.getvalue()
 
 
 # ------------------------------------------------------------ raw sockets

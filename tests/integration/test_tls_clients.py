@@ -5,7 +5,7 @@ every time.
 The server sends no TLS 1.3 session tickets on data connections: a client
 that only uploads never reads them, and its close() of a socket with unread
 data is a TCP reset that throws away the upload's last bytes (curl and lftp
-failed one upload in three with 426). See vfsftp.tls.wrap_data_socket."""
+failed one upload in three with 426). See vfsftp.session.tls.wrap_data_socket."""
 
 from __future__ import annotations
 

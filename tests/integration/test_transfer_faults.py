@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from conftest import PASSWORD, USER, Control, ServerFactory, login, wait_for
 
-from vfsftp.config import LoggingConfig
-from vfsftp.observability import configure_logging, parse_xferlog
+from vfsftp.config.schema import LoggingConfig
+from vfsftp.ops.logs import configure_logging, parse_xferlog
 
 BIG = 16 * 1024 * 1024  # more than the socket buffers hold
 STALL = 0.5

@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, Control, ServerFactory, wait_for
+from conftest import PASSWORD, USER, Control, ServerFactory, get, put, wait_for
 
 from vfsftp.testing import ThreadedFTPServer
 
@@ -21,16 +21,6 @@ SMALL_RCVBUF = 8192
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def put(ftp: ftplib.FTP, path: str, data: bytes) -> None:
-    ftp.storbinary(f"STOR {path}", io.BytesIO(data))
-
-
-def get(ftp: ftplib.FTP, path: str) -> bytes:
-    out = io.BytesIO()
-    ftp.retrbinary(f"RETR {path}", out.write)
-    return out.getvalue()
 
 
 def pattern(size: int, seed: int = 1) -> bytes:

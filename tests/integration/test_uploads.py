@@ -31,7 +31,7 @@ import pytest
 from conftest import PASSWORD, USER, Control, ServerFactory, login, wait_for
 from s3_fixtures import S3Bucket, moto_endpoint, s3_bucket  # noqa: F401
 
-from vfsftp.observability import TransferRecord
+from vfsftp.ops.logs import TransferRecord
 from vfsftp.testing import ThreadedFTPServer, TLSFiles, make_tls_files
 
 OLD = b"the old content"

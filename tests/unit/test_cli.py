@@ -9,8 +9,8 @@ import pytest
 from broken_configs import BROKEN, Broken, write
 
 from vfsftp import __version__
-from vfsftp.auth import verify_password
 from vfsftp.cli import main
+from vfsftp.identity.auth import verify_password
 
 REPO = Path(__file__).resolve().parents[2]
 

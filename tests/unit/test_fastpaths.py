@@ -15,8 +15,10 @@ import pytest
 
 _PROBE = """
 import json, sys
-from vfsftp import fastpaths, nowait, workers
-from vfsftp.localfs import JailedOSFS
+from vfsftp import fastpaths
+from vfsftp.service import workers
+from vfsftp.storage import nowait
+from vfsftp.storage.local import JailedOSFS
 with JailedOSFS(sys.argv[1]) as folder:
     cached = folder.read_cached("/f.txt", 0, 100)
 print(json.dumps({

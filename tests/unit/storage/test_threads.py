@@ -1,0 +1,126 @@
+"""vfsftp.storage.threads.ThreadPool: blocking calls in worker threads, awaited on
+the loop with one queue put and one call_soon_threadsafe."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+
+import pytest
+
+from vfsftp.storage.threads import ThreadPool
+
+pytestmark = pytest.mark.timeout(10)
+
+var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+
+def test_run_returns_the_result_from_another_thread_in_the_callers_context() -> None:
+    pool = ThreadPool(2, "t")
+
+    def work(x: int) -> tuple[int, str, str]:
+        return x * 2, threading.current_thread().name, var.get()
+
+    async def main() -> None:
+        var.set("session-1")
+        result, thread, seen = await pool.run(work, 21)
+        assert result == 42
+        assert thread.startswith("t-") and thread != threading.current_thread().name
+        assert seen == "session-1"
+
+    asyncio.run(main())
+    pool.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [(ValueError("x"), ValueError), (OSError(5, "EIO"), OSError), (StopIteration(), RuntimeError)],
+)
+def test_run_raises_what_the_call_raised(raised: BaseException, expected: type) -> None:
+    pool = ThreadPool(1, "t")
+
+    def work() -> None:
+        raise raised
+
+    async def main() -> None:
+        with pytest.raises(expected):
+            await pool.run(work)
+
+    asyncio.run(main())
+    pool.shutdown()
+
+
+def test_an_idle_thread_is_reused_and_at_most_max_workers_run() -> None:
+    pool = ThreadPool(3, "t")
+    gate = threading.Event()
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def work() -> str:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        gate.wait(5)
+        with lock:
+            running -= 1
+        return threading.current_thread().name
+
+    async def main() -> None:
+        for _ in range(20):  # one at a time: the same thread every time
+            gate.set()
+            await pool.run(work)
+        assert len(pool._threads) == 1
+        gate.clear()
+        futures = [pool.run(work) for _ in range(6)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        names = await asyncio.gather(*futures)
+        assert peak == 3 and len(set(names)) <= 3 and len(pool._threads) == 3
+
+    asyncio.run(main())
+    pool.shutdown()
+
+
+def test_a_cancelled_wait_drops_the_result() -> None:
+    pool = ThreadPool(1, "t")
+    gate = threading.Event()
+    done = threading.Event()
+
+    def work() -> int:
+        gate.wait(5)
+        done.set()
+        return 1
+
+    async def main() -> None:
+        fut = pool.run(work)
+        fut.cancel()
+        gate.set()
+        await asyncio.to_thread(done.wait, 5)
+        await asyncio.sleep(0.01)  # the result arrives and is dropped quietly
+        assert fut.cancelled()
+
+    asyncio.run(main())
+    pool.shutdown()
+
+
+def test_submit_from_any_thread_and_shutdown_runs_what_is_queued() -> None:
+    pool = ThreadPool(1, "t")
+    gate = threading.Event()
+    order: list[int] = []
+
+    def work(i: int) -> int:
+        gate.wait(5)
+        order.append(i)
+        return i
+
+    futures = [pool.submit(work, i) for i in range(3)]
+    gate.set()
+    pool.shutdown(wait=True)
+    assert [f.result(0) for f in futures] == [0, 1, 2] and order == [0, 1, 2]
+    assert not any(t.is_alive() for t in pool._threads)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(work, 9)
+    pool.shutdown()  # twice is harmless

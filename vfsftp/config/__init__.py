@@ -1,0 +1,54 @@
+"""mounts.yaml, read and validated into frozen models: the one schema every
+source of configuration (the file, ``config_from_dict``, per-worker
+overrides) goes through. Nothing here opens a filesystem or a socket; the
+checks that do (folders that exist, buckets that answer, ports that bind)
+are vfsftp.service.preflight's.
+"""
+
+from .schema import (
+    ANONYMOUS,
+    ANONYMOUS_ALIAS,
+    BanConfig,
+    Config,
+    ConfigError,
+    HooksConfig,
+    LoggingConfig,
+    MetricsConfig,
+    MountConfig,
+    QuotaConfig,
+    ServerConfig,
+    UserConfig,
+    bucket_name_problem,
+    config_from_dict,
+    config_from_yaml,
+    key_path,
+    load_config,
+    s3_bucket,
+    s3_enum,
+    user_name_problem,
+    with_overrides,
+)
+
+__all__ = [
+    "ANONYMOUS",
+    "ANONYMOUS_ALIAS",
+    "BanConfig",
+    "Config",
+    "ConfigError",
+    "HooksConfig",
+    "LoggingConfig",
+    "MetricsConfig",
+    "MountConfig",
+    "QuotaConfig",
+    "ServerConfig",
+    "UserConfig",
+    "bucket_name_problem",
+    "config_from_dict",
+    "config_from_yaml",
+    "key_path",
+    "load_config",
+    "s3_bucket",
+    "s3_enum",
+    "user_name_problem",
+    "with_overrides",
+]

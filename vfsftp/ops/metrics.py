@@ -1,0 +1,215 @@
+"""Prometheus metrics (Medusa's ``counter``, grown up), served as text at
+``GET /metrics`` on ``metrics.listen``:``metrics.port`` when a port is set.
+
+Each server has a registry of its own (tests run several servers in one
+process). Totals kept by ``Counters`` are read at scrape time; what needs
+labels (per mount, per reply code, per S3 operation) is counted here as it
+happens. The endpoint is a tiny HTTP/1.0 responder on the server's event
+loop: rendering the text is a few milliseconds of CPU, and it needs no
+thread to start or stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .logs import TransferRecord
+
+__all__ = ["Metrics"]
+
+log = logging.getLogger("vfsftp.session")
+
+_MAX_REQUEST = 8192
+
+
+class MetricsSource(Protocol):
+    """What the metrics read of the server at scrape time (FTPServer
+    implements it; the metrics never import the service)."""
+
+    def totals(self) -> Mapping[str, float]:
+        """The running totals of vfsftp.ops.logs.Counters."""
+
+    def sessions_active(self) -> int: ...
+
+    def transfers_active(self) -> int: ...
+
+
+class _TotalsCollector(Collector):
+    """The server's ``Counters`` and live state, read at scrape time."""
+
+    def __init__(self, source: MetricsSource) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.source.totals()
+        sessions = CounterMetricFamily(
+            "vfsftp_sessions", "Control connections accepted (refused ones included)"
+        )
+        sessions.add_metric([], c["connections"])
+        yield sessions
+        refused = CounterMetricFamily(
+            "vfsftp_sessions_refused", "Control connections refused by a connection limit"
+        )
+        refused.add_metric([], c["connections_refused"])
+        yield refused
+        logins = CounterMetricFamily("vfsftp_logins", "Login attempts", labels=["result"])
+        logins.add_metric(["ok"], c["logins"])
+        logins.add_metric(["failed"], c["login_failures"])
+        yield logins
+        active = GaugeMetricFamily("vfsftp_sessions_active", "Open control connections")
+        active.add_metric([], self.source.sessions_active())
+        yield active
+        moving = GaugeMetricFamily("vfsftp_transfers_active", "Transfers in progress")
+        moving.add_metric([], self.source.transfers_active())
+        yield moving
+
+
+class Metrics:
+    """One server's metrics and its HTTP endpoint."""
+
+    def __init__(self, source: MetricsSource) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        r.register(_TotalsCollector(source))
+        self.transfers = Counter(
+            "vfsftp_transfers",
+            "Transfers ended, by mount point, direction (in = upload) and outcome",
+            ["mount", "direction", "outcome"],
+            registry=r,
+        )
+        self.transfer_bytes = Counter(
+            "vfsftp_transfer_bytes",
+            "Bytes moved by transfers (aborted ones included), by mount point and direction",
+            ["mount", "direction"],
+            registry=r,
+        )
+        self.faults = Counter(
+            "vfsftp_transfer_faults",
+            "Transfers that failed or were aborted, by direction and fault",
+            ["direction", "fault"],
+            registry=r,
+        )
+        self.error_replies = Counter(
+            "vfsftp_error_replies", "4xx and 5xx replies sent, by reply code", ["code"], registry=r
+        )
+        self.s3_requests = Counter(
+            "vfsftp_s3_requests", "S3 API calls made, by operation", ["operation"], registry=r
+        )
+        self.reloads = Counter(
+            "vfsftp_config_reloads", "Configuration reloads, by result", ["result"], registry=r
+        )
+        self.hook_failures = Counter(
+            "vfsftp_hook_failures", "Event hooks that raised, by event", ["event"], registry=r
+        )
+        self._transfer_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._http: asyncio.base_events.Server | None = None
+        self._requests: set[asyncio.Task[Any]] = set()
+        self.address: tuple[str, int] | None = None
+
+    # ------------------------------------------------------------ counting
+
+    def transfer(self, rec: TransferRecord) -> None:
+        direction = "in" if rec.direction == "i" else "out"
+        # labels() takes a lock and builds keys: its children are kept here
+        # (a handful: mounts x directions x outcomes).
+        key = (rec.mount, direction, rec.outcome)
+        children = self._transfer_children.get(key)
+        if children is None:
+            children = self._transfer_children[key] = (
+                self.transfers.labels(*key),
+                self.transfer_bytes.labels(rec.mount, direction),
+            )
+        children[0].inc()
+        if rec.bytes:
+            children[1].inc(rec.bytes)
+
+    def fault(self, direction: str, kind: str) -> None:
+        """A failed transfer's fault; ``direction`` as in TransferRecord."""
+        self.faults.labels("in" if direction == "i" else "out", kind).inc()
+
+    def reply(self, code: int) -> None:
+        if code >= 400:
+            self.error_replies.labels(str(code)).inc()
+
+    def hook_failed(self, event: str) -> None:
+        self.hook_failures.labels(event).inc()
+
+    def observe_fs(self, filesystem: Any) -> None:
+        """Count the S3 requests of a newly opened filesystem (botocore's
+        event system, on the client ``vfsftp.storage.s3`` creates)."""
+        add = getattr(filesystem, "add_client_hook", None)
+        if add is not None:
+            add(self._instrument)
+
+    def _instrument(self, client: Any) -> None:
+        # before-call fires once per API call (retries are not new calls).
+        client.meta.events.register("before-call.s3", self._s3_call)
+
+    def _s3_call(self, model: Any = None, **_: Any) -> None:
+        name = getattr(model, "name", None) or "unknown"
+        self.s3_requests.labels(name).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # ------------------------------------------------------------ endpoint
+
+    async def start(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._http = await asyncio.start_server(self._serve, host, port, family=family)
+        addr = self._http.sockets[0].getsockname()
+        self.address = (str(addr[0]), int(addr[1]))
+        log.info("metrics on http://%s:%d/metrics", *self.address)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._requests.add(task)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            parts = head[:_MAX_REQUEST].split(b"\r\n", 1)[0].split()
+            method = parts[0] if parts else b""
+            target = parts[1].split(b"?", 1)[0] if len(parts) > 1 else b""
+            if method not in (b"GET", b"HEAD"):
+                status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
+            elif target in (b"/metrics", b"/"):
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self.render()
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"try /metrics\n"
+            writer.write(
+                f"HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + (body if method != b"HEAD" else b"")
+            )
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            self._requests.discard(task)
+
+    async def close(self) -> None:
+        if self._http is None:
+            return
+        self._http.close()
+        for task in list(self._requests):
+            task.cancel()
+        if self._requests:
+            await asyncio.gather(*self._requests, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._http.wait_closed()
+        self._http = None

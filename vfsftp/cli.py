@@ -148,9 +148,8 @@ def _run(
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The event loop for ``--loop``. ``auto`` (the default) takes uvloop
-    when it is installed: once commands stopped costing a task each, it
-    measured faster on the sessions benchmark (832 against 736 sessions/s,
-    README, Benchmarks); asyncio's own otherwise."""
+    when it is installed, which serves more sessions per second (the
+    sessions benchmark, benchmarks/RESULTS.md); asyncio's own otherwise."""
     if choice == "asyncio":
         return None
     try:

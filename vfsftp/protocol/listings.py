@@ -33,7 +33,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 @functools.lru_cache(maxsize=4096)
 def _ls_time(minute: int, recent: bool) -> str:
     """The date column, cached per minute: files of one directory often
-    share it, and gmtime plus formatting was a third of a large LIST."""
+    share it, and gmtime plus formatting would be a third of a large LIST."""
     tm = time.gmtime(minute * 60)
     if recent:
         return f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {tm.tm_hour:02d}:{tm.tm_min:02d}"

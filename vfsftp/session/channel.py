@@ -286,7 +286,7 @@ class FTPChannel(asyncio.Protocol):
         at the first wait, so no reply waits on the client): a RETR of a
         small file answers 150 and 226 in one segment, after the data went
         out, instead of two. On loopback every send also runs the
-        receiver's side of TCP: sends were a third of a short session."""
+        receiver's side of TCP: sends are a third of a short session."""
         self._busy = True
         outer = self._corked is None
         if outer:
@@ -827,9 +827,9 @@ class FTPChannel(asyncio.Protocol):
         QUIT (a deliberate goodbye).
 
         The kernel does not close a killed process's sockets at the same
-        moment, nor in a fixed order: the control connection's FIN came
-        1-30 ms after the data connection's in measurements here (Linux
-        6.18). So after the data ends, ``grace`` seconds pass before the
+        moment, nor in a fixed order: the control connection's FIN may come
+        tens of milliseconds after the data connection's, more on a loaded
+        host. So after the data ends, ``grace`` seconds pass before the
         upload is published, unless the client says QUIT or is seen to be
         gone (its FIN or reset) sooner. The kernel is asked (TCP_INFO), not
         only the event loop, which may not have read that far yet; when the

@@ -50,9 +50,8 @@ __all__ = [
 ]
 
 CHUNK = 256 * 1024
-#: uploads: fewer, larger recv/write rounds cost ~15% less CPU per GiB
-#: (STOR of 512 MiB to mem://, measured alternately against 256 KiB);
-#: downloads stay at CHUNK, which measured better there
+#: uploads: fewer, larger recv/write rounds cost less CPU per GiB than
+#: CHUNK-sized ones; downloads stay at CHUNK, which does better there
 RECV_CHUNK = 1024 * 1024
 #: bytes per sendfile(2) call: abort and progress (STAT) are checked between
 SENDFILE_CHUNK = 8 * 1024 * 1024

@@ -1,15 +1,15 @@
 """In-memory mounts (``mem://``): PyFilesystem2's MemoryFS with a one-step
 open for RETR.
 
-A RETR on a memory mount went through ``getinfo`` (an ``Info`` built for one
-size) and ``openbin`` (mode parsing, a ``_MemoryFile`` with its locks), a
-tenth of a short session's CPU. ``open_read`` (the hook VirtualTree.open_read
+A RETR through ``getinfo`` (an ``Info`` built for one size) and ``openbin``
+(mode parsing, a ``_MemoryFile`` with its locks) would cost a tenth of a
+short session's CPU. ``open_read`` (the hook VirtualTree.open_read
 looks for, as on local folders) finds the entry once and hands out a
 snapshot of its bytes: ``BytesIO.getvalue()`` returns the buffer itself, not
 a copy, while nothing else holds it (CPython's BytesIO copies its buffer
 only when written to while shared), so a snapshot costs nothing however big
-the file, and RETR sends from it without a read() copy per chunk (server
-user CPU per 512 MiB RETR: 0.09-0.12 → 0.01-0.05 s; see MemorySnapshot). A writer that later
+the file, and RETR sends from it without a read() copy per chunk (see
+MemorySnapshot). A writer that later
 changes the file in place pays one copy; uploads never do (they write a
 temporary file and move it over the old one).
 

@@ -1,9 +1,8 @@
 """Read a small file from a local folder without any call that can block.
 
-A thread hop per RETR was a third of a session's CPU on a local folder (the
-worker's syscalls each hand the GIL back and forth with the busy event loop;
-measured: 460 sessions/s with the hop, 700 with the same calls inline). The
-rule stays: nothing that may block runs on the event loop. On Linux the
+A thread hop per RETR costs a third of a short session's CPU on a local
+folder (the worker's syscalls each hand the GIL back and forth with the busy
+event loop). The rule stays: nothing that may block runs on the event loop. On Linux the
 kernel can promise that for a file whose path and pages are in memory:
 
 - ``openat2(2)`` with ``RESOLVE_CACHED`` (Linux 5.12) fails with EAGAIN

@@ -4,10 +4,10 @@
 ``concurrent.futures.Future`` (a Condition, its lock and waiters), a work
 item, a semaphore probe, an asyncio future chained to the first by two more
 callbacks, and the loop's wake-up. A RETR of a small file from a local folder
-makes one such call, and the sessions benchmark measured it at a quarter of
-the server's CPU per session. ``ThreadPool.run`` hands the thread the asyncio
-future itself: one queue put, and one ``call_soon_threadsafe`` with the
-result (measured here: 150-200 µs of CPU per round trip against 280-310).
+makes one such call, a large share of a short session's CPU.
+``ThreadPool.run`` hands the thread the asyncio future itself: one queue
+put, and one ``call_soon_threadsafe`` with the result, about half the CPU
+of a round trip through the executor.
 
 Each call runs in a copy of the caller's context, as ``asyncio.to_thread``
 does, so log lines from a worker carry the session's id.

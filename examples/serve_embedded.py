@@ -14,8 +14,7 @@ import asyncio
 import logging
 import sys
 
-from vfsftp import ConfigError, FTPServer, load_config
-from vfsftp.service.lifecycle import run_service
+from vfsftp import ConfigError, FTPServer, load_config, run_service
 
 
 def main(path: str = "mounts.yaml") -> int:

@@ -304,11 +304,25 @@ class EntryCounter:
 
         self.n = 0
         self._lock = threading.Lock()
+        self._hold_at: int | None = None
+        self._released = threading.Event()
         real = vfsftp.storage.sessionfs.ListEntry
 
         def counting(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.n += 1
+                hold = self.n == self._hold_at
+            if hold:  # (bounded: a test that forgets release() still ends)
+                self._released.wait(10)
             return real(*args, **kwargs)
 
         monkeypatch.setattr(vfsftp.storage.sessionfs, "ListEntry", counting)
+
+    def hold_at(self, n: int) -> None:
+        """Make the ``n``th entry wait until ``release()``: the server's
+        listing then stands still at a known point, whatever the load."""
+        self._hold_at, self.n = n, 0
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()

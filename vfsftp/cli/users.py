@@ -1,7 +1,7 @@
 """``vfsftp users``: the users of the user store (``users_store:``).
 
     vfsftp users add NAME [KEY=VALUE ...] [--password-hash HASH]
-    vfsftp users set NAME [KEY=VALUE ...] [--unset KEY ...]
+    vfsftp users set NAME KEY=VALUE ...
     vfsftp users show NAME [--json]
     vfsftp users list [--json]
     vfsftp users disable NAME [--kick]
@@ -14,7 +14,8 @@ Each takes ``-c FILE`` (the mounts.yaml whose ``users_store`` to use;
 default ./mounts.yaml) or ``--store URL``. ``KEY=VALUE`` sets a key of a
 mounts.yaml user, the value written as in YAML (``home=/bob``,
 ``quota.max_bytes=1GiB``, ``mounts./in=osfs://./in/${user}``,
-``allowed_networks=[10.0.0.0/8]``, ``expires_at=2027-01-01``).
+``allowed_networks=[10.0.0.0/8]``, ``expires_at=2027-01-01``); ``KEY=``
+removes the key.
 Passwords are read from the terminal (twice) or one line of stdin, never
 from an argument; they are stored as argon2 hashes.
 
@@ -350,9 +351,9 @@ def _add(target: _Target, args: argparse.Namespace) -> int:
 
 def _set(target: _Target, args: argparse.Namespace) -> int:
     name = args.name
-    changes = _assignments(args.settings) + [(key, None) for key in args.unset]
+    changes = _assignments(args.settings)
     if not changes:
-        raise _Usage("vfsftp: nothing to change: give KEY=VALUE or --unset KEY")
+        raise _Usage("vfsftp: nothing to change: give KEY=VALUE (KEY= removes the key)")
 
     def change(user: StoredUser) -> StoredUser:
         mapping = user.mapping()
@@ -534,9 +535,6 @@ def add_parser(sub: Any) -> None:
     change = command("set", _set, "change keys of a user")
     change.add_argument("name", metavar="NAME")
     change.add_argument("settings", nargs="*", metavar="KEY=VALUE", help=settings_help)
-    change.add_argument(
-        "--unset", action="append", default=[], metavar="KEY", help="remove a key (repeatable)"
-    )
 
     show = command("show", _show, "print a user as a mounts.yaml entry")
     show.add_argument("name", metavar="NAME")

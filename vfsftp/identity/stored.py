@@ -22,7 +22,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..config.schema import (
     ANONYMOUS,
@@ -89,6 +89,24 @@ class StoreClient:
         self._up()
         return result
 
+    def run(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """``fn(*args)`` in a worker thread, without a deadline (the kick
+        poller, which makes one call at a time and waits for it)."""
+        fut = self._pool.run(fn, *args)
+        fut.add_done_callback(self._noted)
+        return fut
+
+    def _noted(self, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is None:
+            self._up()
+        elif isinstance(exc, (StoreUnavailable, StoreError)):
+            self._down(str(exc))
+        else:
+            log.error("users store: %r", exc)
+
     def _down(self, why: str) -> None:
         if self.reachable is not False:
             log.error(
@@ -145,9 +163,7 @@ class StoreAuthorizer:
         found = await self.client.call(self._lookup, username)  # StoreUnavailable: 421
         if isinstance(found, ConfigError):
             for line in found.problems:
-                log.error(
-                    "login %s user=%s refused: stored user is not valid: %s", peer, username, line
-                )
+                log.error("login %s user=%s refused: invalid stored user: %s", peer, username, line)
             found = None
         return await self.yaml.authorize_user(found, password, peer, source="store")
 

@@ -106,7 +106,10 @@ class FTPServer(SessionHost):
             except StoreError as exc:
                 self.mounts.close()
                 raise ConfigError([f"{config.source}: users_store: {exc}"]) from None
-        self._store_poller: asyncio.Task[None] | None = None
+        #: the kick poller: its next look (a timer) or the look in progress
+        self._poll_timer: asyncio.TimerHandle | None = None
+        self._poll_call: asyncio.Future[Any] | None = None
+        self._last_kick: int | None = None
         self.authorizer: Authorizer = authorizer or self._authorizer(config, self.mounts)
         self.login_failure_delay = (
             config.server.login_failure_delay
@@ -246,8 +249,7 @@ class FTPServer(SessionHost):
             for srv in self._servers:
                 srv.close()
             raise ConfigError([f"{self.config.source}: users_store: {exc}"]) from None
-        if self.users_store is not None and self._store_poller is None:
-            self._store_poller = asyncio.get_running_loop().create_task(self._poll_kicks())
+        self._poll_kicks()
 
     async def _announce_store(self) -> None:
         client = self.users_store
@@ -272,24 +274,46 @@ class FTPServer(SessionHost):
                 config.source,
             )
 
-    async def _poll_kicks(self) -> None:
-        """End the sessions that `vfsftp users disable --kick` names, every
-        ``users_store.poll_interval`` seconds (one indexed SELECT)."""
-        last: int | None = None
-        while True:
-            client = self.users_store
-            if client is None:
-                return
-            try:
-                if last is None:  # kicks from before this server started are not ours
-                    last = await client.call(client.store.last_kick)
-                else:
-                    for kick_id, name in await client.call(client.store.kicks_since, last):
-                        last = kick_id
-                        self.kick(name)
-            except (StoreUnavailable, StoreError):
-                pass  # (logged by the client) tried again at the next interval
-            await asyncio.sleep(client.spec.poll_interval)
+    def _poll_kicks(self) -> None:
+        """Look for kicks (`vfsftp users disable --kick`): one indexed
+        SELECT, every ``users_store.poll_interval`` seconds, one at a time;
+        a timer and a callback, no task."""
+        self._poll_timer = None
+        client = self.users_store
+        if client is None or self._poll_call is not None:
+            return
+        call: asyncio.Future[Any]
+        if self._last_kick is None:  # kicks from before this server started are not ours
+            call = client.run(client.store.last_kick)
+        else:
+            call = client.run(client.store.kicks_since, self._last_kick)
+        self._poll_call = call
+        call.add_done_callback(functools.partial(self._polled, client))
+
+    def _polled(self, client: StoreClient, call: asyncio.Future[Any]) -> None:
+        self._poll_call = None
+        if call.cancelled() or client is not self.users_store:
+            return  # stopped, or the store was replaced by a reload
+        if call.exception() is None:
+            found = call.result()
+            if isinstance(found, int):
+                self._last_kick = found
+            else:
+                for kick_id, name in found:
+                    self._last_kick = kick_id
+                    self.kick(name)
+        # (a failure is logged by the client; the next look tries again)
+        loop = asyncio.get_running_loop()
+        self._poll_timer = loop.call_later(client.spec.poll_interval, self._poll_kicks)
+
+    def _stop_polling(self) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
+        if self._poll_call is not None:
+            self._poll_call.cancel()
+            self._poll_call = None
+        self._last_kick = None
 
     def kick(self, name: str) -> int:
         """End the running sessions of the stored user ``name`` (421; a
@@ -323,10 +347,7 @@ class FTPServer(SessionHost):
         for srv in self._servers:
             srv.close()
         await self.metrics.close()
-        poller, self._store_poller = self._store_poller, None
-        if poller is not None:
-            poller.cancel()
-            await asyncio.gather(poller, return_exceptions=True)
+        self._stop_polling()
         for ch in list(self.channels):
             if not ch.closing:
                 ch.reply(421, "Server shutting down")
@@ -901,10 +922,7 @@ class FTPServer(SessionHost):
         connections as before."""
         if replace:
             old, self.users_store = self.users_store, client
-            poller, self._store_poller = self._store_poller, None
-            if poller is not None:
-                poller.cancel()
-                await asyncio.gather(poller, return_exceptions=True)
+            self._stop_polling()
             if old is not None:
                 await asyncio.to_thread(old.close)
         try:
@@ -912,8 +930,8 @@ class FTPServer(SessionHost):
             await self._announce_store()
         except StoreError as exc:
             log.error("reload: users_store: %s", exc)
-        if self.users_store is not None and self._store_poller is None:
-            self._store_poller = asyncio.get_running_loop().create_task(self._poll_kicks())
+        if self._poll_timer is None and self._poll_call is None:
+            self._poll_kicks()
 
     def _release_tables(self) -> None:
         """Close the retired mount tables no session uses any more, except

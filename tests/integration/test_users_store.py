@@ -135,7 +135,7 @@ def test_login_after_users_add_on_a_running_server(
     assert added.status == 0, added.err
     with login(srv, "bob", "pw") as ftp:
         assert "own" in ftp.nlst("/")
-        with pytest.raises(ftplib.error_perm, match="^550"):
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
             put(ftp, "/shared/x", b"no w letter")
     login(srv, YAML_USER, YAML_PASSWORD).quit()  # mounts.yaml's users as before
 
@@ -328,9 +328,7 @@ async def _polled(srv: ThreadedFTPServer, kick: int) -> bool:
 
 
 @pytest.mark.postgres
-def test_two_servers_share_one_postgresql_store(
-    make_server: ServerFactory, pg_url: str
-) -> None:
+def test_two_servers_share_one_postgresql_store(make_server: ServerFactory, pg_url: str) -> None:
     from users_fixtures import run_cli
 
     first = make_server(store_config(pg_url))

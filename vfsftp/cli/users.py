@@ -42,6 +42,7 @@ from ..config.schema import (
     ANONYMOUS,
     Config,
     ConfigError,
+    UserConfig,
     UsersStoreConfig,
     config_from_dict,
     load_config,
@@ -374,7 +375,13 @@ def _show(target: _Target, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_as_json(user, now), indent=2))
         return 0
-    mapping = {k: v for k, v in user.mapping().items() if k != "password"}
+    # In the order of mounts.yaml's keys (a database keeps its own order).
+    order = {key: i for i, key in enumerate(UserConfig.model_fields)}
+    mapping = {
+        k: v
+        for k, v in sorted(user.mapping().items(), key=lambda kv: order.get(kv[0], len(order)))
+        if k != "password"
+    }
     if "expires_at" in mapping:
         mapping["expires_at"] = user.expires_at.isoformat() if user.expires_at else None
     print(f"# {target.store.label}: {_status(user, now)}, version {user.version}")

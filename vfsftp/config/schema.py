@@ -339,7 +339,6 @@ def _expiry(value: Any) -> Any:
     """A moment: an ISO 8601 date and time (without a zone: UTC), or a date
     alone (its first second, UTC: ``expires_at: 2027-01-01`` works through
     the last day of 2026, as ``chage -E`` counts)."""
-    value = _not_bool(value)
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -359,6 +358,7 @@ def _expiry(value: Any) -> Any:
         return value.astimezone(datetime.timezone.utc)
     if isinstance(value, datetime.date):
         return datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc)
+    # (true is no date either: `expires_at: yes` is a mistake)
     raise ValueError(f"expected a date (2027-01-01) or a date and time, got {_shown(value)}")
 
 

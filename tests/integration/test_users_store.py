@@ -411,3 +411,44 @@ def test_database_stopped_and_started_under_load(
     assert set(replies[YAML_USER]) == {"230"}
     assert "users store unreachable" in caplog.text
     assert "answers again" in caplog.text
+
+
+# ------------------------------------------------------------------ check-config
+
+
+def test_check_config_checks_the_store(tmp_path: Path, store_url: str) -> None:
+    from users_fixtures import run_cli
+
+    config = tmp_path / "m.yaml"
+    config.write_text(f"users_store: {store_url}\nmounts:\n  /: mem://\n", encoding="utf-8")
+    done = run_cli("check-config", "--connect", str(config))
+    assert done.status == 0, done.err
+
+    missing = tmp_path / "bad.yaml"
+    missing.write_text("users_store: sqlite:///no/such/users.db\n", encoding="utf-8")
+    done = run_cli("check-config", str(missing))
+    assert done.status == 2
+    assert f"{missing}: users_store: folder {tmp_path}/no/such does not exist" in done.err
+
+
+@pytest.mark.postgres
+def test_check_config_connect_reports_a_store_that_does_not_answer(tmp_path: Path) -> None:
+    import socket
+
+    from users_fixtures import run_cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "m.yaml"
+    config.write_text(f"users_store: postgresql://postgres@127.0.0.1:{port}/x\n", encoding="utf-8")
+    assert run_cli("check-config", str(config)).status == 0  # nothing touches the network
+    done = run_cli("check-config", "--connect", str(config))
+    assert done.status == 2 and "users_store: cannot use it: postgresql://" in done.err
+
+
+def test_serve_refuses_a_store_it_cannot_make(tmp_path: Path) -> None:
+    from vfsftp.config.schema import ConfigError
+
+    with pytest.raises(ConfigError, match=r"users_store: folder .* does not exist"):
+        ThreadedFTPServer({"users_store": f"sqlite:///{tmp_path}/none/users.db"})

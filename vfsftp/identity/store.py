@@ -213,6 +213,14 @@ class UserStore:
     # ------------------------------------------------------------ schema
 
     def _migrate(self, conn: Any) -> None:
+        # The common case first, without a lock or DDL: a schema up to date
+        # (a role that may only read the tables gets this far).
+        try:
+            row = conn.execute("SELECT MAX(version) FROM vfsftp_schema").fetchone()
+        except self.driver_errors:
+            row = None  # no table yet (or a failure the migration meets again)
+        if row is not None and row[0] == latest_version():
+            return
         with self._begin(conn):
             self._lock_schema(conn)
             conn.execute(

@@ -452,3 +452,35 @@ def test_serve_refuses_a_store_it_cannot_make(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"users_store: folder .* does not exist"):
         ThreadedFTPServer({"users_store": f"sqlite:///{tmp_path}/none/users.db"})
+
+
+# ------------------------------------------------------------------ reload
+
+
+def test_reload_switches_and_drops_the_store(
+    make_server: ServerFactory, tmp_path: Path, store_url: str, users_cli: UsersCLI
+) -> None:
+    from users_fixtures import run_cli
+
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert users_cli("add", "bob", stdin="pw\n").status == 0
+    assert run_cli("users", "add", "carol", "--store", other, stdin="pw\n").status == 0
+    srv = make_server(store_config(store_url))
+    bob = login(srv, "bob", "pw")
+    try:
+        srv.call(srv.server.reload(config_from_dict(store_config(other, timeout=2))))
+        login(srv, "carol", "pw").quit()
+        assert refused(srv, "bob", "pw").startswith("530")
+        bob.voidcmd("NOOP")  # a running session keeps what it had
+        # The new store's kicks are watched; the old one is closed.
+        assert run_cli("users", "disable", "carol", "--kick", "--store", other).status == 0
+        assert refused(srv, "carol", "pw").startswith("530")
+
+        without = store_config(other)
+        del without["users_store"]
+        srv.call(srv.server.reload(config_from_dict(without)))
+        assert srv.server.users_store is None
+        assert refused(srv, "carol", "pw").startswith("530")
+        login(srv, YAML_USER, YAML_PASSWORD).quit()
+    finally:
+        bob.close()

@@ -7,6 +7,9 @@ from __future__ import annotations
 import datetime
 import ftplib
 import logging
+import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -484,3 +487,70 @@ def test_reload_switches_and_drops_the_store(
         login(srv, YAML_USER, YAML_PASSWORD).quit()
     finally:
         bob.close()
+
+
+# ------------------------------------------------------------------ --workers
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers: SO_REUSEPORT")
+def test_workers_share_a_sqlite_store_and_its_kicks(tmp_path: Path) -> None:
+    """`serve --workers 2`: each worker reads the same SQLite file, and a
+    kick ends the user's sessions on both."""
+    from test_workers import Workers, _spread, _stop, _wait_ready
+
+    root = tmp_path / "root"
+    root.mkdir()
+    cfg = tmp_path / "mounts.yaml"
+    cfg.write_text(
+        "server: {listen: 127.0.0.1, login_failure_delay: 0}\n"
+        "users_store: {url: 'sqlite:///users.db', poll_interval: 0.05}\n"
+        f"mounts:\n  /: osfs://{root}\n",
+        encoding="utf-8",
+    )
+    spec = config_from_dict({"users_store": f"sqlite:///{tmp_path / 'users.db'}"}).users_store
+    assert spec is not None
+    store = open_store(spec)
+    try:  # plaintext: a quick login, as _spread makes many
+        store.add(StoredUser("bob", "plaintext:pw"))
+    finally:
+        store.close()
+    log = tmp_path / "server.log"
+    port = _free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "vfsftp", "serve", "-c", str(cfg)),
+                *("--port", str(port), "--workers", "2", "--loop", "asyncio"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    srv = Workers(proc, port, log, cfg, (0, 0))
+    held: list[ftplib.FTP] = []
+    try:
+        assert _wait_ready(srv), log.read_text()
+        held = _spread(srv, "bob", "pw", 2)
+        from users_fixtures import run_cli
+
+        assert run_cli("users", "disable", "bob", "--kick", "-c", str(cfg)).status == 0
+        for client in held:
+            client.sock.settimeout(10)
+            assert client.getline().startswith("421 Your account was disabled")
+        with pytest.raises(ftplib.error_perm, match=r"^530"):
+            ftp = ftplib.FTP()
+            try:
+                ftp.connect("127.0.0.1", port, timeout=10)
+                ftp.login("bob", "pw")
+            finally:
+                ftp.close()
+    finally:
+        for client in held:
+            client.close()
+        _stop(proc)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -169,6 +169,7 @@ class FTPServer(SessionHost):
         cfg = self.config.server
         if self.listen_sockets:
             await self._adopt(self.listen_sockets)
+            await self._open_store()
             return
         self.addresses = await self._listen(False, cfg.port, "")
         await self._open_store()

@@ -46,6 +46,7 @@ from ..config.schema import (
     UsersStoreConfig,
     config_from_dict,
     load_config,
+    read_yaml,
     user_from_dict,
     user_name_problem,
 )
@@ -450,10 +451,8 @@ def _passwd(target: _Target, args: argparse.Namespace) -> int:
 
 
 def _import(target: _Target, args: argparse.Namespace) -> int:
-    from ..config.schema import _parse_yaml
-
     config = load_config(args.file)  # the whole file validates first
-    raw = _parse_yaml(Path(args.file).read_text(encoding="utf-8-sig"), args.file) or {}
+    raw = read_yaml(args.file) or {}
     written = (raw.get("users") or {}) if isinstance(raw, dict) else {}
     done: list[str] = []
     skipped: list[str] = []

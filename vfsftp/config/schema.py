@@ -80,6 +80,7 @@ __all__ = [
     "config_from_yaml",
     "key_path",
     "load_config",
+    "read_yaml",
     "s3_bucket",
     "s3_enum",
     "store_path",
@@ -1311,6 +1312,17 @@ def _parse_yaml(text: str, source: str) -> Any:
     if loader.duplicates:
         raise ConfigError([f"{source}: {d}" for d in loader.duplicates])
     return data
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """A YAML file's data before validation (what ``vfsftp users import``
+    copies as written), parsed as ``load_config`` parses it."""
+    source = os.fspath(path)
+    try:
+        text = Path(source).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{source}: cannot read: {exc}"]) from None
+    return _parse_yaml(text, source)
 
 
 def config_from_yaml(text: str, source: str, base_dir: Path | None = None) -> Config:

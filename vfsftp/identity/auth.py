@@ -228,7 +228,7 @@ class ConfigAuthorizer:
                     await asyncio.to_thread(verify_password, self._DUMMY, password)
             if not ok:
                 return None
-        # After the password: a refusal tells nothing to who does not know it.
+        # After the password: a refusal tells nothing to whoever lacks it.
         refusal = login_refusal(user, peer, datetime.datetime.now(datetime.timezone.utc))
         if refusal is not None:
             log.warning("login refused %s user=%s: %s", peer, user.name, refusal)

@@ -18,6 +18,7 @@ from .schema import (
     QuotaConfig,
     ServerConfig,
     UserConfig,
+    UsersStoreConfig,
     bucket_name_problem,
     config_from_dict,
     config_from_yaml,
@@ -25,6 +26,8 @@ from .schema import (
     load_config,
     s3_bucket,
     s3_enum,
+    store_path,
+    user_from_dict,
     user_name_problem,
     with_overrides,
 )
@@ -42,6 +45,7 @@ __all__ = [
     "QuotaConfig",
     "ServerConfig",
     "UserConfig",
+    "UsersStoreConfig",
     "bucket_name_problem",
     "config_from_dict",
     "config_from_yaml",
@@ -49,6 +53,8 @@ __all__ = [
     "load_config",
     "s3_bucket",
     "s3_enum",
+    "store_path",
+    "user_from_dict",
     "user_name_problem",
     "with_overrides",
 ]

@@ -21,7 +21,10 @@ Schema (every section optional)::
                                      quota: {max_bytes, max_files}, s3 keys}}
     users:    {name: {password, root, home, perms, permissions: {/dir: letters},
                       mounts: {...as above...}, max_connections, quota,
-                      {max,session}_{download,upload}_rate}}
+                      {max,session}_{download,upload}_rate, require_tls,
+                      require_data_tls, disabled, expires_at, allowed_networks,
+                      description}}
+    users_store: URL | {url, timeout, poll_interval, connections}
 
 String values may hold ``${NAME}`` (replaced from the environment), ``${user}``
 (kept: the server puts the login name there) and ``$${`` (a literal ``${``).
@@ -29,6 +32,7 @@ String values may hold ``${NAME}`` (replaced from the environment), ``${user}``
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import ipaddress
 import os
@@ -70,13 +74,17 @@ __all__ = [
     "QuotaConfig",
     "ServerConfig",
     "UserConfig",
+    "UsersStoreConfig",
     "bucket_name_problem",
     "config_from_dict",
     "config_from_yaml",
     "key_path",
     "load_config",
+    "read_yaml",
     "s3_bucket",
     "s3_enum",
+    "store_path",
+    "user_from_dict",
     "user_name_problem",
     "with_overrides",
 ]
@@ -328,6 +336,36 @@ def _network(value: Any) -> Any:
 Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network)]
 
 
+def _expiry(value: Any) -> Any:
+    """A moment: an ISO 8601 date and time (without a zone: UTC), or a date
+    alone (its first second, UTC: ``expires_at: 2027-01-01`` works through
+    the last day of 2026, as ``chage -E`` counts)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = (
+                datetime.date.fromisoformat(text)
+                if len(text) == 10
+                else datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            )
+        except ValueError:
+            raise ValueError(
+                f"expected a date (2027-01-01) or a date and time (2027-01-01T12:00:00Z), "
+                f"got {value!r}"
+            ) from None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(datetime.timezone.utc)
+    if isinstance(value, datetime.date):
+        return datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc)
+    # (true is no date either: `expires_at: yes` is a mistake)
+    raise ValueError(f"expected a date (2027-01-01) or a date and time, got {_shown(value)}")
+
+
+Expiry = Annotated[datetime.datetime, BeforeValidator(_expiry)]
+
+
 def s3_enum(shape: str) -> tuple[str, ...]:
     """The values botocore's S3 model allows for ``shape`` (StorageClass,
     ObjectCannedACL): mounts.yaml accepts what the installed botocore knows."""
@@ -529,6 +567,13 @@ class UserConfig(_Model):
     # 534): it tells that the name exists (README, FTPS "Policies").
     require_tls: bool | None = None
     require_data_tls: bool | None = None
+    # Logins refused (530, as a wrong password; the log says why) while
+    # disabled, from expires_at on, and from addresses outside
+    # allowed_networks (empty: any address).
+    disabled: bool = False
+    expires_at: Expiry | None = None
+    allowed_networks: tuple[Network, ...] = ()
+    description: str = ""  # for the administrators: who, which contract...
 
     @model_validator(mode="before")
     @classmethod
@@ -779,6 +824,66 @@ class HooksConfig(_Model):
     login: HookRefs = ()
 
 
+_STORE_HINT = (
+    "expected sqlite:///FILE (relative: next to this file; sqlite:////ABSOLUTE) "
+    "or postgresql://user@host:port/database"
+)
+
+
+def _store_url(value: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    shown = "" if "@" in value else f", got {value!r}"  # never echo credentials
+    if not sep:
+        raise ValueError(f"{_STORE_HINT}{shown}")
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        path = rest[1:] if rest.startswith("/") else ""
+        if not path or path == ":memory:" or "?" in path:
+            raise ValueError(
+                "expected sqlite:///FILE: a file, which every session and the "
+                f"`vfsftp users` command share{shown}"
+            )
+        return value
+    if scheme in ("postgresql", "postgres"):
+        return value
+    raise ValueError(f"unknown database {scheme!r}: {_STORE_HINT}")
+
+
+def store_path(url: str) -> str | None:
+    """The file of a ``sqlite:///FILE`` URL, None for other databases."""
+    scheme, _, rest = url.partition("://")
+    return rest[1:] if scheme.lower() == "sqlite" else None
+
+
+class UsersStoreConfig(_Model):
+    """Users in a database (vfsftp.identity.store), besides those of
+    ``users:``, which win on a name clash. In YAML a URL alone, or a
+    mapping with ``url:``."""
+
+    url: Annotated[str, AfterValidator(_store_url)]
+    # Seconds a login waits for the database, then 421 (RFC 959: service
+    # not available) for that login alone.
+    timeout: Float = Field(default=5.0, gt=0, le=60, allow_inf_nan=False)
+    # Seconds between two looks for `vfsftp users disable --kick`.
+    poll_interval: Float = Field(default=2.0, ge=0.05, le=300, allow_inf_nan=False)
+    # Connections (each with a thread of its own) per server process.
+    connections: Int = Field(default=4, ge=1, le=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"url": data}
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{_STORE_HINT}, or a mapping with 'url:'")
+        return data
+
+    @property
+    def redacted(self) -> str:
+        """The URL without a password, for logs and messages."""
+        return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", self.url)
+
+
 class Config(_Model):
     """The whole validated configuration."""
 
@@ -788,6 +893,8 @@ class Config(_Model):
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     mounts: dict[VirtualPath, MountConfig] = Field(default_factory=dict)
     users: dict[str, UserConfig] = Field(default_factory=dict)
+    # None: the users above are all there is.
+    users_store: UsersStoreConfig | None = None
     source: str = "<dict>"  # file name used in messages
     base_dir: Path = Field(default_factory=Path.cwd)  # relative osfs:// paths start here
 
@@ -862,7 +969,7 @@ class _Prepass:
             if hidden in data:
                 self._unknown((hidden,), Config)
                 del data[hidden]
-        for section in ("server", "logging", "metrics", "hooks", "mounts", "users"):
+        for section in ("server", "logging", "metrics", "hooks", "mounts", "users", "users_store"):
             if section in data and data[section] is None:  # `users:` with nothing under it
                 del data[section]
         if isinstance(data.get("mounts"), Mapping):
@@ -1082,6 +1189,19 @@ def _anchor_log_files(raw: dict[Any, Any], base: Path) -> None:
                 section[key] = str(base / value)
 
 
+def _anchor_users_store(raw: dict[Any, Any], base: Path) -> None:
+    # sqlite:///users.db is the file next to this one, as osfs:// folders are.
+    store = raw.get("users_store")
+    spec = store if isinstance(store, dict) else {"url": store}
+    url = spec.get("url")
+    if not isinstance(url, str):
+        return
+    path = store_path(url)
+    if path and path != ":memory:" and not os.path.isabs(path) and "?" not in path:
+        spec["url"] = f"{url.partition('://')[0]}:///{base / path}"
+        raw["users_store"] = spec if isinstance(store, dict) else spec["url"]
+
+
 # --- public entry points
 
 
@@ -1107,6 +1227,7 @@ def config_from_dict(
     raw = pre.substitute(data, ())
     raw = pre.structure(raw)
     _anchor_log_files(raw, base)
+    _anchor_users_store(raw, base)
     raw["source"] = source
     raw["base_dir"] = base
 
@@ -1123,6 +1244,23 @@ def config_from_dict(
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def user_from_dict(
+    name: str,
+    data: Mapping[str, Any],
+    source: str,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> UserConfig:
+    """A user from another source than mounts.yaml (the user store): the
+    mapping a YAML user has under ``users.NAME``, validated by the same
+    rules, ``${NAME}`` substitution included. Raises :class:`ConfigError`,
+    each line naming ``source`` and ``users.NAME.key``."""
+    if not isinstance(data, Mapping):
+        raise ConfigError([_line(source, ("users", name), "expected a mapping")])
+    config = config_from_dict({"users": {name: dict(data)}}, source, env=env)
+    return config.users[name]
 
 
 class _Loader(yaml.SafeLoader):
@@ -1174,6 +1312,17 @@ def _parse_yaml(text: str, source: str) -> Any:
     if loader.duplicates:
         raise ConfigError([f"{source}: {d}" for d in loader.duplicates])
     return data
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """A YAML file's data before validation (what ``vfsftp users import``
+    copies as written), parsed as ``load_config`` parses it."""
+    source = os.fspath(path)
+    try:
+        text = Path(source).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{source}: cannot read: {exc}"]) from None
+    return _parse_yaml(text, source)
 
 
 def config_from_yaml(text: str, source: str, base_dir: Path | None = None) -> Config:

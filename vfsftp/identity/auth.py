@@ -4,7 +4,10 @@ into a session's own view of the tree."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hmac
+import ipaddress
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -25,7 +28,17 @@ from ..storage.tree import VirtualTree
 if TYPE_CHECKING:
     from ..storage.mounts import MountTable
 
-__all__ = ["Account", "Authorizer", "ConfigAuthorizer", "hash_password", "verify_password"]
+__all__ = [
+    "Account",
+    "Authorizer",
+    "ConfigAuthorizer",
+    "hash_password",
+    "login_refusal",
+    "peer_address",
+    "verify_password",
+]
+
+log = logging.getLogger("vfsftp.session")
 
 # --- password hashing ---
 #
@@ -100,6 +113,12 @@ class Account:
     session_upload_rate: int | None = None
     #: storage this user may fill under their home (vfsftp.storage.quota)
     quota: QuotaConfig | None = None
+    #: the user's own TLS policy; None: the server's (server.tls)
+    require_tls: bool | None = None
+    require_data_tls: bool | None = None
+    #: where the user came from: "config" (mounts.yaml), "store" (the user
+    #: store: `vfsftp users disable --kick` ends such sessions), or your own
+    source: str = "config"
 
 
 class Authorizer(Protocol):
@@ -112,6 +131,45 @@ class Authorizer(Protocol):
     async def authorize(self, username: str, password: str, peer: str) -> Account | None:
         """The account for these credentials, or None to refuse the login."""
         ...
+
+
+def peer_address(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address of a peer written ``host:port`` or ``[host]:port``
+    (IPv4-mapped IPv6 addresses as IPv4), None when it is not one. Pure."""
+    host = peer.rsplit(":", 1)[0] if ":" in peer else peer
+    host = host.strip("[]").split("%", 1)[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def login_refusal(user: UserConfig, peer: str, now: datetime.datetime) -> str | None:
+    """Why ``user``, whose password was right, may not log in from ``peer``
+    at ``now``; None when they may. Pure."""
+    if user.disabled:
+        return "the account is disabled"
+    if user.expires_at is not None and now >= user.expires_at:
+        return f"the account expired at {user.expires_at.isoformat()}"
+    if user.allowed_networks:
+        address = peer_address(peer)
+        if address is None or not any(address in net for net in user.allowed_networks):
+            return f"{peer} is outside the allowed networks"
+    return None
+
+
+def tls_policy_of(user: UserConfig, config: Config) -> tuple[bool, bool] | None:
+    """The user's TLS requirements where set, else the server's; None
+    without TLS."""
+    tls = config.server.tls
+    if tls is None:
+        return None
+    control = tls.require_tls if user.require_tls is None else user.require_tls
+    data = tls.require_data_tls if user.require_data_tls is None else user.require_data_tls
+    return (control, data)
 
 
 class ConfigAuthorizer:
@@ -147,15 +205,16 @@ class ConfigAuthorizer:
         """The user's own TLS requirements where set (``require_tls``,
         ``require_data_tls``), else the server's; None for unknown names."""
         user = self._user(username)
-        tls = self.config.server.tls
-        if user is None or tls is None:
-            return None
-        control = tls.require_tls if user.require_tls is None else user.require_tls
-        data = tls.require_data_tls if user.require_data_tls is None else user.require_data_tls
-        return (control, data)
+        return None if user is None else tls_policy_of(user, self.config)
 
     async def authorize(self, username: str, password: str, peer: str) -> Account | None:
-        user = self._user(username)
+        return await self.authorize_user(self._user(username), password, peer)
+
+    async def authorize_user(
+        self, user: UserConfig | None, password: str, peer: str, source: str = "config"
+    ) -> Account | None:
+        """The account of ``user`` (None: no such user) if ``password`` is
+        theirs and the account may log in now from ``peer``."""
         if user is None:
             await asyncio.to_thread(verify_password, self._DUMMY, password)
             return None
@@ -169,6 +228,11 @@ class ConfigAuthorizer:
                     await asyncio.to_thread(verify_password, self._DUMMY, password)
             if not ok:
                 return None
+        # After the password: a refusal tells nothing to whoever lacks it.
+        refusal = login_refusal(user, peer, datetime.datetime.now(datetime.timezone.utc))
+        if refusal is not None:
+            log.warning("login refused %s user=%s: %s", peer, user.name, refusal)
+            return None
         tree = self.mounts.cached_tree(user)
         if tree is None:  # first login: mounts may need opening (I/O)
             tree = await asyncio.to_thread(self.mounts.tree_for, user)
@@ -186,4 +250,7 @@ class ConfigAuthorizer:
             session_download_rate=user.session_download_rate,
             session_upload_rate=user.session_upload_rate,
             quota=user.quota,
+            require_tls=user.require_tls,
+            require_data_tls=user.require_data_tls,
+            source=source,
         )

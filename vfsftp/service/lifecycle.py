@@ -70,7 +70,8 @@ def startup_summary(
         lines.append("  mounts     none (an empty, read-only root)")
     users = [u for u in config.users.values() if not u.anonymous]
     anonymous = any(u.anonymous for u in config.users.values())
-    lines.append(f"  users      {len(users)}, anonymous {'on' if anonymous else 'off'}")
+    store = f", and those of {config.users_store.redacted}" if config.users_store else ""
+    lines.append(f"  users      {len(users)}, anonymous {'on' if anonymous else 'off'}{store}")
     tls = config.server.tls
     if tls is None:
         lines.append("  TLS        off")

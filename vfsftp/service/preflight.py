@@ -11,9 +11,10 @@ URLs, bucket names). This module checks what the values point at:
 - each user's home is in their tree (under a mount, or a virtual directory
   above mount points), and for local mounts that its folder exists;
 - TLS certificate and key load, hooks import, log files can be written;
+- the users store's folder (SQLite) is there, its driver (PostgreSQL) too;
 - with ``connect``: each S3 mount answers HeadBucket and a list of its
   prefix with the credentials the server would use, other openers open,
-  listen host names resolve. Nothing is bound. Without ``connect`` nothing
+  listen host names resolve, the users store answers. Nothing is bound. Without ``connect`` nothing
   touches the network.
 
 A problem is an error (the server refuses the configuration) or a warning
@@ -164,6 +165,7 @@ def _server(check: _Check) -> None:
             problem = _writable_file(value)
             if problem:
                 check.error(key_path("logging", name), problem)
+    _users_store(check)
     if check.connect:
         names = [(key_path("server", "listen", i), h) for i, h in enumerate(config.server.listen)]
         if config.metrics.port is not None:
@@ -172,6 +174,40 @@ def _server(check: _Check) -> None:
             problem = _resolves(host)
             if problem:
                 check.error(key, problem)
+
+
+def _users_store(check: _Check) -> None:
+    """The store's file can be made; its driver is there; with --connect,
+    it answers (and its schema is made or brought up to date)."""
+    spec = check.config.users_store
+    if spec is None:
+        return
+    from ..config.schema import store_path
+    from ..identity.store import StoreError, StoreUnavailable
+    from ..identity.stored import open_store
+
+    path = store_path(spec.url)
+    if path is not None:
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):
+            check.error(
+                "users_store",
+                f"folder {folder} does not exist; create it (the file {os.path.basename(path)} "
+                "is made at the first start)",
+            )
+            return
+    try:
+        store = open_store(spec)
+    except StoreError as exc:
+        check.error("users_store", str(exc))
+        return
+    try:
+        if check.connect:
+            store.count()
+    except (StoreError, StoreUnavailable) as exc:
+        check.error("users_store", f"cannot use it: {exc}")
+    finally:
+        store.close()
 
 
 def _writable_file(path: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import math
 import socket
@@ -24,6 +25,8 @@ import fs.errors
 
 from ..config.schema import Config, ConfigError
 from ..identity.auth import Account, Authorizer, ConfigAuthorizer
+from ..identity.store import StoreError, StoreUnavailable
+from ..identity.stored import StoreAuthorizer, StoreClient
 from ..ops.hooks import Event, Hooks, load_hooks
 from ..ops.logs import Counters, TransferRecord, log_transfer, session_id
 from ..ops.metrics import Metrics
@@ -95,7 +98,19 @@ class FTPServer(SessionHost):
         self.hooks = Hooks(load_hooks(config.hooks, config.source), self.metrics.hook_failed)
         self.mounts = MountTable(config, observe=self.metrics.observe_fs)
         self._own_authorizer = authorizer is None  # rebuilt by reload()
-        self.authorizer: Authorizer = authorizer or ConfigAuthorizer(config, self.mounts)
+        #: the user store's connections (users_store:), with our own authorizer
+        self.users_store: StoreClient | None = None
+        if authorizer is None and config.users_store is not None:
+            try:
+                self.users_store = StoreClient(config.users_store)
+            except StoreError as exc:
+                self.mounts.close()
+                raise ConfigError([f"{config.source}: users_store: {exc}"]) from None
+        #: the kick poller: its next look (a timer) or the look in progress
+        self._poll_timer: asyncio.TimerHandle | None = None
+        self._poll_call: asyncio.Future[Any] | None = None
+        self._last_kick: int | None = None
+        self.authorizer: Authorizer = authorizer or self._authorizer(config, self.mounts)
         self.login_failure_delay = (
             config.server.login_failure_delay
             if login_failure_delay is None
@@ -141,6 +156,11 @@ class FTPServer(SessionHost):
         self.addresses: list[tuple[str, int]] = []
         self.implicit_addresses: list[tuple[str, int]] = []
 
+    def _authorizer(self, config: Config, mounts: MountTable) -> Authorizer:
+        if self.users_store is not None:
+            return StoreAuthorizer(config, mounts, self.users_store)
+        return ConfigAuthorizer(config, mounts)
+
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
@@ -149,8 +169,10 @@ class FTPServer(SessionHost):
         cfg = self.config.server
         if self.listen_sockets:
             await self._adopt(self.listen_sockets)
+            await self._open_store()
             return
         self.addresses = await self._listen(False, cfg.port, "")
+        await self._open_store()
         tls = cfg.tls
         if tls is not None and tls.implicit_port is not None and self.tls_context is not None:
             # No ssl= here: the channel does the handshake itself (as after
@@ -217,6 +239,101 @@ class FTPServer(SessionHost):
                 (str(addr[0]), int(addr[1]))
             )
 
+    async def _open_store(self) -> None:
+        """Say what the user store holds and which of its users mounts.yaml
+        hides, then watch it for kicks. A store that is down is waited for
+        (its logins get 421 meanwhile); one that cannot be used (a schema
+        newer than this vfsftp, no folder for its file) stops the start."""
+        try:
+            await self._announce_store()
+        except StoreError as exc:
+            for srv in self._servers:
+                srv.close()
+            raise ConfigError([f"{self.config.source}: users_store: {exc}"]) from None
+        self._poll_kicks()
+
+    async def _announce_store(self) -> None:
+        client = self.users_store
+        if client is None:
+            return
+        config = self.config
+        try:
+            count = await client.call(client.store.count)
+            hidden = await client.call(client.store.names_among, list(config.users))
+        except StoreUnavailable:
+            return  # (logged by the client) its users get 421 until it is back
+        log.info(
+            "users store %s: %s; mounts.yaml's users come first",
+            client.store.label,
+            plural(count, "user"),
+        )
+        if hidden:
+            log.warning(
+                "users store: %s also in %s, whose entries take precedence: the "
+                "stored one(s) cannot log in (remove one or the other)",
+                ", ".join(hidden),
+                config.source,
+            )
+
+    def _poll_kicks(self) -> None:
+        """Look for kicks (`vfsftp users disable --kick`): one indexed
+        SELECT, every ``users_store.poll_interval`` seconds, one at a time;
+        a timer and a callback, no task."""
+        self._poll_timer = None
+        client = self.users_store
+        if client is None or self._poll_call is not None:
+            return
+        call: asyncio.Future[Any]
+        if self._last_kick is None:  # kicks from before this server started are not ours
+            call = client.run(client.store.last_kick)
+        else:
+            call = client.run(client.store.kicks_since, self._last_kick)
+        self._poll_call = call
+        call.add_done_callback(functools.partial(self._polled, client))
+
+    def _polled(self, client: StoreClient, call: asyncio.Future[Any]) -> None:
+        self._poll_call = None
+        if call.cancelled() or client is not self.users_store:
+            return  # stopped, or the store was replaced by a reload
+        if call.exception() is None:
+            found = call.result()
+            if isinstance(found, int):
+                self._last_kick = found
+            else:
+                for kick_id, name in found:
+                    self._last_kick = kick_id
+                    self.kick(name)
+        # (a failure is logged by the client; the next look tries again)
+        loop = asyncio.get_running_loop()
+        self._poll_timer = loop.call_later(client.spec.poll_interval, self._poll_kicks)
+
+    def _stop_polling(self) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
+        if self._poll_call is not None:
+            self._poll_call.cancel()
+            self._poll_call = None
+        self._last_kick = None
+
+    def kick(self, name: str) -> int:
+        """End the running sessions of the stored user ``name`` (421; a
+        transfer is aborted, an upload discarded); how many there were."""
+        ended = 0
+        for channel in list(self.channels):
+            account = channel.state.account
+            if account is None or account.source != "store" or account.name != name:
+                continue
+            if channel.closing:
+                continue
+            ended += 1
+            log.warning("kick %s user=%s: ended by `vfsftp users`", channel.peer, name)
+            channel.reply(421, "Your account was disabled, closing control connection")
+            task = asyncio.get_running_loop().create_task(channel.close())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return ended
+
     async def serve_forever(self) -> None:
         if not self._servers:
             await self.start()
@@ -231,6 +348,7 @@ class FTPServer(SessionHost):
         for srv in self._servers:
             srv.close()
         await self.metrics.close()
+        self._stop_polling()
         for ch in list(self.channels):
             if not ch.closing:
                 ch.reply(421, "Server shutting down")
@@ -249,6 +367,8 @@ class FTPServer(SessionHost):
         self._servers.clear()
         self.blocking_executor.shutdown(wait=True)
         self.transfer_executor.shutdown(wait=True)
+        if self.users_store is not None:
+            self.users_store.close()
         for table in (*self._retired, self.mounts):  # (closing twice is harmless)
             table.close()
         await asyncio.to_thread(self.hooks.close)  # queued hooks still run
@@ -321,16 +441,19 @@ class FTPServer(SessionHost):
 
     # ------------------------------------------------------------ login
 
-    def tls_policy(self, username: str) -> tuple[bool, bool]:
+    async def tls_policy(self, username: str) -> tuple[bool, bool]:
         """(control must be TLS, data must be TLS) for this login name. An
-        authorizer may decide per user with ``tls_policy(name)``; unknown
-        names get the server's default, so the answer reveals nothing."""
+        authorizer may decide per user with ``tls_policy(name)`` (returning
+        the pair, None, or an awaitable of either); unknown names get the
+        server's default, so the answer reveals nothing."""
         tls = self.config.server.tls
         if tls is None:
             return (False, False)
         policy = getattr(self.authorizer, "tls_policy", None)
         if policy is not None:
             decided = policy(username)
+            if inspect.isawaitable(decided):
+                decided = await decided
             if decided is not None:
                 return (bool(decided[0]), bool(decided[1]))
         return (tls.require_tls, tls.require_data_tls)
@@ -381,6 +504,15 @@ class FTPServer(SessionHost):
         storage_failed = False
         try:
             account = await self.authorizer.authorize(username, password, channel.peer)
+        except StoreUnavailable:
+            # The user database is down: not a wrong password (no failure
+            # counted); this login alone is turned away (RFC 959: 421,
+            # service not available, closing the control connection).
+            storage_failed = True
+            log.warning("login %s user=%s: users store unreachable: 421", channel.peer, username)
+            channel.reply(421, "Service not available: the user database does not answer")
+            channel.closing = True
+            return
         except ConfigError as exc:
             # A mount opened at the first login (a ${user} folder) failed:
             # the server's problem, not a wrong password (no failure counted).
@@ -422,6 +554,12 @@ class FTPServer(SessionHost):
                 channel.closing = True
                 return
             raise FTPError(530, "Login incorrect")
+        policy = await self._tls_policy_of(account, username)
+        if policy[0] and not channel.state.secure:
+            # (USER checks this first; a policy read there may have changed
+            # since, or the store may not have answered then)
+            log.warning("login refused %s user=%s: TLS required", channel.peer, account.name)
+            raise FTPError(530, "TLS required for this user: send AUTH TLS first")
         limit = account.max_connections
         if not self.counts.acquire("user:" + account.name, limit or sys.maxsize):
             log.warning(
@@ -456,11 +594,23 @@ class FTPServer(SessionHost):
             self.logout(channel)
             raise
         channel.state.fs = session_fs
-        channel.state.require_data_tls = self.tls_policy(username)[1]
+        channel.state.require_data_tls = policy[1]
         self.counters.add(logins=1)
         log.info("login ok %s user=%s", channel.peer, account.name)
         self.event(channel, "login")
         channel.reply(230, f"Login successful, welcome {account.name}")
+
+    async def _tls_policy_of(self, account: Account, username: str) -> tuple[bool, bool]:
+        """The TLS policy the account carries, else the authorizer's."""
+        tls = self.config.server.tls
+        if tls is None:
+            return (False, False)
+        if account.require_tls is None and account.require_data_tls is None:
+            return await self.tls_policy(username)
+        return (
+            tls.require_tls if account.require_tls is None else account.require_tls,
+            tls.require_data_tls if account.require_data_tls is None else account.require_data_tls,
+        )
 
     async def _session_fs(self, account: Account) -> SessionFS:
         """The session's view of the account's tree, confined to its root
@@ -700,20 +850,28 @@ class FTPServer(SessionHost):
     async def _reload(self, config: Config) -> None:
         old = self.mounts
 
-        def build() -> tuple[MountTable, dict[str, Any], ssl.SSLContext | None]:
+        new_store = self._own_authorizer and config.users_store != self.config.users_store
+
+        def build() -> tuple[MountTable, dict[str, Any], ssl.SSLContext | None, StoreClient | None]:
             _log_warnings(ensure_ready(config))
             mounts = MountTable(config, reuse=old, observe=self.metrics.observe_fs)
             try:
                 hooks = load_hooks(config.hooks, config.source)
                 tls = config.server.tls
                 ctx = make_server_context(tls, config.source) if tls is not None else None
+                client = None
+                if new_store and config.users_store is not None:
+                    try:
+                        client = StoreClient(config.users_store)
+                    except StoreError as exc:
+                        raise ConfigError([f"{config.source}: users_store: {exc}"]) from None
             except BaseException:
                 mounts.close(keep=old.filesystems())
                 raise
-            return mounts, hooks, ctx
+            return mounts, hooks, ctx, client
 
         try:
-            mounts, hooks, ctx = await asyncio.to_thread(build)
+            mounts, hooks, ctx, client = await asyncio.to_thread(build)
         except Exception:
             self.metrics.reloads.labels("failed").inc()
             raise
@@ -744,7 +902,8 @@ class FTPServer(SessionHost):
         self.config = config
         self.mounts = mounts
         if self._own_authorizer:
-            self.authorizer = ConfigAuthorizer(config, mounts)
+            await self._reload_store(client, replace=new_store)
+            self.authorizer = self._authorizer(config, mounts)
         self.hooks.table = hooks
         self.tls_context = ctx
         self.tls_handshake_timeout = tls.handshake_timeout if tls is not None else 10.0
@@ -757,6 +916,23 @@ class FTPServer(SessionHost):
             plural(len(config.mounts), "mount"),
             plural(len(config.users), "user"),
         )
+
+    async def _reload_store(self, client: StoreClient | None, replace: bool) -> None:
+        """Serve the users store of the new config (``self.config``): with
+        ``replace``, ``client`` (None: no store any more), else the same
+        connections as before."""
+        if replace:
+            old, self.users_store = self.users_store, client
+            self._stop_polling()
+            if old is not None:
+                await asyncio.to_thread(old.close)
+        try:
+            # (its log lines again: users: may have changed)
+            await self._announce_store()
+        except StoreError as exc:
+            log.error("reload: users_store: %s", exc)
+        if self._poll_timer is None and self._poll_call is None:
+            self._poll_kicks()
 
     def _release_tables(self) -> None:
         """Close the retired mount tables no session uses any more, except

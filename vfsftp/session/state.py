@@ -167,7 +167,7 @@ class SessionHost(Protocol):
     def count_reply(self, code: int) -> None:
         """An error reply (4xx, 5xx) went out."""
 
-    def tls_policy(self, username: str) -> tuple[bool, bool]:
+    async def tls_policy(self, username: str) -> tuple[bool, bool]:
         """(TLS required for the login, TLS required for data) of a user."""
 
     async def login(self, channel: Channel, username: str, password: str) -> None: ...

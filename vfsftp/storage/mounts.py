@@ -131,7 +131,7 @@ class MountTable:
             # Taken over now, not at the next login: the old table closes
             # what nobody took once its last session ends.
             offered = reuse._snapshot()
-            for cache_key in self._declared(logins=reuse._logins()):
+            for cache_key in self._declared(reuse._logins(), reuse._others()):
                 if cache_key in offered:
                     self._opened[cache_key] = offered[cache_key]
             # Quota accounts of the storage taken over stay shared with the
@@ -148,7 +148,8 @@ class MountTable:
             # A mount that cannot be opened: close those this table opened.
             self.close(keep=reuse.filesystems() if reuse is not None else ())
             raise
-        self._trees: dict[str, VirtualTree] = {}
+        #: login name -> (the user it was built for, the tree)
+        self._trees: dict[str, tuple[UserConfig, VirtualTree]] = {}
 
     def _cache_key(self, spec: MountConfig, url: str, key: str) -> tuple[Any, ...]:
         # The same URL with the same options is the same storage, opened
@@ -161,9 +162,13 @@ class MountTable:
             tuple(sorted(spec.s3_options.items())),
         )
 
-    def _declared(self, logins: Collection[str]) -> set[tuple[Any, ...]]:
+    def _declared(
+        self, logins: Collection[str], others: Collection[UserConfig] = ()
+    ) -> set[tuple[Any, ...]]:
         """The cache keys of every mount the config declares: global ones,
-        ``${user}`` templates for these login names, users' own mounts."""
+        ``${user}`` templates for these login names, users' own mounts (those
+        of the config's users, and of ``others``: users from elsewhere,
+        the user store, that have logged in)."""
         keys = set()
         for path, spec in self.config.mounts.items():
             names: Collection[str | None] = logins if path in self._templates else [None]
@@ -171,7 +176,7 @@ class MountTable:
                 url = _for_user(spec.fs, name)
                 if url is not None:
                     keys.add(self._cache_key(spec, url, f"mounts.{path}"))
-        for user in self.config.users.values():
+        for user in (*self.config.users.values(), *others):
             for path, spec in user.mounts.items():
                 url = _for_user(spec.fs, user.name)
                 if url is not None:
@@ -189,6 +194,12 @@ class MountTable:
     def _logins(self) -> list[str]:
         with self._lock:
             return list(self._trees)
+
+    def _others(self) -> list[UserConfig]:
+        """The users with a tree here that the config does not declare."""
+        with self._lock:
+            users = [user for user, _ in self._trees.values()]
+        return [u for u in users if self.config.users.get(u.name) != u]
 
     def _open(self, spec: MountConfig, url: str, key: str) -> FS:
         cache_key = self._cache_key(spec, url, key)
@@ -274,15 +285,16 @@ class MountTable:
         open), else None: then call ``tree_for`` in a worker thread."""
         name = login or user.name
         with self._lock:
-            return self._trees.get(name)
+            built = self._trees.get(name)
+        return built[1] if built is not None and _same_tree(built[0], user) else None
 
     def tree_for(self, user: UserConfig, login: str | None = None) -> VirtualTree:
         """The user's tree: the global mounts, with the user's own mounts
         added or put in their place. Built once per user and shared by that
-        user's sessions (a tree holds nothing but its mount table)."""
+        user's sessions (a tree holds nothing but its mount table). A user
+        whose own mounts changed since (the user store) gets a new one."""
         name = login or user.name
-        with self._lock:
-            tree = self._trees.get(name)
+        tree = self.cached_tree(user, login)
         if tree is not None:
             return tree
         own = [
@@ -297,7 +309,11 @@ class MountTable:
         table.update({m.path: m for m in own})
         tree = VirtualTree(list(table.values()))
         with self._lock:
-            return self._trees.setdefault(name, tree)
+            built = self._trees.get(name)
+            if built is not None and _same_tree(built[0], user):
+                return built[1]  # (another session built it meanwhile)
+            self._trees[name] = (user, tree)
+            return tree
 
     @property
     def global_mounts(self) -> list[Mount]:
@@ -322,6 +338,11 @@ class MountTable:
             for each in (filesystem,) if inner is filesystem else (filesystem, inner):
                 with contextlib.suppress(Exception):
                     each.close()
+
+
+def _same_tree(built_for: UserConfig, user: UserConfig) -> bool:
+    # A tree depends on the user's own mounts alone (and the name, the key).
+    return built_for is user or built_for.mounts == user.mounts
 
 
 def _for_user(template: str, name: str | None) -> str | None:

@@ -35,7 +35,7 @@ async def cmd_user(s: Channel, inv: Invocation) -> None:
         # One rule for every name (config.user_name_problem): a name
         # becomes a folder name (${user}) and a log field.
         raise FTPError(501, "Invalid user name")
-    if s.host.tls_policy(name)[0] and not s.state.secure:
+    if (await s.host.tls_policy(name))[0] and not s.state.secure:
         # RFC 4217 §11: 534, policy requires TLS; the password never travels
         # in clear because we refuse before PASS.
         raise FTPError(534, "TLS required for this user: send AUTH TLS first")

@@ -6,6 +6,7 @@
     vfsftp --version
     vfsftp hash-password [PASSWORD]
     vfsftp gen-cert [--cert cert.pem] [--key key.pem] [--host H ...] [--force]
+    vfsftp users add|set|show|list|disable|enable|delete|passwd|import ...
 
 Exit status: 0 success, 1 runtime failure (e.g. the port is taken),
 2 bad usage or configuration.
@@ -26,9 +27,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config.schema import Config, ConfigError, config_from_yaml, load_config, with_overrides
-from .identity.auth import hash_password
+from .. import __version__
+from ..config.schema import Config, ConfigError, config_from_yaml, load_config, with_overrides
+from ..identity.auth import hash_password
 
 __all__ = ["main"]
 
@@ -36,7 +37,7 @@ log = logging.getLogger("vfsftp.session")
 
 DEFAULT_CONFIG = "mounts.yaml"
 PACKAGED_CONFIG = "default_mounts.yaml"
-_COMMANDS = ("serve", "check-config", "hash-password", "gen-cert", "reload")
+_COMMANDS = ("serve", "check-config", "hash-password", "gen-cert", "reload", "users")
 DEFAULT_CERT_HOSTS = ["localhost", "127.0.0.1", "::1"]
 
 
@@ -77,10 +78,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Imported here so that check-config and hash-password work without
     # loading the server (and its optional dependencies).
-    from .ops.logs import configure_logging, lean_log_records
-    from .service.lifecycle import run_service
-    from .service.preflight import ensure_ready
-    from .service.server import FTPServer
+    from ..ops.logs import configure_logging, lean_log_records
+    from ..service.lifecycle import run_service
+    from ..service.preflight import ensure_ready
+    from ..service.server import FTPServer
 
     # check-config's checks, before the log file is opened: a ConfigError
     # naming the keys, reported by main() like any other.
@@ -93,7 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         factory = _loop_factory(args.loop)
         load = reload if reload_from else None
         if args.workers != 1:
-            from .service.workers import serve_workers
+            from ..service.workers import serve_workers
 
             def worker(server: FTPServer, load: Callable[[], Config] | None) -> None:
                 _run(run_service(server, load, label=label), factory)
@@ -165,7 +166,7 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from .service.preflight import plural, preflight
+    from ..service.preflight import plural, preflight
 
     config, label = _load(args.file)
     problems = preflight(config, connect=args.connect)
@@ -261,7 +262,7 @@ def _gen_cert(args: argparse.Namespace) -> int:
     if existing and not args.force:
         _err(f"vfsftp: {', '.join(existing)} already exist(s); use --force to replace")
         return 1
-    from .session.tls import write_self_signed
+    from ..session.tls import write_self_signed
 
     write_self_signed(cert, key, hosts)
     _err(
@@ -398,6 +399,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--force", action="store_true", help="replace existing files")
     gen.set_defaults(func=_gen_cert)
+
+    from . import users
+
+    users.add_parser(sub)
     return parser
 
 

@@ -574,8 +574,12 @@ class FTPChannel(asyncio.Protocol):
             self.state.rename_from = None
         if verb != "REST":
             self.state.rest_offset = 0
+        if verb != "RANG":
+            # (the range draft §4.3: RANG comes right before the command it serves)
+            self.state.hash_range = None
         if verb in UPLOADS:
             self.state.allo = None  # (spent, even on an upload refused at once)
+            self.state.upload_checksum = None
 
     # ------------------------------------------------------------ TLS
 
@@ -804,6 +808,42 @@ class FTPChannel(asyncio.Protocol):
         self.host.transfer_log(self, verb, path, state, outcome, fault)
         self.send(reply)
 
+    def start_job(
+        self,
+        verb: str,
+        path: str,
+        run: Callable[[Transfer], Coroutine[Any, Any, None]],
+        stop: Callable[[Fault], None],
+        describe: Callable[[], str],
+    ) -> None:
+        """Run a command that works long without a data connection (HASH
+        reading a large file) as the session's transfer: ABOR and STAT are
+        answered while it runs (RFC 959 §4.1.3), other commands wait for
+        its reply, the idle timeout does not count it as silence. ``run``
+        sends the command's reply; ABOR, REIN or the session's end cancel
+        it, call ``stop`` (which must make its worker thread give up at
+        its next step) and answer 426, the reply of a service aborted.
+        ``describe`` is its line in STAT. Started at once (eager.start): a
+        command that never waits is answered before this returns."""
+        t = self.transfer = Transfer(verb, path, stop=stop, describe=describe)
+        task = eager.start(self._job(t, run))
+        if task is not None and self.transfer is t:
+            t.task = task
+
+    async def _job(self, t: Transfer, run: Callable[[Transfer], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await run(t)
+        except asyncio.CancelledError:
+            if t.stop is not None:
+                t.stop(t.abort_fault)
+            self.reply(426, f"{t.verb} aborted: {t.abort_fault.detail}")
+        except Exception:
+            log.exception("%s %s: internal error in %s", self.peer, self.username, t.verb)
+            self.reply(451, "Requested action aborted: local error in processing")
+        finally:
+            if self.transfer is t:
+                self.transfer = None
+
     @staticmethod
     def _drop(cleanup: Callable[[bool], None] | None, upload: Upload | None) -> None:
         if cleanup is not None:
@@ -971,8 +1011,10 @@ class FTPChannel(asyncio.Protocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         t = self.transfer
-        if self.quit_requested and t is not None and t.task is not None:
+        if self.quit_requested and t is not None and t.task is not None and t.stop is None:
             # Let the transfer finish; its socket timeouts bound the wait.
+            # (A job without data connection, a HASH, is stopped: its
+            # answer would come after the 221.)
             with contextlib.suppress(BaseException):
                 await asyncio.shield(t.task)
         if self._lost_why:

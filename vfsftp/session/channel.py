@@ -32,7 +32,14 @@ from ..protocol.replies import (
 )
 from . import data as datamod
 from . import eager
-from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, UPLOADS, Invocation, preflight
+from .commands import (
+    ENDS_RANGE,
+    IMMEDIATE_DURING_TRANSFER,
+    REGISTRY,
+    UPLOADS,
+    Invocation,
+    preflight,
+)
 from .data import ABORTED, TransferState, normalize_ip, peer_state
 from .failures import Fault, TransferAborted, failure_of
 from .state import SessionHost, SessionState, Transfer, Upload
@@ -574,8 +581,7 @@ class FTPChannel(asyncio.Protocol):
             self.state.rename_from = None
         if verb != "REST":
             self.state.rest_offset = 0
-        if verb != "RANG":
-            # (the range draft §4.3: RANG comes right before the command it serves)
+        if verb in ENDS_RANGE:
             self.state.hash_range = None
         if verb in UPLOADS:
             self.state.allo = None  # (spent, even on an upload refused at once)

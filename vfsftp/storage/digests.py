@@ -223,8 +223,8 @@ class HashSource:
     stored: Mapping[str, str] = field(default_factory=dict)
     #: the bytes themselves, when at hand (mem://)
     content: bytes | None = None
-    #: a reader of this same version from the given offset
-    opener: Callable[[int], Reader] | None = None
+    #: a reader of this same version, of octets start to stop (excluded)
+    opener: Callable[[int, int], Reader] | None = None
     closer: Callable[[], None] | None = None
 
     def close(self) -> None:
@@ -278,11 +278,11 @@ def generic_source(filesystem: FS, path: str) -> HashSource:
         raise fs.errors.FileExpected(path)
     opened: list[IO[bytes]] = []
 
-    def opener(offset: int) -> IO[bytes]:
+    def opener(start: int, stop: int) -> IO[bytes]:
         f: IO[bytes] = filesystem.openbin(path, "r")
         opened.append(f)
-        if offset:
-            f.seek(offset)
+        if start:
+            f.seek(start)
         return f
 
     def closer() -> None:
@@ -325,7 +325,7 @@ def compute(source: HashSource, algorithm: str, start: int, stop: int, job: Hash
         job.check()
         return h.hexdigest()
     assert source.opener is not None
-    f = source.opener(start)
+    f = source.opener(start, stop)
     left = stop - start
     while left > 0:
         job.check()

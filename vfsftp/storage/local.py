@@ -233,8 +233,8 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
             os.close(fd)
             raise
 
-        def opener(offset: int) -> IO[bytes]:
-            f.seek(offset)
+        def opener(start: int, stop: int) -> IO[bytes]:
+            f.seek(start)
             return f
 
         return HashSource(st.st_size, _token(st), opener=opener, closer=f.close)

@@ -579,8 +579,9 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         etag = str(head.get("ETag") or "") or None
         readers: list[S3Reader] = []
 
-        def opener(offset: int) -> S3Reader:
-            reader = S3Reader(self, _path, size, pos=offset, etag=etag)
+        def opener(start: int, stop: int) -> S3Reader:
+            # (a GET of the range only: its end is the reader's end)
+            reader = S3Reader(self, _path, stop, pos=start, etag=etag)
             readers.append(reader)
             return reader
 

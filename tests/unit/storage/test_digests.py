@@ -70,9 +70,9 @@ def test_cache_keeps_the_most_recently_used() -> None:
 
 
 def _sources(data: bytes) -> list[HashSource]:
-    def opener(offset: int) -> Any:
+    def opener(start: int, stop: int) -> Any:
         f = io.BytesIO(data)
-        f.seek(offset)
+        f.seek(start)
         return f
 
     return [HashSource(len(data), None, content=data), HashSource(len(data), None, opener=opener)]
@@ -112,7 +112,7 @@ def test_compute_stops_when_told() -> None:
 
 
 def test_compute_of_a_file_that_shrank() -> None:
-    short = HashSource(100, None, opener=lambda offset: io.BytesIO(b"x" * 10))
+    short = HashSource(100, None, opener=lambda start, stop: io.BytesIO(b"x" * 10))
     with pytest.raises(StorageError, match="changed while"):
         compute(short, "MD5", 0, 100, HashJob())
 

@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (imported for their @command registrations)
     transfers,
 )
 from .registry import (
+    ENDS_RANGE,
     IMMEDIATE_DURING_TRANSFER,
     REGISTRY,
     UPLOADS,
@@ -34,6 +35,7 @@ from .registry import (
 )
 
 __all__ = [
+    "ENDS_RANGE",
     "IMMEDIATE_DURING_TRANSFER",
     "REGISTRY",
     "UPLOADS",

@@ -65,6 +65,7 @@ async def cmd_rein(s: Channel, inv: Invocation) -> None:
     await s.abort_transfer(Fault("abor", "REIN received"))
     s.state.allo = None
     s.state.upload_checksum = None
+    s.state.hash_range = None
     s.state.hash_algorithm = None  # (draft-bryan-ftpext-hash §3.2)
     s.close_passive()
     s.host.logout(s)

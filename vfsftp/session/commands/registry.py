@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...protocol.errors import FTPError
+from ...protocol.hashes import XCOMMANDS
 
 if TYPE_CHECKING:
     from ...storage.sessionfs import SessionFS
@@ -68,6 +69,10 @@ UPLOADS = frozenset({"STOR", "STOU", "APPE"})
 #: the commands a RANG could be meant for that take none here: it serves
 #: HASH only (draft-bryan-ftp-range §4.3 lets a server refuse it)
 _NOT_RANGED = frozenset({"RETR", *UPLOADS})
+
+#: the commands that spend a RANG: it is kept across others (TYPE, PASV...),
+#: for the next of these (range draft §4.3)
+ENDS_RANGE = frozenset({"HASH", *XCOMMANDS, *_NOT_RANGED})
 
 
 def command(

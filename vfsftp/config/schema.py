@@ -642,6 +642,8 @@ def _algorithm(value: Any) -> Any:
 def _upload_algorithm(value: Any) -> Any:
     if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
         return None
+    if isinstance(value, str) and algorithm_named(value) is None:
+        raise ValueError(f"expected one of {', '.join(ALGORITHMS)}, or none; got {value!r}")
     return _algorithm(value)
 
 

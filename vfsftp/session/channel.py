@@ -1019,8 +1019,8 @@ class FTPChannel(asyncio.Protocol):
         t = self.transfer
         if self.quit_requested and t is not None and t.task is not None and t.stop is None:
             # Let the transfer finish; its socket timeouts bound the wait.
-            # (A job without data connection, a HASH, is stopped: its
-            # answer would come after the 221.)
+            # (A job without a data connection, a HASH, is stopped instead:
+            # nobody waits for its answer.)
             with contextlib.suppress(BaseException):
                 await asyncio.shield(t.task)
         if self._lost_why:

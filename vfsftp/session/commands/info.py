@@ -96,7 +96,7 @@ async def cmd_opts(s: Channel, inv: Invocation) -> None:
         name = rest.strip()
         if name:
             algorithm = algorithm_named(name)
-            if algorithm is None or " " in name:
+            if algorithm is None:
                 raise FTPError(501, "Unknown algorithm, current selection not changed")
             s.state.hash_algorithm = algorithm
         s.reply(200, s.state.hash_algorithm or s.config.server.hash.algorithm)

@@ -5,7 +5,7 @@ and zlib; empty and multi-GB sparse files, the size cap, ABOR and STAT
 during a long HASH, the stall timeout, the download rate, 450 when busy;
 rights and anonymous users; a HASH right after a STOR reads nothing; SITE
 CHECKSUM and the discarded mismatch; the checksum in the transfer log.
-(S3 mounts: test_s3_hashes.py.)"""
+(S3 mounts: test_s3_checksums.py.)"""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ import os
 import socket
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 from conftest import PASSWORD, USER, ServerFactory, wait_for
 
+from vfsftp.storage.s3 import StreamingS3FS
 from vfsftp.testing import MotoS3, MotoS3Process, ThreadedFTPServer
 
 REGION = "us-east-1"
@@ -217,6 +219,48 @@ def s3_server(s3_bucket: S3Bucket, make_server: ServerFactory) -> ServerFactory:
         return make_server(config, **server_options)
 
     return factory
+
+
+# ---------------------------------------------------------------- requests
+
+
+def mount_fs(srv: ThreadedFTPServer, path: str) -> StreamingS3FS:
+    for m in srv.server.mounts.global_mounts:
+        if m.path == path:
+            assert isinstance(m.fs, StreamingS3FS)
+            return m.fs
+    raise AssertionError(f"no mount at {path}")
+
+
+class Calls:
+    """The S3 operations a mount's client makes, with their parameters."""
+
+    def __init__(self, s3fs: StreamingS3FS) -> None:
+        self.log: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        s3fs.client.meta.events.register("provide-client-params.s3.*", self._record)
+
+    def _record(self, model: Any, params: dict[str, Any], **kwargs: Any) -> None:
+        # provide-client-params: the API parameters as the caller gave them
+        # (a handler returning something would replace them: this one
+        # returns None).
+        with self._lock:
+            self.log.append((model.name, dict(params)))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.log.clear()
+
+    def count(self) -> Counter[str]:
+        with self._lock:
+            return Counter(name for name, _ in self.log)
+
+    def lists(self) -> tuple[int, int]:
+        """(listing pages, one-key existence probes) among ListObjectsV2."""
+        with self._lock:
+            calls = [p for name, p in self.log if name == "ListObjectsV2"]
+        probes = sum(1 for p in calls if p.get("MaxKeys") == 1)
+        return len(calls) - probes, probes
 
 
 # ---------------------------------------------------------------- moto elsewhere

@@ -23,7 +23,6 @@ import struct
 import threading
 import tracemalloc
 import unittest
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,14 @@ from fs.ftpfs import FTPFS
 from fs.test import FSTestCases
 from s3_fixtures import (  # noqa: F401
     REGION,
+    Calls,
     CuttingProxy,
     S3Bucket,
     assert_cases_exist,
     make_client,
     moto_endpoint,
     moto_subprocess,
+    mount_fs,
     s3_bucket,
     s3_server,
     skip_by_name,
@@ -80,45 +81,6 @@ def bye(f: ftplib.FTP) -> None:
     with contextlib.suppress(ftplib.Error, OSError, EOFError):
         f.quit()
     f.close()
-
-
-def mount_fs(srv: ThreadedFTPServer, path: str) -> StreamingS3FS:
-    for m in srv.server.mounts.global_mounts:
-        if m.path == path:
-            assert isinstance(m.fs, StreamingS3FS)
-            return m.fs
-    raise AssertionError(f"no mount at {path}")
-
-
-class Calls:
-    """The S3 operations a mount's client makes, with their parameters."""
-
-    def __init__(self, s3fs: StreamingS3FS) -> None:
-        self.log: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        s3fs.client.meta.events.register("provide-client-params.s3.*", self._record)
-
-    def _record(self, model: Any, params: dict[str, Any], **kwargs: Any) -> None:
-        # provide-client-params: the API parameters as the caller gave them
-        # (a handler returning something would replace them: this one
-        # returns None).
-        with self._lock:
-            self.log.append((model.name, dict(params)))
-
-    def clear(self) -> None:
-        with self._lock:
-            self.log.clear()
-
-    def count(self) -> Counter[str]:
-        with self._lock:
-            return Counter(name for name, _ in self.log)
-
-    def lists(self) -> tuple[int, int]:
-        """(listing pages, one-key existence probes) among ListObjectsV2."""
-        with self._lock:
-            calls = [p for name, p in self.log if name == "ListObjectsV2"]
-        probes = sum(1 for p in calls if p.get("MaxKeys") == 1)
-        return len(calls) - probes, probes
 
 
 def mixed_mounts(bucket: S3Bucket, tmp_path: Path, **s3_options: Any) -> dict[str, Any]:

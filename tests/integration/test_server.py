@@ -5,6 +5,7 @@ logs, shutdown during a transfer."""
 from __future__ import annotations
 
 import ftplib
+import hashlib
 import io
 import logging
 import re
@@ -211,7 +212,7 @@ def test_transfer_log_line(make_server: ServerFactory, tmp_path: Path) -> None:
     assert (
         "STOR user=alice" in lines[0]
         and 'path="/my file.txt" bytes=5' in lines[0]
-        and lines[0].endswith("result=ok")
+        and lines[0].endswith("result=ok checksum=sha-256:" + hashlib.sha256(b"12345").hexdigest())
     )
     assert lines[1].split(" ", 2)[2].startswith("RETR user=alice")
     session = (tmp_path / "session.log").read_text()

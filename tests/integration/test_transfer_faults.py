@@ -128,7 +128,7 @@ def _rows(fmt: str, text: str) -> list[tuple[str, str, str, str]]:
         else:
             m = re.search(
                 r'path="(?P<path>[^"]*)" .* result=(?P<outcome>\w+)'
-                r'(?: fault=(?P<fault>\S+) reason="(?P<reason>.*)")?$',
+                r'(?: fault=(?P<fault>\S+) reason="(?P<reason>.*)")?(?: checksum=\S+)?$',
                 line,
             )
             assert m is not None, line

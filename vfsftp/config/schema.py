@@ -13,12 +13,14 @@ Schema (every section optional)::
                login_failure_delay, upload_grace, ban: {max_failures, window, duration,
                exempt}, permit_foreign_addresses, permit_privileged_ports,
                {session,max,total}_{download,upload}_rate, shutdown_timeout,
-               tls: {...}}
+               tls: {...}, hash: {enabled, anonymous, algorithm, upload,
+               max_concurrent}}
     logging:  {level, file, transfer_log, transfer_log_format}
     metrics:  {listen, port}
     hooks:    {upload, download, delete, rename, mkdir, rmdir, login}
     mounts:   {/virtual/path: URL | {fs: URL, read_only: bool, create: bool,
-                                     quota: {max_bytes, max_files}, s3 keys}}
+                                     quota: {max_bytes, max_files}, hash_max_size,
+                                     require_checksum, s3 keys}}
     users:    {name: {password, root, home, perms, permissions: {/dir: letters},
                       mounts: {...as above...}, max_connections, quota,
                       {max,session}_{download,upload}_rate, require_tls,
@@ -57,6 +59,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from ..protocol.hashes import ALGORITHMS, DEFAULT_ALGORITHM, algorithm_named
 from ..protocol.paths import PathRejected, is_under, resolve
 from ..protocol.permissions import ALL_PERMS, READ_PERMS, validate_perms
 from .yaml_errors import explain as explain_yaml_error
@@ -67,6 +70,7 @@ __all__ = [
     "BanConfig",
     "Config",
     "ConfigError",
+    "HashConfig",
     "HooksConfig",
     "LoggingConfig",
     "MetricsConfig",
@@ -459,6 +463,13 @@ class MountConfig(_Model):
     create: bool = False  # create a local folder that may not exist yet
     # All users' files on this mount together (a ${user} mount: each user's).
     quota: QuotaConfig | None = None
+    # HASH and the X-commands read at most this many bytes of a file here
+    # (then 556, or 550); None: no cap. Answers the storage or the cache
+    # already holds cost no read and are never refused.
+    hash_max_size: ByteSize | None = Field(default=None, ge=0)
+    # Uploads here must be announced with SITE CHECKSUM <algorithm> <hex>
+    # (else 503), and one whose data does not match is discarded (451).
+    require_checksum: bool = False
     # --- s3:// mounts only (see vfsftp.storage.s3.S3Options) ---
     endpoint_url: Annotated[str, AfterValidator(_endpoint_url)] | None = None  # MinIO, R2...
     region: Annotated[str, AfterValidator(_region)] | None = None
@@ -664,6 +675,41 @@ class BanConfig(_Model):
     exempt: tuple[Network, ...] = ()  # never banned (monitoring, trusted partners)
 
 
+def _algorithm(value: Any) -> Any:
+    if isinstance(value, str):
+        found = algorithm_named(value)
+        if found is None:
+            raise ValueError(f"expected one of {', '.join(ALGORITHMS)}, got {value!r}")
+        return found
+    return value
+
+
+def _upload_algorithm(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    if isinstance(value, str) and algorithm_named(value) is None:
+        raise ValueError(f"expected one of {', '.join(ALGORITHMS)}, or none; got {value!r}")
+    return _algorithm(value)
+
+
+Algorithm = Annotated[str, BeforeValidator(_algorithm)]
+
+
+class HashConfig(_Model):
+    """Checksums: HASH and RANG (draft-bryan-ftpext-hash), the X-commands
+    (XCRC, XMD5, XSHA1, XSHA256, XSHA512), SITE CHECKSUM, and the checksum
+    every upload computes while its data streams in (docs/integrity.md)."""
+
+    enabled: bool = True  # False: the commands answer 502, FEAT lists none
+    anonymous: bool = True  # anonymous sessions may hash what they may read (else 552)
+    algorithm: Algorithm = DEFAULT_ALGORITHM  # HASH's until OPTS HASH changes it
+    # Computed while an upload's data arrives: logged with the transfer,
+    # stored with S3 objects (SHA-256), cached for HASH. None: no checksum.
+    upload: Annotated[str | None, BeforeValidator(_upload_algorithm)] = DEFAULT_ALGORITHM
+    # Hashes reading storage at once, server-wide; more are answered 450.
+    max_concurrent: Int = Field(default=4, ge=1)
+
+
 class ServerConfig(_Model):
     """Listeners, passive mode and limits."""
 
@@ -704,6 +750,7 @@ class ServerConfig(_Model):
     total_download_rate: Rate | None = Field(default=None, ge=1024)
     total_upload_rate: Rate | None = Field(default=None, ge=1024)
     tls: TLSConfig | None = None
+    hash: HashConfig = Field(default_factory=HashConfig)
 
     @field_validator("listen", mode="before")
     @classmethod

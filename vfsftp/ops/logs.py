@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..config.schema import LoggingConfig
+from ..protocol.hashes import algorithm_named, checksum_field
 
 __all__ = [
     "Counters",
@@ -95,6 +96,9 @@ class TransferRecord:
     #: why it failed (see vfsftp.session.failures): a keyword, and a text for people
     fault: str = ""
     reason: str = ""
+    #: an upload's checksum, computed while its data arrived (server.hash.upload)
+    checksum_algorithm: str = ""
+    checksum: str = ""
 
 
 #: C0 and C1 controls, DEL, line and paragraph separators, and the bidi
@@ -134,9 +138,9 @@ def format_xferlog(rec: TransferRecord) -> str:
     username service-name authentication-method authenticated-user-id
     completion-status. Times are local, as in wu-ftpd's ctime() stamp; the
     transfer time is whole seconds, at least 1 (so that size / time, the
-    rate analysers compute, is defined). An incomplete transfer's line ends
-    with one more field, its fault keyword (after the fourteen that
-    analysers read)."""
+    rate analysers compute, is defined). After the fourteen fields that
+    analysers read, an incomplete transfer's line has its fault keyword,
+    and an upload its checksum (``sha-256:<hex>``, protocol.hashes)."""
     stamp = time.asctime(time.localtime(rec.time))
     fields: tuple[str, ...] = (
         stamp,
@@ -156,6 +160,8 @@ def format_xferlog(rec: TransferRecord) -> str:
     )
     if not rec.complete and rec.fault:
         fields += (rec.fault,)
+    if rec.checksum:
+        fields += (checksum_field(rec.checksum_algorithm, rec.checksum),)
     return " ".join(fields)
 
 
@@ -165,7 +171,7 @@ _XFERLOG = re.compile(
     r"^(?P<stamp>\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}) (?P<seconds>\d+) (?P<peer>\S+) "
     r"(?P<bytes>\d+) (?P<path>.*) (?P<type>[ab]) (?P<action>[CUT_]+) (?P<direction>[oid]) "
     r"(?P<access>[agr]) (?P<user>\S+) (?P<service>\S+) (?P<auth>[01]) (?P<authuser>\S+) "
-    r"(?P<status>[ci])(?: (?P<fault>[a-z-]+))?$"
+    r"(?P<status>[ci])(?: (?P<fault>[a-z-]+))?(?: (?P<checksum>[a-z0-9-]+:[0-9a-f]+))?$"
 )
 
 
@@ -177,6 +183,9 @@ def parse_xferlog(line: str) -> dict[str, Any]:
         raise ValueError(f"not an xferlog line: {line!r}")
     out: dict[str, Any] = m.groupdict()
     out["fault"] = out["fault"] or ""
+    algorithm, _, digest = (out.pop("checksum") or "").partition(":")
+    out["checksum_algorithm"] = algorithm_named(algorithm) or algorithm
+    out["checksum"] = digest
     out["time"] = time.mktime(time.strptime(out.pop("stamp"), "%a %b %d %H:%M:%S %Y"))
     for key in ("seconds", "bytes"):
         out[key] = int(out[key])
@@ -208,6 +217,7 @@ def format_transfer_line(
     outcome: str,
     fault: str = "",
     reason: str = "",
+    checksum: str = "",
 ) -> str:
     # Paths are quoted so that spaces in names keep the line parseable.
     line = (
@@ -216,6 +226,8 @@ def format_transfer_line(
     )
     if fault:
         line += f" fault={fault} reason={_quoted(reason)}"
+    if checksum:
+        line += f" checksum={checksum}"
     return line
 
 
@@ -430,6 +442,7 @@ def log_transfer(rec: TransferRecord) -> None:
             rec.outcome,
             rec.fault,
             rec.reason,
+            checksum_field(rec.checksum_algorithm, rec.checksum) if rec.checksum else "",
         ),
         extra={"transfer": rec},
     )

@@ -39,6 +39,7 @@ from ..session.failures import Fault
 from ..session.state import Channel, SessionHost
 from ..session.throttle import TokenBucket, chain
 from ..session.tls import make_server_context
+from ..storage.digests import HashSlots
 from ..storage.mounts import MountTable
 from ..storage.quota import Quota
 from ..storage.sessionfs import SessionFS, measure_home
@@ -134,6 +135,8 @@ class FTPServer(SessionHost):
         # separate pools so that many long transfers cannot starve a LIST.
         self.blocking_executor = ThreadPool(blocking_workers, "vfsftp-fs")
         self.transfer_executor = ThreadPool(transfer_workers, "vfsftp-xfer")
+        #: hashes reading storage at once (server.hash.max_concurrent)
+        self.hash_slots = HashSlots(config.server.hash.max_concurrent)
         tls = config.server.tls
         self.tls_context: ssl.SSLContext | None = (
             make_server_context(tls, config.source) if tls is not None else None
@@ -422,7 +425,10 @@ class FTPServer(SessionHost):
         return len(self.channels)
 
     def transfers_active(self) -> int:
-        return sum(1 for ch in self.channels if ch.transfer is not None)
+        # (a HASH runs as the session's transfer too, with no data connection)
+        return sum(
+            1 for ch in self.channels if ch.transfer is not None and ch.transfer.stop is None
+        )
 
     # SessionHost: what sessions ask of the service.
 
@@ -786,6 +792,8 @@ class FTPServer(SessionHost):
                 fault=fault.kind if fault is not None else "",
                 reason=fault.detail if fault is not None else "",
             )
+            if outcome == "ok" and state is not None and state.checksum is not None:
+                rec.checksum_algorithm, rec.checksum = state.checksum
             log_transfer(rec)
             self.metrics.transfer(rec)
             if rec.fault:
@@ -901,6 +909,7 @@ class FTPServer(SessionHost):
             log.warning("reload: %s changed: applied at the next restart", ", ".join(restart_only))
         self.config = config
         self.mounts = mounts
+        self.hash_slots.limit = config.server.hash.max_concurrent
         if self._own_authorizer:
             await self._reload_store(client, replace=new_store)
             self.authorizer = self._authorizer(config, mounts)

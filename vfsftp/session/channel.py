@@ -32,7 +32,14 @@ from ..protocol.replies import (
 )
 from . import data as datamod
 from . import eager
-from .commands import IMMEDIATE_DURING_TRANSFER, REGISTRY, UPLOADS, Invocation, preflight
+from .commands import (
+    ENDS_RANGE,
+    IMMEDIATE_DURING_TRANSFER,
+    REGISTRY,
+    UPLOADS,
+    Invocation,
+    preflight,
+)
 from .data import ABORTED, TransferState, normalize_ip, peer_state
 from .failures import Fault, TransferAborted, failure_of
 from .state import SessionHost, SessionState, Transfer, Upload
@@ -574,8 +581,11 @@ class FTPChannel(asyncio.Protocol):
             self.state.rename_from = None
         if verb != "REST":
             self.state.rest_offset = 0
+        if verb in ENDS_RANGE:
+            self.state.hash_range = None
         if verb in UPLOADS:
             self.state.allo = None  # (spent, even on an upload refused at once)
+            self.state.upload_checksum = None
 
     # ------------------------------------------------------------ TLS
 
@@ -804,6 +814,42 @@ class FTPChannel(asyncio.Protocol):
         self.host.transfer_log(self, verb, path, state, outcome, fault)
         self.send(reply)
 
+    def start_job(
+        self,
+        verb: str,
+        path: str,
+        run: Callable[[Transfer], Coroutine[Any, Any, None]],
+        stop: Callable[[Fault], None],
+        describe: Callable[[], str],
+    ) -> None:
+        """Run a command that works long without a data connection (HASH
+        reading a large file) as the session's transfer: ABOR and STAT are
+        answered while it runs (RFC 959 §4.1.3), other commands wait for
+        its reply, the idle timeout does not count it as silence. ``run``
+        sends the command's reply; ABOR, REIN or the session's end cancel
+        it, call ``stop`` (which must make its worker thread give up at
+        its next step) and answer 426, the reply of a service aborted.
+        ``describe`` is its line in STAT. Started at once (eager.start): a
+        command that never waits is answered before this returns."""
+        t = self.transfer = Transfer(verb, path, stop=stop, describe=describe)
+        task = eager.start(self._job(t, run))
+        if task is not None and self.transfer is t:
+            t.task = task
+
+    async def _job(self, t: Transfer, run: Callable[[Transfer], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await run(t)
+        except asyncio.CancelledError:
+            if t.stop is not None:
+                t.stop(t.abort_fault)
+            self.reply(426, f"{t.verb} aborted: {t.abort_fault.detail}")
+        except Exception:
+            log.exception("%s %s: internal error in %s", self.peer, self.username, t.verb)
+            self.reply(451, "Requested action aborted: local error in processing")
+        finally:
+            if self.transfer is t:
+                self.transfer = None
+
     @staticmethod
     def _drop(cleanup: Callable[[bool], None] | None, upload: Upload | None) -> None:
         if cleanup is not None:
@@ -971,8 +1017,10 @@ class FTPChannel(asyncio.Protocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         t = self.transfer
-        if self.quit_requested and t is not None and t.task is not None:
+        if self.quit_requested and t is not None and t.task is not None and t.stop is None:
             # Let the transfer finish; its socket timeouts bound the wait.
+            # (A job without a data connection, a HASH, is stopped instead:
+            # nobody waits for its answer.)
             with contextlib.suppress(BaseException):
                 await asyncio.shield(t.task)
         if self._lost_why:

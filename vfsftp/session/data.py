@@ -78,6 +78,8 @@ class TransferState:
     #: an upload's data connection has reached its end of file (when: monotonic)
     data_ended: bool = False
     ended_at: float | None = None
+    #: an upload's checksum for the transfer log: (algorithm, hex)
+    checksum: tuple[str, str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def abort(self, fault: Fault = ABORTED) -> None:

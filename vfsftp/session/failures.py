@@ -19,6 +19,8 @@ reply), naming the exception class and message where there was one:
 ``network``           another network error on the data connection
 ``no-connection``     the data connection was never made
 ``short``             fewer bytes than ``ALLO`` announced
+``checksum``          data whose checksum is not the one SITE CHECKSUM
+                      announced
 ``quota``             a quota refused the data
 ``disk-full``         the storage is full (ENOSPC, EDQUOT, EFBIG)
 ``storage``           another storage error
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 
 from ..protocol.errors import FTPError
 from ..protocol.replies import Reply
+from ..storage.digests import ChecksumMismatch
 from ..storage.errors import map_fs_error
 
 __all__ = ["Fault", "ShortUpload", "TransferAborted", "failure_of"]
@@ -98,6 +101,9 @@ def failure_of(exc: BaseException, path: str, stall_timeout: float) -> tuple[Rep
         return Reply(426, "Transfer aborted"), fault, "abort"
     if isinstance(exc, ShortUpload):
         fault = Fault("short", str(exc))
+        return Reply(451, f"Upload discarded: {exc}"), fault, "fail"
+    if isinstance(exc, ChecksumMismatch):
+        fault = Fault("checksum", str(exc))
         return Reply(451, f"Upload discarded: {exc}"), fault, "fail"
     if isinstance(exc, FTPError):
         kind = _FTP_FAULTS.get(exc.reply.code, "refused")

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol.listings import MLST_DEFAULT_FACTS
 from .data import ABORTED, PassiveListener, TransferState
@@ -28,6 +28,7 @@ from .throttle import TokenBucket
 if TYPE_CHECKING:
     from ..config import Config
     from ..identity.auth import Account, Authorizer
+    from ..storage.digests import HashSlots
     from ..storage.sessionfs import SessionFS
     from ..storage.threads import ThreadPool
 
@@ -65,6 +66,12 @@ class SessionState:
     active_addr: tuple[str, int, socket.AddressFamily] | None = None
     #: this session's own rate limits ("down", "up"), see FTPServer.throttle_for
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    #: HASH's algorithm, chosen by OPTS HASH; None: server.hash.algorithm
+    hash_algorithm: str | None = None
+    #: RANG: the octets (first, last) the next HASH reads; None: all
+    hash_range: tuple[int, int] | None = None
+    #: SITE CHECKSUM: (algorithm, hex) the next upload's data must have
+    upload_checksum: tuple[str, str] | None = None
 
     @property
     def logged_in(self) -> bool:
@@ -87,6 +94,10 @@ class Transfer:
     #: that races with the data connection being accepted
     abort_requested: bool = False
     abort_fault: Fault = ABORTED
+    #: a command that runs without a data connection (HASH, see
+    #: Channel.start_job): how to stop its work, and its line in STAT
+    stop: Callable[[Fault], None] | None = None
+    describe: Callable[[], str] | None = None
 
 
 class Channel(Protocol):
@@ -131,6 +142,15 @@ class Channel(Protocol):
         sized: bool = False,
     ) -> None: ...
 
+    def start_job(
+        self,
+        verb: str,
+        path: str,
+        run: Callable[[Transfer], Coroutine[Any, Any, None]],
+        stop: Callable[[Fault], None],
+        describe: Callable[[], str],
+    ) -> None: ...
+
     def close_passive(self) -> None: ...
 
     async def abort_transfer(self, fault: Fault = ABORTED) -> bool: ...
@@ -154,6 +174,8 @@ class SessionHost(Protocol):
     #: seconds a plain upload waits before it is published; None: the config's
     upload_grace: float | None
     transfer_executor: ThreadPool
+    #: how many hashes may read storage at once, server-wide
+    hash_slots: HashSlots
 
     def admit(self, channel: Channel) -> str | None:
         """None to serve the new connection, or the reason to refuse it."""

@@ -30,6 +30,7 @@ from fs.osfs import OSFS
 from fs.path import abspath, normpath
 
 from . import nowait
+from .digests import HashSource
 from .tree import StatRow
 
 __all__ = ["JailedOSFS"]
@@ -38,6 +39,13 @@ _FAST_NAMESPACES = frozenset({"basic", "details", "stat"})
 #: Linux names an open descriptor's real path here: one readlink instead of
 #: realpath's lstat per path component
 _PROC_FD = os.path.isdir("/proc/self/fd")
+
+
+def _token(st: os.stat_result) -> tuple[object, ...]:
+    # What changes when the file does (a rename over the name changes the
+    # inode; a write, the size or the mtime); not ctime, which a rename of
+    # the file itself (an upload put in place) changes too.
+    return ("local", st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class JailedOSFS(OSFS):  # type: ignore[misc]
@@ -198,6 +206,44 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
                     continue
                 d = isdir(st.st_mode)
                 yield (entry.name, d, 0 if d else st.st_size, st.st_mtime, st.st_ino, st.st_dev)
+
+    def hash_source(self, path: str) -> HashSource:
+        """The file as a hash reads it (storage.digests): opened once, so
+        that its size, its version token (device, inode, size, mtime) and
+        the bytes read are all of one file, whatever is renamed over the
+        name meanwhile. Opened without blocking and refused unless a
+        regular file: a FIFO would hold the reading thread until a writer
+        came."""
+        _path = self.validatepath(path)
+        sys_path = os.path.join(self._root_path, _path.lstrip("/"))
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        with convert_os_errors("openbin", path):
+            fd = os.open(sys_path, flags)
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}") if _PROC_FD else os.path.realpath(sys_path)
+            if real != self._real_root and not real.startswith(self._real_prefix):
+                raise fs.errors.PermissionDenied(
+                    path=path, msg="symbolic link leads outside the mount"
+                )
+            st = os.fstat(fd)
+            if not statmod.S_ISREG(st.st_mode):
+                raise fs.errors.FileExpected(path)
+            f = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+        def opener(start: int, stop: int) -> IO[bytes]:
+            f.seek(start)
+            return f
+
+        return HashSource(st.st_size, _token(st), opener=opener, closer=f.close)
+
+    def file_token(self, path: str) -> tuple[object, ...]:
+        """The version token ``hash_source`` gives the file at ``path``."""
+        sys_path = self._to_sys_path(self.validatepath(path))
+        with convert_os_errors("getinfo", path):
+            return _token(os.stat(sys_path))
 
     def open_read(self, path: str, offset: int = 0) -> tuple[IO[bytes], int] | None:
         """Open a file for reading (at ``offset``) and tell its size: open, fstat and the

@@ -37,6 +37,7 @@ from typing import IO, Any
 import fs.errors
 from fs.memoryfs import MemoryFS
 
+from .digests import HashSource
 from .errors import StorageError
 from .tree import StatRow
 
@@ -69,6 +70,32 @@ class InlineMemoryFS(MemoryFS):  # type: ignore[misc]
         snapshot = MemorySnapshot(content)
         snapshot.seek(offset)
         return snapshot, len(content)
+
+    def hash_source(self, path: str) -> HashSource:
+        """The file as a hash reads it (storage.digests): its bytes, at
+        hand (a snapshot, as RETR's: nothing is copied), and a version
+        token (the entry, its size and modification time)."""
+        entry = self._file_entry(path)
+        with entry.lock:
+            bytes_file = entry.bytes_file
+            assert bytes_file is not None
+            content = bytes_file.getvalue()
+            token = ("mem", id(entry), len(content), entry.modified_time)
+        return HashSource(len(content), token, content=content)
+
+    def file_token(self, path: str) -> tuple[object, ...]:
+        """The version token ``hash_source`` gives the file at ``path``."""
+        entry = self._file_entry(path)
+        with entry.lock:  # (size seeks the entry's BytesIO to its end)
+            return ("mem", id(entry), int(entry.size), entry.modified_time)
+
+    def _file_entry(self, path: str) -> Any:
+        entry = self._get_dir_entry(self.validatepath(path))
+        if entry is None:
+            raise fs.errors.ResourceNotFound(path)
+        if entry.is_dir:
+            raise fs.errors.FileExpected(path)
+        return entry
 
     def iter_rows(self, path: str) -> Iterator[StatRow]:
         """A directory's entries as (name, is_dir, size, mtime, 0, 0) rows

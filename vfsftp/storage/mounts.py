@@ -278,6 +278,8 @@ class MountTable:
             kind=_kind(url),
             quota=quota,
             origin=f"{key} in {self.config.source}",
+            hash_max_size=spec.hash_max_size,
+            require_checksum=spec.require_checksum,
         )
 
     def cached_tree(self, user: UserConfig, login: str | None = None) -> VirtualTree | None:

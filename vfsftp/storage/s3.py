@@ -28,6 +28,7 @@ stay), replacing the parts a gateway cannot use (fs-s3fs 1.1.1):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import io
@@ -52,16 +53,20 @@ from fs.path import basename, dirname, normpath, relpath
 from fs.subfs import SubFS
 from fs_s3fs import S3FS
 
+from ..protocol.hashes import HEX_DIGITS
+from .digests import HashSource
 from .errors import StorageError
 from .tree import StatRow
 
 __all__ = [
+    "SHA256_METADATA",
     "S3Options",
     "S3Reader",
     "S3Writer",
     "StreamingS3FS",
     "guess_content_type",
     "open_s3",
+    "stored_checksums",
 ]
 
 log = logging.getLogger("vfsftp.session")
@@ -71,6 +76,44 @@ MAX_PARTS = 10_000
 MIN_PART = 5 * MiB  # S3's minimum for every part but the last
 MAX_PART = 5 * 1024 * MiB
 COPY_OBJECT_LIMIT = 5 * 1024 * MiB  # CopyObject's ceiling; above, UploadPartCopy
+
+#: the user metadata (x-amz-meta-vfsftp-sha256) holding an object's SHA-256
+#: in lowercase hex, written with the object by uploads through the server
+#: (docs/s3.md, "Checksums": why metadata, and when it is there)
+SHA256_METADATA = "vfsftp-sha256"
+
+#: S3's own checksums (additional checksums) a HEAD may show, as HASH names
+_S3_CHECKSUMS = (
+    ("ChecksumSHA256", "SHA-256"),
+    ("ChecksumSHA1", "SHA-1"),
+    ("ChecksumCRC32", "CRC32"),
+)
+_HEX = frozenset("0123456789abcdef")
+
+
+def stored_checksums(head: dict[str, Any]) -> dict[str, str]:
+    """The checksums of the whole object a HEAD answer holds, by HASH
+    algorithm, in lowercase hex: ours (SHA256_METADATA), and S3's own
+    where the object's writer asked for a full-object one (a multipart
+    upload's COMPOSITE checksum is a checksum of its parts' checksums,
+    not of the data: left out). Malformed values are left out too."""
+    out: dict[str, str] = {}
+    ours = str((head.get("Metadata") or {}).get(SHA256_METADATA, "")).lower()
+    if len(ours) == HEX_DIGITS["SHA-256"] and set(ours) <= _HEX:
+        out["SHA-256"] = ours
+    if head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        return out
+    for name, algorithm in _S3_CHECKSUMS:
+        value = head.get(name)
+        if not value or algorithm in out or "-" in str(value):
+            continue
+        try:
+            raw = base64.b64decode(str(value), validate=True)
+        except ValueError:
+            continue
+        if len(raw) * 2 == HEX_DIGITS[algorithm]:
+            out[algorithm] = raw.hex()
+    return out
 
 
 @dataclass(frozen=True)
@@ -514,6 +557,50 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         reader = S3Reader(self, _path, size, pos=offset, body=resp["Body"], etag=resp.get("ETag"))
         return reader, size
 
+    def hash_source(self, path: str) -> HashSource:
+        """The object as a hash reads it (storage.digests): one HEAD tells
+        its size, its ETag (the version token, and the If-Match of the GET
+        a read then makes, so that a replaced object fails the hash rather
+        than mixing two) and the checksums kept with it (stored_checksums).
+        Nothing is downloaded unless the hash has to be computed."""
+        self.check()
+        _path = self.validatepath(path)
+        key = self.key(_path)
+        if not key:
+            raise fs.errors.FileExpected(path)
+        try:
+            with s3_errors(path):
+                head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except fs.errors.ResourceNotFound:
+            if self._is_prefix(_path):
+                raise fs.errors.FileExpected(path) from None
+            raise
+        size = int(head.get("ContentLength", 0))
+        etag = str(head.get("ETag") or "") or None
+        readers: list[S3Reader] = []
+
+        def opener(start: int, stop: int) -> S3Reader:
+            # (a GET of the range only: its end is the reader's end)
+            reader = S3Reader(self, _path, stop, pos=start, etag=etag)
+            readers.append(reader)
+            return reader
+
+        def closer() -> None:
+            for reader in readers:
+                reader.close()
+
+        return HashSource(
+            size,
+            self.version_token(key, etag, size) if etag else None,
+            stored=stored_checksums(head),
+            opener=opener,
+            closer=closer,
+        )
+
+    def version_token(self, key: str, etag: str, size: int) -> tuple[object, ...]:
+        """Names one version of an object (storage.digests): its ETag."""
+        return ("s3", self.options.endpoint_url or "", self.bucket, key, etag, size)
+
     def download(self, path: str, file: Any, chunk_size: int | None = None, **options: Any) -> None:
         with self.openbin(path) as f:
             while True:
@@ -704,7 +791,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         source = {"Bucket": self.bucket, "Key": self.key(src)}
         size = int(head.get("ContentLength", 0))
         # CopyObject keeps the source's ContentType (MetadataDirective COPY).
-        args = self.options.object_args(None)
+        args: dict[str, Any] = dict(self.options.object_args(None))
         with s3_errors(src_path):
             if size <= COPY_OBJECT_LIMIT:
                 self.client.copy_object(
@@ -717,6 +804,9 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
                 # without the source's ContentType (boto/s3transfer#392).
                 if "ContentType" in head:
                     args["ContentType"] = str(head["ContentType"])
+                if head.get("Metadata"):
+                    # (the checksum kept with the object, among others)
+                    args["Metadata"] = dict(head["Metadata"])
                 chunk = max(part_size_for(1, self.options.part_size), -(-size // MAX_PARTS))
                 self.client.copy(
                     source,
@@ -938,6 +1028,28 @@ class S3Writer(io.RawIOBase):
         self.bytes_written = 0
         self.name = path
         self.mode = "wb"
+        #: the object's SHA-256, stored with it (SHA256_METADATA) when known
+        #: before S3 creates it: at PutObject, or at CreateMultipartUpload
+        #: when announced before the data (keep_sha256)
+        self.sha256: str | None = None
+        self.etag: str | None = None  # of the object, once committed
+
+    def keep_sha256(self, hexdigest: str) -> None:
+        """Store ``hexdigest`` with the object as its SHA-256, if S3 has not
+        been told what to create yet (a multipart upload started without it
+        cannot take it any more: S3 fixes metadata when an upload begins)."""
+        if self._upload_id is None and not self._done:
+            self.sha256 = hexdigest.lower()
+
+    def _metadata(self) -> dict[str, Any]:
+        return {"Metadata": {SHA256_METADATA: self.sha256}} if self.sha256 else {}
+
+    @property
+    def token(self) -> tuple[object, ...] | None:
+        """The committed object's version token (storage.digests)."""
+        if self.etag is None:
+            return None
+        return self.fs.version_token(self.key, self.etag, self.bytes_written)
 
     def tell(self) -> int:
         return self.bytes_written
@@ -977,7 +1089,10 @@ class S3Writer(io.RawIOBase):
         if self._upload_id is None:
             with s3_errors(self.path):
                 resp = c.create_multipart_upload(
-                    Bucket=self.fs.bucket, Key=self.key, **self.fs.options.object_args(self.key)
+                    Bucket=self.fs.bucket,
+                    Key=self.key,
+                    **self.fs.options.object_args(self.key),
+                    **self._metadata(),
                 )
             self._upload_id = str(resp["UploadId"])
         # Bound the parts in flight: wait for the oldest before adding one.
@@ -1021,11 +1136,12 @@ class S3Writer(io.RawIOBase):
                 if check is not None:
                     check()
                 with s3_errors(self.path):
-                    c.put_object(
+                    resp = c.put_object(
                         Bucket=self.fs.bucket,
                         Key=self.key,
                         Body=self._pending_bytes(),
                         **self.fs.options.object_args(self.key),
+                        **self._metadata(),
                     )
             else:
                 if self._fill or not self._parts:
@@ -1035,13 +1151,14 @@ class S3Writer(io.RawIOBase):
                 if check is not None:
                     check()
                 with s3_errors(self.path):
-                    c.complete_multipart_upload(
+                    resp = c.complete_multipart_upload(
                         Bucket=self.fs.bucket,
                         Key=self.key,
                         UploadId=self._upload_id,
                         MultipartUpload={"Parts": parts},
                     )
             self._done = True
+            self.etag = str(resp.get("ETag") or "") or None
         except BaseException:
             self.discard()
             raise

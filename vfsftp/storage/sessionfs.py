@@ -16,7 +16,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 from typing import IO, Any, Protocol, TypeVar
@@ -24,10 +24,24 @@ from typing import IO, Any, Protocol, TypeVar
 import fs.errors
 from fs.info import Info
 
-from ..protocol.errors import FTPError
+from ..protocol.errors import FTPError, ProtocolError
 from ..protocol.listings import ListEntry
 from ..protocol.paths import PathRejected, basename, dirname, is_under, resolve, to_tree
 from ..protocol.permissions import WRITE_PERMS, effective_perms, mlst_perm_fact, move_changes_rights
+from .digests import (
+    DIGESTS,
+    ChecksumMismatch,
+    Digester,
+    DigestingWriter,
+    HashAnswer,
+    HashBusy,
+    HashJob,
+    HashSlots,
+    HashStopped,
+    HashTooLarge,
+    compute,
+    file_token,
+)
 from .errors import map_fs_error, storage_failure
 from .quota import Quota, QuotaWriter, charge_all, measure, release_all
 from .threads import ThreadPool
@@ -77,15 +91,45 @@ class Upload:
     credit: int = 0
     new_file: bool = False
     writer: QuotaWriter | None = None
+    #: checksums computed while the data arrives (storage.digests)
+    algorithms: tuple[str, ...] = ()
+    #: the checksum the client announced (SITE CHECKSUM): (algorithm, hex)
+    expected: tuple[str, str] | None = None
+    digester: Digester | None = None
+    #: the checksums of the data, once it has all arrived (finish)
+    digests: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def whole(self) -> bool:
+        """The upload writes the whole file (no REST offset, no APPE): its
+        checksums are the file's."""
+        return not self.offset and not self.append
 
     def open(self) -> Any:
         """Blocking: create the temporary file (or atomic writer), seeded
-        with the part of the existing file that REST or APPE keeps."""
+        with the part of the existing file that REST or APPE keeps. The
+        writes that follow are charged to the quotas and hashed, after
+        TYPE A's conversion: the checksums are of what is stored."""
         f = self._open()
         if self.quotas:
-            self.writer = QuotaWriter(f, self.quotas, self.credit)
-            return self.writer
+            f = self.writer = QuotaWriter(f, self.quotas, self.credit)
+        if self.algorithms:
+            self.digester = Digester(self.algorithms)
+            f = DigestingWriter(f, self.digester)
         return f
+
+    def finish(self) -> dict[str, str]:
+        """The checksums of the data (every byte has arrived); raises
+        ChecksumMismatch when the one the client announced differs (the
+        upload is then discarded, never published)."""
+        if self.digester is not None:
+            self.digests = self.digester.hexdigests()
+        if self.expected is not None:
+            algorithm, announced = self.expected
+            received = self.digests.get(algorithm, "")
+            if received != announced:
+                raise ChecksumMismatch(algorithm, announced, received)
+        return self.digests
 
     def _open(self) -> Any:
         opener = getattr(self.mount.fs, "open_atomic_upload", None)
@@ -93,6 +137,13 @@ class Upload:
             # (None: the filesystem takes this upload the temporary way)
             self.atomic = opener(self.target, offset=self.offset, append=self.append)
             if self.atomic is not None:
+                if self.whole and self.expected is not None and self.expected[0] == "SHA-256":
+                    # Announced before the data: S3 can store it with an
+                    # object sent in parts too (its metadata is fixed when
+                    # the multipart upload begins).
+                    keep = getattr(self.atomic, "keep_sha256", None)
+                    if keep is not None:
+                        keep(self.expected[1])
                 return self.atomic
         f = self.mount.fs.openbin(self.temp, "w")
         try:
@@ -119,20 +170,40 @@ class Upload:
         """Blocking: make the upload visible under its name. ``check`` runs
         last before that, once every byte is stored: if it raises, the
         upload is discarded instead (and so on any error here)."""
+        token = None
         try:
             if self.atomic is not None:
+                sha256 = self.digests.get("SHA-256")
+                keep = getattr(self.atomic, "keep_sha256", None)
+                if self.whole and sha256 is not None and keep is not None:
+                    keep(sha256)  # (an S3 object sent in one PUT: stored with it)
                 self.atomic.commit(check)
+                token = getattr(self.atomic, "token", None) if self.whole else None
             else:
                 if self.file is not None:
                     self.file.close()
                 if check is not None:
                     check()
+                before = self._token(self.temp) if self.whole and self.digests else None
                 self.mount.fs.move(self.temp, self.target, overwrite=True)
+                # The file under its name is the one hashed only if its
+                # version token is the temporary file's (a rename keeps
+                # inode and mtime); another writer in between changes it.
+                if before is not None and self._token(self.target) == before:
+                    token = before
         except BaseException:
             self.discard()
             raise
         if self.writer is not None:
             self.writer.committed()
+        if token is not None and self.digester is not None:
+            # A HASH of the file now reads nothing (storage.digests).
+            DIGESTS.remember(token, self.digester.size, self.digests)
+
+    def _token(self, path: str) -> Any:
+        with contextlib.suppress(Exception):  # (only a cache entry is at stake)
+            return file_token(self.mount.fs, path)
+        return None
 
     def _unaccount(self) -> None:
         if self.writer is not None:
@@ -690,15 +761,32 @@ class SessionFS:
                 return None, cached[0], cached[1]
         return await self._run((path,), opener)
 
-    async def begin_upload(self, path: str, offset: int = 0, append: bool = False) -> Upload:
+    async def begin_upload(
+        self,
+        path: str,
+        offset: int = 0,
+        append: bool = False,
+        algorithms: tuple[str, ...] = (),
+        expected: tuple[str, str] | None = None,
+    ) -> Upload:
         """Check the target can be written and reserve a temporary name next to
-        it. The blocking ``Upload.open`` is left to the transfer thread."""
+        it. The blocking ``Upload.open`` is left to the transfer thread.
+        ``algorithms``: the checksums to compute while the data arrives;
+        ``expected``: the one the client announced (required on a mount
+        with ``require_checksum``)."""
         found = self.tree.mount_of(path)
         if found is None or self.tree.is_mount_point(path):
             raise FTPError(550, f"Read-only: {path}")
         mount, sub = found
         if mount.read_only:
             raise FTPError(550, f"Read-only: {path}")
+        if mount.require_checksum and expected is None:
+            raise FTPError(
+                503,
+                "Uploads here must announce their checksum first: SITE CHECKSUM <algorithm> <hex>",
+            )
+        if expected is not None:
+            algorithms = (*algorithms, expected[0])
 
         quotas = self.quotas_for(path)
 
@@ -744,6 +832,8 @@ class SessionFS:
             quotas=quotas,
             credit=credit,
             new_file=new_file,
+            algorithms=algorithms,
+            expected=expected,
         )
 
     async def unique_name(self, directory: str, hint: str = "file") -> str:
@@ -753,3 +843,59 @@ class SessionFS:
             if not await self._run((candidate,), self.tree.exists, candidate):
                 return candidate
         raise FTPError(450, "Could not find a unique file name")
+
+    # ------------------------------------------------------------ checksums
+
+    def hash_call(
+        self,
+        path: str,
+        algorithm: str,
+        span: Callable[[int], tuple[int, int]],
+        job: HashJob,
+        slots: HashSlots,
+    ) -> Callable[[], HashAnswer]:
+        """The blocking call (for a worker thread) that answers a HASH of
+        ``path``: from the checksum the storage keeps with the file (one
+        HEAD on S3), else from the cache (the same version hashed or
+        uploaded before), else by reading the octets ``span(size)`` gives
+        (start, stop), unless more than the mount's ``hash_max_size``
+        (HashTooLarge) or while every slot is taken (HashBusy). ``span``
+        raises ProtocolError for a range the file does not have. Storage
+        errors become the FTP reply for ``path``."""
+
+        def call() -> HashAnswer:
+            try:
+                source, mount = self.tree.hash_source(path)
+            except Exception as exc:
+                raise self.failed(exc, path) from exc
+            try:
+                start, stop = span(source.size)
+                answer = partial(HashAnswer, algorithm, start, stop, size=source.size)
+                whole = start == 0 and stop == source.size
+                stored = source.stored.get(algorithm) if whole else None
+                if stored is not None:
+                    return answer(stored, "stored")
+                key = (source.token, algorithm, start, stop)
+                cached = DIGESTS.get(key) if source.token is not None else None
+                if cached is not None:
+                    return answer(cached, "cache")
+                cap = mount.hash_max_size
+                if cap is not None and stop - start > cap:
+                    raise HashTooLarge(stop - start, cap)
+                if not slots.take():
+                    raise HashBusy()
+                try:
+                    digest = compute(source, algorithm, start, stop, job)
+                finally:
+                    slots.give_back()
+                if source.token is not None:
+                    DIGESTS.put(key, digest)
+                return answer(digest, "read")
+            except (FTPError, ProtocolError, HashTooLarge, HashBusy, HashStopped):
+                raise
+            except Exception as exc:  # fs errors, and whatever else a backend raises
+                raise self.failed(exc, path) from exc
+            finally:
+                source.close()
+
+        return call

@@ -41,6 +41,7 @@ from fs.subfs import SubFS
 from fs.wrap import WrapReadOnly
 
 from ..protocol.paths import basename, is_under
+from .digests import HashSource, generic_source
 from .quota import Quota
 
 __all__ = ["UPLOAD_PREFIX", "Mount", "StatRow", "VirtualTree", "unwrap_read_only"]
@@ -72,6 +73,10 @@ class Mount:
     #: the folder of ``fs`` shown at ``path`` (a user's root inside a mount,
     #: see VirtualTree.view); "/": the whole filesystem
     base: str = "/"
+    #: HASH reads at most this many bytes of a file here (None: no cap)
+    hash_max_size: int | None = field(default=None, compare=False, repr=False)
+    #: uploads here must announce their checksum (SITE CHECKSUM)
+    require_checksum: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def of(
@@ -82,10 +87,22 @@ class Mount:
         kind: str | None = None,
         quota: Quota | None = None,
         origin: str = "",
+        hash_max_size: int | None = None,
+        require_checksum: bool = False,
     ) -> Mount:
         inline = isinstance(filesystem, MemoryFS)
         label = kind or type(filesystem).__name__.lower().removesuffix("fs") or "fs"
-        return cls(_norm(path), filesystem, read_only, inline, label, quota, origin)
+        return cls(
+            _norm(path),
+            filesystem,
+            read_only,
+            inline,
+            label,
+            quota,
+            origin,
+            hash_max_size=hash_max_size,
+            require_checksum=require_checksum,
+        )
 
 
 def unwrap_read_only(filesystem: FS) -> FS:
@@ -442,6 +459,26 @@ class VirtualTree(FS):
             return None
         opened: tuple[BinaryIO, int] | None = fast[0](fast[1], offset)
         return opened
+
+    def hash_source(self, path: str) -> tuple[HashSource, Mount]:
+        """Blocking: the file at ``path`` as a hash reads it (see
+        storage.digests: its size, version token, stored checksums), from
+        its filesystem's own ``hash_source`` (local folders, memory, S3:
+        one HEAD) or else getinfo and openbin; and its mount. A directory
+        (a mount point, one above mount points) raises FileExpected."""
+        self.check()
+        p = _norm(path)
+        found = self.mount_of(p)
+        if found is None or p == found[0].path or self._leads_to_mount(p):
+            if found is None and p != "/" and not self._leads_to_mount(p):
+                raise fs.errors.ResourceNotFound(path)
+            raise fs.errors.FileExpected(path)
+        mount, sub = found
+        inner = unwrap_read_only(mount.fs)
+        own = getattr(inner, "hash_source", None)
+        with _named_as_given(path):
+            source: HashSource = own(sub) if own is not None else generic_source(inner, sub)
+        return source, mount
 
     def isdir(self, path: str) -> bool:
         """The mount's own ``isdir`` (one LIST on S3, where getinfo would

@@ -451,6 +451,24 @@ BAD: list[tuple[str, Any, str]] = [
         {"server": {"banner": "oops ${HOME"}},
         "server.banner: malformed '${'",
     ),
+    (
+        "hash algorithm",
+        {"server": {"hash": {"algorithm": "SHA256"}}},
+        "server.hash.algorithm: expected one of CRC32, MD5, SHA-1, SHA-256, SHA-512, got 'SHA256'",
+    ),
+    (
+        "upload checksum algorithm",
+        {"server": {"hash": {"upload": "sha3"}}},
+        "server.hash.upload: expected one of CRC32, MD5, SHA-1, SHA-256, SHA-512, or none; "
+        "got 'sha3'",
+    ),
+    ("hash places", {"server": {"hash": {"max_concurrent": 0}}}, "server.hash.max_concurrent"),
+    ("hash key", {"server": {"hash": {"algo": "MD5"}}}, "server.hash.algo"),
+    (
+        "hash cap",
+        {"mounts": {"/": {"fs": "mem://", "hash_max_size": "lots"}}},
+        "mounts./.hash_max_size",
+    ),
 ]
 
 
@@ -704,6 +722,38 @@ GOOD: list[tuple[str, Any, Callable[[Config], Any], Any]] = [
         ),
         (QuotaConfig(max_bytes=256 * 1024**2), 2 * 1024**3, None, 256 * 1024**2),
     ),
+    (
+        "checksums on by default, SHA-256",
+        {"mounts": {"/": "mem://"}},
+        lambda c: (
+            c.server.hash.enabled,
+            c.server.hash.anonymous,
+            c.server.hash.algorithm,
+            c.server.hash.upload,
+            c.server.hash.max_concurrent,
+            c.mounts["/"].hash_max_size,
+            c.mounts["/"].require_checksum,
+        ),
+        (True, True, "SHA-256", "SHA-256", 4, None, False),
+    ),
+    (
+        "checksum names in any case; upload none",
+        {"server": {"hash": {"algorithm": "sha-1", "upload": "None"}}},
+        lambda c: (c.server.hash.algorithm, c.server.hash.upload),
+        ("SHA-1", None),
+    ),
+    (
+        "upload checksum null; crc32",
+        {"server": {"hash": {"algorithm": "crc32", "upload": None}}},
+        lambda c: (c.server.hash.algorithm, c.server.hash.upload),
+        ("CRC32", None),
+    ),
+    (
+        "hash cap and required checksums",
+        {"mounts": {"/": {"fs": "s3://bkt", "hash_max_size": "10GiB", "require_checksum": True}}},
+        lambda c: (c.mounts["/"].hash_max_size, c.mounts["/"].require_checksum),
+        (10 * 1024**3, True),
+    ),
 ]
 
 
@@ -911,6 +961,12 @@ def test_commented_examples_in_repo_config_are_valid(monkeypatch: pytest.MonkeyP
         "  # masquerade_address:": "  masquerade_address:",
         "  # file:": "  file:",
         "  # transfer_log:": "  transfer_log:",
+        "  # hash:": "  hash:",
+        "  #   enabled:": "    enabled:",
+        "  #   anonymous:": "    anonymous:",
+        "  #   algorithm:": "    algorithm:",
+        "  #   upload:": "    upload:",
+        "  #   max_concurrent:": "    max_concurrent:",
         **S3_EXAMPLE,
     }
     for commented, live in examples.items():
@@ -921,6 +977,7 @@ def test_commented_examples_in_repo_config_are_valid(monkeypatch: pytest.MonkeyP
     assert config.server.passive_ports == (60000, 60100)
     assert config.server.masquerade_address == "203.0.113.10"
     assert config.logging.file and config.logging.transfer_log
+    assert config.server.hash.algorithm == config.server.hash.upload == "SHA-256"
     archive = config.mounts["/archive"]
     assert archive.fs == "s3://my-bucket/some/prefix"
     assert archive.endpoint_url == "http://127.0.0.1:9000"

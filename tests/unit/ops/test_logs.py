@@ -98,6 +98,20 @@ XFERLOG = [
         " client-gone",
         "/data/report.csv",
     ),
+    # an upload's checksum follows them too: a word with a colon, never a
+    # fault keyword
+    (
+        rec(direction="i", checksum_algorithm="SHA-256", checksum="ab" * 32),
+        "Thu Mar  5 07:08:09 2026 2 192.0.2.7 1234 /data/report.csv b _ i r alice ftp 0 * c"
+        " sha-256:" + "ab" * 32,
+        "/data/report.csv",
+    ),
+    (
+        rec(direction="i", checksum_algorithm="CRC32", checksum="0badf00d"),
+        "Thu Mar  5 07:08:09 2026 2 192.0.2.7 1234 /data/report.csv b _ i r alice ftp 0 * c"
+        " crc32:0badf00d",
+        "/data/report.csv",
+    ),
 ]
 
 
@@ -117,6 +131,18 @@ def test_parse_xferlog_round_trip(record: TransferRecord, line: str, name: str) 
     assert got["access"] == ("a" if record.anonymous else "r")
     assert got["path"] == name
     assert got["fault"] == record.fault
+    assert (got["checksum_algorithm"], got["checksum"]) == (
+        record.checksum_algorithm,
+        record.checksum,
+    )
+
+
+def test_parse_xferlog_with_fault_and_checksum() -> None:
+    # (both at once does not happen today: only a complete upload is
+    # logged with its checksum; the parser still takes them in that order)
+    line = "Thu Mar  5 07:08:09 2026 2 192.0.2.7 1 /a b _ i r alice ftp 0 * i short md5:" + "0" * 32
+    got = parse_xferlog(line)
+    assert (got["fault"], got["checksum_algorithm"], got["checksum"]) == ("short", "MD5", "0" * 32)
 
 
 def test_parse_xferlog_of_a_server_that_keeps_spaces() -> None:
@@ -167,7 +193,12 @@ def test_json_line() -> None:
         "mount": "/data",
         "fault": "",
         "reason": "",
+        "checksum_algorithm": "",
+        "checksum": "",
     }
+    stored = rec(direction="i", verb="STOR", checksum_algorithm="SHA-256", checksum="ef" * 32)
+    data = json.loads(format_json(stored))
+    assert (data["checksum_algorithm"], data["checksum"]) == ("SHA-256", "ef" * 32)
     failed = rec(complete=False, outcome="fail", fault="reset", reason="reset by peer")
     data = json.loads(format_json(failed))
     assert (data["outcome"], data["fault"], data["reason"]) == ("fail", "reset", "reset by peer")
@@ -189,6 +220,11 @@ TEXT_LINES = [
         'STOR user=alice peer=192.0.2.7 path="/data/report.csv" bytes=1234 secs=2.400'
         ' result=abort fault=client-gone reason="the client \\"x\\" left"',
     ),
+    (
+        rec(verb="STOR", checksum_algorithm="MD5", checksum="c" * 32),
+        'STOR user=alice peer=192.0.2.7 path="/data/report.csv" bytes=1234 secs=2.400'
+        " result=ok checksum=md5:" + "c" * 32,
+    ),
 ]
 
 
@@ -196,7 +232,16 @@ TEXT_LINES = [
 def test_text_line(record: TransferRecord, line: str) -> None:
     r = record
     text = format_transfer_line(
-        r.verb, r.user, r.peer, r.path, r.bytes, r.seconds, r.outcome, r.fault, r.reason
+        r.verb,
+        r.user,
+        r.peer,
+        r.path,
+        r.bytes,
+        r.seconds,
+        r.outcome,
+        r.fault,
+        r.reason,
+        f"{r.checksum_algorithm.lower()}:{r.checksum}" if r.checksum else "",
     )
     assert text == line
 

@@ -13,6 +13,7 @@ import pytest
 
 from vfsftp.protocol.errors import FTPError
 from vfsftp.session.failures import Fault, ShortUpload, TransferAborted, failure_of
+from vfsftp.storage.digests import ChecksumMismatch
 from vfsftp.storage.errors import StorageError
 from vfsftp.storage.quota import QuotaExceeded
 
@@ -42,6 +43,14 @@ CASES = [
         "Upload discarded: the data connection ended after 10 of the 20",
         "short",
         "10 of the 20",
+        "fail",
+    ),
+    (
+        ChecksumMismatch("SHA-256", "ab" * 32, "cd" * 32),
+        451,
+        "Upload discarded: SHA-256 mismatch: announced abab",
+        "checksum",
+        "received cdcd",
         "fail",
     ),
     (

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ...protocol.errors import FTPError
+from ...protocol.hashes import XCOMMANDS, algorithm_named, feat_hash_line
 from ...protocol.listings import (
     MLST_FACTS,
     ListEntry,
@@ -24,7 +25,11 @@ from .registry import (
 )
 
 if TYPE_CHECKING:
+    from ...config.schema import HashConfig
     from ..state import Channel, SessionState
+
+#: FEAT lines of the checksum commands, left out when they are off
+_HASH_FEATS = frozenset({"RANG STREAM", *XCOMMANDS})
 
 
 @command("SYST", "SYST: system type", needs_login=False)
@@ -38,8 +43,15 @@ async def cmd_noop(s: Channel, inv: Invocation) -> None:
     s.reply(200, "NOOP ok")
 
 
-def feat_lines(state: SessionState, tls: bool = False) -> list[str]:
+def feat_lines(
+    state: SessionState, tls: bool = False, hashes: HashConfig | None = None
+) -> list[str]:
     lines = {spec.feat for spec in REGISTRY.values() if spec.feat}
+    if hashes is not None and hashes.enabled:
+        # draft-bryan-ftpext-hash §3.1: every algorithm, the session's marked
+        lines.add(feat_hash_line(state.hash_algorithm or hashes.algorithm))
+    else:
+        lines -= _HASH_FEATS
     lines.add(feat_mlst_line(state.mlst_facts))
     lines.add("UTF8")
     lines.add("TVFS")
@@ -55,7 +67,10 @@ async def cmd_feat(s: Channel, inv: Invocation) -> None:
         211,
         (
             "Features:",
-            *(" " + line for line in feat_lines(s.state, s.tls_context is not None)),
+            *(
+                " " + line
+                for line in feat_lines(s.state, s.tls_context is not None, s.config.server.hash)
+            ),
             "End",
         ),
     )
@@ -75,6 +90,16 @@ async def cmd_opts(s: Channel, inv: Invocation) -> None:
     if verb == "MLST":
         s.state.mlst_facts = frozenset(parse_opts_mlst(rest))
         s.reply(200, "MLST OPTS " + "".join(f + ";" for f in MLST_FACTS if f in s.state.mlst_facts))
+        return
+    if verb == "HASH" and s.config.server.hash.enabled:
+        # draft-bryan-ftpext-hash §3.2: no argument asks, one chooses
+        name = rest.strip()
+        if name:
+            algorithm = algorithm_named(name)
+            if algorithm is None:
+                raise FTPError(501, "Unknown algorithm, current selection not changed")
+            s.state.hash_algorithm = algorithm
+        s.reply(200, s.state.hash_algorithm or s.config.server.hash.algorithm)
         return
     raise FTPError(501, f"OPTS {verb} not understood")
 
@@ -139,7 +164,9 @@ async def cmd_stat(s: Channel, inv: Invocation) -> None:
         lines.append("Not logged in")
     lines.append(f"TYPE: {'BINARY' if _binary(s) else 'ASCII'}, STRUcture: File, MODE: Stream")
     t = s.transfer
-    if t is not None and t.state is not None:
+    if t is not None and t.describe is not None:
+        lines.append(t.describe())  # (a HASH reading its file)
+    elif t is not None and t.state is not None:
         elapsed = time.monotonic() - t.state.started
         lines.append(
             f"Transfer in progress: {t.verb} {t.path}, {t.state.bytes} bytes in {elapsed:.1f}s"

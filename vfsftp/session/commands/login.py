@@ -64,6 +64,9 @@ async def cmd_acct(s: Channel, inv: Invocation) -> None:
 async def cmd_rein(s: Channel, inv: Invocation) -> None:
     await s.abort_transfer(Fault("abor", "REIN received"))
     s.state.allo = None
+    s.state.upload_checksum = None
+    s.state.hash_range = None
+    s.state.hash_algorithm = None  # (draft-bryan-ftpext-hash §3.2)
     s.close_passive()
     s.host.logout(s)
     s.await_login()
@@ -78,7 +81,10 @@ async def cmd_quit(s: Channel, inv: Invocation) -> None:
     # published even if the client closes the control connection first.
     s.quit_requested = True
     t = s.transfer
-    if t is not None and t.task is not None and t.verb in UPLOADS and s.state.fs:
+    if t is not None and t.task is not None and t.stop is not None:
+        # A HASH: nobody waits for its answer any more; its 426 comes first.
+        await s.abort_transfer(Fault("abor", "QUIT received"))
+    elif t is not None and t.task is not None and t.verb in UPLOADS and s.state.fs:
         task = t.task
         if not _data_ended(t):
             # (a QUIT pipelined behind the data may overtake its FIN)

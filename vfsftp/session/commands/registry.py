@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...protocol.errors import FTPError
+from ...protocol.hashes import XCOMMANDS
 
 if TYPE_CHECKING:
     from ...storage.sessionfs import SessionFS
@@ -52,6 +53,8 @@ class CommandSpec:
     ls_options: bool = False  # strip "-la" style flags clients send with LIST
     aliases: tuple[str, ...] = ()
     opens_data: bool = False  # uses a data connection (PROT policy applies)
+    #: the path part of an argument that holds more (XCRC <path> <start> <end>)
+    path_of: Callable[[str], str] | None = None
 
 
 REGISTRY: dict[str, CommandSpec] = {}
@@ -62,6 +65,14 @@ IMMEDIATE_DURING_TRANSFER = frozenset({"ABOR", "STAT", "QUIT", "NOOP"})
 
 #: the commands that upload (an ALLO is for the next of them)
 UPLOADS = frozenset({"STOR", "STOU", "APPE"})
+
+#: the commands a RANG could be meant for that take none here: it serves
+#: HASH only (draft-bryan-ftp-range §4.3 lets a server refuse it)
+_NOT_RANGED = frozenset({"RETR", *UPLOADS})
+
+#: the commands that spend a RANG: it is kept across others (TYPE, PASV...),
+#: for the next of these (range draft §4.3)
+ENDS_RANGE = frozenset({"HASH", *XCOMMANDS, *_NOT_RANGED})
 
 
 def command(
@@ -76,10 +87,22 @@ def command(
     ls_options: bool = False,
     aliases: tuple[str, ...] = (),
     opens_data: bool = False,
+    path_of: Callable[[str], str] | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         spec = CommandSpec(
-            name, fn, help, arg, needs_login, path, perm, feat, ls_options, aliases, opens_data
+            name,
+            fn,
+            help,
+            arg,
+            needs_login,
+            path,
+            perm,
+            feat,
+            ls_options,
+            aliases,
+            opens_data,
+            path_of,
         )
         for verb in (name, *aliases):
             REGISTRY[verb] = spec
@@ -114,13 +137,18 @@ def preflight(spec: CommandSpec, state: SessionState, arg: str) -> Invocation:
         raise FTPError(503, "Bad sequence of commands: USER first")
     if spec.name in ("PASV", "PORT", "EPRT") and state.epsv_all:
         raise FTPError(501, f"{spec.name} not allowed after EPSV ALL (RFC 2428 §4)")
+    if spec.name in _NOT_RANGED and state.hash_range is not None:
+        raise FTPError(504, f"RANG is for HASH only here; {spec.name} refused, the range dropped")
     if spec.opens_data and state.require_data_tls and state.prot != "P":
         # RFC 4217 §9: refuse a clear data connection the policy forbids.
         raise FTPError(521, "Data connections must be protected: send PBSZ 0 and PROT P")
     inv = Invocation(arg)
     if spec.path:
         assert state.fs is not None
-        text = strip_ls_options(arg) if spec.ls_options else arg
+        if spec.path_of is not None:
+            text = spec.path_of(arg)
+        else:
+            text = strip_ls_options(arg) if spec.ls_options else arg
         path = state.fs.resolve(text)
         if spec.perm:
             state.fs.require(path, spec.perm)

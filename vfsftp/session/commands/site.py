@@ -1,10 +1,11 @@
-"""SITE: the site-specific commands (SITE HELP, SITE CHMOD)."""
+"""SITE: the site-specific commands (SITE HELP, SITE CHMOD, SITE CHECKSUM)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...protocol.errors import FTPError
+from ...protocol.errors import FTPError, ProtocolError
+from ...protocol.hashes import parse_checksum
 from .registry import (
     Arg,
     Invocation,
@@ -16,12 +17,34 @@ if TYPE_CHECKING:
     from ..state import Channel
 
 
-@command("SITE", "SITE HELP | SITE CHMOD <mode> <path>", Arg.REQUIRED)
+@command(
+    "SITE", "SITE HELP | SITE CHMOD <mode> <path> | SITE CHECKSUM <algorithm> <hex>", Arg.REQUIRED
+)
 async def cmd_site(s: Channel, inv: Invocation) -> None:
     sub, _, rest = inv.arg.strip().partition(" ")
     sub = sub.upper()
     if sub == "HELP":
-        s.reply(214, ("SITE commands:", " HELP", " CHMOD <octal mode> <path>", "Help OK"))
+        s.reply(
+            214,
+            (
+                "SITE commands:",
+                " HELP",
+                " CHMOD <octal mode> <path>",
+                " CHECKSUM <algorithm> <hex>: what the next upload's data must hash to",
+                "Help OK",
+            ),
+        )
+        return
+    if sub == "CHECKSUM":
+        # The next upload (STOR, STOU, APPE) is discarded, 451, unless its
+        # data has this checksum; it is then also what S3 stores with the
+        # object, even one sent in parts.
+        try:
+            algorithm, digest = parse_checksum(rest)
+        except ProtocolError as exc:
+            raise FTPError(501, str(exc)) from None
+        s.state.upload_checksum = (algorithm, digest)
+        s.reply(200, f"The next upload must have {algorithm} {digest}")
         return
     if sub == "CHMOD":
         mode_s, _, name = rest.strip().partition(" ")

@@ -77,7 +77,13 @@ async def _store(
     fs_ = _fs(s)
     offset = s.state.rest_offset
     promised = s.state.allo
-    upload = await fs_.begin_upload(path, offset=offset, append=append)
+    announced = s.state.upload_checksum
+    algorithms, logged = upload_checksums(s)
+    if logged is None and announced is not None:
+        logged = announced[0]
+    upload = await fs_.begin_upload(
+        path, offset=offset, append=append, algorithms=algorithms, expected=announced
+    )
     ascii_mode = not _binary(s)
 
     throttle = s.host.throttle_for(s, "up")
@@ -90,10 +96,26 @@ async def _store(
         n = datamod.recv_stream(state, f, ascii_mode, throttle)
         if promised is not None and kept + n < promised:
             raise ShortUpload(kept + n, promised)
+        digests = upload.finish()  # (ChecksumMismatch: discarded, 451)
+        if logged is not None:
+            state.checksum = (logged, digests[logged])
         return n
 
     opening = f"FILE: {basename(path)}" if stou else f"Opening data connection for {path}"
     s.start_transfer(verb, path, work, opening, upload=upload, sized=promised is not None)
+
+
+def upload_checksums(s: Channel) -> tuple[tuple[str, ...], str | None]:
+    """The checksums an upload computes while its data arrives, and the
+    one its transfer log records: ``server.hash.upload`` (for the log, the
+    cache, and, SHA-256, an S3 object's metadata) and the algorithm HASH
+    would use now, so that a HASH right after the upload reads nothing."""
+    cfg = s.config.server.hash
+    if cfg.upload is None:
+        return (), None
+    if not cfg.enabled:
+        return (cfg.upload,), cfg.upload
+    return tuple(dict.fromkeys((cfg.upload, s.state.hash_algorithm or cfg.algorithm))), cfg.upload
 
 
 @command("STOR", "STOR <file>: upload", Arg.REQUIRED, path=True, perm="w", opens_data=True)

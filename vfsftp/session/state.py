@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol.listings import MLST_DEFAULT_FACTS
 from .data import ABORTED, PassiveListener, TransferState
@@ -157,6 +157,11 @@ class SessionHost(Protocol):
 
     def admit(self, channel: Channel) -> str | None:
         """None to serve the new connection, or the reason to refuse it."""
+
+    def admit_shared(self, channel: Channel) -> Coroutine[Any, Any, str | None] | None:
+        """What remains to be checked of an admitted connection before its
+        greeting (the limits a fleet of servers shares): a coroutine giving
+        None or the reason to refuse it, or None when nothing remains."""
 
     def track(self, task: asyncio.Task[None]) -> None: ...
 

@@ -383,6 +383,8 @@ class ClusterState:
         self._scripts: dict[str, Any] = {}
         self._sscripts: dict[str, Any] = {}
         self._beat: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._errors = _errors()
         self._reported = False  # the outage is logged (once)
@@ -414,12 +416,25 @@ class ClusterState:
         local limits until it can) and start the heartbeat."""
         self._connect()
         await self._resync()
+        self._next_beat()
+
+    def _next_beat(self) -> None:
+        # A timer between beats, a task only while one runs: an idle server
+        # has no task of its own waiting (the test kit checks for those).
+        if not self._closing:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.config.beat, self._beat_now)
+
+    def _beat_now(self) -> None:
         self._beat = asyncio.get_running_loop().create_task(self._heartbeat())
+        self._beat.add_done_callback(lambda _: self._next_beat())
 
     async def close(self) -> None:
         """Leave the fleet: this instance's counts stop at once."""
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
         if self._beat is not None:
-            self._beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._beat
             self._beat = None
@@ -429,7 +444,7 @@ class ClusterState:
             return
         if self.up:
             with contextlib.suppress(*self._errors):
-                await self._scripts["leave"](args=[self.prefix, self.instance])
+                await self._call("leave", [self.prefix, self.instance])
         self.up = False
         closing = getattr(self._aredis, "aclose", None) or self._aredis.close
         with contextlib.suppress(*self._errors):
@@ -437,24 +452,19 @@ class ClusterState:
         self._sredis.close()
 
     async def _heartbeat(self) -> None:
-        interval = self.config.beat
-        while True:
-            await asyncio.sleep(interval)
-            if not self.up:
-                await self._resync()
-                continue
-            try:
-                known = await self._scripts["heartbeat"](
-                    args=[self.prefix, self.instance, self.lease_ms]
-                )
-            except self._errors as exc:
-                self._lost(exc)
-                continue
-            if not known:
-                # Redis restarted, or failed over to a replica that had not
-                # seen this instance yet: its sessions are written again.
-                log.warning("cluster store %s lost this instance's entry; re-counting", self.url)
-                await self._resync()
+        if not self.up:
+            await self._resync()
+            return
+        try:
+            known = await self._call("heartbeat", [self.prefix, self.instance, self.lease_ms])
+        except self._errors as exc:
+            self._lost(exc)
+            return
+        if not known:
+            # Redis restarted, or failed over to a replica that had not
+            # seen this instance yet: its sessions are written again.
+            log.warning("cluster store %s lost this instance's entry; re-counting", self.url)
+            await self._resync()
 
     async def _resync(self) -> None:
         """Write this instance's entry and hash anew from its own truth,
@@ -470,9 +480,7 @@ class ClusterState:
             dirty = sorted(self._dirty)
         about = json.dumps(self.about, sort_keys=True)
         try:
-            await self._scripts["resync"](
-                args=[self.prefix, self.instance, self.lease_ms, about, *pairs]
-            )
+            await self._call("resync", [self.prefix, self.instance, self.lease_ms, about, *pairs])
             if dirty:
                 await self._aredis.delete(*(self.prefix + "quota:" + s for s in dirty))
         except self._errors as exc:
@@ -503,6 +511,15 @@ class ClusterState:
                 self.url,
                 f"{type(exc).__name__}: {exc}",
             )
+
+    async def _call(self, name: str, args: Sequence[Any]) -> Any:
+        """Run a script from the event loop."""
+        call = self._scripts[name](args=list(args))
+        if asyncio.current_task() is None:
+            # Started eagerly (vfsftp.session.eager), outside any Task:
+            # redis-py's timeouts (asyncio.timeout) need one.
+            return await asyncio.get_running_loop().create_task(call)
+        return await call
 
     @contextlib.contextmanager
     def _flight(self) -> Iterator[None]:
@@ -543,7 +560,7 @@ class ClusterState:
             args += [field, limit]
         with self._flight():
             try:
-                answer = await self._scripts["acquire"](args=args)
+                answer = await self._call("acquire", args)
             except self._errors as exc:
                 self._lost(exc)
                 answer = ["ok"]
@@ -569,7 +586,7 @@ class ClusterState:
     async def _release(self, fields: list[str]) -> None:
         try:
             args = [self.prefix, self.instance, self.lease_ms, *fields]
-            await self._scripts["release"](args=args)
+            await self._call("release", args)
         except self._errors as exc:
             self._lost(exc)
         finally:
@@ -587,7 +604,7 @@ class ClusterState:
         token = os.urandom(8).hex()
         args = [self.prefix, key, max_failures, int(window * 1000), int(GUESS_STALE * 1000), token]
         try:
-            answer = await self._scripts["attempt"](args=args)
+            answer = await self._call("attempt", args)
         except self._errors as exc:
             self._lost(exc)
             return True
@@ -610,7 +627,7 @@ class ClusterState:
             max(1, int(duration * 1000)),
         ]
         try:
-            return bool(await self._scripts["finish"](args=args))
+            return bool(await self._call("finish", args))
         except self._errors as exc:
             self._lost(exc)
             return None

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from ..config.schema import ProxyProtocolConfig
 from ..protocol.proxy import ProxyHeaderError
+from ..session import eager
 from ..session.channel import FTPChannel
 from ..session.data import in_networks, normalize_ip, read_proxy_header
 
@@ -43,36 +44,44 @@ class ProxiedListener:
         self.config = config
         self.factory = factory
         self.sockets = [sock]
-        self._accepting: asyncio.Task[None] | None = None
         #: connections whose header is being read, and their tasks
         self._pending: dict[asyncio.Task[None], socket.socket] = {}
         self._dropped: list[tuple[asyncio.Task[None], socket.socket]] = []
         self._closed = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._accepting = self._loop.create_task(self._accept_loop())
+        self._paused: asyncio.TimerHandle | None = None
+        # A reader callback, as asyncio's own servers accept: no task waits
+        # while nobody connects.
+        self._loop.add_reader(sock.fileno(), self._accept)
 
-    async def _accept_loop(self) -> None:
-        loop = self._loop
-        while True:
+    def _accept(self) -> None:
+        for _ in range(64):  # then let other callbacks run
             try:
-                conn, addr = await loop.sock_accept(self.sock)
-            except asyncio.CancelledError:
-                raise
+                conn, addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     # Out of descriptors: as asyncio's own servers, pause
                     # accepting a moment instead of spinning.
                     log.error("accept failed (%s); pausing for a second", exc)
-                    await asyncio.sleep(1)
-                    continue
-                if self.sock.fileno() < 0:
-                    return  # closed
-                log.warning("accept failed: %s", exc)
-                continue
+                    self._loop.remove_reader(self.sock.fileno())
+                    self._paused = self._loop.call_later(1, self._resume)
+                else:
+                    log.warning("accept failed: %s", exc)
+                return
             conn.setblocking(False)
-            task = loop.create_task(self._handshake(conn, addr))
-            self._pending[task] = conn
-            task.add_done_callback(self._pending.pop)
+            # Run at once: the header is usually there already; a task only
+            # if it must wait for it.
+            task = eager.start(self._handshake(conn, addr))
+            if task is not None:
+                self._pending[task] = conn
+                task.add_done_callback(self._pending.pop)
+
+    def _resume(self) -> None:
+        self._paused = None
+        if not self._closed.is_set():
+            self._loop.add_reader(self.sock.fileno(), self._accept)
 
     async def _handshake(self, conn: socket.socket, addr: tuple[str, int]) -> None:
         peer = normalize_ip(str(addr[0]))
@@ -108,20 +117,20 @@ class ProxiedListener:
     def close(self) -> None:
         """Stop accepting; connections still sending their header are
         dropped (by wait_closed, once their tasks no longer watch them)."""
-        accepting = self._accepting
-        if accepting is not None and not accepting.done():
-            accepting.cancel()
-            # Closed once the accept is no longer waiting on it.
-            accepting.add_done_callback(lambda _: self.sock.close())
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._paused is not None:
+            self._paused.cancel()
         else:
-            self.sock.close()
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
         self._dropped = list(self._pending.items())
         for task, _ in self._dropped:
             task.cancel()
-        self._closed.set()
 
     async def wait_closed(self) -> None:
-        tasks = [t for t in (self._accepting, *self._pending) if t is not None]
+        tasks = list(self._pending)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         for _, conn in self._dropped:

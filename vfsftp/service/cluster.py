@@ -386,6 +386,7 @@ class ClusterState:
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._releasing: list[list[str]] = []  # this iteration's releases
         self._errors = _errors()
         self._reported = False  # the outage is logged (once)
 
@@ -438,6 +439,8 @@ class ClusterState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._beat
             self._beat = None
+        if self._releasing:
+            self._flush()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.config.timeout * 2)
         if self._aredis is None:
@@ -572,26 +575,35 @@ class ClusterState:
         return Verdict("full", field=str(answer[1])[2:])
 
     def release(self, keys: Sequence[str]) -> None:
-        """Sessions under ``keys`` ended (on the loop; returns at once)."""
+        """Sessions under ``keys`` ended (on the loop; returns at once). The
+        releases of one loop iteration go to Redis in one call."""
         fields = ["c:" + key for key in keys]
         self._hold(fields, -1)
         if not self.up or self._aredis is None:
             return
         with self._lock:
-            self._flying += 1
-        task = asyncio.get_running_loop().create_task(self._release(fields))
+            self._flying += 1  # (until the call that takes them is done)
+        if not self._releasing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._releasing.append(fields)
+
+    def _flush(self) -> None:
+        batch, self._releasing = self._releasing, []
+        if not batch:
+            return  # (flushed by close meanwhile)
+        task = asyncio.get_running_loop().create_task(self._release(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _release(self, fields: list[str]) -> None:
+    async def _release(self, batch: list[list[str]]) -> None:
         try:
-            args = [self.prefix, self.instance, self.lease_ms, *fields]
-            await self._call("release", args)
+            fields = [field for fields in batch for field in fields]
+            await self._call("release", [self.prefix, self.instance, self.lease_ms, *fields])
         except self._errors as exc:
             self._lost(exc)
         finally:
             with self._lock:
-                self._flying -= 1
+                self._flying -= len(batch)
 
     # ------------------------------------------------------------ bans
 

@@ -400,8 +400,9 @@ class FTPServer(SessionHost):
             self.channels.discard(channel)
             self.counts.release("ip:" + channel.peer_ip)
             self.counts.release("*")
-        self.logout(channel)
+        # Every key of the session (the user's too) given back in one call.
         fleet = self._fleet.pop(channel, None)
+        self.logout(channel)
         if fleet and self.cluster is not None:
             self.cluster.release(fleet)
 

@@ -109,6 +109,9 @@ def test_per_user_limit_holds_across_instances(
     finally:
         quit_all([first, second])
     wait_for(lambda: not status(redis_server).users, "every session counted out")
+    # The password checks are over too: none still counts towards a ban.
+    client: Any = redis_server.client()
+    assert client.keys("{vfsftp}:guess:*") == []
 
 
 def test_per_address_and_total_limits_hold_across_instances(

@@ -80,26 +80,28 @@ local function hold(me, field, n, lease)
 end
 """
 
-#: ARGV: P, me, lease, ban key ('' none), n, then n (field, limit) pairs.
-#: Refused while the key is banned ({'banned', ms left}) or a field holds
-#: its limit over the live instances ({'full', field}); else every field
-#: is taken here.
+#: ARGV: P, me, lease, ban key ('' none), guess key, guess token ('' none),
+#: n, then n (field, limit) pairs. The guess (a password check that
+#: succeeded, see _ATTEMPT) is over first. Refused while the ban key is
+#: banned ({'banned', ms left}) or a field holds its limit over the live
+#: instances ({'full', field}); else every field is taken here.
 _ACQUIRE = (
     _PRELUDE
     + """
 local now = now_ms()
+if ARGV[6] ~= '' then redis.call('ZREM', P .. 'guess:' .. ARGV[5], ARGV[6]) end
 if ARGV[4] ~= '' then
   local left = redis.call('PTTL', P .. 'ban:' .. ARGV[4])
   if left > 0 then return {'banned', left} end
 end
 local ids = live(now)
-local n = tonumber(ARGV[5])
+local n = tonumber(ARGV[7])
 for i = 0, n - 1 do
-  if held(ids, ARGV[6 + 2 * i]) >= tonumber(ARGV[7 + 2 * i]) then
-    return {'full', ARGV[6 + 2 * i]}
+  if held(ids, ARGV[8 + 2 * i]) >= tonumber(ARGV[9 + 2 * i]) then
+    return {'full', ARGV[8 + 2 * i]}
   end
 end
-for i = 0, n - 1 do hold(ARGV[2], ARGV[6 + 2 * i], 1, ARGV[3]) end
+for i = 0, n - 1 do hold(ARGV[2], ARGV[8 + 2 * i], 1, ARGV[3]) end
 return {'ok'}
 """
 )
@@ -550,15 +552,24 @@ class ClusterState:
 
     # ------------------------------------------------------------ sessions
 
-    async def acquire(self, limits: Sequence[tuple[str, int]], ban_key: str = "") -> Verdict:
+    async def acquire(
+        self,
+        limits: Sequence[tuple[str, int]],
+        ban_key: str = "",
+        guess: tuple[str, str] | None = None,
+    ) -> Verdict:
         """Count one more session under each (key, limit), or say why the
         fleet refuses it. Redis unreachable: counted here only, admitted
-        (the instance's own limits have been checked already)."""
+        (the instance's own limits have been checked already). ``guess``:
+        (key, token) of a password check that succeeded, ended in the same
+        call (``finish`` for it, one round trip less per login)."""
         fields = ["c:" + key for key, _ in limits]
         if not self.up:
             self._hold(fields, 1)
             return ADMITTED
-        args: list[Any] = [self.prefix, self.instance, self.lease_ms, ban_key, len(limits)]
+        guess_key, token = guess if guess is not None else ("", "")
+        args: list[Any] = [self.prefix, self.instance, self.lease_ms, ban_key, guess_key, token]
+        args.append(len(limits))
         for field, (_, limit) in zip(fields, limits, strict=True):
             args += [field, limit]
         with self._flight():

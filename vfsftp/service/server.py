@@ -506,8 +506,15 @@ class FTPServer(SessionHost):
                 530, "Login failed: the storage of this account cannot be opened (see the log)"
             ) from None
         finally:
-            banned = self.bans is not None and await self._finish_guess(
-                channel, token, failed=account is None and not storage_failed
+            # A fleet's guess that succeeded ends with the user's count below
+            # (one call to Redis for both).
+            deferred = account is not None and isinstance(token, str) and self.cluster is not None
+            banned = (
+                self.bans is not None
+                and not deferred
+                and await self._finish_guess(
+                    channel, token, failed=account is None and not storage_failed
+                )
             )
         if account is None:
             channel.state.login_failures += 1
@@ -539,9 +546,15 @@ class FTPServer(SessionHost):
             raise FTPError(530, "Login incorrect")
         limit = account.max_connections
         user_key = "user:" + account.name
+        checked: tuple[str, str] | None = None  # the fleet's guess, still to end
+        if deferred:
+            assert self.bans is not None and isinstance(token, str)
+            checked = (self.bans.key(channel.peer_ip), token)
         admitted = self.counts.acquire(user_key, limit or sys.maxsize)
+        if checked is not None and not admitted:
+            await self._finish_guess(channel, checked[1], failed=False)
         if admitted and self.cluster is not None:
-            verdict = await self.cluster.acquire([(user_key, limit or _NO_LIMIT)])
+            verdict = await self.cluster.acquire([(user_key, limit or _NO_LIMIT)], guess=checked)
             if channel not in self.channels:  # the session ended meanwhile
                 self.counts.release(user_key)
                 if verdict.refusal is None:

@@ -586,7 +586,8 @@ class SessionFS:
         def op() -> None:  # one worker-thread call; a directory: FileExpected → 550
             release_all(quotas, self.tree.remove_file(path), 1)
 
-        await self._run((path,), op, offload=any(q.blocking for q in quotas))
+        # (a fleet's quota asks its store: never on the loop)
+        await self._run((path,), op, offload=any(q.store is not None for q in quotas))
 
     async def rename(self, src: str, dst: str) -> None:
         """Within one mount: that filesystem's own move. Across mounts: copy
@@ -644,7 +645,7 @@ class SessionFS:
 
         # Across scopes a directory is measured, and a scope may be measured
         # for the first time (or be shared by a fleet): never on the loop.
-        offload = bool(leaving or entering) or any(q.blocking for q in dst_quotas)
+        offload = bool(leaving or entering) or any(q.store is not None for q in dst_quotas)
         await self._run((src, dst), do_move, offload=offload)
 
     async def set_mtime(self, path: str, mtime: float) -> None:

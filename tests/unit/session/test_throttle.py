@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
-from vfsftp.session.throttle import TokenBucket, chain
+from vfsftp.session.throttle import SharedBuckets, TokenBucket, chain
 
 
 class FakeClock:
@@ -69,4 +71,43 @@ def test_chain() -> None:
     assert both is not None
     both(1000)
     # a lets 1000 bytes through at once; b (500 B/s, 500 burst) needs 1 s.
+    assert sum(clock.slept) == pytest.approx(1.0)
+
+
+class FakeStore:
+    """A RateStore that answers from a script of waits (None: unreachable)."""
+
+    def __init__(self, answers: list[float | None]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[list[tuple[str, float, float]], int]] = []
+
+    def reserve(self, buckets: Sequence[tuple[str, float, float]], n: int) -> float | None:
+        self.calls.append((list(buckets), n))
+        return self.answers.pop(0)
+
+
+def test_shared_buckets_wait_as_the_store_says() -> None:
+    clock = FakeClock()
+    user = TokenBucket(1000, 100, clock=clock, sleep=clock.sleep)
+    total = TokenBucket(5000, 500, clock=clock, sleep=clock.sleep)
+    store = FakeStore([0.0, 0.25])
+    shared = SharedBuckets(
+        store, [("u:alice:down:1000", user), ("*:down:5000", total)], clock.sleep
+    )
+    shared(100)
+    shared(100)
+    # One call per chunk for both buckets, named, with their rate and burst.
+    assert (
+        store.calls
+        == [([("u:alice:down:1000", 1000.0, 100.0), ("*:down:5000", 5000.0, 500.0)], 100)] * 2
+    )
+    assert clock.slept == [0.25]
+
+
+def test_shared_buckets_pace_locally_while_the_store_is_unreachable() -> None:
+    clock = FakeClock()
+    user = TokenBucket(1000, 1000, clock=clock, sleep=clock.sleep)
+    shared = SharedBuckets(FakeStore([None, None]), [("u:bob:up:1000", user)], clock.sleep)
+    shared(1000)  # the burst
+    shared(1000)  # a second's worth more: the local bucket waits
     assert sum(clock.slept) == pytest.approx(1.0)

@@ -476,3 +476,15 @@ def test_redis_unreachable_serves_with_local_limits_and_refuses_quota_uploads(
         put(f, "/q/quota.bin", b"x" * 100)
     finally:
         quit_all([f])
+
+
+def test_check_config_connect_asks_redis(
+    redis_server: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "mounts.yaml"
+    cfg.write_text(f"cluster:\n  url: {redis_server.url}\n  timeout: 0.5\nmounts:\n  /: mem://\n")
+    assert main(["check-config", "--connect", str(cfg)]) == 0
+    redis_server.kill()
+    assert main(["check-config", "--connect", str(cfg)]) == 2
+    assert "cluster.url: redis://127.0.0.1:" in capsys.readouterr().err
+    assert main(["check-config", str(cfg)]) == 0  # without --connect: no network

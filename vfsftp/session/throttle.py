@@ -72,7 +72,15 @@ class RateStore(Protocol):
 class SharedBuckets:
     """Buckets kept in a RateStore under the given keys, paced as one; the
     local ``buckets`` stand in for them while the store cannot be reached
-    (each server then paces on its own)."""
+    (each server then paces on its own).
+
+    One call to the store per ``LUMP`` seconds' worth of the strictest rate
+    (or per chunk, if larger), not per chunk: the tokens of a lump are taken
+    at once (waiting for them as the store says) and spent by the chunks
+    that follow. A transfer that ends leaves at most a lump unspent."""
+
+    #: seconds of the rate taken from the store at a time
+    LUMP = 0.02
 
     def __init__(
         self,
@@ -83,14 +91,22 @@ class SharedBuckets:
         self.store = store
         self.local = [bucket for _, bucket in buckets]
         self.shared = [(key, bucket.rate, bucket.burst) for key, bucket in buckets]
+        self.lump = int(min(bucket.rate for _, bucket in buckets) * self.LUMP)
+        self.credit = 0  # tokens taken from the store, not spent yet
         self._sleep = sleep
 
     def __call__(self, n: int) -> None:
-        wait = self.store.reserve(self.shared, n)
+        if self.credit >= n:
+            self.credit -= n
+            return
+        want = max(n - self.credit, self.lump)
+        wait = self.store.reserve(self.shared, want)
         if wait is None:
             for bucket in self.local:
                 bucket(n)
-        elif wait > 0:
+            return
+        self.credit += want - n
+        if wait > 0:
             self._sleep(wait)
 
 

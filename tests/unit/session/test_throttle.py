@@ -86,22 +86,25 @@ class FakeStore:
         return self.answers.pop(0)
 
 
-def test_shared_buckets_wait_as_the_store_says() -> None:
+def test_shared_buckets_take_lumps_from_the_store() -> None:
     clock = FakeClock()
-    user = TokenBucket(1000, 100, clock=clock, sleep=clock.sleep)
-    total = TokenBucket(5000, 500, clock=clock, sleep=clock.sleep)
+    user = TokenBucket(100_000, 10_000, clock=clock, sleep=clock.sleep)
+    total = TokenBucket(500_000, 50_000, clock=clock, sleep=clock.sleep)
     store = FakeStore([0.0, 0.25])
     shared = SharedBuckets(
         store, [("u:alice:down:1000", user), ("*:down:5000", total)], clock.sleep
     )
-    shared(100)
-    shared(100)
-    # One call per chunk for both buckets, named, with their rate and burst.
-    assert (
-        store.calls
-        == [([("u:alice:down:1000", 1000.0, 100.0), ("*:down:5000", 5000.0, 500.0)], 100)] * 2
-    )
+    assert shared.lump == 2000  # 20 ms of the strictest rate
+    for _ in range(4):
+        shared(1000)  # two lumps of 2000 for four chunks
+    # One call per lump for both buckets, named, with their rate and burst.
+    buckets = [("u:alice:down:1000", 100_000.0, 10_000.0), ("*:down:5000", 500_000.0, 50_000.0)]
+    assert store.calls == [(buckets, 2000)] * 2
     assert clock.slept == [0.25]
+    # A chunk larger than a lump is taken whole.
+    store.answers.append(0.0)
+    shared(5000)
+    assert store.calls[-1] == (buckets, 5000)
 
 
 def test_shared_buckets_pace_locally_while_the_store_is_unreachable() -> None:

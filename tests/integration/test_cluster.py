@@ -359,6 +359,8 @@ def test_an_instance_killed_frees_its_counts_within_the_lease(
     proc, port, _ = _serve_process(tmp_path, redis_server, "doomed")
     try:
         f = login_at("127.0.0.1", port, "solo", "solo")
+        # (a login while the instance joins the fleet is sent a moment later)
+        wait_for(lambda: status(redis_server).users.get("solo") == 1, "the session counted")
         assert "Too many sessions" in refused(other, "solo", "solo")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

@@ -71,9 +71,11 @@ local function held(ids, field)
   end
   return total
 end
+-- Increments commute (see ClusterState._resync): a field may dip below 0
+-- for a moment when a release overtakes the increment it undoes.
 local function hold(me, field, n, lease)
   local key = P .. 'held:' .. me
-  if redis.call('HINCRBY', key, field, n) <= 0 then
+  if redis.call('HINCRBY', key, field, n) == 0 then
     redis.call('HDEL', key, field)
   end
   redis.call('PEXPIRE', key, lease)
@@ -106,11 +108,11 @@ return {'ok'}
 """
 )
 
-#: ARGV: P, me, lease, fields...: one less of each.
-_RELEASE = (
+#: ARGV: P, me, lease, then (field, n) pairs: n more (or fewer) of each.
+_ADD = (
     _PRELUDE
     + """
-for i = 4, #ARGV do hold(ARGV[2], ARGV[i], -1, ARGV[3]) end
+for i = 4, #ARGV, 2 do hold(ARGV[2], ARGV[i], tonumber(ARGV[i + 1]), ARGV[3]) end
 return 1
 """
 )
@@ -472,17 +474,22 @@ class ClusterState:
             await self._resync()
 
     async def _resync(self) -> None:
-        """Write this instance's entry and hash anew from its own truth,
-        once no call that changes them is under way (those issued before
-        finish first; new ones count locally meanwhile, ``up`` being
-        False), and measure again the quota scopes that missed a change."""
+        """Write this instance's entry and hash anew from its own truth.
+
+        Calls under way that change them finish first; from then until the
+        hash is written, changes are counted here only (``up`` is False).
+        Then, in one step on the loop, ``up`` turns True and what changed
+        meanwhile is sent as increments: increments commute with those of
+        the calls that follow, so nothing is lost or counted twice. The
+        quota scopes that missed a change are measured again."""
         self.up = False
         deadline = time.monotonic() + self.config.timeout * 2 + 1
         while self._flying and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         with self._lock:
-            pairs = [str(x) for field, n in self._held.items() if n > 0 for x in (field, n)]
+            base = Counter({f: n for f, n in self._held.items() if n > 0})
             dirty = sorted(self._dirty)
+        pairs = [str(x) for field, n in base.items() for x in (field, n)]
         about = json.dumps(self.about, sort_keys=True)
         try:
             await self._call("resync", [self.prefix, self.instance, self.lease_ms, about, *pairs])
@@ -493,15 +500,27 @@ class ClusterState:
             return
         with self._lock:
             self._dirty.difference_update(dirty)
-        self.up = True
-        if self._reported:
+            delta = Counter(self._held)
+            delta.subtract(base)
+            changes = [str(x) for field, n in delta.items() if n for x in (field, n)]
+            self.up = True
+            if changes:
+                self._flying += 1
+        if changes:
+            try:
+                await self._call("add", [self.prefix, self.instance, self.lease_ms, *changes])
+            except self._errors as exc:
+                self._lost(exc)
+            finally:
+                with self._lock:
+                    self._flying -= 1
+        if self._reported and self.up:
             self._reported = False
-            sessions = self._held.get("c:*", 0)
             log.warning(
                 "cluster store %s reachable again: %d session(s) of this instance counted "
                 "in the fleet's limits again",
                 self.url,
-                sessions,
+                self.held("c:*"),
             )
 
     def _lost(self, exc: BaseException) -> None:
@@ -608,8 +627,8 @@ class ClusterState:
 
     async def _release(self, batch: list[list[str]]) -> None:
         try:
-            fields = [field for fields in batch for field in fields]
-            await self._call("release", [self.prefix, self.instance, self.lease_ms, *fields])
+            pairs = [x for fields in batch for field in fields for x in (field, -1)]
+            await self._call("add", [self.prefix, self.instance, self.lease_ms, *pairs])
         except self._errors as exc:
             self._lost(exc)
         finally:
@@ -703,13 +722,16 @@ class ClusterState:
 
     def _hold_counts(self, fields: list[str], nbytes: int, nfiles: int) -> None:
         with self._lock:
-            for field in fields:
-                n = nbytes if field.startswith("qb:") else nfiles
-                left = self._held[field] + n
-                if left > 0:
-                    self._held[field] = left
-                else:
-                    self._held.pop(field, None)
+            self._hold_counts_locked(fields, nbytes, nfiles)
+
+    def _hold_counts_locked(self, fields: list[str], nbytes: int, nfiles: int) -> None:
+        for field in fields:
+            n = nbytes if field.startswith("qb:") else nfiles
+            left = self._held[field] + n
+            if left > 0:
+                self._held[field] = left
+            else:
+                self._held.pop(field, None)
 
     def quota_settle(self, mode: str, quotas: Sequence[Quota], nbytes: int, nfiles: int) -> None:
         """``mode``: "unreserve", "commit" or "release" (see _QUOTA_SETTLE).
@@ -720,10 +742,12 @@ class ClusterState:
         scopes = [q.scope for q in quotas]
         fields = [f for q in quotas for f in self._fields(q, nbytes, nfiles)]
         with self._flight():
-            if mode != "release":
-                self._hold_counts(fields, -nbytes, -nfiles)
+            with self._lock:
+                send = self.up  # (read with the change: see _resync)
+                if mode != "release":
+                    self._hold_counts_locked(fields, -nbytes, -nfiles)
             ok = False
-            if self.up:
+            if send:
                 args = [self.prefix, self.instance, self.lease_ms, nbytes, nfiles, mode, *scopes]
                 try:
                     self._sscripts["settle"](args=args)
@@ -787,7 +811,7 @@ class SharedQuotas:
 
 _SCRIPTS = {
     "acquire": _ACQUIRE,
-    "release": _RELEASE,
+    "add": _ADD,
     "heartbeat": _HEARTBEAT,
     "resync": _RESYNC,
     "leave": _LEAVE,

@@ -184,8 +184,16 @@ def run_load(client: Path, ports: list[int], args: list[str]) -> list[dict[str, 
     return outs
 
 
-def fleet(work: Path, root: Path, n: int, cluster: str) -> list[Instance]:
-    return [Instance(work, f"i{i}", root, cluster) for i in range(n)]
+def fleet(work: Path, root: Path, n: int, cluster: str, rate: int = 0) -> list[Instance]:
+    started: list[Instance] = []
+    try:
+        for i in range(n):
+            started.append(Instance(work, f"i{i}", root, cluster, rate=rate))
+    except BaseException:
+        for inst in started:  # (one failed to start: stop the others)
+            inst.stop()
+        raise
+    return started
 
 
 def sessions(client: Path, instances: list[Instance], threads: int, total: int) -> float:
@@ -307,7 +315,7 @@ def main() -> int:
             # Three instances, one user's download rate shared in Redis.
             run += 1
             rated = f"cluster: {{url: '{redis.url}', prefix: r{run}}}\n"
-            instances = [Instance(work, f"r{i}", root, rated, rate=rate) for i in range(3)]
+            instances = fleet(work, root, 3, rated, rate=rate)
             try:
                 share = shared_rate(instances, rate, 1 if args.quick else 3)
             finally:

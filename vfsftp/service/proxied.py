@@ -73,7 +73,11 @@ class ProxiedListener:
             conn.setblocking(False)
             # Run at once: the header is usually there already; a task only
             # if it must wait for it.
-            task = eager.start(self._handshake(conn, addr))
+            try:
+                task = eager.start(self._handshake(conn, addr))
+            except Exception:  # (the handshake closed the connection)
+                log.exception("connection from %s failed", addr[0])
+                continue
             if task is not None:
                 self._pending[task] = conn
                 task.add_done_callback(self._pending.pop)

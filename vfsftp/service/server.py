@@ -37,7 +37,7 @@ from ..session.state import Channel, SessionHost
 from ..session.throttle import SharedBuckets, TokenBucket, chain
 from ..session.tls import make_server_context
 from ..storage.mounts import MountTable
-from ..storage.quota import Quota
+from ..storage.quota import Quota, QuotaStore
 from ..storage.sessionfs import SessionFS, measure_home
 from ..storage.threads import ThreadPool
 from .counts import ConnectionCounts, LocalCounts
@@ -102,7 +102,7 @@ class FTPServer(SessionHost):
         self.hooks = Hooks(load_hooks(config.hooks, config.source), self.metrics.hook_failed)
         #: the state a fleet of instances shares (config `cluster`), else None
         self.cluster: ClusterState | None = None
-        self.quota_store: Any = None
+        self.quota_store: QuotaStore | None = None
         if config.cluster is not None:
             from .cluster import ClusterState, SharedQuotas
 
@@ -728,8 +728,8 @@ class FTPServer(SessionHost):
         total_bucket = self._bucket(("*", direction), total_rate)
         if self.cluster is not None and (user_bucket or total_bucket):
             # One bucket per user and one for the server, shared by the
-            # fleet (one Redis call per chunk for both); these local ones
-            # pace the transfer while Redis cannot be reached.
+            # fleet (one Redis call for both per 20 ms of the rate); these
+            # local ones pace the transfer while Redis cannot be reached.
             shared = [
                 (f"{who}:{direction}:{int(bucket.rate)}", bucket)
                 for who, bucket in (("u:" + account.name, user_bucket), ("*", total_bucket))

@@ -243,6 +243,8 @@ class FTPChannel(asyncio.Protocol):
         if shared is None:
             return True
         refusal = await shared
+        if self.closing:
+            return False  # (closed meanwhile: shutdown, timeout)
         if refusal is None:
             return True
         # RFC 959 §4.2: 421 may be sent in answer to any command, and on connect.

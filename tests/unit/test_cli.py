@@ -270,3 +270,29 @@ def test_gen_cert_without_cryptography(
     assert f"-keyout {key}" in out and f"-out {cert}" in out
     assert "subjectAltName=DNS:h.test,IP:::1" in out
     assert not cert.exists() and not key.exists()
+
+
+@pytest.mark.parametrize("command", [["status"], ["unban", "192.0.2.7"]])
+def test_fleet_commands_without_a_cluster_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    cfg = tmp_path / "mounts.yaml"
+    cfg.write_text("mounts:\n  /: mem://\n")
+    assert main([command[0], "-c", str(cfg), *command[1:]]) == 2
+    assert "has no cluster section" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["status"], ["unban", "192.0.2.7"]])
+def test_fleet_commands_when_redis_does_not_answer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "mounts.yaml"
+    cfg.write_text(f"cluster:\n  url: redis://:hunter2@127.0.0.1:{port}/0\n  timeout: 0.5\n")
+    assert main([command[0], "-c", str(cfg), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert "does not answer" in err and "hunter2" not in err

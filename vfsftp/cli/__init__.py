@@ -7,6 +7,8 @@
     vfsftp hash-password [PASSWORD]
     vfsftp gen-cert [--cert cert.pem] [--key key.pem] [--host H ...] [--force]
     vfsftp users add|set|show|list|disable|enable|delete|passwd|import ...
+    vfsftp status [-c mounts.yaml] [--json]
+    vfsftp unban [-c mounts.yaml] ADDRESS
 
 Exit status: 0 success, 1 runtime failure (e.g. the port is taken),
 2 bad usage or configuration.
@@ -37,7 +39,16 @@ log = logging.getLogger("vfsftp.session")
 
 DEFAULT_CONFIG = "mounts.yaml"
 PACKAGED_CONFIG = "default_mounts.yaml"
-_COMMANDS = ("serve", "check-config", "hash-password", "gen-cert", "reload", "users")
+_COMMANDS = (
+    "serve",
+    "check-config",
+    "hash-password",
+    "gen-cert",
+    "reload",
+    "users",
+    "status",
+    "unban",
+)
 DEFAULT_CERT_HOSTS = ["localhost", "127.0.0.1", "::1"]
 
 
@@ -284,6 +295,77 @@ def _gen_cert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_of(args: argparse.Namespace) -> Any:
+    """The config's cluster section, or None (said on stderr)."""
+    config, label = _load(args.config)
+    if config.cluster is None:
+        _err(
+            f"vfsftp: {label} has no cluster section: each instance keeps its limits, "
+            "bans and quotas to itself (nothing to show or change in a shared store)"
+        )
+    return config.cluster
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    cluster = _cluster_of(args)
+    if cluster is None:
+        return 2
+    import redis
+
+    from ..service.cluster import fleet_status, redact
+
+    try:
+        fleet = fleet_status(cluster)
+    except (redis.RedisError, OSError) as exc:
+        _err(f"vfsftp: cluster store {redact(cluster.url)} does not answer: {exc}")
+        return 1
+    if args.json:
+        print(
+            json.dumps(
+                {"instances": fleet.instances, "users": fleet.users, "bans": fleet.bans},
+                indent=2,
+                sort_keys=True,
+            )
+        )
+        return 0
+    where = f"{redact(cluster.url)} (prefix {cluster.prefix})"
+    print(f"fleet at {where}: instances: {len(fleet.instances)}")
+    for row in sorted(fleet.instances, key=lambda r: str(r["id"])):
+        listen = ", ".join(row.get("listen") or []) or "-"
+        print(f"  {row['id']}  sessions {row['sessions']}  listen {listen}")
+    print(f"sessions per user: {len(fleet.users)} user(s)")
+    for user, n in sorted(fleet.users.items()):
+        print(f"  {user}  {n}")
+    print(f"bans: {len(fleet.bans)}")
+    for key, left in sorted(fleet.bans.items()):
+        print(f"  {key}  {left:.0f}s left")
+    return 0
+
+
+def _unban(args: argparse.Namespace) -> int:
+    cluster = _cluster_of(args)
+    if cluster is None:
+        return 2
+    import redis
+
+    from ..service.cluster import redact, unban
+    from ..service.limits import BanList
+
+    key = BanList.key(args.address)
+    try:
+        lifted = unban(cluster, key)
+    except (redis.RedisError, OSError) as exc:
+        _err(f"vfsftp: cluster store {redact(cluster.url)} does not answer: {exc}")
+        return 1
+    if not lifted:
+        _err(f"vfsftp: {key} is not banned (its failed logins are forgotten all the same)")
+        return 1
+    print(f"vfsftp: {key} unbanned on every instance of the fleet")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vfsftp",
@@ -403,7 +485,35 @@ def _parser() -> argparse.ArgumentParser:
     from . import users
 
     users.add_parser(sub)
+    _fleet_parsers(sub)
     return parser
+
+
+def _fleet_parsers(sub: Any) -> None:
+    """`status` and `unban`: the fleet's shared state (config `cluster`)."""
+    status = sub.add_parser(
+        "status",
+        help="show the fleet's instances, sessions per user and bans (cluster)",
+        description="Read the shared state of the fleet named by the config's cluster "
+        "section (Redis): the live instances with their sessions, the sessions per user, "
+        "the current bans with the seconds left.",
+    )
+    status.add_argument(
+        "-c", "--config", metavar="FILE", help=f"configuration file (default: ./{DEFAULT_CONFIG})"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    status.set_defaults(func=_status)
+    unban = sub.add_parser(
+        "unban",
+        help="lift the ban of an address on every instance of the fleet (cluster)",
+        description="Lift the ban of ADDRESS (an IPv6 address stands for its /64) in the "
+        "fleet's shared state and forget its failed logins.",
+    )
+    unban.add_argument(
+        "-c", "--config", metavar="FILE", help=f"configuration file (default: ./{DEFAULT_CONFIG})"
+    )
+    unban.add_argument("address", metavar="ADDRESS")
+    unban.set_defaults(func=_unban)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,9 +14,10 @@ Schema (every section optional)::
                exempt}, permit_foreign_addresses, permit_privileged_ports,
                {session,max,total}_{download,upload}_rate, shutdown_timeout,
                tls: {...}, hash: {enabled, anonymous, algorithm, upload,
-               max_concurrent}}
+               max_concurrent}, proxy_protocol: {from, direct, header_timeout}}
     logging:  {level, file, transfer_log, transfer_log_format}
     metrics:  {listen, port}
+    cluster:  {url, prefix, lease, heartbeat, timeout, quota_reserve}
     hooks:    {upload, download, delete, rename, mkdir, rmdir, login}
     mounts:   {/virtual/path: URL | {fs: URL, read_only: bool, create: bool,
                                      quota: {max_bytes, max_files}, hash_max_size,
@@ -68,6 +69,7 @@ __all__ = [
     "ANONYMOUS",
     "ANONYMOUS_ALIAS",
     "BanConfig",
+    "ClusterConfig",
     "Config",
     "ConfigError",
     "HashConfig",
@@ -75,6 +77,7 @@ __all__ = [
     "LoggingConfig",
     "MetricsConfig",
     "MountConfig",
+    "ProxyProtocolConfig",
     "QuotaConfig",
     "ServerConfig",
     "UserConfig",
@@ -327,6 +330,8 @@ Rate = Annotated[int, BeforeValidator(_rate)]
 
 
 def _network(value: Any) -> Any:
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return value  # (a model dumped and validated again: with_overrides)
     if not isinstance(value, str):
         raise ValueError(f"expected an address or network such as '10.0.0.0/8', got {value!r}")
     try:
@@ -710,6 +715,27 @@ class HashConfig(_Model):
     max_concurrent: Int = Field(default=4, ge=1)
 
 
+class ProxyProtocolConfig(_Model):
+    """The PROXY protocol (v1 or v2) from TCP load balancers: every
+    connection from a ``from`` network must start with a header telling the
+    client's address; connections from ``direct`` networks are served as
+    themselves; any other connection is refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    from_: tuple[Network, ...] = Field(alias="from")
+    direct: tuple[Network, ...] = ()
+    # Seconds a balancer's connection may take to send its header.
+    header_timeout: Float = Field(default=5.0, gt=0, le=60, allow_inf_nan=False)
+
+    @field_validator("from_")
+    @classmethod
+    def _some(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not value:
+            raise ValueError("expected the load balancers' addresses or networks")
+        return value
+
+
 class ServerConfig(_Model):
     """Listeners, passive mode and limits."""
 
@@ -751,6 +777,7 @@ class ServerConfig(_Model):
     total_upload_rate: Rate | None = Field(default=None, ge=1024)
     tls: TLSConfig | None = None
     hash: HashConfig = Field(default_factory=HashConfig)
+    proxy_protocol: ProxyProtocolConfig | None = None
 
     @field_validator("listen", mode="before")
     @classmethod
@@ -833,6 +860,48 @@ class LoggingConfig(_Model):
         if value == "":
             raise ValueError("expected a file name; remove the key for the default")
         return value
+
+
+def _redis_url(value: str) -> str:
+    scheme = urllib.parse.urlsplit(value.strip()).scheme.lower()
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(
+            "expected a Redis URL such as 'redis://10.0.0.5:6379/0', 'rediss://...' "
+            "(TLS) or 'unix:///run/redis.sock'"
+        )
+    return value.strip()
+
+
+class ClusterConfig(_Model):
+    """The state a fleet of instances shares, in Redis (6 or later) or
+    Valkey: connection counts, failed logins and bans, quota usage, rate
+    limits. Absent: each process (or ``--workers`` host) keeps its own."""
+
+    url: Annotated[str, AfterValidator(_redis_url)]
+    # Every key starts with {prefix}: several fleets may share one Redis.
+    prefix: str = Field(default="vfsftp", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Seconds an instance's sessions and reservations count without a
+    # heartbeat: a crashed instance's are freed that long after.
+    lease: Float = Field(default=15.0, ge=0.5, le=3600, allow_inf_nan=False)
+    # Seconds between heartbeats; default: a third of the lease.
+    heartbeat: Float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    # Seconds a Redis call may take before the store counts as unreachable.
+    timeout: Float = Field(default=1.0, gt=0, le=60, allow_inf_nan=False)
+    # Bytes an upload reserves at a time ahead of its data (one Redis call
+    # per this many bytes instead of one per chunk).
+    quota_reserve: ByteSize = Field(default=4 * 1024**2, ge=0)
+
+    @model_validator(mode="after")
+    def _beats_within_lease(self) -> ClusterConfig:
+        if self.heartbeat is not None and self.heartbeat >= self.lease:
+            raise ValueError(
+                f"heartbeat ({self.heartbeat:g}s) must be shorter than the lease ({self.lease:g}s)"
+            )
+        return self
+
+    @property
+    def beat(self) -> float:
+        return self.heartbeat if self.heartbeat is not None else self.lease / 3
 
 
 class MetricsConfig(_Model):
@@ -937,6 +1006,7 @@ class Config(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    cluster: ClusterConfig | None = None
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     mounts: dict[VirtualPath, MountConfig] = Field(default_factory=dict)
     users: dict[str, UserConfig] = Field(default_factory=dict)
@@ -1070,7 +1140,7 @@ class _Prepass:
 
 def _unknown_key_text(model: type[BaseModel], key: str | int) -> str:
     hidden = _HIDDEN.get(model, frozenset())
-    keys = [k for k in model.model_fields if k not in hidden]
+    keys = [f.alias or k for k, f in model.model_fields.items() if k not in hidden]
     # A misspelt key (max_conections, readonly) is a near miss of one key.
     close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.7)
     if close:
@@ -1412,7 +1482,7 @@ def with_overrides(
         if not changes:
             continue
         try:
-            parts[name] = model.model_validate({**current.model_dump(), **changes})
+            parts[name] = model.model_validate({**current.model_dump(by_alias=True), **changes})
         except ValidationError as exc:
             for err in exc.errors():
                 loc, text = _describe(err, model, (name,))

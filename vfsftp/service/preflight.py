@@ -159,6 +159,7 @@ def _server(check: _Check) -> None:
         load_hooks(config.hooks, config.source)
     except ConfigError as exc:
         check.errors_from(exc)
+    _cluster(check)
     for name in ("file", "transfer_log"):
         value = getattr(config.logging, name)
         if value is not None and value != "-":
@@ -208,6 +209,35 @@ def _users_store(check: _Check) -> None:
         check.error("users_store", f"cannot use it: {exc}")
     finally:
         store.close()
+
+
+def _cluster(check: _Check) -> None:
+    """The fleet's shared state: the client library, and with --connect,
+    an answer from Redis."""
+    cluster = check.config.cluster
+    if cluster is None:
+        return
+    try:
+        import redis
+    except ImportError:
+        check.error(
+            "cluster",
+            "needs the 'redis' package (pip install 'vfsftp[cluster]'), or remove the "
+            "section to keep this instance's limits to itself",
+        )
+        return
+    if check.connect:
+        from .cluster import redact
+
+        client = redis.Redis.from_url(
+            cluster.url, socket_timeout=cluster.timeout, socket_connect_timeout=cluster.timeout
+        )
+        try:
+            client.ping()
+        except (redis.RedisError, OSError) as exc:
+            check.error(key_path("cluster", "url"), f"{redact(cluster.url)} does not answer: {exc}")
+        finally:
+            client.close()
 
 
 def _writable_file(path: str) -> str | None:

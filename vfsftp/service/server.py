@@ -17,9 +17,9 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fs.errors
 
@@ -37,16 +37,20 @@ from ..session.channel import FTPChannel
 from ..session.data import TransferState
 from ..session.failures import Fault
 from ..session.state import Channel, SessionHost
-from ..session.throttle import TokenBucket, chain
+from ..session.throttle import SharedBuckets, TokenBucket, chain
 from ..session.tls import make_server_context
 from ..storage.digests import HashSlots
 from ..storage.mounts import MountTable
-from ..storage.quota import Quota
+from ..storage.quota import Quota, QuotaStore
 from ..storage.sessionfs import SessionFS, measure_home
 from ..storage.threads import ThreadPool
 from .counts import ConnectionCounts, LocalCounts
 from .limits import BanList
 from .preflight import Problem, bind_error, ensure_ready, plural
+from .proxied import ProxiedListener
+
+if TYPE_CHECKING:
+    from .cluster import ClusterState
 
 __all__ = ["FTPServer"]
 
@@ -57,6 +61,9 @@ _UPLOADS = {"STOR", "STOU", "APPE"}
 #: are being checked (see FTPServer._guess), and how often it looks
 _GUESS_WAIT = 10.0
 _GUESS_POLL = 0.02
+#: a limit Redis compares with: "none" (sessions are still counted, for
+#: `vfsftp status`)
+_NO_LIMIT = 2**53
 
 
 def _log_warnings(problems: list[Problem]) -> None:
@@ -97,7 +104,19 @@ class FTPServer(SessionHost):
         self.counters = Counters()
         self.metrics = Metrics(self)
         self.hooks = Hooks(load_hooks(config.hooks, config.source), self.metrics.hook_failed)
-        self.mounts = MountTable(config, observe=self.metrics.observe_fs)
+        #: the state a fleet of instances shares (config `cluster`), else None
+        self.cluster: ClusterState | None = None
+        self.quota_store: QuotaStore | None = None
+        if config.cluster is not None:
+            from .cluster import ClusterState, SharedQuotas
+
+            self.cluster = ClusterState(config.cluster)
+            self.quota_store = SharedQuotas(self.cluster)
+        #: the keys each session is counted under in the fleet's limits
+        self._fleet: dict[Channel, list[str]] = {}
+        self.mounts = MountTable(
+            config, observe=self.metrics.observe_fs, quota_store=self.quota_store
+        )
         self._own_authorizer = authorizer is None  # rebuilt by reload()
         #: the user store's connections (users_store:), with our own authorizer
         self.users_store: StoreClient | None = None
@@ -154,7 +173,7 @@ class FTPServer(SessionHost):
         self.reuse_port = reuse_port  # workers each listen on the port (SO_REUSEPORT)
         #: listening sockets made by a parent process: (socket, implicit TLS)
         self.listen_sockets = list(listen_sockets)
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[asyncio.base_events.Server | ProxiedListener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.addresses: list[tuple[str, int]] = []
         self.implicit_addresses: list[tuple[str, int]] = []
@@ -173,6 +192,7 @@ class FTPServer(SessionHost):
         if self.listen_sockets:
             await self._adopt(self.listen_sockets)
             await self._open_store()
+            await self._join_fleet()
             return
         self.addresses = await self._listen(False, cfg.port, "")
         await self._open_store()
@@ -195,6 +215,23 @@ class FTPServer(SessionHost):
                 raise bind_error(
                     exc, source, "metrics.listen", "metrics.port", metrics.listen, metrics.port
                 ) from None
+        await self._join_fleet()
+
+    async def _join_fleet(self) -> None:
+        """Sessions that arrive before this are counted here and written
+        to the fleet's counts when it is joined."""
+        if self.cluster is not None:
+            self.cluster.about["listen"] = [f"{h}:{p}" for h, p in self.addresses]
+            await self.cluster.start()
+
+    def _listener(self, sock: socket.socket, implicit_tls: bool) -> ProxiedListener:
+        proxy = self.config.server.proxy_protocol
+        assert proxy is not None
+        return ProxiedListener(
+            sock,
+            proxy,
+            lambda proxied: FTPChannel(self, implicit_tls=implicit_tls, proxied=proxied),
+        )
 
     async def _listen(self, implicit_tls: bool, port: int, label: str) -> list[tuple[str, int]]:
         """One listener per configured address; returns the bound addresses."""
@@ -204,6 +241,13 @@ class FTPServer(SessionHost):
         for i, host in enumerate(self.config.server.listen):
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             try:
+                if self.config.server.proxy_protocol is not None:
+                    sock = _listening_socket(host, port, family, self.reuse_port)
+                    proxied = self._listener(sock, implicit_tls)
+                    self._servers.append(proxied)
+                    addr = sock.getsockname()
+                    bound.append((str(addr[0]), int(addr[1])))
+                    continue
                 srv = await loop.create_server(
                     lambda: FTPChannel(self, implicit_tls=implicit_tls),
                     host,
@@ -231,6 +275,13 @@ class FTPServer(SessionHost):
         --workers fallback where SO_REUSEPORT does not spread connections)."""
         loop = asyncio.get_running_loop()
         for sock, implicit in sockets:
+            if self.config.server.proxy_protocol is not None:
+                self._servers.append(self._listener(sock, implicit))
+                addr = sock.getsockname()
+                (self.implicit_addresses if implicit else self.addresses).append(
+                    (str(addr[0]), int(addr[1]))
+                )
+                continue
             srv = await loop.create_server(
                 lambda implicit=implicit: FTPChannel(self, implicit_tls=implicit),  # type: ignore[misc]
                 sock=sock,
@@ -368,6 +419,8 @@ class FTPServer(SessionHost):
             with contextlib.suppress(Exception):
                 await srv.wait_closed()
         self._servers.clear()
+        if self.cluster is not None:
+            await self.cluster.close()  # after the sessions: their counts are given back
         self.blocking_executor.shutdown(wait=True)
         self.transfer_executor.shutdown(wait=True)
         if self.users_store is not None:
@@ -407,6 +460,36 @@ class FTPServer(SessionHost):
         self.channels.add(channel)
         return None
 
+    def admit_shared(self, channel: Channel) -> Coroutine[Any, Any, str | None] | None:
+        """The fleet's limits and bans (config `cluster`), checked and taken
+        in one call to Redis before the greeting."""
+        if self.cluster is None:
+            return None
+        return self._admit_shared(channel, self.cluster)
+
+    async def _admit_shared(self, channel: Channel, cluster: ClusterState) -> str | None:
+        cfg = self.config.server
+        ip = channel.peer_ip
+        keys = [("*", cfg.max_connections), ("ip:" + ip, cfg.max_connections_per_ip)]
+        bans = self.bans
+        ban_key = bans.key(ip) if bans is not None and not bans.is_exempt(ip) else ""
+        verdict = await cluster.acquire(keys, ban_key)
+        if verdict.refusal is None:
+            if channel in self.channels:
+                self._fleet[channel] = [key for key, _ in keys]
+            else:  # the session ended meanwhile
+                cluster.release([key for key, _ in keys])
+            return None
+        self.counters.add(connections_refused=1)
+        if verdict.refusal == "banned":
+            return (
+                "Too many failed logins from your address; "
+                f"try again in {math.ceil(verdict.seconds)} seconds"
+            )
+        if verdict.field == "*":
+            return "Too many connections, try again later"
+        return "Too many connections from your address"
+
     def track(self, task: asyncio.Task[None]) -> None:
         """A session's task (handling commands, closing): waited for, then
         cancelled, at shutdown. The channel calls ``untrack`` when it ends
@@ -443,7 +526,11 @@ class FTPServer(SessionHost):
             self.channels.discard(channel)
             self.counts.release("ip:" + channel.peer_ip)
             self.counts.release("*")
+        # Every key of the session (the user's too) given back in one call.
+        fleet = self._fleet.pop(channel, None)
         self.logout(channel)
+        if fleet and self.cluster is not None:
+            self.cluster.release(fleet)
 
     # ------------------------------------------------------------ login
 
@@ -474,27 +561,55 @@ class FTPServer(SessionHost):
             if channel.state.account is None and self._table_of.pop(channel, None) is not None:
                 self._release_tables()
 
-    async def _guess(self, channel: Channel) -> int | None:
-        """A place to have one password guess checked (BanList.attempt):
-        waits while ``max_failures`` guesses of the address are being
-        checked; None when the address is banned meanwhile, or no place
-        came free within _GUESS_WAIT seconds."""
+    async def _guess(self, channel: Channel) -> int | str | None:
+        """A place to have one password guess checked (BanList.attempt, or
+        the fleet's count of guesses when it is shared): waits while
+        ``max_failures`` guesses of the address are being checked; None
+        when the address is banned meanwhile, or no place came free within
+        _GUESS_WAIT seconds. A str token is the fleet's, an int the local
+        ban list's."""
         bans = self.bans
         assert bans is not None
+        ip = channel.peer_ip
+        cluster = self.cluster if not bans.is_exempt(ip) else None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _GUESS_WAIT
-        while bans.ban_left(channel.peer_ip) <= 0:
-            token = bans.attempt(channel.peer_ip)
-            if token >= 0:
-                return token
+        while bans.ban_left(ip) <= 0:
+            shared = (
+                await cluster.attempt(bans.key(ip), bans.max_failures, bans.window)
+                if cluster is not None
+                else True
+            )
+            if isinstance(shared, str):
+                return shared
+            if shared is False:
+                return None  # banned by the fleet meanwhile
+            if shared is True:  # not shared (or Redis unreachable): the local list
+                token = bans.attempt(ip)
+                if token >= 0:
+                    return token
             if loop.time() >= deadline or channel.closing:
                 return None
-            # (across --workers the count is in shared memory: polled)
+            # (across --workers and a fleet the count is elsewhere: polled)
             await asyncio.sleep(_GUESS_POLL)
         return None
 
+    async def _finish_guess(self, channel: Channel, token: int | str, failed: bool) -> bool:
+        """The guess ``token`` was checked: True when its failure starts a ban."""
+        bans = self.bans
+        assert bans is not None
+        ip = channel.peer_ip
+        if isinstance(token, str) and self.cluster is not None:
+            banned = await self.cluster.finish(
+                bans.key(ip), token, failed, bans.max_failures, bans.window, bans.duration
+            )
+            if banned is not None:
+                return banned
+            return bans.failure(ip) if failed else False  # Redis gone: counted here
+        return bans.finish(ip, int(token), failed)
+
     async def _login(self, channel: Channel, username: str, password: str) -> None:
-        token = 0
+        token: int | str = 0
         if self.bans is not None:
             guess = await self._guess(channel)
             if guess is None:
@@ -529,8 +644,15 @@ class FTPServer(SessionHost):
                 530, "Login failed: the storage of this account cannot be opened (see the log)"
             ) from None
         finally:
-            banned = self.bans is not None and self.bans.finish(
-                channel.peer_ip, token, failed=account is None and not storage_failed
+            # A fleet's guess that succeeded ends with the user's count below
+            # (one call to Redis for both).
+            deferred = account is not None and isinstance(token, str) and self.cluster is not None
+            banned = (
+                self.bans is not None
+                and not deferred
+                and await self._finish_guess(
+                    channel, token, failed=account is None and not storage_failed
+                )
             )
         if account is None:
             channel.state.login_failures += 1
@@ -567,7 +689,27 @@ class FTPServer(SessionHost):
             log.warning("login refused %s user=%s: TLS required", channel.peer, account.name)
             raise FTPError(530, "TLS required for this user: send AUTH TLS first")
         limit = account.max_connections
-        if not self.counts.acquire("user:" + account.name, limit or sys.maxsize):
+        user_key = "user:" + account.name
+        checked: tuple[str, str] | None = None  # the fleet's guess, still to end
+        if deferred:
+            assert self.bans is not None and isinstance(token, str)
+            checked = (self.bans.key(channel.peer_ip), token)
+        admitted = self.counts.acquire(user_key, limit or sys.maxsize)
+        if checked is not None and not admitted:
+            await self._finish_guess(channel, checked[1], failed=False)
+        if admitted and self.cluster is not None:
+            verdict = await self.cluster.acquire([(user_key, limit or _NO_LIMIT)], guess=checked)
+            if channel not in self.channels:  # the session ended meanwhile
+                self.counts.release(user_key)
+                if verdict.refusal is None:
+                    self.cluster.release([user_key])
+                return
+            if verdict.refusal is None:
+                self._fleet.setdefault(channel, []).append(user_key)
+            else:
+                self.counts.release(user_key)
+                admitted = False
+        if not admitted:
             log.warning(
                 "login refused %s user=%s: per-user connection limit", channel.peer, account.name
             )
@@ -671,13 +813,20 @@ class FTPServer(SessionHost):
                     limits.max_bytes,
                     limits.max_files,
                     partial(measure_home, account.tree, account.home),
+                    scope="user:" + account.name,
+                    store=self.quota_store,
                 )
             return quota
 
     def logout(self, channel: Channel) -> None:
         account: Account | None = channel.state.account
         if account is not None:
-            self.counts.release("user:" + account.name)
+            user_key = "user:" + account.name
+            self.counts.release(user_key)
+            fleet = self._fleet.get(channel)
+            if fleet is not None and user_key in fleet and self.cluster is not None:
+                fleet.remove(user_key)
+                self.cluster.release([user_key])
             channel.state.account = None
             channel.state.fs = None
         if self._table_of.pop(channel, None) is not None and self._retired:
@@ -731,11 +880,19 @@ class FTPServer(SessionHost):
             session_bucket = buckets.get(direction)
             if session_bucket is None or session_bucket.rate != session_rate:
                 session_bucket = buckets[direction] = TokenBucket(session_rate)
-        return chain(
-            session_bucket,
-            self._bucket((account.name, direction), user_rate),
-            self._bucket(("*", direction), total_rate),
-        )
+        user_bucket = self._bucket((account.name, direction), user_rate)
+        total_bucket = self._bucket(("*", direction), total_rate)
+        if self.cluster is not None and (user_bucket or total_bucket):
+            # One bucket per user and one for the server, shared by the
+            # fleet (one Redis call for both per 20 ms of the rate); these
+            # local ones pace the transfer while Redis cannot be reached.
+            shared = [
+                (f"{who}:{direction}:{int(bucket.rate)}", bucket)
+                for who, bucket in (("u:" + account.name, user_bucket), ("*", total_bucket))
+                if bucket is not None
+            ]
+            return chain(session_bucket, SharedBuckets(self.cluster, shared))
+        return chain(session_bucket, user_bucket, total_bucket)
 
     def _bucket(self, key: tuple[str, str], rate: int | None) -> TokenBucket | None:
         if rate is None:
@@ -862,7 +1019,9 @@ class FTPServer(SessionHost):
 
         def build() -> tuple[MountTable, dict[str, Any], ssl.SSLContext | None, StoreClient | None]:
             _log_warnings(ensure_ready(config))
-            mounts = MountTable(config, reuse=old, observe=self.metrics.observe_fs)
+            mounts = MountTable(
+                config, reuse=old, observe=self.metrics.observe_fs, quota_store=self.quota_store
+            )
             try:
                 hooks = load_hooks(config.hooks, config.source)
                 tls = config.server.tls
@@ -902,6 +1061,12 @@ class FTPServer(SessionHost):
                 ),
                 ("metrics", was.metrics, config.metrics),
                 ("logging", was.logging, config.logging),
+                ("cluster", was.cluster, config.cluster),
+                (
+                    "server.proxy_protocol",
+                    was.server.proxy_protocol,
+                    config.server.proxy_protocol,
+                ),
             )
             if before != after
         ]
@@ -995,6 +1160,26 @@ class FTPServer(SessionHost):
         """Make a running ``shutdown()`` stop waiting for transfers (a second
         SIGTERM or Ctrl-C): they are aborted, their uploads discarded."""
         self._stop_now.set()
+
+
+def _listening_socket(
+    host: str, port: int, family: socket.AddressFamily, reuse_port: bool
+) -> socket.socket:
+    """A listening socket as loop.create_server makes one."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(512)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _close_all(filesystems: list[Any]) -> None:

@@ -95,6 +95,7 @@ class FTPChannel(asyncio.Protocol):
         "_lost_why",
         "_pending",
         "_reading_paused",
+        "_shared",
         "_verdict",
         "_verdict_timer",
         "_write_paused",
@@ -107,6 +108,7 @@ class FTPChannel(asyncio.Protocol):
         "local_ip",
         "peer",
         "peer_ip",
+        "proxied",
         "quit_requested",
         "started",
         "state",
@@ -117,8 +119,16 @@ class FTPChannel(asyncio.Protocol):
     )
     transport: asyncio.Transport
 
-    def __init__(self, host: SessionHost, implicit_tls: bool = False) -> None:
+    def __init__(
+        self,
+        host: SessionHost,
+        implicit_tls: bool = False,
+        proxied: tuple[tuple[str, int], tuple[str, int]] | None = None,
+    ) -> None:
+        """``proxied``: (the client's address, the balancer's) when a PROXY
+        protocol header told who the client is."""
         self.host = host
+        self.proxied = proxied
         # The session keeps the settings and TLS context it started with,
         # whatever a config reload does meanwhile.
         self.config = host.config
@@ -152,6 +162,8 @@ class FTPChannel(asyncio.Protocol):
         self._gone = False  # connection_lost has run
         self._reading_paused = False
         self._admitted = False
+        #: the fleet's part of the admission, awaited before the greeting
+        self._shared: Coroutine[Any, Any, str | None] | None = None
         self._context = contextvars.Context()  # the session's (connection_made)
         self._eof = False  # the client closed its side (or the connection broke)
         self._lost_why = ""  # how the client ended the connection, if it did
@@ -184,6 +196,9 @@ class FTPChannel(asyncio.Protocol):
             # _add_reader ignores the pause below, and a ClientHello read
             # before it is dropped (the handshake then times out).
             self._spawn(self._implicit_start())
+        elif self._shared is not None:
+            # Lines the client sends meanwhile wait (busy) for the greeting.
+            self._spawn(self._greet())
 
     def _made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses)
@@ -199,6 +214,8 @@ class FTPChannel(asyncio.Protocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername") or ("?", 0)
+        if self.proxied is not None:
+            peer = self.proxied[0]  # every per-address rule and log line uses it
         local = transport.get_extra_info("sockname") or ("127.0.0.1", 0)
         self.peer_ip = normalize_ip(str(peer[0]))
         self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
@@ -211,14 +228,39 @@ class FTPChannel(asyncio.Protocol):
             self.transport.close()
             return
         self._admitted = True
-        log.info("connect %s", self.peer)
+        if self.proxied is not None:
+            balancer = self.proxied[1]
+            log.info("connect %s via %s:%s", self.peer, balancer[0], balancer[1])
+        else:
+            log.info("connect %s", self.peer)
         self._last_activity = loop.time()
         self.await_login()
+        self._shared = self.host.admit_shared(self)
         if self.implicit_tls:
             # Nothing may be read in clear: the client's ClientHello must
             # reach the TLS layer that start_tls puts in place.
             self.transport.pause_reading()
-        else:
+        elif self._shared is None:
+            self.reply(220, self.config.server.banner)
+
+    async def _admitted_by_all(self) -> bool:
+        """The fleet's part of the admission: False (421 sent, closing) when
+        it refuses the session."""
+        shared, self._shared = self._shared, None
+        if shared is None:
+            return True
+        refusal = await shared
+        if self.closing:
+            return False  # (closed meanwhile: shutdown, timeout)
+        if refusal is None:
+            return True
+        # RFC 959 §4.2: 421 may be sent in answer to any command, and on connect.
+        self.reply(421, refusal)
+        self.closing = True
+        return False
+
+    async def _greet(self) -> None:
+        if await self._admitted_by_all():
             self.reply(220, self.config.server.banner)
 
     def data_received(self, data: bytes) -> None:
@@ -453,9 +495,13 @@ class FTPChannel(asyncio.Protocol):
         try:
             await self.start_tls()  # bounded by handshake_timeout
         except ConnectionError:
+            if self._shared is not None:
+                self._shared.close()  # never asked: nothing was counted
+                self._shared = None
             await self.close()
             return
-        self.reply(220, self.config.server.banner)
+        if await self._admitted_by_all():
+            self.reply(220, self.config.server.banner)
 
     def await_login(self) -> None:
         """Start the login clock (on connect, and after REIN): a session that
@@ -558,6 +604,21 @@ class FTPChannel(asyncio.Protocol):
                 await asyncio.shield(t.task)
         try:
             if spec is None:
+                if (
+                    cmd.verb == "PROXY"
+                    and self.state.account is None
+                    and self.config.server.proxy_protocol is not None
+                ):
+                    # A PROXY protocol header from a client that is not a
+                    # listed balancer (server.proxy_protocol): never trusted.
+                    log.warning(
+                        "%s: PROXY header from an address not listed in "
+                        "server.proxy_protocol.from: refused",
+                        self.peer,
+                    )
+                    self.reply(421, "PROXY header not accepted from your address; closing")
+                    self.closing = True
+                    return
                 # Not echoed: a mistyped line may be a password ("PASSsecret").
                 raise FTPError(500, "Command not understood")
             inv: Invocation = preflight(spec, self.state, cmd.arg)

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import ipaddress
 import itertools
+import logging
 import os
 import random
 import socket
@@ -30,6 +31,7 @@ from typing import IO
 from .. import fastpaths
 from ..protocol.ascii import AsciiDecoder, AsciiEncoder
 from ..protocol.errors import FTPError
+from ..protocol.proxy import ProxyHeader, ProxyHeaderError, parse_proxy_header
 from ..storage.memory import MemorySnapshot
 from .failures import Fault, TransferAborted
 from .tls import unwrap_quietly
@@ -42,6 +44,7 @@ __all__ = [
     "connect_active",
     "open_passive",
     "peer_state",
+    "read_proxy_header",
     "recv_stream",
     "rotated_range",
     "send_body",
@@ -58,6 +61,10 @@ SENDFILE_CHUNK = 8 * 1024 * 1024
 THROTTLED_CHUNK = 16 * 1024  # smooth pacing under a rate limit
 BODY_CHUNK = 256 * 1024  # send_body: the stall deadline restarts per chunk
 _MSG_MORE = fastpaths.MSG_MORE
+
+log = logging.getLogger("vfsftp.session")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 #: the fault of a transfer stopped by ABOR
@@ -139,40 +146,129 @@ def peer_state(sock: object) -> str:
 # ---------------------------------------------------------------- passive
 
 
+def in_networks(ip: str, networks: Iterable[IPNetwork]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    return any(addr in net for net in networks)
+
+
+async def read_proxy_header(sock: socket.socket, timeout: float) -> ProxyHeader:
+    """The PROXY protocol header at the start of a connection (a
+    non-blocking socket), read exactly: what follows it stays unread.
+    Raises ProxyHeaderError (also when it does not come within
+    ``timeout`` seconds, or the connection ends first) or OSError.
+
+    A reader callback and a timer, not ``wait_for`` (see accept)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    buf = b""
+    while True:
+        need = parse_proxy_header(buf)
+        if isinstance(need, ProxyHeader):
+            return need
+        try:
+            chunk = sock.recv(need)
+        except (BlockingIOError, InterruptedError):
+            if not await _readable(loop, sock, deadline):
+                raise ProxyHeaderError(f"no PROXY header within {timeout:g}s") from None
+            continue
+        if not chunk:
+            raise ProxyHeaderError("the connection ended inside the PROXY header")
+        buf += chunk
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float) -> bool:
+    """Wait until ``sock`` is readable (True) or the deadline passes."""
+    fut: asyncio.Future[bool] = loop.create_future()
+
+    def done(result: bool) -> None:
+        if not fut.done():
+            fut.set_result(result)
+
+    fd = sock.fileno()
+    loop.add_reader(fd, done, True)
+    timer = loop.call_at(deadline, done, False)
+    try:
+        return await fut
+    finally:
+        timer.cancel()
+        loop.remove_reader(fd)
+
+
 class PassiveListener:
     """A listening socket opened by PASV/EPSV, waiting for the client."""
 
-    def __init__(self, sock: socket.socket, expected_peer: str | None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        expected_peer: str | None,
+        balancers: tuple[IPNetwork, ...] = (),
+        header_timeout: float = 5.0,
+    ) -> None:
+        """``balancers``: networks whose connections start with a PROXY
+        protocol header telling the client (server.proxy_protocol)."""
         self.sock = sock
         self.port: int = sock.getsockname()[1]
         self.expected_peer = expected_peer  # None: any address (FXP allowed)
+        self.balancers = balancers
+        self.header_timeout = header_timeout
 
     async def accept(self, timeout: float) -> socket.socket:
         """The first connection from the client's own address. Connections from
-        elsewhere are closed (RFC 2577 §3: "port stealing").
+        elsewhere are closed (RFC 2577 §3: "port stealing"). Behind a load
+        balancer every connection comes from the balancer: its PROXY header
+        tells whose it is, and the same rule holds for that address."""
+        if not self.balancers:
+            return (await self._accept_one(timeout))[0]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            conn, addr = await self._accept_one(max(0.0, deadline - loop.time()))
+            peer = normalize_ip(str(addr[0]))
+            if not in_networks(peer, self.balancers):
+                return conn  # the expected client itself (_accept_waiting checked it)
+            try:
+                left = max(0.0, deadline - loop.time())
+                header = await read_proxy_header(conn, min(self.header_timeout, left))
+            except (ProxyHeaderError, OSError) as exc:
+                log.warning("data connection from %s refused: %s", peer, exc)
+                conn.close()
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            if header.source is not None:
+                peer = normalize_ip(header.source[0])
+            if self.expected_peer is None or peer == self.expected_peer:
+                conn.setblocking(True)  # as accept() hands out the others
+                return conn
+            conn.close()
 
-        A reader callback and one timer, rather than ``wait_for(sock_accept)``
-        which costs a task per transfer."""
+    async def _accept_one(self, timeout: float) -> tuple[socket.socket, tuple[str, int]]:
+        """A reader callback and one timer, rather than
+        ``wait_for(sock_accept)`` which costs a task per transfer."""
         # Most clients connect as soon as they read the PASV/EPSV reply,
         # before they send RETR: then it is already waiting (no reader, timer
         # or future, and the transfer need not wait at all; see eager.start).
-        conn = self._accept_waiting()
-        if conn is not None:
-            return conn
+        got = self._accept_waiting()
+        if got is not None:
+            return got
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[socket.socket] = loop.create_future()
+        fut: asyncio.Future[tuple[socket.socket, tuple[str, int]]] = loop.create_future()
         fd = self.sock.fileno()
 
         def readable() -> None:
             if fut.done():
                 return
             try:
-                conn = self._accept_waiting()
+                got = self._accept_waiting()
             except FTPError as exc:
                 fut.set_exception(exc)
                 return
-            if conn is not None:
-                fut.set_result(conn)
+            if got is not None:
+                fut.set_result(got)
 
         def expired() -> None:
             if not fut.done():
@@ -191,15 +287,15 @@ class PassiveListener:
             # Cancelled (ABOR, shutdown) just as the client connected: the
             # accepted socket would otherwise leak.
             if fut.done() and not fut.cancelled() and fut.exception() is None:
-                fut.result().close()
+                fut.result()[0].close()
             raise
         finally:
             timer.cancel()
             loop.remove_reader(fd)
 
-    def _accept_waiting(self) -> socket.socket | None:
-        """A connection already waiting from the expected address, if any
-        (others are closed on the way)."""
+    def _accept_waiting(self) -> tuple[socket.socket, tuple[str, int]] | None:
+        """A connection already waiting from the expected address (or from
+        a balancer), if any; others are closed on the way."""
         while True:
             try:
                 conn, addr = self.sock.accept()
@@ -207,8 +303,15 @@ class PassiveListener:
                 return None
             except OSError as exc:
                 raise FTPError(425, f"Can't open data connection: {exc.strerror or exc}") from None
-            if self.expected_peer is None or normalize_ip(addr[0]) == self.expected_peer:
-                return conn
+            peer = normalize_ip(addr[0])
+            if (
+                self.expected_peer is None
+                or peer == self.expected_peer
+                or (self.balancers and in_networks(peer, self.balancers))
+            ):
+                if self.balancers:
+                    conn.setblocking(False)  # its PROXY header is read on the loop
+                return conn, addr
             conn.close()
 
     def close(self) -> None:
@@ -248,6 +351,8 @@ def open_passive(
     family: socket.AddressFamily,
     port_range: tuple[int, int] | None,
     expected_peer: str | None,
+    balancers: tuple[IPNetwork, ...] = (),
+    header_timeout: float = 5.0,
 ) -> PassiveListener:
     """Bind a listener on the control connection's local address, on a port
     from the configured range or an ephemeral one.
@@ -283,7 +388,7 @@ def open_passive(
             continue
         if port_range is not None:
             _next_port[port_range] = port + 1 if port < port_range[1] else port_range[0]
-        return PassiveListener(sock, expected_peer)
+        return PassiveListener(sock, expected_peer, balancers, header_timeout)
     detail = f" ({last.strerror})" if last is not None and last.strerror else ""
     raise FTPError(425, f"Can't open passive connection: no free port{detail}")
 

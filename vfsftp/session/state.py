@@ -180,6 +180,11 @@ class SessionHost(Protocol):
     def admit(self, channel: Channel) -> str | None:
         """None to serve the new connection, or the reason to refuse it."""
 
+    def admit_shared(self, channel: Channel) -> Coroutine[Any, Any, str | None] | None:
+        """What remains to be checked of an admitted connection before its
+        greeting (the limits a fleet of servers shares): a coroutine giving
+        None or the reason to refuse it, or None when nothing remains."""
+
     def track(self, task: asyncio.Task[None]) -> None: ...
 
     def untrack(self, task: asyncio.Task[None]) -> None: ...

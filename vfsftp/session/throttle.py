@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-__all__ = ["TokenBucket"]
+__all__ = ["RateStore", "SharedBuckets", "TokenBucket"]
 
 
 class TokenBucket:
@@ -57,7 +58,59 @@ class TokenBucket:
             self._sleep(wait)
 
 
-def chain(*buckets: TokenBucket | None) -> Callable[[int], None] | None:
+class RateStore(Protocol):
+    """Token buckets a fleet of servers shares (the service implements it
+    with its cluster state). Called from transfer threads."""
+
+    def reserve(self, buckets: Sequence[tuple[str, float, float]], n: int) -> float | None:
+        """Take ``n`` bytes' worth of tokens from each bucket (key, rate,
+        burst), going into debt as TokenBucket does: the seconds to wait
+        before sending them, or None when the store cannot be reached."""
+        ...
+
+
+class SharedBuckets:
+    """Buckets kept in a RateStore under the given keys, paced as one; the
+    local ``buckets`` stand in for them while the store cannot be reached
+    (each server then paces on its own).
+
+    One call to the store per ``LUMP`` seconds' worth of the strictest rate
+    (or per chunk, if larger), not per chunk: the tokens of a lump are taken
+    at once (waiting for them as the store says) and spent by the chunks
+    that follow. A transfer that ends leaves at most a lump unspent."""
+
+    #: seconds of the rate taken from the store at a time
+    LUMP = 0.02
+
+    def __init__(
+        self,
+        store: RateStore,
+        buckets: Sequence[tuple[str, TokenBucket]],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.local = [bucket for _, bucket in buckets]
+        self.shared = [(key, bucket.rate, bucket.burst) for key, bucket in buckets]
+        self.lump = int(min(bucket.rate for _, bucket in buckets) * self.LUMP)
+        self.credit = 0  # tokens taken from the store, not spent yet
+        self._sleep = sleep
+
+    def __call__(self, n: int) -> None:
+        if self.credit >= n:
+            self.credit -= n
+            return
+        want = max(n - self.credit, self.lump)
+        wait = self.store.reserve(self.shared, want)
+        if wait is None:
+            for bucket in self.local:
+                bucket(n)
+            return
+        self.credit += want - n
+        if wait > 0:
+            self._sleep(wait)
+
+
+def chain(*buckets: Callable[[int], None] | None) -> Callable[[int], None] | None:
     """One throttle callable for several buckets (e.g. the user's and the
     server's), or None when no limit applies."""
     active = [b for b in buckets if b is not None]

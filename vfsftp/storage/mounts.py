@@ -9,6 +9,7 @@ errors, so a missing folder fails at startup with a useful line.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import posixpath
 import threading
 from collections.abc import Callable, Collection
@@ -28,7 +29,7 @@ from fs.osfs import OSFS
 from ..config.schema import USER_PLACEHOLDER, Config, ConfigError, MountConfig, UserConfig
 from .local import JailedOSFS
 from .memory import InlineMemoryFS
-from .quota import Quota, measure
+from .quota import Quota, QuotaStore, measure
 from .tree import UPLOAD_PREFIX, Mount, VirtualTree, unwrap_read_only
 
 __all__ = ["MountTable", "user_url"]
@@ -104,6 +105,14 @@ def _opener_place(url: str) -> tuple[Any, ...]:
     )
 
 
+def quota_scope(path: str, user: str | None, url: str) -> str:
+    """The name of a mount quota's account, the same on every server with
+    the same declaration: the mount point, the user of a ${user} mount,
+    and the storage (a digest of its URL, which may hold credentials)."""
+    digest = hashlib.sha256(url.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"mount:{path}:{user or ''}:{digest}"
+
+
 class MountTable:
     """Owns every mounted filesystem of a server."""
 
@@ -113,13 +122,17 @@ class MountTable:
         *,
         reuse: MountTable | None = None,
         observe: Callable[[FS], None] | None = None,
+        quota_store: QuotaStore | None = None,
     ) -> None:
         """``reuse``: a previous table (config reload) whose filesystems are
         taken over where the new config declares the same storage: an
         in-memory mount keeps its files. ``observe`` is called with each
-        filesystem this table opens (metrics)."""
+        filesystem this table opens (metrics). ``quota_store``: where the
+        usage of mount quotas lives when a fleet of servers shares it (not
+        for mem:// mounts, each server's own)."""
         self.config = config
         self.observe = observe
+        self.quota_store = quota_store
         self._opened: dict[tuple[Any, ...], FS] = {}
         #: one quota account per (mount point, user, filesystem, limits)
         self._quotas: dict[tuple[Any, ...], Quota] = {}
@@ -265,11 +278,14 @@ class MountTable:
                 if quota is None:
                     # (the label is in 552 replies: no tree path, which a
                     # user confined below the mount point must not learn)
+                    shared = self.quota_store if _kind(url) != "mem" else None
                     quota = self._quotas[quota_key] = Quota(
                         "mount" if user is None else f"mount of {user}",
                         spec.quota.max_bytes,
                         spec.quota.max_files,
                         partial(measure, filesystem, "/", UPLOAD_PREFIX),
+                        scope=quota_scope(path, user, url),
+                        store=shared,
                     )
         return Mount.of(
             path,

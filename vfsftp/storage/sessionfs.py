@@ -43,7 +43,15 @@ from .digests import (
     file_token,
 )
 from .errors import map_fs_error, storage_failure
-from .quota import Quota, QuotaWriter, charge_all, measure, release_all
+from .quota import (
+    Quota,
+    QuotaWriter,
+    charge_all,
+    commit_all,
+    measure,
+    release_all,
+    unreserve_all,
+)
 from .threads import ThreadPool
 from .tree import UPLOAD_PREFIX, Mount, StatRow, VirtualTree
 
@@ -196,6 +204,9 @@ class Upload:
             raise
         if self.writer is not None:
             self.writer.committed()
+        if self.new_file:
+            commit_all(self.quotas, nfiles=1)
+            self.new_file = False
         if token is not None and self.digester is not None:
             # A HASH of the file now reads nothing (storage.digests).
             DIGESTS.remember(token, self.digester.size, self.digests)
@@ -209,7 +220,7 @@ class Upload:
         if self.writer is not None:
             self.writer.discarded()
         if self.new_file:
-            release_all(self.quotas, nfiles=1)
+            unreserve_all(self.quotas, nfiles=1)
             self.new_file = False
 
     def discard(self) -> None:
@@ -646,7 +657,8 @@ class SessionFS:
         def op() -> None:  # one worker-thread call; a directory: FileExpected → 550
             release_all(quotas, self.tree.remove_file(path), 1)
 
-        await self._run((path,), op)
+        # (a fleet's quota asks its store: never on the loop)
+        await self._run((path,), op, offload=any(q.store is not None for q in quotas))
 
     async def rename(self, src: str, dst: str) -> None:
         """Within one mount: that filesystem's own move. Across mounts: copy
@@ -696,14 +708,16 @@ class SessionFS:
             try:
                 move()
             except BaseException:
-                release_all(entering, *moved)
+                unreserve_all(entering, *moved)
                 raise
+            commit_all(entering, *moved)
             release_all(leaving, *moved)
             release_all(dst_quotas, *replaced)
 
         # Across scopes a directory is measured, and a scope may be measured
-        # for the first time: never on the loop.
-        await self._run((src, dst), do_move, offload=bool(leaving or entering))
+        # for the first time (or be shared by a fleet): never on the loop.
+        offload = bool(leaving or entering) or any(q.store is not None for q in dst_quotas)
+        await self._run((src, dst), do_move, offload=offload)
 
     async def set_mtime(self, path: str, mtime: float) -> None:
         await self._run((path,), self.tree.setinfo, path, {"details": {"modified": mtime}})
@@ -818,9 +832,10 @@ class SessionFS:
                 charge_all(quotas, nfiles=1)  # last: nothing below may fail
             return credit, new_file
 
-        # A quota's first measurement walks its storage: never on the loop.
-        unmeasured = any(not q.measured for q in quotas)
-        credit, new_file = await self._run((path,), check, offload=unmeasured)
+        # A quota's first measurement walks its storage (and a fleet's quota
+        # asks its store): never on the loop.
+        blocking = any(q.blocking for q in quotas)
+        credit, new_file = await self._run((path,), check, offload=blocking)
         temp = f"{dirname(sub).rstrip('/')}/{UPLOAD_PREFIX}{uuid.uuid4().hex}"
         return Upload(
             mount,

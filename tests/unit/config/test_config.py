@@ -469,6 +469,28 @@ BAD: list[tuple[str, Any, str]] = [
         {"mounts": {"/": {"fs": "mem://", "hash_max_size": "lots"}}},
         "mounts./.hash_max_size",
     ),
+    ("cluster url", {"cluster": {"url": "http://x"}}, "cluster.url: expected a Redis URL"),
+    ("cluster without url", {"cluster": {"lease": 5}}, "cluster.url: required key is missing"),
+    (
+        "heartbeat past the lease",
+        {"cluster": {"url": "redis://x", "lease": 2, "heartbeat": 2}},
+        "cluster: heartbeat (2s) must be shorter than the lease (2s)",
+    ),
+    (
+        "proxy protocol without balancers",
+        {"server": {"proxy_protocol": {"from": []}}},
+        "server.proxy_protocol.from: expected the load balancers' addresses",
+    ),
+    (
+        "proxy protocol misspelt",
+        {"server": {"proxy_protocol": {"form": ["10.0.0.2"]}}},
+        "server.proxy_protocol.form: unknown key; did you mean from?",
+    ),
+    (
+        "proxy protocol network",
+        {"server": {"proxy_protocol": {"from": ["lb.example"]}}},
+        "server.proxy_protocol.from[0]: expected an address or network",
+    ),
 ]
 
 
@@ -826,6 +848,17 @@ def test_base_dir_defaults_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert config_from_dict({}, base_dir=Path("/srv")).base_dir == Path("/srv")
 
 
+def test_with_overrides_keeps_network_lists() -> None:
+    """A model dumped and validated again: networks come back as networks
+    (a --port override with ban.exempt or proxy_protocol set failed)."""
+    config = config_from_dict(
+        {"server": {"ban": {"exempt": ["10.0.0.0/8"]}, "proxy_protocol": {"from": ["10.1.0.2"]}}}
+    )
+    new = with_overrides(config, server={"port": 0})
+    assert new.server.ban == config.server.ban
+    assert new.server.proxy_protocol == config.server.proxy_protocol
+
+
 def test_with_overrides_validates() -> None:
     config = config_from_dict({"server": {"port": 2121}})
     new = with_overrides(config, server={"listen": ["::1"], "port": 0}, logging={"level": "debug"})
@@ -967,6 +1000,12 @@ def test_commented_examples_in_repo_config_are_valid(monkeypatch: pytest.MonkeyP
         "  #   algorithm:": "    algorithm:",
         "  #   upload:": "    upload:",
         "  #   max_concurrent:": "    max_concurrent:",
+        "  # proxy_protocol:": "  proxy_protocol:",
+        "  #   from:": "    from:",
+        "  #   direct:": "    direct:",
+        "# cluster:": "cluster:",
+        "#   url: redis": "  url: redis",
+        "#   lease:": "  lease:",
         **S3_EXAMPLE,
     }
     for commented, live in examples.items():
@@ -978,6 +1017,9 @@ def test_commented_examples_in_repo_config_are_valid(monkeypatch: pytest.MonkeyP
     assert config.server.masquerade_address == "203.0.113.10"
     assert config.logging.file and config.logging.transfer_log
     assert config.server.hash.algorithm == config.server.hash.upload == "SHA-256"
+    proxy = config.server.proxy_protocol
+    assert proxy is not None and [str(n) for n in proxy.from_] == ["10.0.0.2/32"]
+    assert config.cluster is not None and config.cluster.beat == 5
     archive = config.mounts["/archive"]
     assert archive.fs == "s3://my-bucket/some/prefix"
     assert archive.endpoint_url == "http://127.0.0.1:9000"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import pytest
 from fs.memoryfs import MemoryFS
@@ -109,3 +110,92 @@ def test_writer_stops_at_the_limit_and_writes_nothing_more() -> None:
     assert sink.getvalue() == b"x" * 80
     w.discarded()
     assert q.usage() == (0, 0)
+
+
+class FakeStore:
+    """A QuotaStore kept in a dict, as the service's Redis one keeps it:
+    stored usage and reservations apart; refuses past the limits."""
+
+    def __init__(self, used: int = 0, reserve_ahead: int = 0) -> None:
+        self.reserve_ahead = reserve_ahead
+        self.stored = {"s": used}
+        self.reserved = {"s": 0}
+        self.calls: list[tuple[str, int]] = []
+
+    def charge(self, quotas: Sequence[Quota], nbytes: int, nfiles: int) -> None:
+        self.calls.append(("charge", nbytes))
+        for q in quotas:
+            if q.max_bytes is not None and (
+                self.stored[q.scope] + self.reserved[q.scope] + nbytes > q.max_bytes
+            ):
+                raise q.exceeded(files=False)
+        for q in quotas:
+            self.reserved[q.scope] += nbytes
+
+    def unreserve(self, quotas: Sequence[Quota], nbytes: int, nfiles: int) -> None:
+        self.calls.append(("unreserve", nbytes))
+        for q in quotas:
+            self.reserved[q.scope] -= nbytes
+
+    def commit(self, quotas: Sequence[Quota], nbytes: int, nfiles: int) -> None:
+        self.calls.append(("commit", nbytes))
+        for q in quotas:
+            self.reserved[q.scope] -= nbytes
+            self.stored[q.scope] += nbytes
+
+    def release(self, quotas: Sequence[Quota], nbytes: int, nfiles: int) -> None:
+        self.calls.append(("release", nbytes))
+        for q in quotas:
+            self.stored[q.scope] -= nbytes
+
+    def usage(self, quota: Quota) -> tuple[int, int]:
+        return self.stored[quota.scope] + self.reserved[quota.scope], 0
+
+
+def _shared(store: FakeStore, max_bytes: int = 10_000) -> Quota:
+    return Quota("shared", max_bytes, None, lambda: (0, 0), scope="s", store=store)
+
+
+def test_writer_reserves_ahead_and_gives_back_what_it_did_not_use() -> None:
+    store = FakeStore(reserve_ahead=4000)
+    q = _shared(store)
+    w = QuotaWriter(io.BytesIO(), [q])
+    for _ in range(5):
+        w.write(b"x" * 1000)
+    # Two calls for five writes: 4000 reserved, then 4000 more.
+    assert [c for c in store.calls if c[0] == "charge"] == [("charge", 4000)] * 2
+    w.committed()
+    assert store.stored["s"] == 5000 and store.reserved["s"] == 0
+    assert store.calls[-3:] == [("unreserve", 3000), ("commit", 5000), ("release", 0)]
+
+
+def test_reserving_ahead_never_passes_the_quota_near_the_limit() -> None:
+    store = FakeStore(used=9000, reserve_ahead=4000)
+    q = _shared(store)
+    w = QuotaWriter(io.BytesIO(), [q])
+    w.write(b"x" * 600)  # 4000 would not fit: only what the write needs
+    w.write(b"x" * 400)  # exactly full
+    with pytest.raises(QuotaExceeded):
+        w.write(b"x")
+    assert store.stored["s"] + store.reserved["s"] == 10_000
+    w.discarded()
+    assert store.reserved["s"] == 0 and store.stored["s"] == 9000
+
+
+def test_a_quota_in_a_store_is_asked_there_and_blocks_the_loop() -> None:
+    store = FakeStore(used=10_000)
+    q = _shared(store)
+    assert q.blocking  # (sessionfs runs its calls in a worker thread)
+    with pytest.raises(QuotaExceeded):
+        q.require_room()
+    q.release(500)
+    q.require_room()
+    assert q.usage() == (9500, 0)
+
+
+def test_charge_all_over_local_and_shared_scopes_is_all_or_nothing() -> None:
+    store = FakeStore(used=9_990)
+    local = _quota(max_bytes=1000)
+    with pytest.raises(QuotaExceeded):
+        charge_all([local, _shared(store)], 50)
+    assert local.usage() == (0, 0) and store.reserved["s"] == 0

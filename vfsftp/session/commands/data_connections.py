@@ -32,7 +32,17 @@ def _passive_listener(s: Channel, family: socket.AddressFamily) -> datamod.Passi
     reset_data(s)
     cfg = s.config.server
     expected = None if cfg.permit_foreign_addresses else s.peer_ip
-    listener = datamod.open_passive(s.local_ip, family, cfg.passive_ports, expected)
+    proxy = cfg.proxy_protocol
+    listener = datamod.open_passive(
+        s.local_ip,
+        family,
+        cfg.passive_ports,
+        expected,
+        # Behind a balancer the data connection comes from it too, with a
+        # PROXY header naming the client (send-proxy-v2 on the passive range).
+        proxy.from_ if proxy is not None else (),
+        proxy.header_timeout if proxy is not None else 5.0,
+    )
     s.state.passive = listener
     return listener
 

@@ -159,15 +159,20 @@ def _spread(srv: Workers, user: str, password: str, count: int) -> list[ftplib.F
     """``count`` logged-in sessions held by both workers (new connections
     land on a worker by hash, so retry until they are spread)."""
     held: list[ftplib.FTP] = []
-    for _ in range(60):
-        ftp, _welcome = _connect(srv)
-        ftp.login(user, password)
-        held.append(ftp)
-        if len(held) == count:
-            owners = {srv.worker_of(f.sock) for f in held}
-            if len(owners) == 2 and None not in owners:
-                return held
-            held.pop(0).quit()
+    try:
+        for _ in range(60):
+            ftp, _welcome = _connect(srv)
+            held.append(ftp)
+            ftp.login(user, password)
+            if len(held) == count:
+                owners = {srv.worker_of(f.sock) for f in held}
+                if len(owners) == 2 and None not in owners:
+                    return held
+                held.pop(0).quit()  # its slot is free once the 221 is read
+    except BaseException:
+        for f in held:
+            f.close()
+        raise
     for f in held:
         f.close()
     pytest.fail("connections never spread over both workers")

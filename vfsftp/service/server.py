@@ -167,6 +167,9 @@ class FTPServer(SessionHost):
         self._user_quotas: dict[str, Quota] = {}
         self._buckets_lock = threading.Lock()  # guards _buckets and _user_quotas
         self.channels: set[Channel] = set()
+        #: the count keys each session holds ("*", "ip:…", "user:…"), each
+        #: given back exactly once (QUIT, REIN or the end of the session)
+        self._slots: dict[Channel, list[str]] = {}
         #: sessions in all, per address, per user: shared by the worker
         #: processes under `vfsftp serve --workers N` (see vfsftp.service.workers)
         self.counts: ConnectionCounts = counts if counts is not None else LocalCounts()
@@ -458,6 +461,7 @@ class FTPServer(SessionHost):
             self.counters.add(connections_refused=1)
             return refusal
         self.channels.add(channel)
+        self._slots[channel] = ["*", "ip:" + channel.peer_ip]
         return None
 
     def admit_shared(self, channel: Channel) -> Coroutine[Any, Any, str | None] | None:
@@ -475,7 +479,7 @@ class FTPServer(SessionHost):
         ban_key = bans.key(ip) if bans is not None and not bans.is_exempt(ip) else ""
         verdict = await cluster.acquire(keys, ban_key)
         if verdict.refusal is None:
-            if channel in self.channels:
+            if channel in self._slots:
                 self._fleet[channel] = [key for key, _ in keys]
             else:  # the session ended meanwhile
                 cluster.release([key for key, _ in keys])
@@ -522,13 +526,16 @@ class FTPServer(SessionHost):
         return bool(self.settling)
 
     def session_closed(self, channel: Channel) -> None:
-        if channel in self.channels:
-            self.channels.discard(channel)
-            self.counts.release("ip:" + channel.peer_ip)
-            self.counts.release("*")
-        # Every key of the session (the user's too) given back in one call.
-        fleet = self._fleet.pop(channel, None)
+        self.release_slots(channel)
+        self.channels.discard(channel)
         self.logout(channel)
+
+    def release_slots(self, channel: Channel) -> None:
+        # Each key is given back once: here, or by a logout (REIN) before.
+        for key in self._slots.pop(channel, ()):
+            self.counts.release(key)
+        # Every fleet key of the session (the user's too) in one call.
+        fleet = self._fleet.pop(channel, None)
         if fleet and self.cluster is not None:
             self.cluster.release(fleet)
 
@@ -695,19 +702,21 @@ class FTPServer(SessionHost):
             assert self.bans is not None and isinstance(token, str)
             checked = (self.bans.key(channel.peer_ip), token)
         admitted = self.counts.acquire(user_key, limit or sys.maxsize)
+        if admitted:
+            self._slots.setdefault(channel, []).append(user_key)
         if checked is not None and not admitted:
             await self._finish_guess(channel, checked[1], failed=False)
         if admitted and self.cluster is not None:
             verdict = await self.cluster.acquire([(user_key, limit or _NO_LIMIT)], guess=checked)
-            if channel not in self.channels:  # the session ended meanwhile
-                self.counts.release(user_key)
+            if channel not in self._slots:  # the session ended meanwhile (its
+                # slots, this one too, were given back then)
                 if verdict.refusal is None:
                     self.cluster.release([user_key])
                 return
             if verdict.refusal is None:
                 self._fleet.setdefault(channel, []).append(user_key)
             else:
-                self.counts.release(user_key)
+                self._give_back(channel, user_key)
                 admitted = False
         if not admitted:
             log.warning(
@@ -822,7 +831,7 @@ class FTPServer(SessionHost):
         account: Account | None = channel.state.account
         if account is not None:
             user_key = "user:" + account.name
-            self.counts.release(user_key)
+            self._give_back(channel, user_key)
             fleet = self._fleet.get(channel)
             if fleet is not None and user_key in fleet and self.cluster is not None:
                 fleet.remove(user_key)
@@ -831,6 +840,12 @@ class FTPServer(SessionHost):
             channel.state.fs = None
         if self._table_of.pop(channel, None) is not None and self._retired:
             self._release_tables()
+
+    def _give_back(self, channel: Channel, key: str) -> None:
+        held = self._slots.get(channel)
+        if held is not None and key in held:
+            held.remove(key)
+            self.counts.release(key)
 
     # ------------------------------------------------------------ transfers
 

@@ -191,6 +191,11 @@ class SessionHost(Protocol):
 
     def session_closed(self, channel: Channel) -> None: ...
 
+    def release_slots(self, channel: Channel) -> None:
+        """Give back the connection slots the session holds (server, address,
+        user, fleet) before it is gone: at QUIT, before the 221, so a client
+        that reconnects the moment it reads the 221 is admitted."""
+
     def count_reply(self, code: int) -> None:
         """An error reply (4xx, 5xx) went out."""
 

@@ -99,6 +99,9 @@ async def cmd_quit(s: Channel, inv: Invocation) -> None:
             # of the same client must then see the file (fs.ftpfs does
             # exactly that on seek()).
             s.host.settling_upload(s.state.fs, t.path, task)
+    # Counted out before the 221: a client that reconnects as soon as it
+    # reads it (one session per file, as cameras do) finds its slot free.
+    s.host.release_slots(s)
     s.reply(221, "Goodbye")
     s.closing = True
 

@@ -64,6 +64,36 @@ class _TotalsCollector(Collector):
         moving = GaugeMetricFamily("vfsftp_transfers_active", "Transfers in progress")
         moving.add_metric([], sum(1 for ch in channels if ch.transfer is not None))
         yield moving
+        yield from self._quotas()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # render() called off the server's loop
+            return
+        tasks = GaugeMetricFamily(
+            "vfsftp_asyncio_tasks",
+            "asyncio tasks alive on the server's event loop (this scrape's own included)",
+        )
+        tasks.add_metric([], len(asyncio.all_tasks(loop)))
+        yield tasks
+
+    def _quotas(self) -> Iterator[Metric]:
+        used_bytes = GaugeMetricFamily(
+            "vfsftp_quota_used_bytes",
+            "Bytes a quota account counts as used (accounts measured so far)",
+            labels=["scope"],
+        )
+        used_files = GaugeMetricFamily(
+            "vfsftp_quota_used_files",
+            "Files a quota account counts as used (accounts measured so far)",
+            labels=["scope"],
+        )
+        for quota in self.server.quota_accounts():
+            usage = quota.peek()
+            if usage is not None:
+                used_bytes.add_metric([quota.label], usage[0])
+                used_files.add_metric([quota.label], usage[1])
+        yield used_bytes
+        yield used_files
 
 
 class Metrics:

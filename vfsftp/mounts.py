@@ -215,6 +215,12 @@ class MountTable:
         with self._lock:
             return self._trees.setdefault(name, tree)
 
+    def quotas(self) -> list[Quota]:
+        """The mount quota accounts made so far (one per declaration, and
+        per user of a ``${user}`` mount)."""
+        with self._lock:
+            return list(self._quotas.values())
+
     @property
     def global_mounts(self) -> list[Mount]:
         return list(self._global)

@@ -70,6 +70,12 @@ class Quota:
         if self._bytes is None:
             self._bytes, self._files = self._measure()
 
+    def peek(self) -> tuple[int, int] | None:
+        """(bytes, files) in use, or None before the first measurement;
+        never blocks (metrics read it from the event loop)."""
+        used = self._bytes
+        return None if used is None else (used, self._files)
+
     def usage(self) -> tuple[int, int]:
         """Blocking on first use: (bytes, files) in use."""
         with self._lock:

@@ -383,6 +383,12 @@ class FTPServer:
                 )
             return quota
 
+    def quota_accounts(self) -> list[Quota]:
+        """Every quota account in use: the mounts' and the users'."""
+        with self._buckets_lock:
+            users = list(self._user_quotas.values())
+        return self.mounts.quotas() + users
+
     def logout(self, channel: FTPChannel) -> None:
         account: Account | None = channel.state.account
         if account is not None:

@@ -1,0 +1,50 @@
+"""What a client gets when the storage under a mount fails (vfsftp.faults
+makes it fail on purpose): the reply that names the fault, and nothing
+partial, truncated or temporary left behind. Found by benchmarks/soak.py."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD, USER, ServerFactory, login
+
+from vfsftp.faults import Fault, FaultyFS
+from vfsftp.testing import ThreadedFTPServer
+
+USERS = {USER: {"password": f"plaintext:{PASSWORD}"}}
+
+
+def faulty(srv: ThreadedFTPServer, mount: str) -> FaultyFS:
+    disk = srv.filesystems[mount]
+    assert isinstance(disk, FaultyFS)
+    return disk
+
+
+def retr(f: ftplib.FTP, path: str) -> bytes:
+    out = io.BytesIO()
+    f.retrbinary(f"RETR {path}", out.write)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("size", [50_000, 128 * 1024])
+def test_a_read_error_in_a_small_file_fails_the_download(
+    make_server: ServerFactory, tmp_path: Path, size: int
+) -> None:
+    """A small file is read whole when RETR opens it. A read that returns
+    fewer bytes than asked (allowed for any raw file: the bytes before a bad
+    sector) is not its end: the next read tells the error, and the client
+    gets 451, not a 226 for the part that was read."""
+    srv = make_server({"mounts": {"/": f"faulty+osfs://{tmp_path}"}, "users": USERS})
+    data = bytes(range(256)) * (size // 256)
+    (tmp_path / "small.bin").write_bytes(data)
+    f = login(srv)
+    assert retr(f, "small.bin") == data
+    faulty(srv, "/").set_faults([Fault.parse("read:EIO:after=16384")])
+    with pytest.raises(ftplib.error_temp, match=r"^451"):
+        retr(f, "small.bin")
+    faulty(srv, "/").set_faults([])
+    assert retr(f, "small.bin") == data
+    f.quit()

@@ -105,7 +105,8 @@ class Upload:
         return f
 
     def commit(self) -> None:
-        """Blocking: make the upload visible under its name."""
+        """Blocking: make the upload visible under its name; if that fails,
+        drop what was written (the temporary file, the multipart upload)."""
         try:
             if self.atomic is not None:
                 self.atomic.commit()
@@ -114,7 +115,7 @@ class Upload:
                     self.file.close()
                 self.mount.fs.move(self.temp, self.target, overwrite=True)
         except BaseException:
-            self._unaccount()
+            self.discard()
             raise
         if self.writer is not None:
             self.writer.committed()

@@ -48,3 +48,27 @@ def test_a_read_error_in_a_small_file_fails_the_download(
     faulty(srv, "/").set_faults([])
     assert retr(f, "small.bin") == data
     f.quit()
+
+
+@pytest.mark.parametrize("kind", ["osfs", "mem"])
+def test_an_upload_whose_commit_fails_leaves_no_temporary_file(
+    make_server: ServerFactory, tmp_path: Path, kind: str
+) -> None:
+    """The rename that publishes an upload fails: 451, the old file stays,
+    and the temporary file the data went to is removed (it was left behind,
+    hidden from listings, filling the disk and outside any quota)."""
+    url = f"faulty+osfs://{tmp_path}" if kind == "osfs" else "faulty+mem://"
+    srv = make_server({"mounts": {"/": url}, "users": USERS})
+    disk = faulty(srv, "/")
+    f = login(srv)
+    f.storbinary("STOR a.bin", io.BytesIO(b"old"))
+    disk.set_faults([Fault.parse("rename:EIO")])
+    with pytest.raises(ftplib.error_temp, match=r"^451"):
+        f.storbinary("STOR a.bin", io.BytesIO(b"new" * 1000))
+    with pytest.raises(ftplib.error_temp, match=r"^451"):
+        f.storbinary("STOR b.bin", io.BytesIO(b"other"))
+    assert disk.injected["rename"] == 2
+    disk.set_faults([])
+    assert sorted(disk.delegate_fs().listdir("/")) == ["a.bin"]
+    assert retr(f, "a.bin") == b"old"
+    f.quit()

@@ -663,7 +663,7 @@ class FTPChannel(asyncio.Protocol):
                 reply = Reply(426, f"No data moved for {stall:g} seconds; transfer aborted")
             elif exc.errno in _STORAGE_ERRNOS and not isinstance(exc, ssl.SSLError):
                 # (an SSLError's errno is an SSL_ERROR_* code: SYSCALL is 5, EIO)
-                reply = map_fs_error(exc, path).reply  # disk full, quota...: 552
+                reply = map_fs_error(exc, path).reply  # disk full 452, quota 552...
             else:
                 reply = Reply(426, "Connection closed; transfer aborted")
         except Exception as exc:

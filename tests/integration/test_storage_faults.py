@@ -72,3 +72,30 @@ def test_an_upload_whose_commit_fails_leaves_no_temporary_file(
     assert sorted(disk.delegate_fs().listdir("/")) == ["a.bin"]
     assert retr(f, "a.bin") == b"old"
     f.quit()
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        ("write:ENOSPC:after=20000", "452"),  # the disk filled up midway
+        ("open:ENOSPC", "452"),  # it was full already
+        ("write:EDQUOT:after=20000", "552"),  # the OS's quota for the user
+        ("open:EDQUOT", "552"),
+        ("write:EIO:after=20000", "451"),
+    ],
+)
+def test_a_full_disk_is_452_and_a_quota_552(
+    make_server: ServerFactory, tmp_path: Path, fault: str, code: str
+) -> None:
+    """RFC 959 §4.2: 452 "insufficient storage space in system" is a full
+    disk (ENOSPC); 552 "exceeded storage allocation" is a quota (EDQUOT, or
+    vfsftp's own quotas). Either way the upload leaves nothing behind."""
+    srv = make_server({"mounts": {"/": f"faulty+osfs://{tmp_path}"}, "users": USERS})
+    faulty(srv, "/").set_faults([Fault.parse(fault)])
+    f = login(srv)
+    with pytest.raises(ftplib.Error, match=rf"^{code} "):
+        f.storbinary("STOR a.bin", io.BytesIO(b"x" * 100_000))
+    with pytest.raises(ftplib.Error, match=rf"^{code} "):
+        f.storbinary("APPE b.bin", io.BytesIO(b"x" * 100_000))
+    assert list(tmp_path.iterdir()) == []
+    f.quit()

@@ -114,3 +114,33 @@ def test_a_full_disk_is_452_and_a_quota_552(
     assert list(tmp_path.iterdir()) == []
     f.quit()
 
+
+@pytest.mark.parametrize("kind", ["osfs", "mem"])
+def test_a_rename_across_mounts_whose_copy_fails_leaves_no_partial_target(
+    make_server: ServerFactory, tmp_path: Path, kind: str
+) -> None:
+    """Across mounts RNTO copies the file, then deletes the original. The
+    copy fails midway (disk full): 452, the original stays, and the target
+    keeps its old content, or stays absent; no truncated copy under its
+    name, no temporary file beside it."""
+    url = f"faulty+osfs://{tmp_path}" if kind == "osfs" else "faulty+mem://"
+    srv = make_server({"mounts": {"/": "mem://", "/dst": url}, "users": USERS})
+    disk = faulty(srv, "/dst")
+    data = bytes(range(256)) * 200
+    f = login(srv)
+    f.storbinary("STOR /a.bin", io.BytesIO(data))
+    f.storbinary("STOR /dst/old.bin", io.BytesIO(b"old"))
+    disk.set_faults([Fault.parse("write:ENOSPC:after=1000")])
+    for target in ("/dst/new.bin", "/dst/old.bin"):
+        f.sendcmd("RNFR /a.bin")
+        with pytest.raises(ftplib.error_temp, match=r"^452"):
+            f.sendcmd(f"RNTO {target}")
+    disk.set_faults([])
+    assert sorted(disk.delegate_fs().listdir("/")) == ["old.bin"]
+    assert retr(f, "/dst/old.bin") == b"old"
+    assert retr(f, "/a.bin") == data
+    f.sendcmd("RNFR /a.bin")
+    f.sendcmd("RNTO /dst/new.bin")
+    assert retr(f, "/dst/new.bin") == data
+    assert f.nlst("/") == ["dst"]
+    f.quit()

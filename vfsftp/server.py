@@ -28,6 +28,7 @@ from .data import TransferState
 from .errors import FTPError
 from .hooks import Event, Hooks, load_hooks
 from .limits import BanList
+from .memory import IdleTrimmer
 from .metrics import Metrics
 from .mounts import MountTable
 from .observability import Counters, TransferRecord, log_transfer, session_id
@@ -93,6 +94,10 @@ class FTPServer:
         # separate pools so that many long transfers cannot starve a LIST.
         self.blocking_executor = ThreadPool(blocking_workers, "vfsftp-fs")
         self.transfer_executor = ThreadPool(transfer_workers, "vfsftp-xfer")
+        self.trimmer = IdleTrimmer(
+            busy=lambda: any(ch.transfer is not None for ch in self.channels),
+            submit=self.blocking_executor.submit,
+        )
         tls = config.server.tls
         self.tls_context: ssl.SSLContext | None = (
             make_server_context(tls, config.source) if tls is not None else None
@@ -211,6 +216,7 @@ class FTPServer:
             with contextlib.suppress(Exception):
                 await srv.wait_closed()
         self._servers.clear()
+        self.trimmer.close()
         self.blocking_executor.shutdown(wait=True)
         self.transfer_executor.shutdown(wait=True)
         for table in (*self._retired, self.mounts):  # (closing twice is harmless)
@@ -263,6 +269,7 @@ class FTPServer:
             self.counts.release("ip:" + channel.peer_ip)
             self.counts.release("*")
         self.logout(channel)
+        self.trimmer.activity()
 
     # ------------------------------------------------------------ login
 
@@ -467,6 +474,7 @@ class FTPServer:
     def transfer_log(
         self, channel: FTPChannel, verb: str, path: str, state: TransferState | None, outcome: str
     ) -> None:
+        self.trimmer.activity()
         nbytes = state.bytes if state is not None else 0
         seconds = time.monotonic() - state.started if state is not None else 0.0
         if verb in _UPLOADS:

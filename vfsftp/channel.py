@@ -133,6 +133,7 @@ class FTPChannel(asyncio.Protocol):
         "_lost",
         "_pending",
         "_reading_paused",
+        "_stopping",
         "_write_paused",
         "closing",
         "config",
@@ -176,6 +177,7 @@ class FTPChannel(asyncio.Protocol):
         # ~600 bytes, as much as the rest of an idle session.
         self._pending: deque[bytes | object] | None = None
         self._busy = False  # handling commands, or closing
+        self._stopping = False  # server shutdown: no command after the one in hand
         # Replies held while commands are handled without waiting, and sent
         # in one write when that step ends (see _spawn); None: write at once.
         self._corked: list[bytes] | None = None
@@ -344,6 +346,9 @@ class FTPChannel(asyncio.Protocol):
         self._busy = False
         if self._closed:
             return
+        if self._stopping:
+            self._goodbye_after_transfer()
+            return
         if self._pending and not self.closing:
             self._spawn(self._process())
         elif self.closing or self._eof:
@@ -422,7 +427,7 @@ class FTPChannel(asyncio.Protocol):
         """Handle the queued command lines, one at a time, then end (the
         next line that arrives starts a new task)."""
         try:
-            while self._pending and not self.closing:
+            while self._pending and not self.closing and not self._stopping:
                 line = self._pending.popleft()
                 if self._corked is None and self._pending:
                     # Pipelined lines: their replies go out together (reply()
@@ -727,6 +732,32 @@ class FTPChannel(asyncio.Protocol):
         return True
 
     # ------------------------------------------------------------ teardown
+
+    def shut_down(self) -> None:
+        """Server shutdown (graceful): the command in hand is answered and a
+        transfer (running, or started by that command) finishes; then 421
+        and the connection closes. No further command is taken: RFC 959's
+        421 says the service is going away, which must not be the answer
+        to a command that is carried out all the same."""
+        if self.closing or self._stopping:
+            return
+        self._stopping = True
+        if not self._busy:
+            self._goodbye_after_transfer()
+
+    def _goodbye_after_transfer(self) -> None:
+        t = self.transfer
+        if t is not None and t.task is not None and not t.task.done():
+            t.task.add_done_callback(lambda _: self._goodbye())
+        else:
+            self._goodbye()
+
+    def _goodbye(self) -> None:
+        if self.closing:
+            return
+        self.reply(421, "Server shutting down")
+        self.closing = True
+        self.transport.close()  # connection_lost then ends the session and cleans up
 
     async def close(self, wait: bool = True) -> None:
         """End the session: let a transfer QUIT allowed finish, abort any

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import math
 import socket
@@ -626,33 +625,45 @@ class FTPServer:
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Graceful stop: no new connections; idle sessions get 421 at once,
-        running transfers may finish (``timeout`` seconds at most, default
-        ``server.shutdown_timeout``), then every session is closed."""
+        a session's command in hand is answered first and running transfers
+        (and those such a command starts) may finish (``timeout`` seconds at
+        most, default ``server.shutdown_timeout``), then every session is
+        closed."""
         timeout = self.config.server.shutdown_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         for srv in self._servers:
             srv.close()
-        busy = [
+        log.info(
+            "shutting down: waiting up to %gs for %d transfer(s)", timeout, len(self._transfers())
+        )
+        for ch in list(self.channels):
+            ch.shut_down()
+        hurry = asyncio.ensure_future(self._stop_now.wait())
+        try:
+            while True:
+                # Commands in hand (tasks) may start transfers: look again.
+                waiting = {t for t in self._tasks if not t.done()} | set(self._transfers())
+                left = deadline - loop.time()
+                if not waiting or left <= 0 or hurry.done():
+                    break
+                await asyncio.wait({*waiting, hurry}, timeout=left, return_when="FIRST_COMPLETED")
+        finally:
+            hurry.cancel()
+            await asyncio.gather(hurry, return_exceptions=True)
+        late = self._transfers()
+        if late:
+            log.warning("shutdown: aborting %d transfer(s) still running", len(late))
+        await self.close()
+
+    def _transfers(self) -> list[asyncio.Task[None]]:
+        return [
             ch.transfer.task
             for ch in self.channels
-            if ch.transfer is not None and ch.transfer.task is not None
+            if ch.transfer is not None
+            and ch.transfer.task is not None
+            and not ch.transfer.task.done()
         ]
-        log.info("shutting down: waiting up to %gs for %d transfer(s)", timeout, len(busy))
-        for ch in list(self.channels):
-            if ch.transfer is None or ch.transfer.task is None:
-                _end_session(ch)
-            else:  # after its 226 (or 426)
-                ch.transfer.task.add_done_callback(functools.partial(_after_transfer, ch))
-        if busy:
-            drain = asyncio.ensure_future(asyncio.wait(busy, timeout=timeout))
-            hurry = asyncio.ensure_future(self._stop_now.wait())
-            await asyncio.wait({drain, hurry}, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in (drain, hurry):  # (the transfers themselves go on)
-                waiter.cancel()
-            await asyncio.gather(drain, hurry, return_exceptions=True)
-            late = [task for task in busy if not task.done()]
-            if late:
-                log.warning("shutdown: aborting %d transfer(s) still running", len(late))
-        await self.close()
 
     def stop_now(self) -> None:
         """Make a running ``shutdown()`` stop waiting for transfers (a second
@@ -664,18 +675,6 @@ def _close_all(filesystems: list[Any]) -> None:
     for filesystem in filesystems:
         with contextlib.suppress(Exception):
             filesystem.close()
-
-
-def _after_transfer(channel: FTPChannel, _: object) -> None:
-    _end_session(channel)
-
-
-def _end_session(channel: FTPChannel) -> None:
-    if channel.closing:
-        return
-    channel.reply(421, "Server shutting down")
-    channel.closing = True
-    channel.transport.close()  # connection_lost then ends the session and cleans up
 
 
 def _owner_name(account: Account) -> str:

@@ -1,0 +1,111 @@
+"""A graceful shutdown answers the command a session has in hand before its
+421: a DELE or RNTO that is carried out is answered 250, a RETR still
+opening its file sends it (150, 226). It answered 421 at once while the
+command went on in its worker thread, so a client was told "not done" of a
+file that was deleted, renamed or half sent. Found by benchmarks/soak.py
+(SIGTERM under load: DELE and RNTO answered 421 on S3, their files gone)."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import socket
+import threading
+from typing import Any
+
+import pytest
+from conftest import USER, wait_for
+from fs.memoryfs import MemoryFS
+from fs.wrapfs import WrapFS
+
+from vfsftp.auth import Account
+from vfsftp.testing import ThreadedFTPServer
+from vfsftp.tree import Mount, VirtualTree
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Held(WrapFS[MemoryFS]):  # type: ignore[misc]
+    """A filesystem (not in memory to the server: its calls run in worker
+    threads) whose remove and openbin wait until released."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryFS())
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def _hold(self) -> None:
+        self.entered.set()
+        assert self.release.wait(20)
+
+    def remove(self, path: str) -> None:
+        self._hold()
+        super().remove(path)
+
+    def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> Any:
+        if "r" in mode:
+            self._hold()
+        return super().openbin(path, mode, buffering, **options)
+
+
+class OneTree:
+    def __init__(self, tree: VirtualTree) -> None:
+        self.tree = tree
+
+    def is_anonymous(self, username: str) -> bool:
+        return False
+
+    async def authorize(self, username: str, password: str, peer: str) -> Account | None:
+        return Account(name=username, tree=self.tree, perms="elradfmw", home="/")
+
+
+@pytest.mark.parametrize("command", ["DELE", "RETR"])
+def test_shutdown_answers_the_command_in_hand_before_421(command: str) -> None:
+    held = Held()
+    data = b"x" * 300_000
+    held.delegate_fs().writebytes("/a.bin", data)
+    authorizer = OneTree(VirtualTree([Mount.of("/", held)]))
+    with ThreadedFTPServer(authorizer=authorizer) as srv:
+        f = ftplib.FTP(timeout=20)
+        f.connect(srv.host, srv.port)
+        f.login(USER, "any")
+        f.voidcmd("TYPE I")
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                if command == "DELE":
+                    result["reply"] = f.sendcmd("DELE a.bin")
+                else:
+                    out = io.BytesIO()
+                    result["reply"] = f.retrbinary("RETR a.bin", out.write)
+                    result["data"] = out.getvalue()
+            except ftplib.Error as exc:
+                result["reply"] = str(exc)
+
+        client = threading.Thread(target=run)
+        client.start()
+        assert held.entered.wait(10)  # the command is in its worker thread
+        stopping = threading.Thread(target=srv.call, args=(srv.server.shutdown(10),))
+        stopping.start()
+
+        def refusing() -> bool:
+            try:
+                socket.create_connection((srv.host, srv.port), timeout=1).close()
+            except OSError:
+                return True
+            return False
+
+        wait_for(refusing, "the shutdown to begin")
+        held.release.set()
+        client.join(20)
+        stopping.join(20)
+        if command == "DELE":
+            assert result["reply"].startswith("250 ")
+            assert not held.delegate_fs().exists("/a.bin")
+        else:
+            assert result["reply"].startswith("226 ") and result["data"] == data
+        # Then the goodbye, and nothing more is taken.
+        with pytest.raises(ftplib.error_temp, match=r"^421 "):
+            f.voidcmd("NOOP")
+        f.close()

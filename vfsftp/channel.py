@@ -480,6 +480,9 @@ class FTPChannel(asyncio.Protocol):
             if spec is None:
                 raise FTPError(500, f"Command {cmd.verb!r} not understood")
             inv: Invocation = preflight(spec, self.state, cmd.arg)
+            if spec.opens_data and self.state.passive is not None:
+                # Before storage is asked anything: see PassiveListener.claim.
+                self.state.passive.claim()
             if inv.path and self.server.settling and self.state.fs is not None:
                 await self.server.settle(self.state.fs, inv.path)
             await spec.handler(self, inv)

@@ -118,6 +118,25 @@ class PassiveListener:
         self.sock = sock
         self.port: int = sock.getsockname()[1]
         self.expected_peer = expected_peer  # None: any address (FXP allowed)
+        #: the client's connection, taken by claim() (the port given back)
+        self._claimed: socket.socket | None = None
+
+    def claim(self) -> None:
+        """Take the client's connection if it is already waiting, and stop
+        listening: the port goes back to the passive range. Called before a
+        data command asks storage anything, which may take long (a store
+        that is down answers after its retries): the port must not be held
+        meanwhile, or a slow backend uses up a fixed range and other
+        sessions get 425. A client that connects later is accepted later."""
+        if self._claimed is not None or self.sock.fileno() < 0:
+            return
+        try:
+            conn = self._accept_waiting()
+        except FTPError:
+            return  # accept() reports it
+        if conn is not None:
+            self._claimed = conn
+            self.sock.close()
 
     async def accept(self, timeout: float) -> socket.socket:
         """The first connection from the client's own address. Connections from
@@ -125,6 +144,10 @@ class PassiveListener:
 
         A reader callback and one timer, rather than ``wait_for(sock_accept)``
         which costs a task per transfer."""
+        claimed = self._claimed
+        if claimed is not None:
+            self._claimed = None
+            return claimed
         # Most clients connect as soon as they read the PASV/EPSV reply,
         # before they send RETR: then it is already waiting (no reader, timer
         # or future, and the transfer need not wait at all; see eager.start).
@@ -185,6 +208,9 @@ class PassiveListener:
 
     def close(self) -> None:
         self.sock.close()
+        if self._claimed is not None:
+            self._claimed.close()
+            self._claimed = None
 
 
 def open_passive(

@@ -27,24 +27,31 @@ pytestmark = pytest.mark.timeout(30)
 
 class Held(WrapFS[MemoryFS]):  # type: ignore[misc]
     """A filesystem (not in memory to the server: its calls run in worker
-    threads) whose remove and openbin wait until released."""
+    threads) whose calls named in ``hold`` (``remove``, ``read``: an openbin
+    for reading, ``isdir``) wait until released."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: frozenset[str] = frozenset({"remove", "read"})) -> None:
         super().__init__(MemoryFS())
+        self.hold = hold
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def _hold(self) -> None:
-        self.entered.set()
-        assert self.release.wait(20)
+    def _hold(self, name: str) -> None:
+        if name in self.hold:
+            self.entered.set()
+            assert self.release.wait(20)
 
     def remove(self, path: str) -> None:
-        self._hold()
+        self._hold("remove")
         super().remove(path)
+
+    def isdir(self, path: str) -> bool:
+        self._hold("isdir")
+        return bool(super().isdir(path))
 
     def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> Any:
         if "r" in mode:
-            self._hold()
+            self._hold("read")
         return super().openbin(path, mode, buffering, **options)
 
 

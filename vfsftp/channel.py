@@ -49,6 +49,8 @@ log = logging.getLogger("vfsftp.session")
 
 #: command lines queued before the channel stops reading from the client
 _MAX_PENDING = 64
+#: seconds a closed connection may take to go away before it is cut
+_CLOSE_GRACE = 2.0
 #: held replies are written at once past this size or count (see reply)
 _CORK_LIMIT = 16 * 1024
 _CORK_REPLIES = 16
@@ -760,7 +762,7 @@ class FTPChannel(asyncio.Protocol):
             return
         self.reply(421, "Server shutting down")
         self.closing = True
-        self.transport.close()  # connection_lost then ends the session and cleans up
+        self._close_transport()  # connection_lost then ends the session and cleans up
 
     async def close(self, wait: bool = True) -> None:
         """End the session: let a transfer QUIT allowed finish, abort any
@@ -788,13 +790,38 @@ class FTPChannel(asyncio.Protocol):
                 await self._drain()
         self._ending = True
         self._uncork()
-        self.transport.close()
+        self._close_transport()
         if self._gone:
             self._finish()
         elif wait:
             self._lost = asyncio.get_running_loop().create_future()
             with contextlib.suppress(Exception):
                 await self._lost
+
+    def _close_transport(self) -> None:
+        """Close the connection, and cut it if it is not gone within
+        _CLOSE_GRACE: asyncio's TLS transport waits for the client's
+        close_notify after sending its own (up to 30 s on 3.11+, for as
+        long as the client stays on 3.10), and a client that reads nothing
+        keeps what is left to send. An idle FTPS client then held a
+        graceful shutdown that long past shutdown_timeout."""
+        if not self.transport.is_closing():
+            # (asyncio's TLS transport forgets its protocol on a second
+            # close(), and then its abort() does nothing)
+            self.transport.close()
+        if not self._gone and (self.state.secure or self._unsent()):
+            # (a clear connection with nothing left to send goes at once)
+            asyncio.get_running_loop().call_later(_CLOSE_GRACE, self._cut)
+
+    def _unsent(self) -> bool:
+        try:
+            return bool(self.transport.get_write_buffer_size())
+        except NotImplementedError:  # a transport of one's own
+            return self._write_paused
+
+    def _cut(self) -> None:
+        if not self._gone:
+            self.transport.abort()
 
     def _finish(self) -> None:
         if self._finished:

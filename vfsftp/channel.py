@@ -764,11 +764,13 @@ class FTPChannel(asyncio.Protocol):
         self.closing = True
         self._close_transport()  # connection_lost then ends the session and cleans up
 
-    async def close(self, wait: bool = True) -> None:
+    async def close(self, wait: bool = True, goodbye: str | None = None) -> None:
         """End the session: let a transfer QUIT allowed finish, abort any
         other, close the connection. The session is over (logged, counted
         out) once the connection is gone: with ``wait``, this returns only
-        then; without, connection_lost finishes it (no task waits for it)."""
+        then; without, connection_lost finishes it (no task waits for it).
+        ``goodbye``: the text of a 421 sent last, after the transfer's own
+        reply (a transfer already committing gets its 226 first)."""
         # A flag of its own: `closing` is also set while the last command is
         # answered, and the session must be removed from the server's counts
         # exactly once.
@@ -784,6 +786,8 @@ class FTPChannel(asyncio.Protocol):
             with contextlib.suppress(BaseException):
                 await asyncio.shield(t.task)
         await self.abort_transfer()
+        if goodbye is not None:
+            self.reply(421, goodbye)
         self.close_passive()
         if self._write_paused:
             with contextlib.suppress(Exception):

@@ -200,9 +200,9 @@ class FTPServer:
             srv.close()
         await self.metrics.close()
         for ch in list(self.channels):
-            if not ch.closing:
-                ch.reply(421, "Server shutting down")
-            await ch.close()
+            # The 421 after the transfer's own reply: one already committing
+            # (all data in) finishes, and its 226 must not follow a 421.
+            await ch.close(goodbye=None if ch.closing else "Server shutting down")
         if self._tasks:
             # Sessions are closing on their own; give them a moment, then stop
             # any that hang (a peer that never reads, say).

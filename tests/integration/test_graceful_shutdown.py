@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ftplib
 import io
+import logging
 import socket
 import threading
 import time
@@ -30,7 +31,8 @@ pytestmark = pytest.mark.timeout(30)
 class Held(WrapFS[MemoryFS]):  # type: ignore[misc]
     """A filesystem (not in memory to the server: its calls run in worker
     threads) whose calls named in ``hold`` (``remove``, ``read``: an openbin
-    for reading, ``isdir``) wait until released."""
+    for reading, ``isdir``, ``move``: an upload's commit) wait until
+    released."""
 
     def __init__(self, hold: frozenset[str] = frozenset({"remove", "read"})) -> None:
         super().__init__(MemoryFS())
@@ -50,6 +52,12 @@ class Held(WrapFS[MemoryFS]):  # type: ignore[misc]
     def isdir(self, path: str) -> bool:
         self._hold("isdir")
         return bool(super().isdir(path))
+
+    def move(
+        self, src: str, dst: str, overwrite: bool = False, preserve_time: bool = False
+    ) -> None:
+        self._hold("move")
+        super().move(src, dst, overwrite, preserve_time)
 
     def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> Any:
         if "r" in mode:
@@ -141,3 +149,53 @@ def test_shutdown_does_not_wait_for_an_idle_tls_clients_close_notify() -> None:
         assert time.monotonic() - started < 8
         for f in clients:
             f.close()
+
+
+def test_an_upload_committing_when_shutdown_gives_up_gets_its_226_before_421() -> None:
+    """shutdown_timeout passed while an upload was being committed (its
+    data all in, the rename or CompleteMultipartUpload under way): the
+    server said 421 first, then aborted the transfer, whose commit went on
+    and published the file. The client, told 421, took the upload for
+    failed. Its 226 now comes first. Found by the soak (a 47 MB STOR to S3
+    answered 421 at the restart, the object there)."""
+    held = Held(frozenset({"move"}))
+    authorizer = OneTree(VirtualTree([Mount.of("/", held)]))
+    giving_up = threading.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "aborting" in record.getMessage():
+                giving_up.set()
+
+    watch = Watch()
+    logging.getLogger("vfsftp.session").addHandler(watch)
+    try:
+        with ThreadedFTPServer(authorizer=authorizer) as srv:
+            f = ftplib.FTP(timeout=20)
+            f.connect(srv.host, srv.port)
+            f.login(USER, "any")
+            f.voidcmd("TYPE I")
+            result: dict[str, str] = {}
+
+            def upload() -> None:
+                try:
+                    result["reply"] = f.storbinary("STOR up.bin", io.BytesIO(b"z" * 100_000))
+                except ftplib.Error as exc:
+                    result["reply"] = str(exc)
+
+            client = threading.Thread(target=upload)
+            client.start()
+            assert held.entered.wait(10)  # all data in, the commit under way
+            stopping = threading.Thread(target=srv.call, args=(srv.server.shutdown(0.2),))
+            stopping.start()
+            assert giving_up.wait(10)
+            held.release.set()
+            client.join(20)
+            stopping.join(20)
+            assert result["reply"].startswith("226 ")
+            assert held.delegate_fs().readbytes("/up.bin") == b"z" * 100_000
+            with pytest.raises(ftplib.error_temp, match=r"^421 "):
+                f.voidcmd("NOOP")
+            f.close()
+    finally:
+        logging.getLogger("vfsftp.session").removeHandler(watch)

@@ -22,8 +22,9 @@ or ``temp://``; installing vfsftp registers these opener URLs):
 A fault is ``OP:ERRNO[:after=BYTES][:p=PROBABILITY][:times=N][:path=GLOB]``:
 
 - ``OP``: ``write`` and ``read`` (the data of a file: they fail once that
-  file has moved ``after`` bytes; ``p`` is the share of *files* that get
-  the fault), ``open`` (opening a file for writing), ``rename`` (move,
+  file has moved ``after`` bytes, ``1048576`` or ``1MiB``; ``p`` is the
+  share of *files* that get the fault, and a fault set while a file is
+  open hits its next call), ``open`` (opening a file for writing), ``rename`` (move,
   movedir), ``remove`` (remove, removedir, removetree), ``mkdir`` (makedir,
   makedirs), ``list`` (listdir, scandir); ``p`` is then the share of calls;
 - ``ERRNO``: a name (``ENOSPC``, ``EIO``, ``EDQUOT``, ``EACCES``...) or a number;

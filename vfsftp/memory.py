@@ -31,12 +31,19 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["MMAP_THRESHOLD", "IdleTrimmer", "malloc_trim", "tune_allocator"]
+__all__ = [
+    "MMAP_THRESHOLD",
+    "IdleTrimmer",
+    "freeze_startup_objects",
+    "malloc_trim",
+    "tune_allocator",
+]
 
 MMAP_THRESHOLD = 1 << 20
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
@@ -74,6 +81,23 @@ def tune_allocator(environ: Mapping[str, str] = os.environ) -> bool:
     if _LIBC is None or "MALLOC_MMAP_THRESHOLD_" in environ:
         return False
     return bool(_LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+def freeze_startup_objects() -> int:
+    """Leave what exists once the server listens (modules, the config, the
+    mounts: objects that live as long as the process) out of every later
+    garbage collection; how many were left out.
+
+    A full collection walks every object the collector tracks, and stops
+    every thread of the process meanwhile, the event loop's included: the
+    soak measured gen-2 collections of 72-149 ms, 13 in 100 s at 200
+    sessions, each a pause of every session; with the objects that were
+    there after its warm-up frozen, 18-58 ms, 6. Objects made later
+    (a client of an S3 store, made at its first use; sessions) are
+    collected as before."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 class IdleTrimmer:

@@ -2,7 +2,8 @@
 (vfsftp/memory.py): its RSS returns to its level before the burst. Found
 by benchmarks/soak.py (15-35% above it after the load); here the same with
 a burst of 4 MiB uploads to mem:// and their deletion. And the idle trim's
-timing, on a loop of its own."""
+timing, on a loop of its own; and the start-up objects the service leaves
+out of later garbage collections."""
 
 from __future__ import annotations
 

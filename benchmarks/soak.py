@@ -1147,6 +1147,39 @@ def stall_main(plan: Plan, shared: Shared, index: int, kind: str, big: str) -> N
 # ---------------------------------------------------------------- the probe
 
 
+def _timed_listing(s: Session, path: str, parts: dict[str, float]) -> Outcome:
+    """LIST, its steps timed apart (PASV, connect, LIST to 150, the data,
+    the 226): where a slow one spends its time."""
+    out = Outcome()
+    clock = time.perf_counter
+    try:
+        t = clock()
+        host, port = s.ftp.makepasv()
+        parts["pasv"] = clock() - t
+        t = clock()
+        conn = socket.create_connection((host, port), timeout=10)
+        parts["connect"] = clock() - t
+        try:
+            t = clock()
+            s.ftp.sendcmd(f"LIST {path}")  # 150
+            parts["reply150"] = clock() - t
+            t = clock()
+            while conn.recv(65536):
+                pass
+            parts["data"] = clock() - t
+        finally:
+            conn.close()
+        t = clock()
+        out.code = int(s.ftp.voidresp()[:3])
+        parts["reply226"] = clock() - t
+        out.opened = True
+    except ftplib.Error as exc:
+        out.code, out.error = reply_code(exc), str(exc)[:200]
+    except (OSError, EOFError) as exc:
+        out.error = f"{type(exc).__name__}: {exc}"[:200]
+    return out
+
+
 def probe_main(plan: Plan, shared: Shared) -> None:
     """NOOP every 25 ms and a LIST every 100 ms on one session, each timed;
     a session broken by the restart is opened again once it is over. It
@@ -1158,15 +1191,14 @@ def probe_main(plan: Plan, shared: Shared) -> None:
     if not _ready_then_wait(shared, PROBE_SLOT):
         return
     out_path = Path(plan.work) / "probe.jsonl"
-    samples: list[tuple[float, str, float, bool]] = []
+    samples: list[dict[str, Any]] = []
     session: Session | None = None
     last_list = 0.0
     next_flush = time.monotonic() + 2
 
     def flush() -> None:
         with open(out_path, "a") as f:
-            for t, kind, secs, ok in samples:
-                f.write(json.dumps({"t": t, "kind": kind, "s": secs, "ok": ok}) + "\n")
+            f.writelines(json.dumps(sample) + "\n" for sample in samples)
         samples.clear()
 
     while not shared.stop.is_set():
@@ -1180,19 +1212,20 @@ def probe_main(plan: Plan, shared: Shared) -> None:
                 ftp_command(session, f"CWD {plan.probe_dir}")
             except (OSError, EOFError, ftplib.Error):
                 session = None
-                samples.append((now(), "connect", 0.0, False))
+                samples.append({"t": now(), "kind": "connect", "s": 0.0, "ok": False})
                 time.sleep(0.2)
                 continue
-        kind = "NOOP"
         t0 = time.perf_counter()
+        parts: dict[str, float] = {}
         if time.monotonic() - last_list >= 0.1:
             kind = "LIST"
             last_list = time.monotonic()
-            out = ftp_listing(session, "LIST", plan.probe_dir)
+            out = _timed_listing(session, plan.probe_dir, parts)
         else:
+            kind = "NOOP"
             out = ftp_command(session, "NOOP")
         secs = time.perf_counter() - t0
-        samples.append((now(), kind, secs, out.ok))
+        samples.append({"t": now(), "kind": kind, "s": secs, "ok": out.ok, **parts})
         if not out.ok:
             session.abandon()
             session = None
@@ -1480,7 +1513,7 @@ class Server:
     def scrape_each(self) -> list[dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
         out = []
         for url in self.metrics_urls:
-            with urllib.request.urlopen(url, timeout=10) as r:
+            with urllib.request.urlopen(url, timeout=30) as r:
                 out.append(parse_metrics(r.read().decode()))
         return out
 
@@ -1734,10 +1767,10 @@ class Soak:
     # ------------------------------------------------------------ warm-up, baseline
 
     def warm_up(self, round_no: int) -> None:
-        """Sessions at once on every mount (plain and PROT P), each an
-        upload (two of the largest size), a download and a listing: the
-        server's thread pools, S3 connections and allocator thresholds grow
-        here, before the baseline, not during the load."""
+        """Sessions at once (plain and PROT P), each an upload, a download
+        and a listing on one mount (two on every mount, of the largest
+        size): the server's thread pools, S3 connections and allocator
+        thresholds grow here, before the baseline, not during the load."""
         n = min(self.s.sessions, 256)
         log = OpLog(self.work / f"ops-w{round_no}.jsonl")
         barrier = threading.Barrier(n)
@@ -1767,6 +1800,7 @@ class Soak:
                     # Two sessions move the largest size of the run: the
                     # allocator's thresholds grow with the blocks it has seen.
                     size = self.s.max_size if i < 2 else 256 * KiB
+                    slow = 0.0 if i < 2 else 0.75
                     data: Content = ((round_no * 100000 + i, 0, size),)
                     Run = Callable[[Callable[[int], None]], Outcome]
                     steps: list[tuple[str, str, Run, dict[str, Any]]] = [
@@ -1774,7 +1808,10 @@ class Soak:
                         (
                             "STOR",
                             path,
-                            partial(ftp_store, session, "STOR", path, data, None),
+                            # Slow (4 chunks 0.75 s apart): the uploads of
+                            # all sessions overlap, and the transfer thread
+                            # pool grows to what the load can ask of it.
+                            partial(ftp_store, session, "STOR", path, data, None, pace=slow),
                             {"c": data},
                         ),
                         ("RETR", path, partial(ftp_retrieve, session, path, None), {"c": data}),
@@ -1849,8 +1886,9 @@ class Soak:
         threads = {pid: proc_threads(pid) for pid in self.server.worker_pids()}
         if os.environ.get("SOAK_SMAPS"):  # (a memory investigation's aid)
             for pid in self.server.worker_pids():
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGUSR2)
+                if "SOAK_SIGUSR2" in os.environ:  # a handler of one's own dumps a snapshot
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGUSR2)
                 with contextlib.suppress(OSError):
                     shutil.copy(f"/proc/{pid}/smaps", self.work / f"smaps-{pid}-{int(now())}")
         return Baseline(now(), rss, fds, tasks, threads)
@@ -1941,10 +1979,12 @@ class Soak:
         self.event("stall", index=index, kind="down" if index % 2 == 0 else "up")
 
     def reload(self) -> None:
-        before = [
-            m.get(("vfsftp_config_reloads_total", (("result", "ok"),)), 0)
-            for m in self.server.scrape_each()
-        ]
+        before = [0.0] * self.s.workers
+        with contextlib.suppress(OSError):  # (a server too busy to answer)
+            before = [
+                m.get(("vfsftp_config_reloads_total", (("result", "ok"),)), 0)
+                for m in self.server.scrape_each()
+            ]
         self.server.write_config(self.config_text("vfsftp soak, reloaded"))
         self.event("sighup")
         self.server.signal(signal.SIGHUP)
@@ -3117,6 +3157,15 @@ class Checker:
             lst = p99([s["s"] for s in inside if s["kind"] == "LIST"])
             ok &= noop < P99_LIMIT and lst < P99_LIMIT
             parts.append(f"{label}: NOOP {noop * 1000:.0f} ms, LIST {lst * 1000:.0f} ms")
+        slow = sorted((x for x in samples if x["kind"] == "LIST" and x["ok"]), key=lambda x: x["s"])
+        steps = ("pasv", "connect", "reply150", "data", "reply226")
+        if len(slow) >= 20:
+            top = slow[-max(1, len(slow) // 100) :]  # the slowest 1%
+            share = {k: sum(x.get(k, 0.0) for x in top) for k in steps}
+            parts.append(
+                "the slowest 1% of LISTs spent their time in "
+                + ", ".join(f"{k} {share[k] / max(1e-9, sum(share.values())):.0%}" for k in steps)
+            )
         for s in failed[:12]:
             self.details["probe requests that failed (outside the restart)"].append(
                 f"{s['kind']} at {s['t'] - self.soak.t0:.1f}s"

@@ -311,6 +311,24 @@ def _batches(
         rows.close()
 
 
+def _read_up_to(f: IO[bytes], n: int) -> bytes:
+    """``n`` bytes, or fewer at the end of the file. One read() may return
+    less before the end (a raw file: the bytes before an I/O error, a
+    network store's chunk); only an empty read is the end."""
+    first = f.read(n)
+    if len(first) >= n or not first:
+        return first
+    parts = [first]
+    left = n - len(first)
+    while left > 0:
+        chunk = f.read(left)
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
 def _copy_n(src: IO[bytes], dst: IO[bytes], n: int) -> None:
     left = n
     while left > 0:
@@ -762,7 +780,7 @@ class SessionFS:
                     f.seek(offset)
                 # One byte more than expected tells a file that grew since
                 # the stat: it then goes the streaming way.
-                content = f.read(preload + 1)
+                content = _read_up_to(f, preload + 1)
             if len(content) > preload:
                 return self.tree.openbin(path, "r"), size, None
             return None, size, content

@@ -558,6 +558,7 @@ class FTPChannel(asyncio.Protocol):
     async def _process(self) -> None:
         """Handle the queued command lines, one at a time, then end (the
         next line that arrives starts a new task)."""
+        idle = self.config.server.idle_timeout
         try:
             while self._pending and not self.closing and not self._stopping:
                 line = self._pending.popleft()
@@ -575,8 +576,13 @@ class FTPChannel(asyncio.Protocol):
                 else:
                     assert isinstance(line, bytes)
                     await self.handle_line(line)
-                if self._write_paused:
-                    await self._drain()
+                if self._write_paused and not await self._drain_within(idle):
+                    # A client that reads none of its replies is as idle as
+                    # one that sends nothing (and holds its buffers).
+                    self._time_out(
+                        f"Idle timeout ({idle:g} seconds)", "idle timeout (replies unread)"
+                    )
+                    break
                 if self._reading_paused and len(self._pending or ()) < _MAX_PENDING // 2:
                     self._reading_paused = False
                     if not self.transport.is_closing():

@@ -17,13 +17,18 @@ class StorageError(fs.errors.OperationFailed):
     time, renaming a whole prefix: 550), access denied by the store (550), the
     store unreachable (451)."""
 
-    def __init__(self, reason: str, code: int = 550, *, failure: bool = False) -> None:
+    def __init__(
+        self, reason: str, code: int = 550, *, failure: bool = False, backend: str = ""
+    ) -> None:
         super().__init__(msg=reason)
         self.reason = reason
         self.code = code
         #: the store failed or refused (unreachable, denied, no bucket), as
         #: opposed to a refusal by design: worth a line in the server's log
         self.failure = failure
+        #: the kind of mount that raised it ("s3"): a call on two mounts (a
+        #: rename across them) names the one that failed
+        self.backend = backend
 
 
 # Ordered: the first matching class wins, so subclasses come first.

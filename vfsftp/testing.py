@@ -43,9 +43,18 @@ from fs.base import FS
 
 from .config.schema import ANONYMOUS, Config, ConfigError, _parse_yaml, config_from_dict
 from .service.server import FTPServer
+from .storage.faults import Fault, FaultyFS
 from .storage.tree import Mount, VirtualTree, unwrap_read_only
 
-__all__ = ["MotoS3", "MotoS3Process", "TLSFiles", "ThreadedFTPServer", "make_tls_files"]
+__all__ = [
+    "Fault",
+    "FaultyFS",
+    "MotoS3",
+    "MotoS3Process",
+    "TLSFiles",
+    "ThreadedFTPServer",
+    "make_tls_files",
+]
 
 
 # ------------------------------------------------------------------ TLS
@@ -445,12 +454,13 @@ def _fast_backend_lookup() -> None:
 # format and the number of one-byte objects to put in it straight into
 # moto's store (over HTTP each PUT costs milliseconds).
 _MOTO_CHILD = """
-import logging, sys
+import logging, sys, time
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 from vfsftp.testing import _fast_backend_lookup
 _fast_backend_lookup()
 from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+port = int(sys.argv[4])
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
 server.start()
 host, port = server.get_host_and_port()
 bucket, key_format, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -461,7 +471,7 @@ if bucket:
     backend.create_bucket(bucket, "us-east-1")
     for i in range(count):
         backend.put_object(bucket, key_format.format(i), b"x")
-print(f"http://{host}:{port}", flush=True)
+print(f"http://{host}:{port}", time.time(), flush=True)
 sys.stdin.read()  # until the parent closes our stdin (or dies)
 server.stop()
 """
@@ -506,8 +516,9 @@ class MotoS3:
         self.endpoint = f"http://{host}:{port}"
         return self
 
-    def client(self) -> Any:
-        """A boto3 S3 client for this endpoint (closed by ``stop``)."""
+    def client(self, config: Any = None) -> Any:
+        """A boto3 S3 client for this endpoint (closed by ``stop``);
+        ``config``: a botocore ``Config`` (retries, say)."""
         import boto3
 
         session = boto3.session.Session(
@@ -515,7 +526,7 @@ class MotoS3:
             aws_secret_access_key=self.secret_access_key,
             region_name=self.region,
         )
-        made = session.client("s3", endpoint_url=self.endpoint)
+        made = session.client("s3", endpoint_url=self.endpoint, config=config)
         self._clients.append(made)
         return made
 
@@ -588,7 +599,10 @@ class MotoS3Process(MotoS3):
     stay out of the caller's, and it can be killed and started again (a
     store that goes away). ``bucket``: that bucket exists at start, holding
     ``count`` one-byte objects named ``key_format.format(i)``. The child's
-    stderr goes to ``log_path`` when given."""
+    stderr goes to ``log_path`` when given. ``port``: a fixed port, so that
+    a restart is the same endpoint (0: a free one each start); ``nice``:
+    the child's niceness (a load generator beside it measures the server,
+    not moto)."""
 
     def __init__(
         self,
@@ -598,12 +612,17 @@ class MotoS3Process(MotoS3):
         *,
         log_path: str | os.PathLike[str] | None = None,
         env: dict[str, str] | None = None,
+        port: int = 0,
+        nice: int = 0,
     ) -> None:
         super().__init__()
-        self._argv = [bucket, key_format, str(count)]
+        self._argv = [bucket, key_format, str(count), str(port)]
         self.log_path = log_path
         self._env = env
+        self._nice = nice
         self.proc: subprocess.Popen[bytes] | None = None
+        #: when the child began to serve, by its own clock (time.time())
+        self.started_at = 0.0
 
     @property
     def pid(self) -> int:
@@ -622,12 +641,14 @@ class MotoS3Process(MotoS3):
             log: Any = subprocess.DEVNULL
             if self.log_path is not None:
                 log = stack.enter_context(open(self.log_path, "ab"))
+            nice = self._nice
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _MOTO_CHILD, *self._argv],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 env=env,
+                preexec_fn=(lambda: os.nice(nice)) if nice else None,
             )
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
@@ -645,7 +666,8 @@ class MotoS3Process(MotoS3):
                     self.stop()
                     raise RuntimeError(f"moto exited before it started: {line!r}")
                 line += chunk
-        self.endpoint = line.decode().strip()
+        endpoint, started = line.decode().split()
+        self.endpoint, self.started_at = endpoint, float(started)
         return self
 
     def alive(self) -> bool:
@@ -653,7 +675,8 @@ class MotoS3Process(MotoS3):
 
     def kill(self) -> None:
         """SIGKILL the child (a store that dies, with everything it held);
-        ``start`` makes a new one as at first (seeded again), on a new port."""
+        ``start`` makes a new one as at first (seeded again), on a new port
+        unless ``port`` was fixed."""
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()

@@ -9,6 +9,7 @@ use, one log line naming the mount and the cause, with a clear reply."""
 from __future__ import annotations
 
 import ftplib
+import io
 import logging
 import socket
 from pathlib import Path
@@ -192,6 +193,33 @@ def test_unreachable_store_at_first_use_is_one_log_line(
         f'unreachable or timed out (Could not connect to the endpoint URL: "http://127.0.0.1:{port}/'
     )
     assert "Traceback" not in caplog.text
+    f.quit()
+
+
+def test_a_rename_across_mounts_names_the_mount_that_failed(
+    s3_bucket: S3Bucket, make_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RNFR on /mem, RNTO into an unreachable /s3: the log line names /s3
+    and the target, not the source's mount."""
+    port = closed_port()
+    mount = s3_bucket.mount(endpoint_url=f"http://127.0.0.1:{port}")
+    srv = make_server(
+        {
+            "mounts": {"/": "mem://", "/s3": mount},
+            "users": {USER: {"password": f"plaintext:{PASSWORD}"}},
+        }
+    )
+    f = login(srv)
+    f.storbinary("STOR /a.txt", io.BytesIO(b"moved"))
+    caplog.set_level(logging.INFO, "vfsftp")
+    with pytest.raises(ftplib.error_temp, match=r"^451 "):
+        f.rename("/a.txt", "/s3/b.txt")
+    (failure,) = [r for r in caplog.records if "storage failure" in r.getMessage()]
+    assert failure.getMessage().startswith("storage failure on mount /s3 (s3, mounts./s3 ")
+    assert failure.getMessage().endswith(
+        f"user {USER}, path /s3/b.txt (vfsftp check-config --connect tests the mounts)"
+    )
+    assert srv.read_file("/a.txt") == b"moved"  # nothing lost
     f.quit()
 
 

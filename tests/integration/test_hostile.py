@@ -12,6 +12,7 @@ timing), test_quota (memory mounts), test_server (idle timer)."""
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import io
 import re
@@ -173,6 +174,38 @@ def test_flood_of_pipelined_commands_from_a_client_that_does_not_read(
     finally:
         sender.join(30)
         c.close()
+
+
+def test_a_client_that_never_reads_its_replies_loses_its_session(
+    make_server: ServerFactory,
+) -> None:
+    """The same flood, and the client never reads: the idle timeout ends
+    the session, and its close waits for unread replies only 2 s before
+    it cuts the connection (it waited for the client for ever)."""
+    srv = make_server(_config({"idle_timeout": 1}))
+    c = _logged_in(srv)
+    channel = next(iter(srv.server.channels))
+    channel.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.sock.settimeout(30)
+    flood = b"NOOP\r\n" * 100_000
+
+    def send() -> None:
+        with contextlib.suppress(OSError):  # the server cuts the connection
+            c.sock.sendall(flood)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        wait_for(
+            lambda: channel.transport.get_write_buffer_size() >= 64 * 1024, "replies to pile up"
+        )
+        wait_for(lambda: not srv.server.channels, "the session to end", timeout=15)
+    finally:
+        c.sock.close()
+        sender.join(30)
+        c.close()
+    _normal_session(srv)
 
 
 def test_slowloris_half_line_times_out(make_server: ServerFactory) -> None:

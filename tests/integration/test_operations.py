@@ -240,6 +240,38 @@ def test_metrics_port_taken_fails_the_start_cleanly() -> None:
         socket.create_connection(srv.server.addresses[0], timeout=5).close()
 
 
+def test_metrics_show_quota_usage_and_the_loops_tasks(make_server: ServerFactory) -> None:
+    srv = make_server(
+        {
+            "metrics": {"port": 0},
+            "mounts": {"/": "mem://", "/q": {"fs": "mem://", "quota": {"max_bytes": 10_000}}},
+            "users": {USER: {"password": f"plaintext:{PASSWORD}", "quota": {"max_files": 9}}},
+        }
+    )
+    mount = (("scope", "mount /q"),)
+    user = (("scope", f"user {USER}"),)
+    m = scrape(srv)
+    # No account is measured before its first use.
+    assert ("vfsftp_quota_used_bytes", mount) not in m
+    idle_tasks = m[("vfsftp_asyncio_tasks", ())]
+    assert idle_tasks >= 1  # the scrape's own
+    f = login(srv)
+    f.storbinary("STOR /q/a", io.BytesIO(b"x" * 1000))
+    f.storbinary("STOR /b", io.BytesIO(b"y" * 10))
+    m = scrape(srv)
+    assert m[("vfsftp_quota_used_bytes", mount)] == 1000
+    assert m[("vfsftp_quota_used_files", mount)] == 1
+    assert m[("vfsftp_quota_used_bytes", user)] == 1010
+    assert m[("vfsftp_quota_used_files", user)] == 2
+    f.delete("/q/a")
+    m = scrape(srv)
+    assert m[("vfsftp_quota_used_bytes", mount)] == 0
+    assert m[("vfsftp_quota_used_files", user)] == 1
+    f.quit()
+    wait_for(lambda: not srv.server.channels, what="the session to end")
+    assert scrape(srv)[("vfsftp_asyncio_tasks", ())] == idle_tasks
+
+
 # ---------------------------------------------------------------- hooks
 
 EVENTS: list[Event] = []

@@ -101,7 +101,7 @@ EXPECTED = {  # file: (fault, what its reply says)
         "426 Connection closed; transfer aborted: data connection reset by peer",
     ),
     "/big.bin": ("stall", f"426 No data moved for {STALL:g} seconds"),
-    "/full/x.bin": ("disk-full", "552 Insufficient storage space"),
+    "/full/x.bin": ("disk-full", "452 Insufficient storage space"),
     "/short.bin": ("short", "451 Upload discarded: the data connection ended after 1000 of"),
     "/abor.bin": ("abor", "426 Transfer aborted: ABOR received"),
     "/gone.bin": ("client-gone", None),

@@ -70,6 +70,11 @@ def _load(path: str | None) -> tuple[Config, str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..service.memory import tune_allocator
+
+    # Before anything allocates (and before --workers forks): freed memory
+    # goes back to the system after a load (vfsftp/service/memory.py).
+    tune_allocator()
     config, label = _load(args.config)
     server: dict[str, Any] = {}
     if args.host:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -42,6 +42,10 @@ class MetricsSource(Protocol):
     def sessions_active(self) -> int: ...
 
     def transfers_active(self) -> int: ...
+
+    def quota_usage(self) -> Iterable[tuple[str, int, int]]:
+        """(scope label, bytes, files) of each quota account measured so
+        far; never blocks (read on the event loop)."""
 
 
 class _TotalsCollector(Collector):
@@ -72,6 +76,34 @@ class _TotalsCollector(Collector):
         moving = GaugeMetricFamily("vfsftp_transfers_active", "Transfers in progress")
         moving.add_metric([], self.source.transfers_active())
         yield moving
+        yield from self._quotas()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # render() called off the server's loop
+            return
+        tasks = GaugeMetricFamily(
+            "vfsftp_asyncio_tasks",
+            "asyncio tasks alive on the server's event loop (this scrape's own included)",
+        )
+        tasks.add_metric([], len(asyncio.all_tasks(loop)))
+        yield tasks
+
+    def _quotas(self) -> Iterator[Metric]:
+        used_bytes = GaugeMetricFamily(
+            "vfsftp_quota_used_bytes",
+            "Bytes a quota account counts as used (accounts measured so far)",
+            labels=["scope"],
+        )
+        used_files = GaugeMetricFamily(
+            "vfsftp_quota_used_files",
+            "Files a quota account counts as used (accounts measured so far)",
+            labels=["scope"],
+        )
+        for label, nbytes, nfiles in self.source.quota_usage():
+            used_bytes.add_metric([label], nbytes)
+            used_files.add_metric([label], nfiles)
+        yield used_bytes
+        yield used_files
 
 
 class Metrics:

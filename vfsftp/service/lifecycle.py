@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..config.schema import Config, ConfigError
+from .memory import freeze_startup_objects
 from .server import FTPServer
 
 __all__ = ["reload_server", "run_service", "startup_summary"]
@@ -147,6 +148,7 @@ async def run_service(
         task.add_done_callback(reloads.discard)
 
     await server.start()
+    freeze_startup_objects()  # no later collection walks them (vfsftp/service/memory.py)
     signals = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
     for sig in signals[:2]:
         loop.add_signal_handler(sig, stop.set)

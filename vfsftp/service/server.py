@@ -46,6 +46,7 @@ from ..storage.sessionfs import SessionFS, measure_home
 from ..storage.threads import ThreadPool
 from .counts import ConnectionCounts, LocalCounts
 from .limits import BanList
+from .memory import IdleTrimmer
 from .preflight import Problem, bind_error, ensure_ready, plural
 from .proxied import ProxiedListener
 
@@ -154,6 +155,10 @@ class FTPServer(SessionHost):
         # separate pools so that many long transfers cannot starve a LIST.
         self.blocking_executor = ThreadPool(blocking_workers, "vfsftp-fs")
         self.transfer_executor = ThreadPool(transfer_workers, "vfsftp-xfer")
+        self.trimmer = IdleTrimmer(
+            busy=lambda: any(ch.transfer is not None for ch in self.channels),
+            submit=self.blocking_executor.submit,
+        )
         #: hashes reading storage at once (server.hash.max_concurrent)
         self.hash_slots = HashSlots(config.server.hash.max_concurrent)
         tls = config.server.tls
@@ -407,9 +412,9 @@ class FTPServer(SessionHost):
         await self.metrics.close()
         self._stop_polling()
         for ch in list(self.channels):
-            if not ch.closing:
-                ch.reply(421, "Server shutting down")
-            await ch.close()
+            # The 421 after the transfer's own reply: one already committing
+            # (all data in) finishes, and its 226 must not follow a 421.
+            await ch.close(goodbye=None if ch.closing else "Server shutting down")
         if self._tasks:
             # Sessions are closing on their own; give them a moment, then stop
             # any that hang (a peer that never reads, say).
@@ -424,6 +429,7 @@ class FTPServer(SessionHost):
         self._servers.clear()
         if self.cluster is not None:
             await self.cluster.close()  # after the sessions: their counts are given back
+        self.trimmer.close()
         self.blocking_executor.shutdown(wait=True)
         self.transfer_executor.shutdown(wait=True)
         if self.users_store is not None:
@@ -529,6 +535,7 @@ class FTPServer(SessionHost):
         self.release_slots(channel)
         self.channels.discard(channel)
         self.logout(channel)
+        self.trimmer.activity()
 
     def release_slots(self, channel: Channel) -> None:
         # Each key is given back once: here, or by a logout (REIN) before.
@@ -841,6 +848,14 @@ class FTPServer(SessionHost):
         if self._table_of.pop(channel, None) is not None and self._retired:
             self._release_tables()
 
+    def quota_usage(self) -> list[tuple[str, int, int]]:
+        """MetricsSource: every quota account measured so far, the mounts'
+        and the users' (a fleet's, kept in Redis, are not read here)."""
+        with self._buckets_lock:
+            users = list(self._user_quotas.values())
+        used = ((q.shown_as, q.peek()) for q in [*self.mounts.quotas(), *users])
+        return [(label, u[0], u[1]) for label, u in used if u is not None]
+
     def _give_back(self, channel: Channel, key: str) -> None:
         held = self._slots.get(channel)
         if held is not None and key in held:
@@ -929,6 +944,7 @@ class FTPServer(SessionHost):
         outcome: str,
         fault: Fault | None = None,
     ) -> None:
+        self.trimmer.activity()
         nbytes = state.bytes if state is not None else 0
         seconds = time.monotonic() - state.started if state is not None else 0.0
         if verb in _UPLOADS:
@@ -1143,33 +1159,45 @@ class FTPServer(SessionHost):
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Graceful stop: no new connections; idle sessions get 421 at once,
-        running transfers may finish (``timeout`` seconds at most, default
-        ``server.shutdown_timeout``), then every session is closed."""
+        a session's command in hand is answered first and running transfers
+        (and those such a command starts) may finish (``timeout`` seconds at
+        most, default ``server.shutdown_timeout``), then every session is
+        closed."""
         timeout = self.config.server.shutdown_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         for srv in self._servers:
             srv.close()
-        busy = [
+        log.info(
+            "shutting down: waiting up to %gs for %d transfer(s)", timeout, len(self._transfers())
+        )
+        for ch in list(self.channels):
+            ch.shut_down()
+        hurry = asyncio.ensure_future(self._stop_now.wait())
+        try:
+            while True:
+                # Commands in hand (tasks) may start transfers: look again.
+                waiting = {t for t in self._tasks if not t.done()} | set(self._transfers())
+                left = deadline - loop.time()
+                if not waiting or left <= 0 or hurry.done():
+                    break
+                await asyncio.wait({*waiting, hurry}, timeout=left, return_when="FIRST_COMPLETED")
+        finally:
+            hurry.cancel()
+            await asyncio.gather(hurry, return_exceptions=True)
+        late = self._transfers()
+        if late:
+            log.warning("shutdown: aborting %d transfer(s) still running", len(late))
+        await self.close()
+
+    def _transfers(self) -> list[asyncio.Task[None]]:
+        return [
             ch.transfer.task
             for ch in self.channels
-            if ch.transfer is not None and ch.transfer.task is not None
+            if ch.transfer is not None
+            and ch.transfer.task is not None
+            and not ch.transfer.task.done()
         ]
-        log.info("shutting down: waiting up to %gs for %d transfer(s)", timeout, len(busy))
-        for ch in list(self.channels):
-            if ch.transfer is None or ch.transfer.task is None:
-                _end_session(ch)
-            else:  # after its 226 (or 426)
-                ch.transfer.task.add_done_callback(functools.partial(_after_transfer, ch))
-        if busy:
-            drain = asyncio.ensure_future(asyncio.wait(busy, timeout=timeout))
-            hurry = asyncio.ensure_future(self._stop_now.wait())
-            await asyncio.wait({drain, hurry}, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in (drain, hurry):  # (the transfers themselves go on)
-                waiter.cancel()
-            await asyncio.gather(drain, hurry, return_exceptions=True)
-            late = [task for task in busy if not task.done()]
-            if late:
-                log.warning("shutdown: aborting %d transfer(s) still running", len(late))
-        await self.close()
 
     def stop_now(self) -> None:
         """Make a running ``shutdown()`` stop waiting for transfers (a second
@@ -1201,18 +1229,6 @@ def _close_all(filesystems: list[Any]) -> None:
     for filesystem in filesystems:
         with contextlib.suppress(Exception):
             filesystem.close()
-
-
-def _after_transfer(channel: Channel, _: object) -> None:
-    _end_session(channel)
-
-
-def _end_session(channel: Channel) -> None:
-    if channel.closing:
-        return
-    channel.reply(421, "Server shutting down")
-    channel.closing = True
-    channel.transport.close()  # connection_lost then ends the session and cleans up
 
 
 def _owner_name(account: Account) -> str:

@@ -54,6 +54,8 @@ log = logging.getLogger("vfsftp.session")
 
 #: command lines queued before the channel stops reading from the client
 _MAX_PENDING = 64
+#: seconds a closed connection may take to go away before it is cut
+_CLOSE_GRACE = 2.0
 #: held replies are written at once past this size or count (see reply)
 _CORK_LIMIT = 16 * 1024
 _CORK_REPLIES = 16
@@ -96,6 +98,7 @@ class FTPChannel(asyncio.Protocol):
         "_pending",
         "_reading_paused",
         "_shared",
+        "_stopping",
         "_verdict",
         "_verdict_timer",
         "_write_paused",
@@ -150,6 +153,7 @@ class FTPChannel(asyncio.Protocol):
         # ~600 bytes, as much as the rest of an idle session.
         self._pending: deque[bytes | object] | None = None
         self._busy = False  # handling commands, or closing
+        self._stopping = False  # server shutdown: no command after the one in hand
         # Replies held while commands are handled without waiting, and sent
         # in one write when that step ends (see _spawn); None: write at once.
         self._corked: list[bytes] | None = None
@@ -368,6 +372,9 @@ class FTPChannel(asyncio.Protocol):
         self._last_activity = asyncio.get_running_loop().time()
         if self._closed:
             return
+        if self._stopping:
+            self._goodbye_after_transfer()
+            return
         if self._pending and not self.closing:
             self._spawn(self._process())
         elif self.closing or self._eof:
@@ -551,8 +558,9 @@ class FTPChannel(asyncio.Protocol):
     async def _process(self) -> None:
         """Handle the queued command lines, one at a time, then end (the
         next line that arrives starts a new task)."""
+        idle = self.config.server.idle_timeout
         try:
-            while self._pending and not self.closing:
+            while self._pending and not self.closing and not self._stopping:
                 line = self._pending.popleft()
                 if self._corked is None and self._pending:
                     # Pipelined lines: their replies go out together (reply()
@@ -568,8 +576,13 @@ class FTPChannel(asyncio.Protocol):
                 else:
                     assert isinstance(line, bytes)
                     await self.handle_line(line)
-                if self._write_paused:
-                    await self._drain()
+                if self._write_paused and not await self._drain_within(idle):
+                    # A client that reads none of its replies is as idle as
+                    # one that sends nothing (and holds its buffers).
+                    self._time_out(
+                        f"Idle timeout ({idle:g} seconds)", "idle timeout (replies unread)"
+                    )
+                    break
                 if self._reading_paused and len(self._pending or ()) < _MAX_PENDING // 2:
                     self._reading_paused = False
                     if not self.transport.is_closing():
@@ -622,6 +635,9 @@ class FTPChannel(asyncio.Protocol):
                 # Not echoed: a mistyped line may be a password ("PASSsecret").
                 raise FTPError(500, "Command not understood")
             inv: Invocation = preflight(spec, self.state, cmd.arg)
+            if spec.opens_data and self.state.passive is not None:
+                # Before storage is asked anything: see PassiveListener.claim.
+                self.state.passive.claim()
             if inv.path and self.host.uploads_settling() and self.state.fs is not None:
                 await self.host.settle(self.state.fs, inv.path)
             await spec.handler(self, inv)
@@ -1063,11 +1079,39 @@ class FTPChannel(asyncio.Protocol):
 
     # ------------------------------------------------------------ teardown
 
-    async def close(self, wait: bool = True) -> None:
+    def shut_down(self) -> None:
+        """Server shutdown (graceful): the command in hand is answered and a
+        transfer (running, or started by that command) finishes; then 421
+        and the connection closes. No further command is taken: RFC 959's
+        421 says the service is going away, which must not be the answer
+        to a command that is carried out all the same."""
+        if self.closing or self._stopping:
+            return
+        self._stopping = True
+        if not self._busy:
+            self._goodbye_after_transfer()
+
+    def _goodbye_after_transfer(self) -> None:
+        t = self.transfer
+        if t is not None and t.task is not None and not t.task.done():
+            t.task.add_done_callback(lambda _: self._goodbye())
+        else:
+            self._goodbye()
+
+    def _goodbye(self) -> None:
+        if self.closing:
+            return
+        self.reply(421, "Server shutting down")
+        self.closing = True
+        self._close_transport()  # connection_lost then ends the session and cleans up
+
+    async def close(self, wait: bool = True, goodbye: str | None = None) -> None:
         """End the session: let a transfer QUIT allowed finish, abort any
         other, close the connection. The session is over (logged, counted
         out) once the connection is gone: with ``wait``, this returns only
-        then; without, connection_lost finishes it (no task waits for it)."""
+        then; without, connection_lost finishes it (no task waits for it).
+        ``goodbye``: the text of a 421 sent last, after the transfer's own
+        reply (a transfer already committing gets its 226 first)."""
         # A flag of its own: `closing` is also set while the last command is
         # answered, and the session must be removed from the server's counts
         # exactly once.
@@ -1088,19 +1132,47 @@ class FTPChannel(asyncio.Protocol):
             await self.abort_transfer(Fault("client-gone", self._lost_why))
         else:
             await self.abort_transfer(Fault("shutdown", "the server closed the session"))
+        if goodbye is not None:
+            self.reply(421, goodbye)
         self.close_passive()
         if self._write_paused:
+            # (bounded: a client that reads nothing must not keep its session)
             with contextlib.suppress(Exception):
-                await self._drain()
+                await self._drain_within(_CLOSE_GRACE)
         self._ending = True
         self._uncork()
-        self.transport.close()
+        self._close_transport()
         if self._gone:
             self._finish()
         elif wait:
             self._lost = asyncio.get_running_loop().create_future()
             with contextlib.suppress(Exception):
                 await self._lost
+
+    def _close_transport(self) -> None:
+        """Close the connection, and cut it if it is not gone within
+        _CLOSE_GRACE: asyncio's TLS transport waits for the client's
+        close_notify after sending its own (up to 30 s on 3.11+, for as
+        long as the client stays on 3.10), and a client that reads nothing
+        keeps what is left to send. An idle FTPS client then held a
+        graceful shutdown that long past shutdown_timeout."""
+        if not self.transport.is_closing():
+            # (asyncio's TLS transport forgets its protocol on a second
+            # close(), and then its abort() does nothing)
+            self.transport.close()
+        if not self._gone and (self.state.secure or self._unsent()):
+            # (a clear connection with nothing left to send goes at once)
+            asyncio.get_running_loop().call_later(_CLOSE_GRACE, self._cut)
+
+    def _unsent(self) -> bool:
+        try:
+            return bool(self.transport.get_write_buffer_size())
+        except NotImplementedError:  # a transport of one's own
+            return self._write_paused
+
+    def _cut(self) -> None:
+        if not self._gone:
+            self.transport.abort()
 
     def _finish(self) -> None:
         if self._finished:

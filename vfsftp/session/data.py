@@ -214,6 +214,28 @@ class PassiveListener:
         self.expected_peer = expected_peer  # None: any address (FXP allowed)
         self.balancers = balancers
         self.header_timeout = header_timeout
+        #: the client's connection, taken by claim() (the port given back)
+        self._claimed: tuple[socket.socket, tuple[str, int]] | None = None
+
+    def claim(self) -> None:
+        """Take the client's connection if it is already waiting, and stop
+        listening: the port goes back to the passive range. Called before a
+        data command asks storage anything, which may take long (a store
+        that is down answers after its retries): the port must not be held
+        meanwhile, or a slow backend uses up a fixed range and other
+        sessions get 425. A client that connects later is accepted later.
+        Behind PROXY-protocol balancers the connection is only known to be
+        the client's once its header is read, in accept(): the port is held
+        until then."""
+        if self._claimed is not None or self.sock.fileno() < 0 or self.balancers:
+            return
+        try:
+            conn = self._accept_waiting()
+        except FTPError:
+            return  # accept() reports it
+        if conn is not None:
+            self._claimed = conn
+            self.sock.close()
 
     async def accept(self, timeout: float) -> socket.socket:
         """The first connection from the client's own address. Connections from
@@ -249,6 +271,10 @@ class PassiveListener:
     async def _accept_one(self, timeout: float) -> tuple[socket.socket, tuple[str, int]]:
         """A reader callback and one timer, rather than
         ``wait_for(sock_accept)`` which costs a task per transfer."""
+        claimed = self._claimed
+        if claimed is not None:
+            self._claimed = None
+            return claimed
         # Most clients connect as soon as they read the PASV/EPSV reply,
         # before they send RETR: then it is already waiting (no reader, timer
         # or future, and the transfer need not wait at all; see eager.start).
@@ -316,6 +342,9 @@ class PassiveListener:
 
     def close(self) -> None:
         self.sock.close()
+        if self._claimed is not None:
+            self._claimed[0].close()
+            self._claimed = None
 
 
 #: where the next search of each passive port range starts (see open_passive)

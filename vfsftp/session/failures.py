@@ -117,7 +117,8 @@ def failure_of(exc: BaseException, path: str, stall_timeout: float) -> tuple[Rep
             Fault("error", _named(exc)),
             "fail",
         )
-    kind = "disk-full" if mapped.code == 552 else "storage"  # (InsufficientStorage)
+    # (InsufficientStorage 452; an EDQUOT inside an OperationFailed 552)
+    kind = "disk-full" if mapped.code in (452, 552) else "storage"
     return mapped, Fault(kind, _named(exc)), "fail"
 
 
@@ -129,7 +130,7 @@ def _network_or_storage(exc: OSError, path: str, stall_timeout: float) -> tuple[
     storage = exc.errno in _STORAGE_ERRNOS and not isinstance(exc, ssl.SSLError)
     if storage or exc.filename is not None:  # (a socket error names no file)
         kind = "disk-full" if exc.errno in _FULL_ERRNOS else "storage"
-        return map_fs_error(exc, path).reply, Fault(kind, _named(exc)), "fail"  # 552, 550
+        return map_fs_error(exc, path).reply, Fault(kind, _named(exc)), "fail"  # 452, 552, 550
     if isinstance(exc, ssl.SSLEOFError):
         fault = Fault("closed", f"data connection closed without TLS close_notify ({_named(exc)})")
     elif isinstance(exc, ssl.SSLError):

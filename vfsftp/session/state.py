@@ -161,7 +161,11 @@ class Channel(Protocol):
 
     def tree_path(self, path: str) -> str: ...
 
-    async def close(self, wait: bool = True) -> None: ...
+    async def close(self, wait: bool = True, goodbye: str | None = None) -> None: ...
+
+    def shut_down(self) -> None:
+        """Graceful server shutdown: answer the command in hand, let a
+        transfer finish, then 421 and close."""
 
 
 class SessionHost(Protocol):

@@ -17,13 +17,18 @@ class StorageError(fs.errors.OperationFailed):
     time, renaming a whole prefix: 550), access denied by the store (550), the
     store unreachable (451)."""
 
-    def __init__(self, reason: str, code: int = 550, *, failure: bool = False) -> None:
+    def __init__(
+        self, reason: str, code: int = 550, *, failure: bool = False, backend: str = ""
+    ) -> None:
         super().__init__(msg=reason)
         self.reason = reason
         self.code = code
         #: the store failed or refused (unreachable, denied, no bucket), as
         #: opposed to a refusal by design: worth a line in the server's log
         self.failure = failure
+        #: the kind of mount that raised it ("s3"): a call on two mounts (a
+        #: rename across them) names the one that failed
+        self.backend = backend
 
 
 # Ordered: the first matching class wins, so subclasses come first.
@@ -41,7 +46,10 @@ _FS_ERRORS: tuple[tuple[type[BaseException], int, str], ...] = (
     (fs.errors.RemoveRootError, 550, "Cannot remove the root directory"),
     (fs.errors.ResourceLocked, 450, "File busy: {path}"),
     (fs.errors.PermissionDenied, 550, "Permission denied: {path}"),
-    (fs.errors.InsufficientStorage, 552, "Insufficient storage space"),
+    # RFC 959 §4.2: 452 "insufficient storage space in system" (a full
+    # disk); 552 "exceeded storage allocation" is a quota's (EDQUOT below,
+    # vfsftp.quota).
+    (fs.errors.InsufficientStorage, 452, "Insufficient storage space"),
     (fs.errors.InvalidCharsInPath, 553, "File name not allowed: {path}"),
     (fs.errors.InvalidPath, 553, "File name not allowed: {path}"),
     (fs.errors.Unsupported, 504, "Not supported by this filesystem: {path}"),
@@ -58,7 +66,7 @@ _OS_ERRORS: dict[int, tuple[int, str]] = {
     errno.ENOTDIR: (550, "Not a directory: {path}"),
     errno.EISDIR: (550, "Is a directory: {path}"),
     errno.ENOTEMPTY: (550, "Directory not empty: {path}"),
-    errno.ENOSPC: (552, "Insufficient storage space"),
+    errno.ENOSPC: (452, "Insufficient storage space"),
     errno.EDQUOT: (552, "Disk quota exceeded"),
     errno.EROFS: (550, "Read-only: {path}"),
     errno.ENAMETOOLONG: (553, "File name too long: {path}"),
@@ -68,9 +76,10 @@ _OS_ERRORS: dict[int, tuple[int, str]] = {
 def map_fs_error(exc: BaseException, path: str) -> FTPError:
     """The reply for an error raised by a filesystem call on ``path``.
 
-    fs.errors first (ResourceNotFound → 550, InsufficientStorage → 552, ...),
-    then raw OSError numbers (some fs code lets them through), then 451
-    "local error in processing" (RFC 959 §4.2.2) for anything else.
+    fs.errors first (ResourceNotFound → 550, InsufficientStorage → 452, ...),
+    then OSError numbers (raw, as some fs code lets them through, or inside
+    an OperationFailed: fs has no class for EDQUOT), then 451 "local error
+    in processing" (RFC 959 §4.2.2) for anything else.
     """
     if isinstance(exc, FTPError):
         return exc
@@ -79,8 +88,9 @@ def map_fs_error(exc: BaseException, path: str) -> FTPError:
     for cls, code, text in _FS_ERRORS:
         if isinstance(exc, cls):
             return FTPError(code, text.format(path=path))
-    if isinstance(exc, OSError) and exc.errno in _OS_ERRORS:
-        code, text = _OS_ERRORS[exc.errno]
+    cause = exc if isinstance(exc, OSError) else getattr(exc, "exc", None)
+    if isinstance(cause, OSError) and cause.errno in _OS_ERRORS:
+        code, text = _OS_ERRORS[cause.errno]
         return FTPError(code, text.format(path=path))
     if isinstance(exc, fs.errors.OperationFailed):
         return FTPError(451, f"Requested action aborted: storage error on {path}")

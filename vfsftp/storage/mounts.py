@@ -286,6 +286,7 @@ class MountTable:
                         partial(measure, filesystem, "/", UPLOAD_PREFIX),
                         scope=quota_scope(path, user, url),
                         store=shared,
+                        shown_as=f"mount {path}" if user is None else f"mount {path} of {user}",
                     )
         return Mount.of(
             path,
@@ -332,6 +333,12 @@ class MountTable:
                 return built[1]  # (another session built it meanwhile)
             self._trees[name] = (user, tree)
             return tree
+
+    def quotas(self) -> list[Quota]:
+        """The mount quota accounts made so far (one per declaration, and
+        per user of a ``${user}`` mount)."""
+        with self._lock:
+            return list(self._quotas.values())
 
     @property
     def global_mounts(self) -> list[Mount]:

@@ -110,10 +110,14 @@ class Quota:
         *,
         scope: str = "",
         store: QuotaStore | None = None,
+        shown_as: str = "",
     ) -> None:
-        """``store``: where the usage lives when servers share it, under
-        the name ``scope`` (the same on every server); None: here."""
+        """``label``: its name in replies to clients; ``shown_as``: in the
+        metrics (the operator's view, which may name tree paths; default
+        ``label``). ``store``: where the usage lives when servers share it,
+        under the name ``scope`` (the same on every server); None: here."""
         self.label = label
+        self.shown_as = shown_as or label
         self.max_bytes = max_bytes
         self.max_files = max_files
         self._measure = measure
@@ -141,6 +145,13 @@ class Quota:
         # Under the lock: concurrent first users wait for one measurement.
         if self._bytes is None:
             self._bytes, self._files = self._measure()
+
+    def peek(self) -> tuple[int, int] | None:
+        """(bytes, files) in use, or None before the first measurement or
+        when a shared store holds them; never blocks (metrics read it from
+        the event loop)."""
+        used = self._bytes
+        return None if used is None or self.store is not None else (used, self._files)
 
     def usage(self) -> tuple[int, int]:
         """Blocking on first use: (bytes, files) in use."""

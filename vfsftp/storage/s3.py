@@ -190,6 +190,11 @@ _UNREACHABLE = (
 )
 
 
+def _failed(reason: str, code: int) -> StorageError:
+    """The store failed or refused: worth a line in the server's log."""
+    return StorageError(reason, code, failure=True, backend="s3")
+
+
 @contextlib.contextmanager
 def s3_errors(path: str) -> Iterator[None]:
     """botocore errors → fs.errors, so the one FTP error map applies. What
@@ -204,16 +209,16 @@ def s3_errors(path: str) -> Iterator[None]:
         if code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket"):
             raise fs.errors.ResourceNotFound(path, exc=exc) from exc
         if code == "NoSuchBucket":
-            raise StorageError(f"S3 bucket does not exist ({code})", 550, failure=True) from exc
+            raise _failed(f"S3 bucket does not exist ({code})", 550) from exc
         if code in _DENIED or status == 403:
-            raise StorageError(f"S3 access denied ({code or status})", 550, failure=True) from exc
-        raise StorageError(f"S3 error {code or status}", 451, failure=True) from exc
+            raise _failed(f"S3 access denied ({code or status})", 550) from exc
+        raise _failed(f"S3 error {code or status}", 451) from exc
     except _UNREACHABLE as exc:
-        raise StorageError("S3 endpoint unreachable or timed out", 451, failure=True) from exc
+        raise _failed("S3 endpoint unreachable or timed out", 451) from exc
     except botocore.exceptions.NoCredentialsError as exc:
-        raise StorageError("no S3 credentials configured", 550, failure=True) from exc
+        raise _failed("no S3 credentials configured", 550) from exc
     except botocore.exceptions.BotoCoreError as exc:
-        raise StorageError(f"S3 client error: {type(exc).__name__}", 451, failure=True) from exc
+        raise _failed(f"S3 client error: {type(exc).__name__}", 451) from exc
 
 
 def _status(exc: StorageError) -> int | None:
@@ -288,7 +293,7 @@ def _client_errors() -> Iterator[None]:
     try:
         yield
     except (ValueError, botocore.exceptions.BotoCoreError) as exc:
-        raise StorageError(f"cannot make the S3 client: {exc}", 451, failure=True) from exc
+        raise _failed(f"cannot make the S3 client: {exc}", 451) from exc
 
 
 _SESSION_LOCK = threading.Lock()

@@ -311,6 +311,24 @@ def _batches(
         rows.close()
 
 
+def _read_up_to(f: IO[bytes], n: int) -> bytes:
+    """``n`` bytes, or fewer at the end of the file. One read() may return
+    less before the end (a raw file: the bytes before an I/O error, a
+    network store's chunk); only an empty read is the end."""
+    first = f.read(n)
+    if len(first) >= n or not first:
+        return first
+    parts = [first]
+    left = n - len(first)
+    while left > 0:
+        chunk = f.read(left)
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
 def _copy_n(src: IO[bytes], dst: IO[bytes], n: int) -> None:
     left = n
     while left > 0:
@@ -437,7 +455,7 @@ class SessionFS:
         except FTPError:
             raise
         except Exception as exc:  # fs errors, and whatever else a backend raises
-            raise self.failed(exc, paths[0]) from exc
+            raise self.failed(exc, *paths) from exc
 
     def _inline(self, paths: tuple[str, ...], offload: bool = False) -> bool:
         """Calls on ``paths`` run on the event loop: every one of them is in
@@ -450,16 +468,22 @@ class SessionFS:
             )
         )
 
-    def failed(self, exc: BaseException, path: str) -> FTPError:
-        """The reply for an error of a filesystem call on ``path``. A failure
-        of the storage itself (a store unreachable or refusing, a backend's
-        own exception) is also logged, in one line naming the mount, where
-        it is declared and the cause; the traceback at debug level only."""
+    def failed(self, exc: BaseException, path: str, *others: str) -> FTPError:
+        """The reply for an error of a filesystem call on ``path`` (and
+        ``others``: a rename's target). A failure of the storage itself (a
+        store unreachable or refusing, a backend's own exception) is also
+        logged, in one line naming the mount that failed, where it is
+        declared and the cause; the traceback at debug level only."""
         mapped = map_fs_error(exc, path)
         cause = storage_failure(exc, mapped)
         if cause is not None:
-            found = self.tree.mount_of(path)
-            mount = found[0] if found is not None else None
+            # (the reply names the client's path; the log, the mount that failed)
+            found = [(p, f[0]) for p in (path, *others) if (f := self.tree.mount_of(p))]
+            backend = getattr(exc, "backend", "")
+            named, mount = next(
+                ((p, m) for p, m in found if m.kind == backend),
+                found[0] if found else (path, None),
+            )
             where = (
                 f"mount {self.tree_path(mount.path)} "
                 f"({mount.kind}, {mount.origin or 'not from mounts.yaml'})"
@@ -472,7 +496,7 @@ class SessionFS:
                 where,
                 cause,
                 self.owner,
-                self.tree_path(path),
+                self.tree_path(named),
             )
             log.debug("storage failure on %s, traceback:", where, exc_info=exc)
         return mapped
@@ -762,7 +786,7 @@ class SessionFS:
                     f.seek(offset)
                 # One byte more than expected tells a file that grew since
                 # the stat: it then goes the streaming way.
-                content = f.read(preload + 1)
+                content = _read_up_to(f, preload + 1)
             if len(content) > preload:
                 return self.tree.openbin(path, "r"), size, None
             return None, size, content

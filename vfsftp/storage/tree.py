@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import uuid
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
@@ -40,7 +41,7 @@ from fs.path import abspath, normpath
 from fs.subfs import SubFS
 from fs.wrap import WrapReadOnly
 
-from ..protocol.paths import basename, is_under
+from ..protocol.paths import basename, dirname, is_under
 from .digests import HashSource, generic_source
 from .quota import Quota
 
@@ -244,6 +245,26 @@ def _rename_on_disk(filesystem: FS, src: str, dst: str) -> bool:
     except OSError:
         return False  # e.g. across devices: let fs copy
     return True
+
+
+def _move_file_across(src_fs: FS, src: str, dst_fs: FS, dst: str, preserve_time: bool) -> None:
+    """Copy, then delete the original. The copy goes to a hidden temporary
+    name beside the target and is renamed into place once whole (as an
+    upload), so a copy that fails midway (disk full) leaves the target as
+    it was; a store whose writes publish nothing until closed cleanly (S3)
+    takes the copy directly."""
+    if getattr(dst_fs, "open_atomic_upload", None) is not None:
+        fs.move.move_file(src_fs, src, dst_fs, dst, preserve_time=preserve_time)
+        return
+    temp = f"{dirname(dst).rstrip('/')}/{UPLOAD_PREFIX}{uuid.uuid4().hex}"
+    try:
+        fs.copy.copy_file(src_fs, src, dst_fs, temp, preserve_time=preserve_time)
+        dst_fs.move(temp, dst, overwrite=True)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            dst_fs.remove(temp)
+        raise
+    src_fs.remove(src)
 
 
 class VirtualTree(FS):
@@ -654,7 +675,7 @@ class VirtualTree(FS):
             raise fs.errors.DestinationExists(dst_path)
         if sm.fs.isdir(ssub):
             raise fs.errors.FileExpected(src_path)
-        fs.move.move_file(sm.fs, ssub, dm.fs, dsub, preserve_time=preserve_time)
+        _move_file_across(sm.fs, ssub, dm.fs, dsub, preserve_time)
 
     def movedir(
         self, src_path: str, dst_path: str, create: bool = False, preserve_time: bool = False

@@ -127,7 +127,7 @@ CASES = [
     ),
     (
         OSError(errno.ENOSPC, "No space left on device", "/srv/secret/.vfsftp-upload-1"),
-        552,
+        452,
         "Insufficient storage space",
         "disk-full",
         "No space left",
@@ -151,7 +151,7 @@ CASES = [
     ),
     (
         fs.errors.InsufficientStorage(),
-        552,
+        452,
         "Insufficient storage space",
         "disk-full",
         "InsufficientStorage",

@@ -32,7 +32,7 @@ FS_ERRORS: list[tuple[BaseException, int, bool]] = [
     (fs.errors.RemoveRootError(HOST), 550, False),
     (fs.errors.ResourceLocked(HOST), 450, True),
     (fs.errors.PermissionDenied(HOST, exc=_host_oserror(errno.EACCES)), 550, True),
-    (fs.errors.InsufficientStorage(HOST), 552, False),
+    (fs.errors.InsufficientStorage(HOST), 452, False),
     (fs.errors.InvalidCharsInPath(HOST), 553, True),
     (fs.errors.InvalidPath(HOST), 553, True),
     (fs.errors.Unsupported(HOST), 504, True),
@@ -41,6 +41,8 @@ FS_ERRORS: list[tuple[BaseException, int, bool]] = [
     (fs.errors.FilesystemClosed(), 421, False),
     # other OperationFailed: a storage error on the path
     (fs.errors.OperationFailed(HOST, exc=_host_oserror(errno.EIO)), 451, True),
+    # ...unless its OSError has a reply of its own (fs has no class for EDQUOT)
+    (fs.errors.OperationFailed(HOST, exc=_host_oserror(errno.EDQUOT)), 552, False),
     (fs.errors.ResourceError(HOST, msg=f"odd {HOST}"), 451, False),
     (fs.errors.NoSysPath(HOST), 451, False),
     # raw OSErrors that fs code lets through, by errno
@@ -52,7 +54,7 @@ FS_ERRORS: list[tuple[BaseException, int, bool]] = [
     (NotADirectoryError(errno.ENOTDIR, "Not a directory", HOST), 550, True),
     (IsADirectoryError(errno.EISDIR, "Is a directory", HOST), 550, True),
     (_host_oserror(errno.ENOTEMPTY), 550, True),
-    (_host_oserror(errno.ENOSPC), 552, False),
+    (_host_oserror(errno.ENOSPC), 452, False),
     (_host_oserror(errno.EDQUOT), 552, False),
     (_host_oserror(errno.EROFS), 550, True),
     (_host_oserror(errno.ENAMETOOLONG), 553, True),

@@ -740,3 +740,49 @@ def test_shutdown_during_a_handshake(make_server: ServerFactory, pki: Pki, mode:
         srv.stop()
         assert time.monotonic() - start < DROP_WITHIN
         assert_dropped(sock)
+
+
+def test_a_transfer_aborted_before_its_tls_handshake_is_426(
+    tls_server: ThreadedFTPServer, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ABOR while a PROT P upload waits for a transfer thread (a busy pool)
+    shuts its socket down before the handshake begins: the upload is
+    aborted (426, logged as an abort), not a 451 'local error'."""
+    import threading
+
+    import vfsftp.session.channel
+
+    waiting, go = threading.Event(), threading.Event()
+    real = vfsftp.session.channel.handshake_data_socket
+
+    def late(sock: ssl.SSLSocket, timeout: float) -> None:
+        waiting.set()
+        go.wait(10)  # (bounded: a failing test still ends)
+        real(sock, timeout)
+
+    monkeypatch.setattr(vfsftp.session.channel, "handshake_data_socket", late)
+    client = tls_client(tls_server, pki)
+    client.prot_p()
+    client.voidcmd("TYPE I")
+    host, port = client.makepasv()
+    data = socket.create_connection((host, port), timeout=10)
+    try:
+        assert client.sendcmd("STOR /aborted.bin").startswith("150")
+        assert waiting.wait(10)
+        client.putcmd("ABOR")
+        wait_for_abort = time.monotonic() + 10
+        while not tls_server.server.channels or all(
+            ch.transfer is None or ch.transfer.state is None or not ch.transfer.state.aborted
+            for ch in tls_server.server.channels
+        ):
+            assert time.monotonic() < wait_for_abort, "the abort never reached the transfer"
+            time.sleep(0.01)
+        go.set()
+        with pytest.raises(ftplib.error_temp, match="^426 Transfer aborted"):
+            client.getresp()
+        assert client.getresp().startswith("226")
+    finally:
+        go.set()
+        data.close()
+    assert not tls_server.exists("/aborted.bin")
+    client.quit()

@@ -843,7 +843,10 @@ class FTPChannel(asyncio.Protocol):
                 await executor.run(job, state, check)
                 ok = True
         except (Exception, asyncio.CancelledError) as exc:
-            if state is not None and state.aborted and isinstance(exc, OSError):
+            if state is not None and state.aborted:
+                # Whatever the stopped socket made the thread raise: an
+                # OSError, or an AttributeError from an SSLSocket shut down
+                # before its handshake began (shutdown() drops its TLS object).
                 exc = TransferAborted(state.abort_fault)
             elif isinstance(exc, asyncio.CancelledError):  # stopped before the connection
                 exc = TransferAborted(t.abort_fault)

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import USER, wait_for
+from conftest import USER, login, wait_for
 from fs.memoryfs import MemoryFS
 from fs.wrapfs import WrapFS
 
@@ -83,10 +83,7 @@ def test_shutdown_answers_the_command_in_hand_before_421(command: str) -> None:
     held.delegate_fs().writebytes("/a.bin", data)
     authorizer = OneTree(VirtualTree([Mount.of("/", held)]))
     with ThreadedFTPServer(authorizer=authorizer) as srv:
-        f = ftplib.FTP(timeout=20)
-        f.connect(srv.host, srv.port)
-        f.login(USER, "any")
-        f.voidcmd("TYPE I")
+        f = login(srv, USER, "any", timeout=20)
         result: dict[str, Any] = {}
 
         def run() -> None:
@@ -171,10 +168,7 @@ def test_an_upload_committing_when_shutdown_gives_up_gets_its_226_before_421() -
     logging.getLogger("vfsftp.session").addHandler(watch)
     try:
         with ThreadedFTPServer(authorizer=authorizer) as srv:
-            f = ftplib.FTP(timeout=20)
-            f.connect(srv.host, srv.port)
-            f.login(USER, "any")
-            f.voidcmd("TYPE I")
+            f = login(srv, USER, "any", timeout=20)
             result: dict[str, str] = {}
 
             def upload() -> None:

@@ -9,14 +9,13 @@ benchmarks/soak.py (an S3 outage under load: 52 operations on /mem and
 
 from __future__ import annotations
 
-import ftplib
 import io
 import socket
 import threading
 from typing import Any
 
 import pytest
-from conftest import USER
+from conftest import USER, login
 from test_graceful_shutdown import Held, OneTree
 
 from vfsftp.storage.tree import Mount, VirtualTree
@@ -49,10 +48,7 @@ def test_the_passive_port_is_released_while_storage_is_slow(verb: str) -> None:
     authorizer = OneTree(VirtualTree([Mount.of("/", held)]))
     config = {"server": {"passive_ports": [port, port]}}
     with ThreadedFTPServer(config, authorizer=authorizer) as srv:
-        f = ftplib.FTP(timeout=20)
-        f.connect(srv.host, srv.port)
-        f.login(USER, "any")
-        f.voidcmd("TYPE I")
+        f = login(srv, USER, "any", timeout=20)
         result: dict[str, Any] = {}
 
         def run() -> None:

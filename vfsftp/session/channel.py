@@ -842,13 +842,14 @@ class FTPChannel(asyncio.Protocol):
                     check = self._publish_check(state, 0.0 if sure else grace)
                 await executor.run(job, state, check)
                 ok = True
-        except (Exception, asyncio.CancelledError) as exc:
+        except (Exception, asyncio.CancelledError) as caught:
+            exc: BaseException = caught
             if state is not None and state.aborted:
                 # Whatever the stopped socket made the thread raise: an
                 # OSError, or an AttributeError from an SSLSocket shut down
                 # before its handshake began (shutdown() drops its TLS object).
                 exc = TransferAborted(state.abort_fault)
-            elif isinstance(exc, asyncio.CancelledError):  # stopped before the connection
+            elif isinstance(caught, asyncio.CancelledError):  # stopped before the connection
                 exc = TransferAborted(t.abort_fault)
             stall = self.config.server.stall_timeout
             reply, fault, outcome = failure_of(exc, path, stall)

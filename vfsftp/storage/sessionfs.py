@@ -14,12 +14,13 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 import fs.errors
 from fs.info import Info
@@ -55,6 +56,9 @@ from .quota import (
 from .threads import ThreadPool
 from .tree import UPLOAD_PREFIX, Mount, StatRow, VirtualTree
 
+if TYPE_CHECKING:
+    from .s3 import FolderFacts
+
 __all__ = ["Listing", "SessionFS", "Upload"]
 
 T = TypeVar("T")
@@ -65,6 +69,8 @@ _NAMESPACES = ("details", "stat")
 LISTING_BATCH = 1000
 _WRITE_MODE_LETTERS = frozenset("wam")
 COPY_CHUNK = 1 << 20
+#: folders a session keeps facts of (FolderMemo); beyond, it starts afresh
+FOLDER_MEMO_SIZE = 256
 
 
 class AtomicWriter(Protocol):
@@ -360,6 +366,36 @@ def _unique_of(ino: int, dev: int, mount_kind: str, path: str) -> str:
     ).hexdigest()
 
 
+class FolderMemo:
+    """What a session learned of S3 folders (``folder_facts``: one LIST),
+    for its STORs into them: kept for the mount's ``folder_trust`` seconds,
+    and forgotten at once when the session itself changes a folder (MKD,
+    RMD, DELE, RNTO). Another session, or another tool, may remove the
+    folder meanwhile: a PUT under a vanished prefix then brings the prefix
+    back, holding the one file, as a PUT in the window between a check and
+    the upload always could (docs/s3.md, "Folders a session knows")."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._facts: dict[tuple[int, str], tuple[float, FolderFacts]] = {}
+        self._clock = clock
+
+    def get(self, fs_: Any, path: str) -> FolderFacts | None:
+        found = self._facts.get((id(fs_), path))
+        if found is None or found[0] <= self._clock():
+            return None
+        return found[1]
+
+    def put(self, fs_: Any, path: str, facts: FolderFacts) -> None:
+        if facts.trust <= 0:
+            return
+        if len(self._facts) >= FOLDER_MEMO_SIZE:
+            self._facts.clear()
+        self._facts[(id(fs_), path)] = (self._clock() + facts.trust, facts)
+
+    def forget(self) -> None:
+        self._facts.clear()
+
+
 class SessionFS:
     """One logged-in user's filesystem: a tree, a current directory and the
     user's permission letters with their per-path overrides.
@@ -391,6 +427,7 @@ class SessionFS:
         self.user_quota = user_quota
         self.quota_home = quota_home  # the user quota counts what is under it
         self.root = root  # where the user's "/" is in the server's tree
+        self.folders = FolderMemo()
 
     def tree_path(self, path: str) -> str:
         """The server's name of the user's ``path``."""
@@ -668,14 +705,18 @@ class SessionFS:
         return entry.size
 
     async def mkdir(self, path: str) -> None:
+        self.folders.forget()
         await self._run((path,), self.tree.makedir, path)
 
     async def rmdir(self, path: str) -> None:
         if path == self.cwd or path == "/":
             raise FTPError(550, f"Cannot remove the current or root directory: {path}")
+        self.folders.forget()
         await self._run((path,), self.tree.removedir, path)
 
     async def remove(self, path: str) -> None:
+        # (a folder without a marker vanishes with its last file)
+        self.folders.forget()
         quotas = self.quotas_for(path)
 
         def op() -> None:  # one worker-thread call; a directory: FileExpected → 550
@@ -700,6 +741,7 @@ class SessionFS:
         if changed is not None:
             raise FTPError(550, f"Rename refused: {changed}")
 
+        self.folders.forget()
         src_quotas, dst_quotas = self.quotas_for(src), self.quotas_for(dst)
         # Scopes the data leaves and enters; within one scope nothing changes.
         leaving = [q for q in src_quotas if q not in dst_quotas]
@@ -829,16 +871,21 @@ class SessionFS:
         quotas = self.quotas_for(path)
 
         def check() -> tuple[int, bool]:
-            parent = dirname(sub)
-            if not mount.fs.isdir(parent):
-                raise fs.errors.ResourceNotFound(dirname(path))
+            is_folder = self._upload_folder_check(mount, sub, path)
             if not quotas:
-                if mount.fs.isdir(sub):
+                if is_folder is None:
+                    is_folder = mount.fs.isdir(sub)
+                if is_folder:
                     raise fs.errors.FileExpected(path)
                 credit, new_file = 0, False
             else:
+                if is_folder:
+                    raise fs.errors.FileExpected(path)
                 try:
-                    old = mount.fs.getinfo(sub, ("details",))
+                    if is_folder is None:
+                        old = mount.fs.getinfo(sub, ("details",))
+                    else:  # (not a folder: one HEAD on S3 tells the rest)
+                        old = getattr(mount.fs, "fileinfo", mount.fs.getinfo)(sub)
                 except fs.errors.ResourceNotFound:
                     old = None
                 if old is not None and old.is_dir:
@@ -874,6 +921,28 @@ class SessionFS:
             algorithms=algorithms,
             expected=expected,
         )
+
+    def _upload_folder_check(self, mount: Mount, sub: str, path: str) -> bool | None:
+        """Blocking: raise ResourceNotFound unless the folder an upload to
+        ``sub`` goes into is there; tell whether ``sub`` is a folder (None:
+        not known yet). On S3 one LIST tells both, and the session keeps
+        its answer for ``folder_trust`` seconds (FolderMemo): STORs into a
+        folder it knows cost the PUT alone."""
+        parent = dirname(sub)
+        facts_of = getattr(mount.fs, "folder_facts", None)
+        if facts_of is None:
+            if not mount.fs.isdir(parent):
+                raise fs.errors.ResourceNotFound(dirname(path))
+            return None
+        facts = self.folders.get(mount.fs, parent)
+        if facts is None:
+            facts = facts_of(parent)
+            if facts is None:
+                raise fs.errors.ResourceNotFound(dirname(path))
+            self.folders.put(mount.fs, parent, facts)
+        if facts.subfolders is None:
+            return None
+        return basename(sub) in facts.subfolders
 
     async def unique_name(self, directory: str, hint: str = "file") -> str:
         """A name in ``directory`` that does not exist yet (STOU)."""

@@ -820,30 +820,64 @@ def test_s3_stor_requests_with_a_quota(
     s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory
 ) -> None:
     """On a mount with a quota a STOR also needs the size of the file it
-    replaces: one HEAD (the folder's LIST already said the name is no
-    folder), and the usage follows."""
+    replaces. A name the folder's LIST did not show is charged as a new
+    file at once, and the PUT carries If-None-Match: a file put there
+    meanwhile refuses it (412), and the upload is then charged as replacing
+    that file (a HEAD) and put again. A name the session knows is a file
+    (it stored it) costs a HEAD first."""
     s3_bucket.put("d/sub/x.txt", b"x")
     srv = s3_server({"/": s3_bucket.mount(quota={"max_bytes": 100, "max_files": 10})})
     calls = Calls(mount_fs(srv, "/"))
     f = ftp_login(srv)
     f.voidcmd("TYPE I")
     # (the first upload measures the quota's usage: a listing of the mount)
-    f.storbinary("STOR /w.txt", io.BytesIO(b"w"))
+    f.storbinary("STOR /w.txt", io.BytesIO(b"w"))  # usage 2
     calls.clear()
-    f.storbinary("STOR /d/n.txt", io.BytesIO(b"1" * 40))
-    assert [name for name, _ in calls.log] == [_LIST, _HEAD, _PUT]
+    f.storbinary("STOR /d/n.txt", io.BytesIO(b"1" * 40))  # 42
+    assert [name for name, _ in calls.log] == [_LIST, _PUT]
+    assert calls.log[-1][1]["IfNoneMatch"] == "*"
     calls.clear()
-    f.storbinary("STOR /d/n.txt", io.BytesIO(b"2" * 50))  # replaces its 40 bytes
+    f.storbinary("STOR /d/n.txt", io.BytesIO(b"2" * 50))  # replaces its 40 bytes: 52
     assert [name for name, _ in calls.log] == [_HEAD, _PUT]
+    assert "IfNoneMatch" not in calls.log[-1][1]
     calls.clear()
     with pytest.raises(ftplib.error_perm, match=r"^550"):
         f.storbinary("STOR /d/sub", io.BytesIO(b"3"))
     assert calls.log == []
+    s3_bucket.put("d/p.txt", b"p" * 30)  # by another client, after the LIST
+    f.storbinary("STOR /d/p.txt", io.BytesIO(b"4" * 10))  # replaces 30 bytes: 32
+    assert [name for name, _ in calls.log] == [_PUT, _HEAD, _PUT]
+    assert s3_bucket.get("d/p.txt") == b"4" * 10
+    f.storbinary("STOR /d/o.txt", io.BytesIO(b"5" * 68))  # 100: fits exactly
     with pytest.raises(ftplib.error_perm, match=r"^552"):
-        f.storbinary("STOR /d/o.txt", io.BytesIO(b"4" * 50))  # 2 + 50 + 50 > 100
+        f.storbinary("STOR /d/q.txt", io.BytesIO(b"6"))
     assert s3_bucket.get("d/n.txt") == b"2" * 50
-    assert not s3_bucket.exists("d/o.txt")
-    f.storbinary("STOR /d/o.txt", io.BytesIO(b"5" * 48))  # 2 + 50 + 48 fits
+    assert not s3_bucket.exists("d/q.txt")
+    bye(f)
+
+
+def test_s3_upload_in_parts_under_a_quota_finds_the_file_it_replaces(
+    s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory
+) -> None:
+    """An upload in parts whose name the folder's LIST did not show asks
+    (a HEAD) before it completes, and is charged as replacing the file it
+    finds there."""
+    s3_bucket.put("d/sub/x.txt", b"x")
+    srv = s3_server(
+        {"/": s3_bucket.mount(part_size="5MiB", quota={"max_bytes": 16 * MiB, "max_files": 10})}
+    )
+    calls = Calls(mount_fs(srv, "/"))
+    f = ftp_login(srv)
+    f.storbinary("STOR /d/a.txt", io.BytesIO(b"a"))  # usage 2; the session knows /d
+    s3_bucket.put("d/big.bin", b"o" * MiB)  # by another client, after the LIST
+    calls.clear()
+    f.storbinary("STOR /d/big.bin", io.BytesIO(pattern(6 * MiB)))  # 2 + 6 MiB - 1 MiB
+    names = [name for name, _ in calls.log]
+    assert names.index(_HEAD) < names.index("CompleteMultipartUpload"), names
+    f.storbinary("STOR /d/fill.bin", io.BytesIO(bytes(11 * MiB - 2)))  # 16 MiB: fits
+    with pytest.raises(ftplib.error_perm, match=r"^552"):
+        f.storbinary("STOR /d/more.txt", io.BytesIO(b"m"))
+    assert s3_bucket.get("d/big.bin") == pattern(6 * MiB)
     bye(f)
 
 

@@ -55,7 +55,7 @@ from fs_s3fs import S3FS
 
 from ..protocol.hashes import HEX_DIGITS
 from .digests import HashSource
-from .errors import StorageError
+from .errors import NameTaken, StorageError
 from .tree import StatRow
 
 __all__ = [
@@ -286,12 +286,13 @@ FACTS_PAGE = 1000
 @dataclass(frozen=True)
 class FolderFacts:
     """What one LIST told of a folder: that it is there and, when every
-    entry fit in the one page, the names of its subfolders (else None);
-    ``trust``: for how many seconds a session may go by it (the mount's
-    folder_trust)."""
+    entry fit in the one page, the names of its subfolders and of its
+    files (else None); ``trust``: for how many seconds a session may go by
+    it (the mount's folder_trust)."""
 
     subfolders: frozenset[str] | None
     trust: float
+    files: frozenset[str] | None = None
 
 
 def _rows_from(
@@ -500,7 +501,11 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         trust = self.options.folder_trust
         if page.get("IsTruncated"):
             return FolderFacts(None, trust)
-        return FolderFacts(frozenset(name for name, is_dir, *_ in rows if is_dir), trust)
+        return FolderFacts(
+            frozenset(name for name, is_dir, *_ in rows if is_dir),
+            trust,
+            frozenset(name for name, is_dir, *_ in rows if not is_dir),
+        )
 
     def exists(self, path: str) -> bool:
         try:
@@ -1090,6 +1095,9 @@ class S3Writer(io.RawIOBase):
         #: when announced before the data (keep_sha256)
         self.sha256: str | None = None
         self.etag: str | None = None  # of the object, once committed
+        #: the PUT only if no object has the name (If-None-Match: *); when
+        #: one has, commit raises NameTaken, and may be called again
+        self.if_none_match = False
 
     def keep_sha256(self, hexdigest: str) -> None:
         """Store ``hexdigest`` with the object as its SHA-256, if S3 has not
@@ -1100,6 +1108,11 @@ class S3Writer(io.RawIOBase):
 
     def _metadata(self) -> dict[str, Any]:
         return {"Metadata": {SHA256_METADATA: self.sha256}} if self.sha256 else {}
+
+    @property
+    def single_put(self) -> bool:
+        """No part has gone out: commit sends the object in one PutObject."""
+        return self._upload_id is None
 
     @property
     def token(self) -> tuple[object, ...] | None:
@@ -1192,14 +1205,22 @@ class S3Writer(io.RawIOBase):
             if self._upload_id is None:
                 if check is not None:
                     check()
-                with s3_errors(self.path):
-                    resp = c.put_object(
-                        Bucket=self.fs.bucket,
-                        Key=self.key,
-                        Body=self._pending_bytes(),
-                        **self.fs.options.object_args(self.key),
-                        **self._metadata(),
-                    )
+                condition = {"IfNoneMatch": "*"} if self.if_none_match else {}
+                try:
+                    with s3_errors(self.path):
+                        resp = c.put_object(
+                            Bucket=self.fs.bucket,
+                            Key=self.key,
+                            Body=self._pending_bytes(),
+                            **self.fs.options.object_args(self.key),
+                            **self._metadata(),
+                            **condition,
+                        )
+                except StorageError as exc:
+                    if condition and _status(exc) == 412:
+                        self.if_none_match = False
+                        raise NameTaken(self.path) from exc
+                    raise
             else:
                 if self._fill or not self._parts:
                     self._send_part(self._pending_bytes())
@@ -1216,6 +1237,8 @@ class S3Writer(io.RawIOBase):
                     )
             self._done = True
             self.etag = str(resp.get("ETag") or "") or None
+        except NameTaken:
+            raise  # (nothing sent: the caller may commit again)
         except BaseException:
             self.discard()
             raise

@@ -302,6 +302,19 @@ def test_folder_facts_are_forgotten_at_once_or_never_kept() -> None:
     assert memo.get("fs", "/d") is None
 
 
+def test_a_file_the_session_stores_joins_the_facts_it_keeps() -> None:
+    clock = _Clock()
+    memo = FolderMemo(clock)
+    memo.put("fs", "/d", FolderFacts(frozenset(), 5.0, frozenset({"a"})))
+    memo.note_file("fs", "/d", "b")
+    memo.note_file("fs", "/e", "c")  # (a folder it knows nothing of: nothing)
+    facts = memo.get("fs", "/d")
+    assert facts is not None and facts.files == {"a", "b"}
+    assert memo.get("fs", "/e") is None
+    clock.now += 5.0
+    assert memo.get("fs", "/d") is None  # (noting a file trusts it no longer)
+
+
 def test_folder_facts_stay_bounded() -> None:
     memo = FolderMemo(_Clock())
     for i in range(FOLDER_MEMO_SIZE + 10):

@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import ftplib
 import hashlib
+import io
 import json
 import os
 import random
@@ -104,6 +105,7 @@ class Plan:
     rounds: int
     ttfb_sizes: tuple[int, ...]
     ttfb_reps: int  # samples per object size and path (median reported)
+    small_count: int = 200  # 4 KiB STORs per round and variant
 
 
 def plan_for(args: argparse.Namespace) -> Plan:
@@ -116,7 +118,7 @@ def plan_for(args: argparse.Namespace) -> Plan:
         ttfb = (1 * MiB, 64 * MiB, size)
         rounds, reps = 3, 7
     sizes = tuple(sorted({s for s in ttfb if s <= size} | {size}))
-    return Plan(size, args.rounds or rounds, sizes, reps)
+    return Plan(size, args.rounds or rounds, sizes, reps, args.small_count)
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kKmMgG]i?[bB]?)?\s*$")
@@ -313,9 +315,11 @@ class S3ServerProcess(B.ServerProcess):
     """vfsftp with an s3://bench/prefix mount at / on moto's endpoint; the
     mount's S3 settings are vfsftp's defaults."""
 
-    def __init__(self, workdir: Path, endpoint: str) -> None:
+    def __init__(self, workdir: Path, endpoint: str, upload_grace: float | None = None) -> None:
         super().__init__("vfsftp-s3", workdir)
         self.endpoint = endpoint
+        self.upload_grace = upload_grace  # None: the server's default (0.1 s)
+        self.metrics_port = 0
 
     @property
     def local_root(self) -> Path | None:
@@ -323,11 +327,17 @@ class S3ServerProcess(B.ServerProcess):
 
     def _command(self) -> list[str]:
         cfg = self.workdir / "mounts.yaml"
+        self.metrics_port = B.free_port()
+        grace = "" if self.upload_grace is None else f"  upload_grace: {self.upload_grace}\n"
         cfg.write_text(
             "# written by benchmarks/bench_s3.py\n"
             "server:\n"
             f"  listen: {HOST}\n"
             f"  port: {self.port}\n"
+            f"{grace}"
+            "metrics:\n"
+            f"  listen: {HOST}\n"
+            f"  port: {self.metrics_port}\n"
             "mounts:\n"
             "  /:\n"
             f"    fs: s3://{BUCKET}/{PREFIX}\n"
@@ -339,6 +349,17 @@ class S3ServerProcess(B.ServerProcess):
             f'  {USER}: {{password: "plaintext:{PASSWORD}"}}\n'
         )
         return [sys.executable, "-m", "vfsftp", "serve", "-c", str(cfg), "--port", str(self.port)]
+
+    def s3_requests(self) -> dict[str, float]:
+        """The server's S3 requests so far, by operation (its metrics)."""
+        from urllib.request import urlopen
+
+        with urlopen(f"http://{HOST}:{self.metrics_port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        out: dict[str, float] = {}
+        for m in re.finditer(r'^vfsftp_s3_requests_total\{operation="(\w+)"\} (\S+)$', text, re.M):
+            out[m.group(1)] = float(m.group(2))
+        return out
 
 
 # ---------------------------------------------------------------- measuring
@@ -730,6 +751,124 @@ def run_ttfb(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+SMALL_SIZE = 4 * 1024
+#: the small-file variants: (label, upload_grace of the server, ALLO first)
+SMALL_WAYS = (
+    ("vfsftp", None, False),
+    ("vfsftp-allo", None, True),
+    ("vfsftp-grace0", 0.0, False),
+    ("boto3", None, False),
+)
+
+
+def small_payload(i: int) -> bytes:
+    return hashlib.sha256(i.to_bytes(4, "little")).digest() * (SMALL_SIZE // 32)
+
+
+def run_small(
+    rnd: int, moto: MotoProcess, client: Any, base: Path, res: Results, args: argparse.Namespace
+) -> None:
+    """``args.small_count`` STORs of 4 KiB through one ftplib session, each
+    variant into a folder of its own that the session has not seen (so the
+    first STOR asks for it), against boto3 put_object of the same objects
+    to the same endpoint. The server's S3 requests come from its metrics."""
+    count = args.small_count
+    workdir = base / f"small-{rnd}"
+    workdir.mkdir()
+    servers = {
+        None: S3ServerProcess(workdir / "default", moto.endpoint),
+        0.0: S3ServerProcess(workdir / "grace0", moto.endpoint, upload_grace=0.0),
+    }
+    sessions: dict[float | None, ftplib.FTP] = {}
+    try:
+        for grace, srv in servers.items():
+            srv.workdir.mkdir()
+            srv.start()
+            ftp = sessions[grace] = ftp_login(srv.port, 60.0)
+            ftp.nlst()  # warm-up: the server's S3 client and threads
+            ftp.storbinary("STOR warmup.bin", io.BytesIO(small_payload(0)))
+            ftp.delete("warmup.bin")
+        client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/warmup.bin", Body=small_payload(0))
+        client.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/warmup.bin")
+        ways = list(SMALL_WAYS)
+        if rnd % 2:
+            ways.reverse()
+        for label, grace, allo in ways:
+            folder = f"small-r{rnd}-{label}"
+            client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{folder}/", Body=b"")  # (a MKD)
+            wait_idle(moto.pid)
+            if args.wait_quiet > 0:
+                B.wait_quiet(min(args.wait_quiet, 5.0))
+            print(f"- r{rnd + 1} {count} x 4 KiB {label:<14} ", end="", flush=True)
+            srv = servers[grace] if label != "boto3" else None
+            before = srv.s3_requests() if srv is not None else {}
+            with CpuMeter(srv.pid if srv else None, moto.pid) as cpu:
+                t0 = time.perf_counter()
+                if srv is None:
+                    for i in range(count):
+                        client.put_object(
+                            Bucket=BUCKET, Key=f"{PREFIX}/{folder}/f{i:04d}", Body=small_payload(i)
+                        )
+                else:
+                    ftp = sessions[grace]
+                    for i in range(count):
+                        if allo:
+                            ftp.voidcmd(f"ALLO {SMALL_SIZE}")
+                        ftp.storbinary(f"STOR /{folder}/f{i:04d}", io.BytesIO(small_payload(i)))
+                dt = time.perf_counter() - t0
+            rate = count / dt
+            res.add(f"small_{label}_rate", rate)
+            per: dict[str, float] = {}
+            if srv is not None:
+                after = srv.s3_requests()
+                per = {
+                    op: (after.get(op, 0.0) - before.get(op, 0.0)) / count
+                    for op in sorted(after)
+                    if after.get(op, 0.0) != before.get(op, 0.0)
+                }
+                res.add(f"small_{label}_requests", sum(per.values()))
+            listed = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/{folder}/f")
+            sizes = [int(o["Size"]) for o in listed.get("Contents", ())]
+            if sizes != [SMALL_SIZE] * count:
+                raise RuntimeError(f"{label}: stored {len(sizes)} objects, expected {count}")
+            res.others.append(cpu.others)
+            res.sample_log.append(
+                {
+                    "round": rnd + 1,
+                    "step": f"small {label}",
+                    "seconds": dt,
+                    "per_second": rate,
+                    "requests_per_stor": per,
+                    "others": cpu.others,
+                    "cpu_s": {"client": cpu.client, "server": cpu.server, "moto": cpu.moto},
+                }
+            )
+            reqs = ", ".join(f"{op} {n:.3f}" for op, n in per.items())
+            res.add(f"small_{label}_client_ms", cpu.client / count * 1000)
+            res.add(f"small_{label}_moto_ms", cpu.moto / count * 1000)
+            if srv is not None:
+                res.add(f"small_{label}_server_ms", cpu.server / count * 1000)
+            print(
+                f"{dt:6.2f}s {rate:7.1f}/s  others {cpu.others:4.0%}  CPU ms per file: client "
+                f"{cpu.client / count * 1000:.2f}, server {cpu.server / count * 1000:.2f}, "
+                f"moto {cpu.moto / count * 1000:.2f}"
+                + (f"  S3 requests per STOR: {reqs}" if per else ""),
+                flush=True,
+            )
+            keys = [{"Key": o["Key"]} for o in listed.get("Contents", ())]
+            keys.append({"Key": f"{PREFIX}/{folder}/"})
+            client.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
+        for ftp in sessions.values():
+            ftp.quit()
+    finally:
+        for ftp in sessions.values():
+            ftp.close()
+        for srv in servers.values():
+            srv.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def library_versions() -> dict[str, str]:
     import boto3
     import botocore
@@ -878,6 +1017,46 @@ def render(res: Results, plan: Plan, info: dict[str, str], mode: str) -> tuple[s
             + ("met for vfsftp's own part" if ok else "**missed**")
             + ". On real S3 the first byte does not depend on the object's size.",
         ]
+    small = [(label, res.samples.get(f"small_{label}_rate")) for label, *_ in SMALL_WAYS]
+    if any(v for _, v in small):
+        direct = res.samples.get("small_boto3_rate") or []
+        out += [
+            "",
+            f"Small files: {plan.small_count} STORs of 4 KiB, one ftplib session (storbinary: "
+            "TYPE I, PASV, STOR, 226 each), into a folder the session has not seen, against "
+            "boto3 put_object of the same objects to the same endpoint; min / median / max "
+            "over the rounds, ratio = median of each round's vfsftp / boto3. The server's S3 "
+            "requests per STOR come from its metrics (load-independent). upload_grace (0.1 s "
+            "by default) holds each plain-FTP upload until the client could be seen gone: "
+            "ALLO (a promised size) or upload_grace 0 skip that wait.",
+            "",
+            "| Small files, 4 KiB | STOR/s ↑ min / median / max | S3 requests per STOR | "
+            f"ratio to put_object | goal ≥ {GOAL_RATIO}x |",
+            "|---|--:|--:|--:|---|",
+        ]
+        for label, values in small:
+            if not values:
+                continue
+            per = res.median(f"small_{label}_requests")
+            pairs = [v / d for v, d in zip(values, direct, strict=False) if d]
+            r = statistics.median(pairs) if pairs and label != "boto3" else None
+            goal = ""
+            if label == "vfsftp-grace0":
+                ok = r is not None and r >= GOAL_RATIO
+                summary["goals"][f"200 small STORs (upload_grace 0) >= {GOAL_RATIO}x"] = ok
+                goal = "met" if ok else "**missed**"
+            elif label == "vfsftp":
+                goal = "capped by upload_grace: < 10/s"
+            name = {
+                "vfsftp": "vfsftp, upload_grace 0.1 s (default)",
+                "vfsftp-allo": "vfsftp, ALLO before each STOR",
+                "vfsftp-grace0": "vfsftp, upload_grace 0",
+                "boto3": "boto3 put_object",
+            }[label]
+            out.append(
+                f"| {name} | {min(values):,.1f} / {statistics.median(values):,.1f} / "
+                f"{max(values):,.1f} | {_f(per, '{:.3f}')} | {_f(r, '{:.2f}x')} | {goal} |"
+            )
     moto_up = res.best("boto3-up_mbps")
     moto_down = res.best("boto3-down_mbps")
     out += [
@@ -935,6 +1114,17 @@ def run_suite(args: argparse.Namespace) -> int:
         client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/", Body=b"")  # the mount's root marker
         for rnd in range(plan.rounds):
             try:
+                run_small(rnd, moto, client, base, res, args)
+            except SuiteTimeout:
+                raise
+            except Exception as exc:
+                msg = f"small files, round {rnd + 1}: {type(exc).__name__}: {exc}"
+                res.errors.append(msg)
+                print(f"FAILED: {msg}", flush=True)
+                if args.verbose:
+                    traceback.print_exc()
+        for rnd in range(0 if args.small_only else plan.rounds):
+            try:
                 run_round(rnd, plan, moto, client, base, digest, res, args)
             except SuiteTimeout:
                 raise
@@ -947,7 +1137,8 @@ def run_suite(args: argparse.Namespace) -> int:
                 if not moto.alive():
                     raise RuntimeError(f"moto died:\n{moto.log_tail()}") from exc
         try:
-            run_ttfb(plan, moto, client, base, res, args)
+            if not args.small_only:
+                run_ttfb(plan, moto, client, base, res, args)
         except SuiteTimeout:
             raise
         except Exception as exc:
@@ -986,7 +1177,8 @@ def run_suite(args: argparse.Namespace) -> int:
     out_md = (
         Path(args.output)
         if args.output
-        else outdir / ("s3-quick.md" if args.quick else "s3-latest.md")
+        else outdir
+        / ("s3-small.md" if args.small_only else "s3-quick.md" if args.quick else "s3-latest.md")
     )
     out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.write_text(table)
@@ -1039,6 +1231,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the work dir (server and moto logs)"
+    )
+    parser.add_argument(
+        "--small-only",
+        action="store_true",
+        help="only the small-file rows (4 KiB STORs vs put_object)",
+    )
+    parser.add_argument(
+        "--small-count",
+        type=int,
+        default=200,
+        metavar="N",
+        help="4 KiB STORs per variant and round (default 200)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks")
     args = parser.parse_args(argv)

@@ -748,21 +748,36 @@ def test_s3_requests_per_command(
 ) -> None:
     """Each request to S3 is a round trip (tens of milliseconds to AWS):
     what every common command sends, in order. A directory check is one
-    LIST (no HEAD first), RETR one GET (its response tells the size)."""
+    LIST (no HEAD first), RETR one GET (its response tells the size), a
+    STOR into a folder the session knows the PUT alone."""
     s3_bucket.put("d/sub/x.txt", b"x")
     s3_bucket.put("d/f.txt", b"x")
     srv = s3_server({"/": s3_bucket.mount()})
     calls = Calls(mount_fs(srv, "/"))
     f = ftp_login(srv)
+
+    def refused(command: Callable[[], object]) -> None:
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            command()
+
     table: list[tuple[str, Callable[[], object], list[str]]] = [
         ("CWD", lambda: f.cwd("/d"), [_LIST]),
         ("CWD relative", lambda: f.cwd("sub"), [_LIST]),
         ("CWD /", lambda: f.cwd("/"), []),
-        ("STOR new", lambda: f.storbinary("STOR /d/n.txt", io.BytesIO(b"1")), [_LIST, _LIST, _PUT]),
+        # one LIST tells the folder is there and names its subfolders; the
+        # session goes by it for folder_trust seconds: the PUT alone
+        ("STOR new", lambda: f.storbinary("STOR /d/n.txt", io.BytesIO(b"1")), [_LIST, _PUT]),
+        ("STOR over", lambda: f.storbinary("STOR /d/n.txt", io.BytesIO(b"2")), [_PUT]),
+        ("STOR next", lambda: f.storbinary("STOR /d/o.txt", io.BytesIO(b"3")), [_PUT]),
         (
-            "STOR over",
-            lambda: f.storbinary("STOR /d/n.txt", io.BytesIO(b"2")),
-            [_LIST, _LIST, _PUT],
+            "STOR onto a folder",
+            lambda: refused(lambda: f.storbinary("STOR /d/sub", io.BytesIO(b"4"))),
+            [],
+        ),
+        (
+            "STOR into no folder",
+            lambda: refused(lambda: f.storbinary("STOR /d/none/x", io.BytesIO(b"5"))),
+            [_LIST],
         ),
         ("RETR", lambda: f.retrbinary("RETR /d/f.txt", lambda b: None), [_GET]),
         ("SIZE", lambda: f.size("/d/f.txt"), [_HEAD]),
@@ -777,6 +792,9 @@ def test_s3_requests_per_command(
         ("MLSD", lambda: list(f.mlsd("/d")), [_LIST, _LIST]),  # "." and the listing
         ("MLSD deeper", lambda: list(f.mlsd("/d/sub")), [_LIST, _LIST, _LIST]),  # and ".."
         ("DELE", lambda: f.delete("/d/n.txt"), [_HEAD, _DEL]),
+        # (the session's own change: what it knew of folders is asked again)
+        ("STOR after DELE", lambda: f.storbinary("STOR /d/n.txt", io.BytesIO(b"6")), [_LIST, _PUT]),
+        ("DELE again", lambda: f.delete("/d/n.txt"), [_HEAD, _DEL]),
         ("MKD", lambda: f.mkd("/d/m"), [_LIST, _HEAD, _LIST, _PUT]),
         ("RMD", lambda: f.rmd("/d/m"), [_LIST, _DEL]),
         (
@@ -795,6 +813,128 @@ def test_s3_requests_per_command(
         calls.clear()
         command()
         assert [name for name, _ in calls.log] == expected, what
+    bye(f)
+
+
+def test_s3_stor_requests_with_a_quota(
+    s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory
+) -> None:
+    """On a mount with a quota a STOR also needs the size of the file it
+    replaces. A name the folder's LIST did not show is charged as a new
+    file at once, and the PUT carries If-None-Match: a file put there
+    meanwhile refuses it (412), and the upload is then charged as replacing
+    that file (a HEAD) and put again. A name the session knows is a file
+    (it stored it) costs a HEAD first."""
+    s3_bucket.put("d/sub/x.txt", b"x")
+    srv = s3_server({"/": s3_bucket.mount(quota={"max_bytes": 100, "max_files": 10})})
+    calls = Calls(mount_fs(srv, "/"))
+    f = ftp_login(srv)
+    f.voidcmd("TYPE I")
+    # (the first upload measures the quota's usage: a listing of the mount)
+    f.storbinary("STOR /w.txt", io.BytesIO(b"w"))  # usage 2
+    calls.clear()
+    f.storbinary("STOR /d/n.txt", io.BytesIO(b"1" * 40))  # 42
+    assert [name for name, _ in calls.log] == [_LIST, _PUT]
+    assert calls.log[-1][1]["IfNoneMatch"] == "*"
+    calls.clear()
+    f.storbinary("STOR /d/n.txt", io.BytesIO(b"2" * 50))  # replaces its 40 bytes: 52
+    assert [name for name, _ in calls.log] == [_HEAD, _PUT]
+    assert "IfNoneMatch" not in calls.log[-1][1]
+    calls.clear()
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        f.storbinary("STOR /d/sub", io.BytesIO(b"3"))
+    assert calls.log == []
+    s3_bucket.put("d/p.txt", b"p" * 30)  # by another client, after the LIST
+    f.storbinary("STOR /d/p.txt", io.BytesIO(b"4" * 10))  # replaces 30 bytes: 32
+    assert [name for name, _ in calls.log] == [_PUT, _HEAD, _PUT]
+    assert s3_bucket.get("d/p.txt") == b"4" * 10
+    f.storbinary("STOR /d/o.txt", io.BytesIO(b"5" * 68))  # 100: fits exactly
+    with pytest.raises(ftplib.error_perm, match=r"^552"):
+        f.storbinary("STOR /d/q.txt", io.BytesIO(b"6"))
+    assert s3_bucket.get("d/n.txt") == b"2" * 50
+    assert not s3_bucket.exists("d/q.txt")
+    bye(f)
+
+
+def test_s3_upload_in_parts_under_a_quota_finds_the_file_it_replaces(
+    s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory
+) -> None:
+    """An upload in parts whose name the folder's LIST did not show asks
+    (a HEAD) before it completes, and is charged as replacing the file it
+    finds there."""
+    s3_bucket.put("d/sub/x.txt", b"x")
+    srv = s3_server(
+        {"/": s3_bucket.mount(part_size="5MiB", quota={"max_bytes": 16 * MiB, "max_files": 10})}
+    )
+    calls = Calls(mount_fs(srv, "/"))
+    f = ftp_login(srv)
+    f.storbinary("STOR /d/a.txt", io.BytesIO(b"a"))  # usage 2; the session knows /d
+    s3_bucket.put("d/big.bin", b"o" * MiB)  # by another client, after the LIST
+    calls.clear()
+    f.storbinary("STOR /d/big.bin", io.BytesIO(pattern(6 * MiB)))  # 2 + 6 MiB - 1 MiB
+    names = [name for name, _ in calls.log]
+    assert names.index(_HEAD) < names.index("CompleteMultipartUpload"), names
+    f.storbinary("STOR /d/fill.bin", io.BytesIO(bytes(11 * MiB - 2)))  # 16 MiB: fits
+    with pytest.raises(ftplib.error_perm, match=r"^552"):
+        f.storbinary("STOR /d/more.txt", io.BytesIO(b"m"))
+    assert s3_bucket.get("d/big.bin") == pattern(6 * MiB)
+    bye(f)
+
+
+@pytest.mark.parametrize("trust", [None, 0])
+def test_stor_into_a_folder_another_session_removed(
+    s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory, trust: int | None
+) -> None:
+    """A session goes by what it learned of a folder for folder_trust
+    seconds (5 by default). Removed meanwhile by another session, the
+    folder comes back with the file (a PUT under a prefix makes it a
+    folder again): what a PUT between the check and the upload always
+    did. With folder_trust 0 every STOR asks, and is refused (550)."""
+    options = {} if trust is None else {"folder_trust": trust}
+    srv = s3_server({"/": s3_bucket.mount(**options)})
+    a, b = ftp_login(srv), ftp_login(srv)
+    a.mkd("/e")
+    a.storbinary("STOR /e/a.txt", io.BytesIO(b"a"))
+    b.delete("/e/a.txt")
+    b.rmd("/e")
+    assert s3_bucket.keys("e") == []
+    if trust == 0:
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            a.storbinary("STOR /e/b.txt", io.BytesIO(b"b"))
+        assert s3_bucket.keys("e") == []
+    else:
+        a.storbinary("STOR /e/b.txt", io.BytesIO(b"b"))
+        assert s3_bucket.keys("e") == ["e/b.txt"]
+        assert b.nlst("/e") == ["b.txt"]
+    # The session's own RMD is never forgotten: the next STOR asks again.
+    a.mkd("/g")
+    a.storbinary("STOR /g/a.txt", io.BytesIO(b"a"))
+    a.delete("/g/a.txt")
+    a.rmd("/g")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        a.storbinary("STOR /g/b.txt", io.BytesIO(b"b"))
+    assert s3_bucket.keys("g") == []
+    bye(a)
+    bye(b)
+
+
+def test_stor_into_a_folder_too_large_for_one_page(
+    s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory
+) -> None:
+    """A folder of more than 1,000 entries: the LIST shows it is there but
+    not all its subfolders, so each STOR asks whether its name is one."""
+    s3_bucket.put_many([f"big/f{i:04d}" for i in range(1001)])
+    s3_bucket.put("big/zz/inner", b"z")
+    srv = s3_server({"/": s3_bucket.mount()})
+    calls = Calls(mount_fs(srv, "/"))
+    f = ftp_login(srv)
+    f.storbinary("STOR /big/n.txt", io.BytesIO(b"1"))
+    assert [name for name, _ in calls.log] == [_LIST, _LIST, _PUT]
+    calls.clear()
+    f.storbinary("STOR /big/o.txt", io.BytesIO(b"2"))
+    assert [name for name, _ in calls.log] == [_LIST, _PUT]
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        f.storbinary("STOR /big/zz", io.BytesIO(b"3"))
     bye(f)
 
 

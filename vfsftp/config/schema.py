@@ -452,6 +452,7 @@ _S3_KEYS = (
     "storage_class",
     "acl",
     "content_type",
+    "folder_trust",
 )
 
 
@@ -495,6 +496,9 @@ class MountConfig(_Model):
     storage_class: StorageClass | None = None
     acl: CannedACL | None = None
     content_type: Literal["guess", "none"] | None = None
+    # Seconds a session trusts what it learned of a folder for its STORs
+    # into it (docs/s3.md, "Folders a session knows"); 0: ask every time.
+    folder_trust: Float | None = Field(default=None, ge=0, le=3600, allow_inf_nan=False)
 
     @property
     def s3_options(self) -> dict[str, Any]:

@@ -8,7 +8,13 @@ import fs.errors
 
 from ..protocol.errors import FTPError
 
-__all__ = ["StorageError", "map_fs_error", "storage_failure"]
+__all__ = ["NameTaken", "StorageError", "map_fs_error", "storage_failure"]
+
+
+class NameTaken(Exception):
+    """A write made on the condition that no file had its name (S3's
+    ``If-None-Match: *``) found one: nothing was written, and the writer
+    may be committed again without the condition."""
 
 
 class StorageError(fs.errors.OperationFailed):

@@ -55,11 +55,12 @@ from fs_s3fs import S3FS
 
 from ..protocol.hashes import HEX_DIGITS
 from .digests import HashSource
-from .errors import StorageError
+from .errors import NameTaken, StorageError
 from .tree import StatRow
 
 __all__ = [
     "SHA256_METADATA",
+    "FolderFacts",
     "S3Options",
     "S3Reader",
     "S3Writer",
@@ -143,6 +144,9 @@ class S3Options:
     storage_class: str | None = None
     acl: str | None = None  # a canned ACL
     content_type: str = "guess"  # guess (from the name) | none (the store decides)
+    #: seconds a session trusts what one LIST told it of a folder (that it
+    #: is there, its subfolders' names) for the STORs into it (FolderFacts)
+    folder_trust: float = 5.0
 
     def object_args(self, key: str | None) -> dict[str, str]:
         """The arguments of every request that creates an object. With
@@ -272,6 +276,23 @@ def _page_rows(page: dict[str, Any], prefix: str) -> tuple[list[StatRow], bool]:
                 (name, False, int(obj.get("Size", 0)), _epoch(obj.get("LastModified")), 0, 0)
             )
     return rows, found_any
+
+
+#: keys one folder_facts LIST asks for: a folder with more entries is
+#: known to be there, its subfolders are not (each STOR then asks)
+FACTS_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class FolderFacts:
+    """What one LIST told of a folder: that it is there and, when every
+    entry fit in the one page, the names of its subfolders and of its
+    files (else None); ``trust``: for how many seconds a session may go by
+    it (the mount's folder_trust)."""
+
+    subfolders: frozenset[str] | None
+    trust: float
+    files: frozenset[str] | None = None
 
 
 def _rows_from(
@@ -449,6 +470,42 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             return _dir_info(basename(self.validatepath(path)))
         self.getinfo(path)
         return None
+
+    def fileinfo(self, path: str) -> Info:
+        """getinfo of what is known not to be a folder: the HEAD alone
+        (getinfo asks for a folder with a LIST when no object is there)."""
+        self.check()
+        _path = self.validatepath(path)
+        head = self._head(_path)
+        if head is None:
+            raise fs.errors.ResourceNotFound(path)
+        return _file_info(
+            basename(_path), int(head.get("ContentLength", 0)), _epoch(head.get("LastModified"))
+        )
+
+    def folder_facts(self, path: str) -> FolderFacts | None:
+        """One LIST of the folder ``path`` (the first FACTS_PAGE entries):
+        None when no folder is there (nothing, or a file), else what a STOR
+        into it needs to know. A session keeps the answer for
+        ``folder_trust`` seconds (SessionFS.begin_upload)."""
+        self.check()
+        _path = self.validatepath(path)
+        prefix = self.dir_key(_path)
+        with s3_errors(path):
+            page = self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=prefix, Delimiter="/", MaxKeys=FACTS_PAGE
+            )
+        rows, found_any = _page_rows(page, prefix)
+        if not found_any and _path != "/":
+            return None
+        trust = self.options.folder_trust
+        if page.get("IsTruncated"):
+            return FolderFacts(None, trust)
+        return FolderFacts(
+            frozenset(name for name, is_dir, *_ in rows if is_dir),
+            trust,
+            frozenset(name for name, is_dir, *_ in rows if not is_dir),
+        )
 
     def exists(self, path: str) -> bool:
         try:
@@ -1038,6 +1095,9 @@ class S3Writer(io.RawIOBase):
         #: when announced before the data (keep_sha256)
         self.sha256: str | None = None
         self.etag: str | None = None  # of the object, once committed
+        #: the PUT only if no object has the name (If-None-Match: *); when
+        #: one has, commit raises NameTaken, and may be called again
+        self.if_none_match = False
 
     def keep_sha256(self, hexdigest: str) -> None:
         """Store ``hexdigest`` with the object as its SHA-256, if S3 has not
@@ -1048,6 +1108,11 @@ class S3Writer(io.RawIOBase):
 
     def _metadata(self) -> dict[str, Any]:
         return {"Metadata": {SHA256_METADATA: self.sha256}} if self.sha256 else {}
+
+    @property
+    def single_put(self) -> bool:
+        """No part has gone out: commit sends the object in one PutObject."""
+        return self._upload_id is None
 
     @property
     def token(self) -> tuple[object, ...] | None:
@@ -1140,14 +1205,22 @@ class S3Writer(io.RawIOBase):
             if self._upload_id is None:
                 if check is not None:
                     check()
-                with s3_errors(self.path):
-                    resp = c.put_object(
-                        Bucket=self.fs.bucket,
-                        Key=self.key,
-                        Body=self._pending_bytes(),
-                        **self.fs.options.object_args(self.key),
-                        **self._metadata(),
-                    )
+                condition = {"IfNoneMatch": "*"} if self.if_none_match else {}
+                try:
+                    with s3_errors(self.path):
+                        resp = c.put_object(
+                            Bucket=self.fs.bucket,
+                            Key=self.key,
+                            Body=self._pending_bytes(),
+                            **self.fs.options.object_args(self.key),
+                            **self._metadata(),
+                            **condition,
+                        )
+                except StorageError as exc:
+                    if condition and _status(exc) == 412:
+                        self.if_none_match = False
+                        raise NameTaken(self.path) from exc
+                    raise
             else:
                 if self._fill or not self._parts:
                     self._send_part(self._pending_bytes())
@@ -1164,6 +1237,8 @@ class S3Writer(io.RawIOBase):
                     )
             self._done = True
             self.etag = str(resp.get("ETag") or "") or None
+        except NameTaken:
+            raise  # (nothing sent: the caller may commit again)
         except BaseException:
             self.discard()
             raise

@@ -14,12 +14,13 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import islice
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 import fs.errors
 from fs.info import Info
@@ -42,7 +43,7 @@ from .digests import (
     compute,
     file_token,
 )
-from .errors import map_fs_error, storage_failure
+from .errors import NameTaken, map_fs_error, storage_failure
 from .quota import (
     Quota,
     QuotaWriter,
@@ -55,6 +56,9 @@ from .quota import (
 from .threads import ThreadPool
 from .tree import UPLOAD_PREFIX, Mount, StatRow, VirtualTree
 
+if TYPE_CHECKING:
+    from .s3 import FolderFacts
+
 __all__ = ["Listing", "SessionFS", "Upload"]
 
 T = TypeVar("T")
@@ -65,6 +69,8 @@ _NAMESPACES = ("details", "stat")
 LISTING_BATCH = 1000
 _WRITE_MODE_LETTERS = frozenset("wam")
 COPY_CHUNK = 1 << 20
+#: folders a session keeps facts of (FolderMemo); beyond, it starts afresh
+FOLDER_MEMO_SIZE = 256
 
 
 class AtomicWriter(Protocol):
@@ -106,6 +112,13 @@ class Upload:
     digester: Digester | None = None
     #: the checksums of the data, once it has all arrived (finish)
     digests: dict[str, str] = field(default_factory=dict)
+    #: no file had the name when the session last looked (FolderMemo): the
+    #: upload is charged as a new file without asking, and S3 is asked to
+    #: store it only if that still holds (If-None-Match); else the file
+    #: there is looked up and the upload charged as replacing it
+    assume_new: bool = False
+    #: called once the upload is published
+    stored: Callable[[], None] | None = None
 
     @property
     def whole(self) -> bool:
@@ -145,6 +158,8 @@ class Upload:
             # (None: the filesystem takes this upload the temporary way)
             self.atomic = opener(self.target, offset=self.offset, append=self.append)
             if self.atomic is not None:
+                if self.assume_new and hasattr(self.atomic, "if_none_match"):
+                    self.atomic.if_none_match = True
                 if self.whole and self.expected is not None and self.expected[0] == "SHA-256":
                     # Announced before the data: S3 can store it with an
                     # object sent in parts too (its metadata is fixed when
@@ -185,7 +200,13 @@ class Upload:
                 keep = getattr(self.atomic, "keep_sha256", None)
                 if self.whole and sha256 is not None and keep is not None:
                     keep(sha256)  # (an S3 object sent in one PUT: stored with it)
-                self.atomic.commit(check)
+                if self.assume_new and not getattr(self.atomic, "single_put", False):
+                    self._replaces_after_all()  # (parts sent: ask before completing)
+                try:
+                    self.atomic.commit(check)
+                except NameTaken:
+                    self._replaces_after_all()
+                    self.atomic.commit(check)
                 token = getattr(self.atomic, "token", None) if self.whole else None
             else:
                 if self.file is not None:
@@ -210,6 +231,23 @@ class Upload:
         if token is not None and self.digester is not None:
             # A HASH of the file now reads nothing (storage.digests).
             DIGESTS.remember(token, self.digester.size, self.digests)
+        if self.stored is not None:
+            self.stored()
+
+    def _replaces_after_all(self) -> None:
+        """Blocking: the upload assumed its name was free; look (one HEAD on
+        S3), and when a file is there charge the upload as replacing it:
+        that file's size is freed at commit, and no new file is counted."""
+        self.assume_new = False
+        try:
+            old = getattr(self.mount.fs, "fileinfo", self.mount.fs.getinfo)(self.target)
+        except fs.errors.ResourceNotFound:
+            return
+        if self.writer is not None:
+            self.writer.credit += old.size
+        if self.new_file:
+            unreserve_all(self.quotas, nfiles=1)
+            self.new_file = False
 
     def _token(self, path: str) -> Any:
         with contextlib.suppress(Exception):  # (only a cache entry is at stake)
@@ -360,6 +398,43 @@ def _unique_of(ino: int, dev: int, mount_kind: str, path: str) -> str:
     ).hexdigest()
 
 
+class FolderMemo:
+    """What a session learned of S3 folders (``folder_facts``: one LIST),
+    for its STORs into them: kept for the mount's ``folder_trust`` seconds,
+    and forgotten at once when the session itself changes a folder (MKD,
+    RMD, DELE, RNTO). Another session, or another tool, may remove the
+    folder meanwhile: a PUT under a vanished prefix then brings the prefix
+    back, holding the one file, as a PUT in the window between a check and
+    the upload always could (docs/s3.md, "Folders a session knows")."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._facts: dict[tuple[int, str], tuple[float, FolderFacts]] = {}
+        self._clock = clock
+
+    def get(self, fs_: Any, path: str) -> FolderFacts | None:
+        found = self._facts.get((id(fs_), path))
+        if found is None or found[0] <= self._clock():
+            return None
+        return found[1]
+
+    def put(self, fs_: Any, path: str, facts: FolderFacts) -> None:
+        if facts.trust <= 0:
+            return
+        if len(self._facts) >= FOLDER_MEMO_SIZE:
+            self._facts.clear()
+        self._facts[(id(fs_), path)] = (self._clock() + facts.trust, facts)
+
+    def note_file(self, fs_: Any, path: str, name: str) -> None:
+        """The session stored the file ``name`` in the folder ``path``."""
+        found = self._facts.get((id(fs_), path))
+        if found is not None and found[1].files is not None:
+            facts = replace(found[1], files=found[1].files | {name})
+            self._facts[(id(fs_), path)] = (found[0], facts)
+
+    def forget(self) -> None:
+        self._facts.clear()
+
+
 class SessionFS:
     """One logged-in user's filesystem: a tree, a current directory and the
     user's permission letters with their per-path overrides.
@@ -391,6 +466,7 @@ class SessionFS:
         self.user_quota = user_quota
         self.quota_home = quota_home  # the user quota counts what is under it
         self.root = root  # where the user's "/" is in the server's tree
+        self.folders = FolderMemo()
 
     def tree_path(self, path: str) -> str:
         """The server's name of the user's ``path``."""
@@ -668,14 +744,18 @@ class SessionFS:
         return entry.size
 
     async def mkdir(self, path: str) -> None:
+        self.folders.forget()
         await self._run((path,), self.tree.makedir, path)
 
     async def rmdir(self, path: str) -> None:
         if path == self.cwd or path == "/":
             raise FTPError(550, f"Cannot remove the current or root directory: {path}")
+        self.folders.forget()
         await self._run((path,), self.tree.removedir, path)
 
     async def remove(self, path: str) -> None:
+        # (a folder without a marker vanishes with its last file)
+        self.folders.forget()
         quotas = self.quotas_for(path)
 
         def op() -> None:  # one worker-thread call; a directory: FileExpected → 550
@@ -700,6 +780,7 @@ class SessionFS:
         if changed is not None:
             raise FTPError(550, f"Rename refused: {changed}")
 
+        self.folders.forget()
         src_quotas, dst_quotas = self.quotas_for(src), self.quotas_for(dst)
         # Scopes the data leaves and enters; within one scope nothing changes.
         leaving = [q for q in src_quotas if q not in dst_quotas]
@@ -828,17 +909,27 @@ class SessionFS:
 
         quotas = self.quotas_for(path)
 
-        def check() -> tuple[int, bool]:
-            parent = dirname(sub)
-            if not mount.fs.isdir(parent):
-                raise fs.errors.ResourceNotFound(dirname(path))
+        def check() -> tuple[int, bool, bool]:
+            is_folder, facts = self._upload_folder_check(mount, sub, path)
+            assume_new = False
             if not quotas:
-                if mount.fs.isdir(sub):
+                if is_folder is None:
+                    is_folder = mount.fs.isdir(sub)
+                if is_folder:
                     raise fs.errors.FileExpected(path)
                 credit, new_file = 0, False
             else:
+                if is_folder:
+                    raise fs.errors.FileExpected(path)
+                known_files = facts.files if facts is not None else None
                 try:
-                    old = mount.fs.getinfo(sub, ("details",))
+                    if is_folder is None:
+                        old = mount.fs.getinfo(sub, ("details",))
+                    elif known_files is not None and basename(sub) not in known_files:
+                        # (no file had the name: the PUT's condition checks)
+                        old, assume_new = None, True
+                    else:  # (not a folder: one HEAD on S3 tells the rest)
+                        old = getattr(mount.fs, "fileinfo", mount.fs.getinfo)(sub)
                 except fs.errors.ResourceNotFound:
                     old = None
                 if old is not None and old.is_dir:
@@ -854,12 +945,12 @@ class SessionFS:
                 precheck(sub, offset, append)
             if new_file:
                 charge_all(quotas, nfiles=1)  # last: nothing below may fail
-            return credit, new_file
+            return credit, new_file, assume_new
 
         # A quota's first measurement walks its storage (and a fleet's quota
         # asks its store): never on the loop.
         blocking = any(q.blocking for q in quotas)
-        credit, new_file = await self._run((path,), check, offload=blocking)
+        credit, new_file, assume_new = await self._run((path,), check, offload=blocking)
         temp = f"{dirname(sub).rstrip('/')}/{UPLOAD_PREFIX}{uuid.uuid4().hex}"
         return Upload(
             mount,
@@ -873,7 +964,34 @@ class SessionFS:
             new_file=new_file,
             algorithms=algorithms,
             expected=expected,
+            assume_new=assume_new and not (offset or append),
+            stored=partial(self.folders.note_file, mount.fs, dirname(sub), basename(sub)),
         )
+
+    def _upload_folder_check(
+        self, mount: Mount, sub: str, path: str
+    ) -> tuple[bool | None, FolderFacts | None]:
+        """Blocking: raise ResourceNotFound unless the folder an upload to
+        ``sub`` goes into is there; tell whether ``sub`` is a folder (None:
+        not known yet), and what the session knows of the folder. On S3 one
+        LIST tells both, and the session keeps its answer for
+        ``folder_trust`` seconds (FolderMemo): STORs into a folder it knows
+        cost the PUT alone."""
+        parent = dirname(sub)
+        facts_of = getattr(mount.fs, "folder_facts", None)
+        if facts_of is None:
+            if not mount.fs.isdir(parent):
+                raise fs.errors.ResourceNotFound(dirname(path))
+            return None, None
+        facts = self.folders.get(mount.fs, parent)
+        if facts is None:
+            facts = facts_of(parent)
+            if facts is None:
+                raise fs.errors.ResourceNotFound(dirname(path))
+            self.folders.put(mount.fs, parent, facts)
+        if facts.subfolders is None:
+            return None, facts
+        return basename(sub) in facts.subfolders, facts
 
     async def unique_name(self, directory: str, hint: str = "file") -> str:
         """A name in ``directory`` that does not exist yet (STOU)."""

@@ -11,6 +11,7 @@ from vfsftp.storage.s3 import (
     MAX_PART,
     MAX_PARTS,
     MIN_PART,
+    FolderFacts,
     MiB,
     S3Options,
     StreamingS3FS,
@@ -18,6 +19,7 @@ from vfsftp.storage.s3 import (
     open_s3,
     part_size_for,
 )
+from vfsftp.storage.sessionfs import FOLDER_MEMO_SIZE, FolderMemo
 
 pytestmark = pytest.mark.s3
 
@@ -224,6 +226,7 @@ def test_s3_keys_reach_the_options() -> None:
         storage_class="STANDARD_IA",
         acl="bucket-owner-full-control",
         content_type="none",
+        folder_trust=0,
     )
     assert options == {
         "endpoint_url": "http://127.0.0.1:9000",
@@ -242,6 +245,7 @@ def test_s3_keys_reach_the_options() -> None:
         "storage_class": "STANDARD_IA",
         "acl": "bucket-owner-full-control",
         "content_type": "none",
+        "folder_trust": 0.0,
     }
     built = S3Options(**options)  # type: ignore[arg-type]
     assert built.part_size == 16 * MiB and built.rewrite_max_size == MiB
@@ -255,6 +259,67 @@ def test_s3_keys_reach_the_options() -> None:
 
 def test_unset_s3_keys_keep_the_option_defaults() -> None:
     assert _mount(fs="s3://bkt") == {}
+    assert S3Options().folder_trust == 5.0
+
+
+@pytest.mark.parametrize("value", [-1, 3601, "soon", True])
+def test_folder_trust_is_seconds_within_an_hour(value: object) -> None:
+    assert any("folder_trust" in p for p in _problems(fs="s3://bkt", folder_trust=value))
+
+
+# ---------------------------------------------------------------- folder facts
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_session_goes_by_folder_facts_for_their_trust_only() -> None:
+    clock = _Clock()
+    memo = FolderMemo(clock)
+    fs_a, fs_b = object(), object()
+    facts = FolderFacts(frozenset({"sub"}), 5.0)
+    memo.put(fs_a, "/d", facts)
+    assert memo.get(fs_a, "/d") is facts
+    assert memo.get(fs_b, "/d") is None  # (another mount's folder of that name)
+    assert memo.get(fs_a, "/e") is None
+    clock.now += 4.9
+    assert memo.get(fs_a, "/d") is facts
+    clock.now += 0.1
+    assert memo.get(fs_a, "/d") is None  # trusted for 5 s, no longer
+
+
+def test_folder_facts_are_forgotten_at_once_or_never_kept() -> None:
+    memo = FolderMemo(_Clock())
+    memo.put("fs", "/d", FolderFacts(None, 5.0))
+    memo.forget()  # the session changed a folder itself
+    assert memo.get("fs", "/d") is None
+    memo.put("fs", "/d", FolderFacts(frozenset(), 0.0))  # folder_trust: 0
+    assert memo.get("fs", "/d") is None
+
+
+def test_a_file_the_session_stores_joins_the_facts_it_keeps() -> None:
+    clock = _Clock()
+    memo = FolderMemo(clock)
+    memo.put("fs", "/d", FolderFacts(frozenset(), 5.0, frozenset({"a"})))
+    memo.note_file("fs", "/d", "b")
+    memo.note_file("fs", "/e", "c")  # (a folder it knows nothing of: nothing)
+    facts = memo.get("fs", "/d")
+    assert facts is not None and facts.files == {"a", "b"}
+    assert memo.get("fs", "/e") is None
+    clock.now += 5.0
+    assert memo.get("fs", "/d") is None  # (noting a file trusts it no longer)
+
+
+def test_folder_facts_stay_bounded() -> None:
+    memo = FolderMemo(_Clock())
+    for i in range(FOLDER_MEMO_SIZE + 10):
+        memo.put("fs", f"/d{i}", FolderFacts(frozenset(), 5.0))
+    assert len(memo._facts) <= FOLDER_MEMO_SIZE
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import argon2
 import yaml
 from pydantic import (
     AfterValidator,
@@ -643,6 +642,8 @@ class UserConfig(_Model):
         if value is None:
             raise ValueError(f"required: {_HASH_HINT}")
         if value.startswith("$argon2"):
+            import argon2  # here: a config without hashes never loads it
+
             try:
                 argon2.extract_parameters(value)
             except argon2.exceptions.InvalidHashError:

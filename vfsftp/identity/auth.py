@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import hmac
 import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
-
-import argon2
 
 from ..config.schema import (
     ANONYMOUS,
@@ -26,6 +25,8 @@ from ..config.schema import (
 from ..storage.tree import VirtualTree
 
 if TYPE_CHECKING:
+    import argon2
+
     from ..storage.mounts import MountTable
 
 __all__ = [
@@ -49,14 +50,22 @@ log = logging.getLogger("vfsftp.session")
 #                                                 plaintext password by mistake
 
 _PLAINTEXT = "plaintext:"
-# argon2-cffi's defaults follow RFC 9106's second recommended profile; one
-# hasher is thread-safe and reused.
-_HASHER = argon2.PasswordHasher()
+
+
+@functools.cache
+def _hasher() -> argon2.PasswordHasher:
+    """argon2-cffi's defaults follow RFC 9106's second recommended profile;
+    one hasher is thread-safe and reused. Made at the first hash or check of
+    one: a server whose passwords are all plaintext (or elsewhere) never
+    loads argon2."""
+    import argon2
+
+    return argon2.PasswordHasher()
 
 
 def hash_password(password: str) -> str:
     """An argon2id hash of ``password`` (salted; differs on every call)."""
-    return _HASHER.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(stored: str, password: str) -> bool:
@@ -74,7 +83,7 @@ def verify_password(stored: str, password: str) -> bool:
     if not stored.startswith("$argon2"):
         return False
     try:
-        return _HASHER.verify(stored, password)
+        return _hasher().verify(stored, password)
     except Exception:
         # VerifyMismatchError for a wrong password; InvalidHashError and
         # friends for a damaged hash. A login either way fails, quietly.

@@ -1071,7 +1071,7 @@ class FTPServer(SessionHost):
         try:
             mounts, hooks, ctx, client = await asyncio.to_thread(build)
         except Exception:
-            self.metrics.reloads.labels("failed").inc()
+            self.metrics.reloaded(ok=False)
             raise
         was, tls = self.config, config.server.tls
         restart_only = [
@@ -1114,7 +1114,7 @@ class FTPServer(SessionHost):
         self.tls_handshake_timeout = tls.handshake_timeout if tls is not None else 10.0
         self._retired.append(old)
         self._release_tables()
-        self.metrics.reloads.labels("ok").inc()
+        self.metrics.reloaded(ok=True)
         log.info(
             "configuration reloaded from %s: %s, %s",
             config.source,

@@ -97,9 +97,10 @@ def verify_password(stored: str, password: str) -> bool:
 # home) or None; the server never looks at passwords itself.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Account:
-    """A logged-in user: what the session needs to serve them."""
+    """A logged-in user: what the session needs to serve them. Sessions
+    only read it: one account may serve every session of its user."""
 
     name: str
     tree: VirtualTree
@@ -198,6 +199,10 @@ class ConfigAuthorizer:
     def __init__(self, config: Config, mounts: MountTable) -> None:
         self.config = config
         self.mounts = mounts
+        # Each user's account, built at their first login and shared by
+        # their sessions while the user's settings and tree stay the same
+        # (an idle session then holds no account of its own).
+        self._accounts: dict[tuple[str, str], tuple[UserConfig, Account]] = {}
 
     def _user(self, username: str) -> UserConfig | None:
         if user_name_problem(username) is not None:
@@ -245,7 +250,10 @@ class ConfigAuthorizer:
         tree = self.mounts.cached_tree(user)
         if tree is None:  # first login: mounts may need opening (I/O)
             tree = await asyncio.to_thread(self.mounts.tree_for, user)
-        return Account(
+        kept = self._accounts.get((user.name, source))
+        if kept is not None and kept[0] is user and kept[1].tree is tree:
+            return kept[1]
+        account = Account(
             name=user.name,
             tree=tree,
             perms=user.perms,
@@ -263,3 +271,5 @@ class ConfigAuthorizer:
             require_data_tls=user.require_data_tls,
             source=source,
         )
+        self._accounts[(user.name, source)] = (user, account)
+        return account

@@ -384,7 +384,7 @@ class SessionFS:
     ) -> None:
         self.tree = tree
         self.perms = perms
-        self.overrides = dict(overrides)
+        self.overrides = overrides  # (read only: callers give their own copy)
         self.executor = executor
         self.cwd = resolve("/", home)
         self.owner = owner

@@ -370,6 +370,19 @@ class SessionFS:
     name nothing outside the root; ``tree_path`` gives the server's name of
     a path, for logs and hooks."""
 
+    # One per logged-in session, idle ones included.
+    __slots__ = (
+        "cwd",
+        "executor",
+        "overrides",
+        "owner",
+        "perms",
+        "quota_home",
+        "root",
+        "tree",
+        "user_quota",
+    )
+
     def __init__(
         self,
         tree: VirtualTree,

@@ -561,7 +561,7 @@ def run_pyftpdlib_server(
         handler.tls_data_required = True
     handler.authorizer = authorizer
     server = FTPServer((HOST, port), handler)
-    server.max_cons = 8000  # same as vfsftp's config above (default 512)
+    server.max_cons = 12000  # same as vfsftp's config above (default 512)
     server.max_cons_per_ip = 0  # no per-address limit (its default)
     server.serve_forever()
 

@@ -182,6 +182,10 @@ def tls_policy_of(user: UserConfig, config: Config) -> tuple[bool, bool] | None:
     return (control, data)
 
 
+#: accounts a ConfigAuthorizer keeps for the next logins of their users
+_ACCOUNTS_KEPT = 4096
+
+
 class ConfigAuthorizer:
     """Users from mounts.yaml. Password checks (argon2 is slow on purpose)
     run in a worker thread. A failed check costs one argon2 verification,
@@ -201,7 +205,8 @@ class ConfigAuthorizer:
         self.mounts = mounts
         # Each user's account, built at their first login and shared by
         # their sessions while the user's settings and tree stay the same
-        # (an idle session then holds no account of its own).
+        # (an idle session then holds no account of its own); the latest
+        # _ACCOUNTS_KEPT users' (a user store may hold millions).
         self._accounts: dict[tuple[str, str], tuple[UserConfig, Account]] = {}
 
     def _user(self, username: str) -> UserConfig | None:
@@ -271,5 +276,9 @@ class ConfigAuthorizer:
             require_data_tls=user.require_data_tls,
             source=source,
         )
-        self._accounts[(user.name, source)] = (user, account)
+        accounts = self._accounts
+        accounts.pop((user.name, source), None)
+        if len(accounts) >= _ACCOUNTS_KEPT:
+            del accounts[next(iter(accounts))]  # the oldest
+        accounts[(user.name, source)] = (user, account)
         return account

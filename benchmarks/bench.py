@@ -98,7 +98,7 @@ FULL = Sizes(
     c_big=512 * MiB,
     c_sessions=2000,
     c_session_threads=50,
-    c_idle=5000,
+    c_idle=10_000,  # within the usual 20,000 open files (ftpload raises its soft limit)
     c_concurrent=100,
     c_conc_size=10 * MiB,
 )
@@ -391,8 +391,8 @@ class ServerProcess:
             "server:\n"
             f"  listen: {HOST}\n"
             f"  port: {self.port}\n"
-            "  max_connections: 8000\n"
-            "  max_connections_per_ip: 8000\n"  # the idle test opens 5000 from one address
+            "  max_connections: 12000\n"
+            "  max_connections_per_ip: 12000\n"  # the idle test opens 10,000 from one address
             f"{tls}"
             f"mounts:\n  /: {json.dumps(mount)}\n"
             "users:\n"
@@ -561,7 +561,7 @@ def run_pyftpdlib_server(
         handler.tls_data_required = True
     handler.authorizer = authorizer
     server = FTPServer((HOST, port), handler)
-    server.max_cons = 8000  # same as vfsftp's config above (default 512)
+    server.max_cons = 12000  # same as vfsftp's config above (default 512)
     server.max_cons_per_ip = 0  # no per-address limit (its default)
     server.serve_forever()
 

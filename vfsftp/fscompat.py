@@ -28,15 +28,20 @@ lines keeps every behaviour vfsftp tests against.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import importlib.metadata
 import importlib.util
-import pkgutil
 import sys
 import types
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+# importlib.abc, importlib.metadata and pkgutil cost ~15 ms of every start-up
+# (email, zipfile, importlib.resources): they are imported when ``fs`` calls
+# the stand-in, and the hook and loader below are duck-typed (PEP 451 asks
+# only for the methods).
+if TYPE_CHECKING:
+    import importlib.abc
+    import importlib.machinery
+    import importlib.metadata
 
 __all__ = ["install", "make_pkg_resources"]
 
@@ -45,6 +50,8 @@ def _declare_namespace(name: str) -> None:
     """pkg_resources.declare_namespace: extend the package's ``__path__`` with
     every ``name/`` directory on ``sys.path``, as old-style namespace packages
     expect."""
+    import pkgutil
+
     module = sys.modules[name]
     module.__path__ = pkgutil.extend_path(list(module.__path__), name)
 
@@ -54,6 +61,8 @@ def _iter_entry_points(
 ) -> Iterator[importlib.metadata.EntryPoint]:
     """pkg_resources.iter_entry_points: the installed entry points of
     ``group`` (named ``name`` if given), each once."""
+    import importlib.metadata
+
     seen: set[tuple[str, str]] = set()
     for entry_point in importlib.metadata.entry_points(group=group):
         if name is not None and entry_point.name != name:
@@ -72,7 +81,7 @@ def make_pkg_resources() -> types.ModuleType:
     return module
 
 
-class _ShimmedLoader(importlib.abc.Loader):
+class _ShimmedLoader:
     """Runs the real loader of ``fs`` with the stand-in importable."""
 
     def __init__(self, loader: importlib.abc.Loader) -> None:
@@ -98,7 +107,7 @@ class _ShimmedLoader(importlib.abc.Loader):
         return getattr(self._loader, name)
 
 
-class _FsImportHook(importlib.abc.MetaPathFinder):
+class _FsImportHook:
     def find_spec(
         self,
         fullname: str,
@@ -110,7 +119,7 @@ class _FsImportHook(importlib.abc.MetaPathFinder):
         _remove_hook()
         spec = importlib.util.find_spec("fs")
         if spec is not None and spec.loader is not None:
-            spec.loader = _ShimmedLoader(spec.loader)
+            spec.loader = cast("importlib.abc.Loader", _ShimmedLoader(spec.loader))
         return spec
 
 

@@ -9,14 +9,18 @@ what ``vfsftp`` itself exports; import from there.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import sys
 import types
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+# The finder and loader are duck-typed (PEP 451): importlib.abc costs ~5 ms
+# of every start-up.
+if TYPE_CHECKING:
+    import importlib.abc
+    import importlib.machinery
 
 __all__ = ["MOVED", "install"]
 
@@ -70,7 +74,7 @@ class _Forwarder(types.ModuleType):
         return dir(importlib.import_module(self.__target))
 
 
-class _Loader(importlib.abc.Loader):
+class _Loader:
     def __init__(self, target: str) -> None:
         self.target = target
 
@@ -88,7 +92,7 @@ class _Loader(importlib.abc.Loader):
         pass
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     def find_spec(
         self,
         fullname: str,
@@ -98,7 +102,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         new = MOVED.get(fullname)
         if new is None:
             return None
-        return importlib.util.spec_from_loader(fullname, _Loader(new))
+        return importlib.util.spec_from_loader(fullname, cast("importlib.abc.Loader", _Loader(new)))
 
 
 def install() -> None:

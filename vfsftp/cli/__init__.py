@@ -17,7 +17,6 @@ Exit status: 0 success, 1 runtime failure (e.g. the port is taken),
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import os
@@ -25,13 +24,18 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..config.schema import Config, ConfigError, config_from_yaml, load_config, with_overrides
-from ..identity.auth import hash_password
+from ..config.errors import ConfigError
+
+# Each command imports what it uses: `vfsftp --version`, `reload` and the
+# parser itself load neither the config's models nor the server.
+if TYPE_CHECKING:
+    import asyncio
+
+    from ..config.schema import Config
 
 __all__ = ["main"]
 
@@ -59,9 +63,13 @@ def _err(message: str) -> None:
 def _load(path: str | None) -> tuple[Config, str]:
     """The config named on the command line, else ./mounts.yaml, else the
     packaged default, with a label saying which one it is."""
+    from ..config.schema import config_from_yaml, load_config
+
     if path is not None or Path(DEFAULT_CONFIG).exists():
         name = path or DEFAULT_CONFIG
         return load_config(name), name
+    from importlib import resources
+
     text = resources.files("vfsftp").joinpath(PACKAGED_CONFIG).read_text(encoding="utf-8")
     label = f"built-in {PACKAGED_CONFIG} (no ./{DEFAULT_CONFIG})"
     # Relative osfs:// paths of the default land in the current directory,
@@ -70,6 +78,7 @@ def _load(path: str | None) -> tuple[Config, str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..config.schema import load_config, with_overrides
     from ..service.memory import tune_allocator
 
     # Before anything allocates (and before --workers forks): freed memory
@@ -152,6 +161,8 @@ def _reload(args: argparse.Namespace) -> int:
 def _run(
     main: Coroutine[Any, Any, None], factory: Callable[[], asyncio.AbstractEventLoop] | None
 ) -> None:
+    import asyncio
+
     if sys.version_info >= (3, 11):
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(main)
@@ -214,6 +225,8 @@ def _read_new_password() -> str | None:
 
 
 def _hash_password(args: argparse.Namespace) -> int:
+    from ..identity.auth import hash_password
+
     password = args.password if args.password is not None else _read_new_password()
     if password is None:
         return 1
@@ -487,11 +500,17 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--force", action="store_true", help="replace existing files")
     gen.set_defaults(func=_gen_cert)
 
-    from . import users
+    from . import users_parser
 
-    users.add_parser(sub)
+    users_parser.add_parser(sub, _users)
     _fleet_parsers(sub)
     return parser
+
+
+def _users(args: argparse.Namespace, command: str) -> int:
+    from . import users
+
+    return users.run(args, command)
 
 
 def _fleet_parsers(sub: Any) -> None:

@@ -61,10 +61,10 @@ from ..identity.store import (
     UserStore,
 )
 from ..identity.stored import open_store
+from .users_parser import DEFAULT_CONFIG
 
-__all__ = ["add_parser"]
+__all__ = ["COMMANDS", "run"]
 
-DEFAULT_CONFIG = "mounts.yaml"
 
 #: keys whose values are taken as written, not as YAML (a description "yes"
 #: stays a string; a home like "/2024" too)
@@ -495,87 +495,21 @@ def _replaced_by(row: StoredUser, before: StoredUser) -> StoredUser:
 # ------------------------------------------------------------------ parser
 
 
-def add_parser(sub: Any) -> None:
-    """``vfsftp users ...`` on the command line's subparsers."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help=f"the mounts.yaml whose users_store to use (default: ./{DEFAULT_CONFIG})",
-    )
-    common.add_argument(
-        "--store",
-        metavar="URL",
-        help="the store itself: sqlite:///FILE or postgresql://... (with -c: the "
-        "config's mounts are still checked)",
-    )
-    users = sub.add_parser(
-        "users",
-        help="manage the users of the user store (users_store:)",
-        description="Add, change and remove the users of the user store that "
-        "users_store: names in mounts.yaml. Servers read a user at each login: "
-        "changes apply at the next one, without a restart.",
-    )
-    cmds = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
+#: the work of each ``vfsftp users`` command (vfsftp.cli.users_parser)
+COMMANDS: dict[str, Callable[[_Target, argparse.Namespace], int]] = {
+    "add": _add,
+    "set": _set,
+    "show": _show,
+    "list": _list,
+    "disable": _disable,
+    "enable": _enable,
+    "delete": _delete,
+    "passwd": _passwd,
+    "import": _import,
+}
 
-    def command(
-        name: str, work: Callable[[_Target, argparse.Namespace], int], help: str
-    ) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = cmds.add_parser(
-            name, parents=[common], help=help, description=help
-        )
-        parser.set_defaults(func=lambda args: _run(args, work))
-        return parser
 
-    settings_help = (
-        "keys of a mounts.yaml user, the value as in YAML: home=/bob perms=elr "
-        "quota.max_bytes=1GiB mounts./in=osfs://./in/${user} allowed_networks=10.0.0.0/8 "
-        "expires_at=2027-01-01 description='...'; KEY= removes a key"
-    )
-    add = command("add", _add, "add a user (the password is read from the terminal or stdin)")
-    add.add_argument("name", metavar="NAME")
-    add.add_argument("settings", nargs="*", metavar="KEY=VALUE", help=settings_help)
-    add.add_argument("--password-hash", metavar="HASH", help="an argon2 hash to store as is")
-
-    change = command("set", _set, "change keys of a user")
-    change.add_argument("name", metavar="NAME")
-    change.add_argument("settings", nargs="*", metavar="KEY=VALUE", help=settings_help)
-
-    show = command("show", _show, "print a user as a mounts.yaml entry")
-    show.add_argument("name", metavar="NAME")
-    show.add_argument("--json", action="store_true", help="one JSON object instead")
-
-    listing = command("list", _list, "list the users as a table")
-    listing.add_argument("--json", action="store_true", help="a JSON array instead, for scripts")
-
-    disable = command("disable", _disable, "refuse the user's logins from the next one on")
-    disable.add_argument("name", metavar="NAME")
-    disable.add_argument(
-        "--kick", action="store_true", help="and end the user's running sessions on every server"
-    )
-
-    enable = command("enable", _enable, "allow a disabled user to log in again")
-    enable.add_argument("name", metavar="NAME")
-
-    delete = command("delete", _delete, "remove a user")
-    delete.add_argument("name", metavar="NAME")
-    delete.add_argument(
-        "--kick", action="store_true", help="and end the user's running sessions on every server"
-    )
-
-    passwd = command("passwd", _passwd, "set a new password (read from the terminal or stdin)")
-    passwd.add_argument("name", metavar="NAME")
-    passwd.add_argument("--password-hash", metavar="HASH", help="an argon2 hash to store as is")
-
-    imports = cmds.add_parser(
-        "import",
-        parents=[common],
-        help="copy the users of a mounts.yaml into the store",
-        description="Copy the users of FILE (all but anonymous) into the store: the one "
-        "FILE's users_store: names, unless -c or --store says otherwise. plaintext: "
-        "passwords are hashed; ${NAME} references are kept, for the server to fill in.",
-    )
-    imports.add_argument("file", metavar="FILE")
-    imports.add_argument("--replace", action="store_true", help="overwrite users that exist")
-    imports.set_defaults(func=lambda args: _run(args, _import, default_config=args.file))
+def run(args: argparse.Namespace, command: str) -> int:
+    """Run ``vfsftp users COMMAND`` as parsed; the exit status."""
+    default_config = args.file if command == "import" else None
+    return _run(args, COMMANDS[command], default_config=default_config)

@@ -5,32 +5,36 @@ checks that do (folders that exist, buckets that answer, ports that bind)
 are vfsftp.service.preflight's.
 """
 
-from .schema import (
-    ANONYMOUS,
-    ANONYMOUS_ALIAS,
-    BanConfig,
-    Config,
-    ConfigError,
-    HooksConfig,
-    LoggingConfig,
-    MetricsConfig,
-    MountConfig,
-    QuotaConfig,
-    ServerConfig,
-    UserConfig,
-    UsersStoreConfig,
-    bucket_name_problem,
-    config_from_dict,
-    config_from_yaml,
-    key_path,
-    load_config,
-    s3_bucket,
-    s3_enum,
-    store_path,
-    user_from_dict,
-    user_name_problem,
-    with_overrides,
-)
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .schema import (
+        ANONYMOUS,
+        ANONYMOUS_ALIAS,
+        BanConfig,
+        Config,
+        HooksConfig,
+        LoggingConfig,
+        MetricsConfig,
+        MountConfig,
+        QuotaConfig,
+        ServerConfig,
+        UserConfig,
+        UsersStoreConfig,
+        bucket_name_problem,
+        config_from_dict,
+        config_from_yaml,
+        key_path,
+        load_config,
+        s3_bucket,
+        s3_enum,
+        store_path,
+        user_from_dict,
+        user_name_problem,
+        with_overrides,
+    )
 
 __all__ = [
     "ANONYMOUS",
@@ -58,3 +62,17 @@ __all__ = [
     "user_name_problem",
     "with_overrides",
 ]
+
+
+# The rest is imported on first use (PEP 562): pydantic and the models cost
+# ~0.1 s, which ``vfsftp --version`` and the like need not pay.
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import schema
+
+    value = getattr(schema, name)
+    globals()[name] = value
+    return value

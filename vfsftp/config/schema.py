@@ -45,7 +45,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import argon2
 import yaml
 from pydantic import (
     AfterValidator,
@@ -63,6 +62,7 @@ from pydantic_core import ErrorDetails
 from ..protocol.hashes import ALGORITHMS, DEFAULT_ALGORITHM, algorithm_named
 from ..protocol.paths import PathRejected, is_under, resolve
 from ..protocol.permissions import ALL_PERMS, READ_PERMS, validate_perms
+from .errors import ConfigError
 from .yaml_errors import explain as explain_yaml_error
 
 __all__ = [
@@ -131,20 +131,6 @@ def user_name_problem(name: str) -> str | None:
             f"'.' or '-', no '..'), got {name!r}"
         )
     return None
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used.
-
-    ``str(err)`` is the full message, one line per problem, each naming the
-    file, the key path and what was expected, e.g.
-    ``mounts.yaml: users.demo.perms: unknown permission letter(s) 'x'; ...``.
-    ``err.problems`` holds the same lines as a list.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 # --- value checks shared by the models (each raises ValueError with the text
@@ -647,6 +633,8 @@ class UserConfig(_Model):
         if value is None:
             raise ValueError(f"required: {_HASH_HINT}")
         if value.startswith("$argon2"):
+            import argon2  # here: a config without hashes never loads it
+
             try:
                 argon2.extract_parameters(value)
             except argon2.exceptions.InvalidHashError:

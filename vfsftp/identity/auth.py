@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import hmac
 import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
-
-import argon2
 
 from ..config.schema import (
     ANONYMOUS,
@@ -26,6 +25,8 @@ from ..config.schema import (
 from ..storage.tree import VirtualTree
 
 if TYPE_CHECKING:
+    import argon2
+
     from ..storage.mounts import MountTable
 
 __all__ = [
@@ -49,14 +50,22 @@ log = logging.getLogger("vfsftp.session")
 #                                                 plaintext password by mistake
 
 _PLAINTEXT = "plaintext:"
-# argon2-cffi's defaults follow RFC 9106's second recommended profile; one
-# hasher is thread-safe and reused.
-_HASHER = argon2.PasswordHasher()
+
+
+@functools.cache
+def _hasher() -> argon2.PasswordHasher:
+    """argon2-cffi's defaults follow RFC 9106's second recommended profile;
+    one hasher is thread-safe and reused. Made at the first hash or check of
+    one: a server whose passwords are all plaintext (or elsewhere) never
+    loads argon2."""
+    import argon2
+
+    return argon2.PasswordHasher()
 
 
 def hash_password(password: str) -> str:
     """An argon2id hash of ``password`` (salted; differs on every call)."""
-    return _HASHER.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(stored: str, password: str) -> bool:
@@ -74,7 +83,7 @@ def verify_password(stored: str, password: str) -> bool:
     if not stored.startswith("$argon2"):
         return False
     try:
-        return _HASHER.verify(stored, password)
+        return _hasher().verify(stored, password)
     except Exception:
         # VerifyMismatchError for a wrong password; InvalidHashError and
         # friends for a damaged hash. A login either way fails, quietly.
@@ -88,9 +97,10 @@ def verify_password(stored: str, password: str) -> bool:
 # home) or None; the server never looks at passwords itself.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Account:
-    """A logged-in user: what the session needs to serve them."""
+    """A logged-in user: what the session needs to serve them. Sessions
+    only read it: one account may serve every session of its user."""
 
     name: str
     tree: VirtualTree
@@ -172,6 +182,10 @@ def tls_policy_of(user: UserConfig, config: Config) -> tuple[bool, bool] | None:
     return (control, data)
 
 
+#: accounts a ConfigAuthorizer keeps for the next logins of their users
+_ACCOUNTS_KEPT = 4096
+
+
 class ConfigAuthorizer:
     """Users from mounts.yaml. Password checks (argon2 is slow on purpose)
     run in a worker thread. A failed check costs one argon2 verification,
@@ -189,6 +203,11 @@ class ConfigAuthorizer:
     def __init__(self, config: Config, mounts: MountTable) -> None:
         self.config = config
         self.mounts = mounts
+        # Each user's account, built at their first login and shared by
+        # their sessions while the user's settings and tree stay the same
+        # (an idle session then holds no account of its own); the latest
+        # _ACCOUNTS_KEPT users' (a user store may hold millions).
+        self._accounts: dict[tuple[str, str], tuple[UserConfig, Account]] = {}
 
     def _user(self, username: str) -> UserConfig | None:
         if user_name_problem(username) is not None:
@@ -236,7 +255,10 @@ class ConfigAuthorizer:
         tree = self.mounts.cached_tree(user)
         if tree is None:  # first login: mounts may need opening (I/O)
             tree = await asyncio.to_thread(self.mounts.tree_for, user)
-        return Account(
+        kept = self._accounts.get((user.name, source))
+        if kept is not None and kept[0] is user and kept[1].tree is tree:
+            return kept[1]
+        account = Account(
             name=user.name,
             tree=tree,
             perms=user.perms,
@@ -254,3 +276,9 @@ class ConfigAuthorizer:
             require_data_tls=user.require_data_tls,
             source=source,
         )
+        accounts = self._accounts
+        accounts.pop((user.name, source), None)
+        if len(accounts) >= _ACCOUNTS_KEPT:
+            del accounts[next(iter(accounts))]  # the oldest
+        accounts[(user.name, source)] = (user, account)
+        return account

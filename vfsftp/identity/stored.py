@@ -38,8 +38,6 @@ from ..config.schema import (
 from ..storage.mounts import MountTable
 from ..storage.threads import ThreadPool
 from .auth import Account, ConfigAuthorizer, tls_policy_of
-from .postgres_store import PostgresStore
-from .sqlite_store import SQLiteStore
 from .store import StoredUser, StoreError, StoreUnavailable, UserStore
 
 __all__ = ["StoreAuthorizer", "StoreClient", "open_store"]
@@ -54,9 +52,15 @@ _PARSED_MAX = 4096
 
 def open_store(spec: UsersStoreConfig) -> UserStore:
     """The store ``spec.url`` names. Connects at its first call, not here."""
+    # Each database's module (sqlite3, psycopg) is imported by the config
+    # that names it.
     path = store_path(spec.url)
     if path is not None:
+        from .sqlite_store import SQLiteStore
+
         return SQLiteStore(spec.url, path, timeout=spec.timeout)
+    from .postgres_store import PostgresStore
+
     return PostgresStore(spec.url, spec.redacted, timeout=spec.timeout)
 
 

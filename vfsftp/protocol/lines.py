@@ -28,6 +28,8 @@ class LineBuffer:
     500 without buffering unbounded input.
     """
 
+    __slots__ = ("_buf", "_discarding", "max_line")
+
     def __init__(self, max_line: int = 4096) -> None:
         self.max_line = max_line
         self._buf = bytearray()

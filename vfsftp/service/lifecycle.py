@@ -108,7 +108,7 @@ async def reload_server(server: FTPServer, load: Callable[[], Config]) -> bool:
         except BaseException:
             # A file that does not validate counts like one the server
             # refuses (server.reload counts its own).
-            server.metrics.reloads.labels("failed").inc()
+            server.metrics.reloaded(ok=False)
             raise
         await server.reload(config)
     except ConfigError as exc:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import gc
 import os
 import sys
@@ -50,7 +49,10 @@ def _glibc() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # The process's own symbols: glibc's where the interpreter is linked
+        # against it (ctypes.util.find_library runs ldconfig, ~5 ms of every
+        # start-up).
+        libc = ctypes.CDLL(None)
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
         libc.malloc_trim.restype = ctypes.c_int
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

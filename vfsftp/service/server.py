@@ -17,7 +17,8 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+import types
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,8 @@ _GUESS_POLL = 0.02
 #: a limit Redis compares with: "none" (sessions are still counted, for
 #: `vfsftp status`)
 _NO_LIMIT = 2**53
+#: the overrides of every session whose account has none
+_NO_OVERRIDES: Mapping[str, str] = types.MappingProxyType({})
 
 
 def _log_warnings(problems: list[Problem]) -> None:
@@ -467,7 +470,8 @@ class FTPServer(SessionHost):
             self.counters.add(connections_refused=1)
             return refusal
         self.channels.add(channel)
-        self._slots[channel] = ["*", "ip:" + channel.peer_ip]
+        # (interned: the sessions of one address share their key)
+        self._slots[channel] = ["*", sys.intern("ip:" + channel.peer_ip)]
         return None
 
     def admit_shared(self, channel: Channel) -> Coroutine[Any, Any, str | None] | None:
@@ -703,7 +707,7 @@ class FTPServer(SessionHost):
             log.warning("login refused %s user=%s: TLS required", channel.peer, account.name)
             raise FTPError(530, "TLS required for this user: send AUTH TLS first")
         limit = account.max_connections
-        user_key = "user:" + account.name
+        user_key = sys.intern("user:" + account.name)
         checked: tuple[str, str] | None = None  # the fleet's guess, still to end
         if deferred:
             assert self.bans is not None and isinstance(token, str)
@@ -804,7 +808,7 @@ class FTPServer(SessionHost):
         return SessionFS(
             tree,
             account.perms,
-            overrides_in_view(account.overrides, root),
+            overrides_in_view(account.overrides, root) if account.overrides else _NO_OVERRIDES,
             self.blocking_executor,
             home=in_view,
             owner=_owner_name(account),
@@ -907,6 +911,8 @@ class FTPServer(SessionHost):
         session_bucket = None
         if session_rate is not None:
             buckets = channel.state.buckets
+            if buckets is None:
+                buckets = channel.state.buckets = {}
             session_bucket = buckets.get(direction)
             if session_bucket is None or session_bucket.rate != session_rate:
                 session_bucket = buckets[direction] = TokenBucket(session_rate)
@@ -1071,7 +1077,7 @@ class FTPServer(SessionHost):
         try:
             mounts, hooks, ctx, client = await asyncio.to_thread(build)
         except Exception:
-            self.metrics.reloads.labels("failed").inc()
+            self.metrics.reloaded(ok=False)
             raise
         was, tls = self.config, config.server.tls
         restart_only = [
@@ -1114,7 +1120,7 @@ class FTPServer(SessionHost):
         self.tls_handshake_timeout = tls.handshake_timeout if tls is not None else 10.0
         self._retired.append(old)
         self._release_tables()
-        self.metrics.reloads.labels("ok").inc()
+        self.metrics.reloaded(ok=True)
         log.info(
             "configuration reloaded from %s: %s, %s",
             config.source,
@@ -1232,6 +1238,12 @@ def _close_all(filesystems: list[Any]) -> None:
 
 
 def _owner_name(account: Account) -> str:
-    # LIST's owner column must be one word for clients' parsers.
-    name = "".join(c for c in account.name if c.isalnum() or c in "-_.@")
-    return (name or "ftp")[:32]
+    return _owner_of(account.name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _owner_of(name: str) -> str:
+    # LIST's owner column must be one word for clients' parsers. (Cached:
+    # the sessions of one user share the string.)
+    word = "".join(c for c in name if c.isalnum() or c in "-_.@")
+    return (word or "ftp")[:32]

@@ -64,8 +64,9 @@ class SessionState:
     prot: str = "C"  # RFC 4217 §9: data connections clear until PROT P
     require_data_tls: bool = False
     active_addr: tuple[str, int, socket.AddressFamily] | None = None
-    #: this session's own rate limits ("down", "up"), see FTPServer.throttle_for
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    #: this session's own rate limits ("down", "up"), see FTPServer.throttle_for;
+    #: None until the first limited transfer (most sessions never have one)
+    buckets: dict[str, TokenBucket] | None = None
     #: HASH's algorithm, chosen by OPTS HASH; None: server.hash.algorithm
     hash_algorithm: str | None = None
     #: RANG: the octets (first, last) the next HASH reads; None: all

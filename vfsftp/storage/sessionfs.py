@@ -445,6 +445,19 @@ class SessionFS:
     name nothing outside the root; ``tree_path`` gives the server's name of
     a path, for logs and hooks."""
 
+    # One per logged-in session, idle ones included.
+    __slots__ = (
+        "cwd",
+        "executor",
+        "overrides",
+        "owner",
+        "perms",
+        "quota_home",
+        "root",
+        "tree",
+        "user_quota",
+    )
+
     def __init__(
         self,
         tree: VirtualTree,
@@ -459,7 +472,7 @@ class SessionFS:
     ) -> None:
         self.tree = tree
         self.perms = perms
-        self.overrides = dict(overrides)
+        self.overrides = overrides  # (read only: callers give their own copy)
         self.executor = executor
         self.cwd = resolve("/", home)
         self.owner = owner

@@ -449,6 +449,7 @@ class SessionFS:
     __slots__ = (
         "cwd",
         "executor",
+        "folders",
         "overrides",
         "owner",
         "perms",

@@ -1517,16 +1517,16 @@ def render_readme(
     """The README's block: a compact table of the default set's rows."""
     cpu = info.get("cpu", "?")
     intro = (
-        f"`python benchmarks/bench.py --publish`, commit {info.get('vfsftp commit', '?')}, "
-        f"{info.get('date', '?')}, {info.get('cores', '?')} cores ({cpu}), Python "
+        f"`bench.py --publish`, commit {info.get('vfsftp commit', '?')}, "
+        f"{info.get('date', '?')}; {info.get('cores', '?')} cores ({cpu}), Python "
         f"{info.get('python', '?')}, {info.get('kernel', '?')}; {info.get('pinning', '')}. "
-        f"Each server its own process on 127.0.0.1 (asyncio's own loop), {rounds} rounds "
-        "alternating servers; median (min-max) of every sample; ratio = vfsftp ÷ pyftpdlib "
-        "(a local folder under `/tmp`), of the medians; spread = the widest (max - min) ÷ "
-        f"median among a row's servers. Other processes: {info.get(OTHERS, '?')}."
+        f"{rounds} rounds, servers alternating, a fresh process each (asyncio's own loop); "
+        "median (min-max) of all samples; ratio = vfsftp ÷ pyftpdlib (a folder in `/tmp`), "
+        "of the medians; spread = the widest (max - min) ÷ median in a row. "
+        f"Other processes: {info.get(OTHERS, '?')}."
     )
     out = [
-        *textwrap.wrap(intro, 76, break_on_hyphens=False),
+        *textwrap.wrap(intro, 100, break_on_hyphens=False),
         "",
         "| Benchmark | Unit | vfsftp, local folder | pyftpdlib | ratio | vfsftp, `mem://` "
         "| vsftpd | ÷ vsftpd | spread |",

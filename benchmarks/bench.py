@@ -178,22 +178,35 @@ class Pinning:
     server: frozenset[int] | None
     client: frozenset[int] | None
     all: frozenset[int]
+    #: SCHED_FIFO priority of servers and clients (0: the normal scheduler)
+    realtime: int = 0
 
     @classmethod
-    def plan(cls, enabled: bool = True) -> Pinning:
+    def plan(cls, enabled: bool = True, realtime: int = 0) -> Pinning:
         cpus = sorted(os.sched_getaffinity(0))
         if not enabled or len(cpus) < 2:
-            return cls(None, None, frozenset(cpus))
+            return cls(None, None, frozenset(cpus), realtime)
         half = len(cpus) // 2
-        return cls(frozenset(cpus[:half]), frozenset(cpus[half:]), frozenset(cpus))
+        return cls(frozenset(cpus[:half]), frozenset(cpus[half:]), frozenset(cpus), realtime)
 
     def describe(self) -> str:
+        rt = f"; SCHED_FIFO priority {self.realtime}" if self.realtime else ""
         if self.server is None or self.client is None:
-            return "none (fewer than 2 CPUs, or --no-pin): servers and clients share every core"
+            return (
+                "none (fewer than 2 CPUs, or --no-pin): servers and clients share every core" + rt
+            )
         return (
             f"servers on CPU {_cpus(self.server)}, clients on CPU {_cpus(self.client)} "
-            f"(vfsftp-2workers: CPU {_cpus(self.all)})"
+            f"(vfsftp-2workers: CPU {_cpus(self.all)})" + rt
         )
+
+    def enter(self, cpus: frozenset[int] | None) -> None:
+        """Run this process (and what it starts) on ``cpus``, at the
+        real-time priority asked for."""
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+        if self.realtime:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime))
 
     def server_cpus(self, target: str) -> frozenset[int] | None:
         if self.server is None:
@@ -202,8 +215,7 @@ class Pinning:
 
     def pin_self(self) -> None:
         """This process, and so every client it starts, on the clients' CPUs."""
-        if self.client is not None:
-            os.sched_setaffinity(0, self.client)
+        self.enter(self.client)
 
 
 def _cpus(cpus: frozenset[int]) -> str:
@@ -254,9 +266,10 @@ def vfsftp_fingerprint() -> str:
     import hashlib
 
     h = hashlib.sha1()
-    for path in sorted((REPO / "vfsftp").glob("*.py")):
+    root = REPO / "vfsftp"
+    for path in sorted(root.rglob("*.py")):  # the layers' subpackages included
         with contextlib.suppress(OSError):
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:10]
 
 
@@ -501,7 +514,7 @@ class ServerProcess:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     # before exec: every thread and child process inherits it
-                    preexec_fn=functools.partial(os.sched_setaffinity, 0, cpus),
+                    preexec_fn=functools.partial(PIN.enter, cpus),
                 )
             _LIVE.append(self)
             try:
@@ -1661,7 +1674,7 @@ OTHERS = "other processes' CPU during samples"
 
 def run_suite(args: argparse.Namespace) -> int:
     global PIN
-    PIN = Pinning.plan(not args.no_pin)
+    PIN = Pinning.plan(not args.no_pin, args.realtime)
     PIN.pin_self()
     z = QUICK if args.quick else FULL
     rounds = args.rounds or (1 if args.quick else 3)
@@ -1919,6 +1932,15 @@ def main(argv: list[str] | None = None) -> int:
         "--no-pin",
         action="store_true",
         help="do not pin servers and clients to different CPUs",
+    )
+    parser.add_argument(
+        "--realtime",
+        type=int,
+        default=0,
+        metavar="PRIO",
+        help="run servers and clients at SCHED_FIFO priority PRIO (1-99; needs root or "
+        "CAP_SYS_NICE): other processes then cannot take their cores (the kernel still "
+        "keeps 5%% of each core for them)",
     )
     parser.add_argument(
         "--publish",

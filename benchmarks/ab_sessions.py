@@ -2,9 +2,9 @@
 vfsftp source trees), alternating for many rounds; medians of the server's
 user and system CPU per session and of sessions/s.
 
-bench.py keeps the best of a few rounds, which on a shared VM moves by a
-third between identical runs; the median of many alternating rounds, and
-CPU per session split into user and system time, tell a change from noise.
+The median of many alternating rounds, and CPU per session split into
+user and system time, tell a change from noise. Servers and clients are
+pinned to different CPUs as in bench.py.
 Run by hand:
 
     python benchmarks/ab_sessions.py --rounds 6 vfsftp-osfs pyftpdlib vfsftp-mem
@@ -50,7 +50,6 @@ def parse_arm(spec: str) -> Arm:
 
 def sample(arm: Arm, workdir: Path, clients: int, sessions: int) -> tuple[float, float, float]:
     bench.REPO = arm.tree  # the vfsftp source the server process runs
-    bench.wait_ports(65)
     srv = bench.ServerProcess(arm.target, workdir, None, tag="ab").start()
     try:
         bench.make_file(srv, "small.bin", 4096)
@@ -72,8 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--sessions", type=int, default=2000)
+    p.add_argument("--no-pin", action="store_true", help="servers and clients share every core")
     args = p.parse_args(argv)
     arms = [parse_arm(s) for s in args.servers]
+    bench.PIN = bench.Pinning.plan(not args.no_pin)
+    bench.PIN.pin_self()  # the clients; ServerProcess pins each server
+    print(f"pinning: {bench.PIN.describe()}", flush=True)
     base = Path(tempfile.mkdtemp(prefix="vfsftp-ab-"))
     try:
         for rnd in range(args.rounds):

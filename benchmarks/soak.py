@@ -1807,6 +1807,9 @@ class Soak:
         """RSS, descriptors and asyncio tasks of every worker, when idle:
         the smallest RSS of a few samples over two seconds."""
         self.wait_idle()
+        # Scraped first: the metrics' library loads at the first scrape, and
+        # a baseline taken before it would count it as growth.
+        tasks = [m.get(("vfsftp_asyncio_tasks", ()), -1) for m in self.server.scrape_each()]
         rss: dict[int, int] = {}
         for _ in range(5):
             time.sleep(0.4)
@@ -1814,7 +1817,6 @@ class Soak:
                 value = proc_rss(pid)
                 rss[pid] = min(rss.get(pid, value), value)
         fds = {pid: proc_fds(pid, self.moto_port) for pid in self.server.worker_pids()}
-        tasks = [m.get(("vfsftp_asyncio_tasks", ()), -1) for m in self.server.scrape_each()]
         threads = {pid: proc_threads(pid) for pid in self.server.worker_pids()}
         if os.environ.get("SOAK_SMAPS"):  # (a memory investigation's aid)
             for pid in self.server.worker_pids():

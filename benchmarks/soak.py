@@ -1445,8 +1445,16 @@ class Server:
     def scrape_each(self) -> list[dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
         out = []
         for url in self.metrics_urls:
-            with urllib.request.urlopen(url, timeout=30) as r:
-                out.append(parse_metrics(r.read().decode()))
+            try:
+                with urllib.request.urlopen(url, timeout=30) as r:
+                    out.append(parse_metrics(r.read().decode()))
+            except TimeoutError:
+                # The server stopped answering: its threads' stacks go to
+                # server.stderr (vfsftp serve dumps them on SIGUSR1).
+                for pid in {self.pid, *self.worker_pids()}:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGUSR1)
+                raise
         return out
 
     def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -263,6 +263,26 @@ def test_sighup_reloads_users_and_rejects_a_bad_file(
     assert (tmp_path / "data" / "from-bob").read_bytes() == b"hi"
 
 
+def test_sigusr1_dumps_every_threads_stack_and_serving_goes_on(
+    serve: type[ServeProcess], tmp_path: Path
+) -> None:
+    """A server that stopped answering can say where it is stuck: SIGUSR1
+    writes each thread's stack to stderr (faulthandler) and changes nothing."""
+    cfg = tmp_path / "mounts.yaml"
+    write_config(cfg, {USER: PASSWORD})
+    p = serve(cfg)
+    port = p.port
+    session = login_at("127.0.0.1", port)
+    p.signal(signal.SIGUSR1)
+    p.wait_line(r"^Current thread 0x[0-9a-f]+ \(most recent call first\):")
+    p.wait_line(r'File ".*asyncio.*", line \d+ in run_forever')
+    session.storbinary("STOR after-dump", io.BytesIO(b"still serving"))
+    session.quit()
+    p.signal(signal.SIGTERM)
+    assert p.proc.wait(20) == 0
+    assert (tmp_path / "data" / "after-dump").read_bytes() == b"still serving"
+
+
 @pytest.mark.parametrize("case", BROKEN, ids=[c.name for c in BROKEN])
 def test_serve_refuses_what_check_config_refuses(case: Broken, tmp_path: Path) -> None:
     """The same first line as check-config (tests/unit/test_cli.py), exit

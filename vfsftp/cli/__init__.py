@@ -17,6 +17,7 @@ Exit status: 0 success, 1 runtime failure (e.g. the port is taken),
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import getpass
 import logging
 import os
@@ -84,6 +85,9 @@ def _serve(args: argparse.Namespace) -> int:
     # Before anything allocates (and before --workers forks): freed memory
     # goes back to the system after a load (vfsftp/service/memory.py).
     tune_allocator()
+    # `kill -USR1 PID` writes every thread's stack to stderr: where a server
+    # that stopped answering is stuck, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     config, label = _load(args.config)
     server: dict[str, Any] = {}
     if args.host:

@@ -17,8 +17,10 @@ Exit status: 0 success, 1 runtime failure (e.g. the port is taken),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import getpass
+import io
 import logging
 import os
 import shlex
@@ -86,8 +88,10 @@ def _serve(args: argparse.Namespace) -> int:
     # goes back to the system after a load (vfsftp/service/memory.py).
     tune_allocator()
     # `kill -USR1 PID` writes every thread's stack to stderr: where a server
-    # that stopped answering is stuck, without stopping it.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # that stopped answering is stuck, without stopping it. (Not when stderr
+    # is no file, as when a caller captures it.)
+    with contextlib.suppress(io.UnsupportedOperation, ValueError):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     config, label = _load(args.config)
     server: dict[str, Any] = {}
     if args.host:

@@ -1,4 +1,4 @@
-"""What a client gets when the storage under a mount fails (vfsftp.faults
+"""What a client gets when the storage under a mount fails (vfsftp.storage.faults
 makes it fail on purpose): the reply that names the fault, and nothing
 partial, truncated or temporary left behind. Found by benchmarks/soak.py."""
 

@@ -1,4 +1,4 @@
-"""vfsftp.faults: the fault-injecting filesystem of the test kit. Fault specs
+"""vfsftp.storage.faults: the fault-injecting filesystem of the test kit. Fault specs
 as a table; FaultyFS over MemoryFS and a local folder (errors shaped as OSFS
 raises them, switched at run time, by control file, by opener URL); with no
 fault set, PyFilesystem2's own conformance cases pass through it."""

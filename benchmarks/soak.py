@@ -1186,8 +1186,7 @@ def probe_main(plan: Plan, shared: Shared) -> None:
     runs at a higher priority where allowed: it measures the server, not
     how long the machine's scheduler keeps the probe itself waiting."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError):
-        os.nice(-5)
+    _raise_priority()
     if not _ready_then_wait(shared, PROBE_SLOT):
         return
     out_path = Path(plan.work) / "probe.jsonl"
@@ -1355,10 +1354,11 @@ def parse_metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 
 
 def _raise_priority() -> None:
-    """The server's priority, as the probe's, above the load's where
-    allowed: its clients would be other hosts, and on one machine dozens of
-    client processes would otherwise take the CPU the server's event loop
-    waits for (the probe would measure the scheduler, not the server)."""
+    """This process's priority above the load's, where allowed (the server
+    and the probe call it): the clients would be other hosts, and on one
+    machine dozens of client processes would otherwise take the CPU the
+    server's event loop waits for (the probe would measure the scheduler,
+    not the server)."""
     with contextlib.suppress(OSError):
         os.nice(-5)
 

@@ -136,7 +136,10 @@ class MountTable:
         self._opened: dict[tuple[Any, ...], FS] = {}
         #: one quota account per (mount point, user, filesystem, limits)
         self._quotas: dict[tuple[Any, ...], Quota] = {}
+        #: guards the dictionaries only, for moments: the event loop takes it
         self._lock = threading.Lock()
+        #: one filesystem opened at a time (the same storage opened once)
+        self._opening = threading.Lock()
         # Global mounts naming ${user} (``/home: osfs://./homes/${user}``)
         # are opened per user, at login.
         self._templates = {p: s for p, s in config.mounts.items() if USER_PLACEHOLDER in s.fs}
@@ -218,47 +221,58 @@ class MountTable:
         cache_key = self._cache_key(spec, url, key)
         with self._lock:
             opened = self._opened.get(cache_key)
+        if opened is not None:
+            return opened
+        # Opening may take seconds (an S3 mount's first import and its
+        # endpoint, a slow disk): it holds ``_opening``, never ``_lock``,
+        # which the event loop takes (the metrics scrape, cached trees).
+        with self._opening:
+            with self._lock:
+                opened = self._opened.get(cache_key)
             if opened is not None:
-                return opened
-            filesystem: FS
-            try:
-                if _kind(url) == "s3":
-                    from .s3 import S3Options, open_s3
-
-                    filesystem = open_s3(url, S3Options(**spec.s3_options))
-                else:
-                    filesystem = fs.open_fs(url, create=spec.create, cwd=str(self.config.base_dir))
-                    if type(filesystem) is OSFS:
-                        filesystem = JailedOSFS(filesystem._root_path)
-                    elif type(filesystem) is MemoryFS:  # (new and empty)
-                        filesystem = InlineMemoryFS()
-            except fs.opener.errors.UnsupportedProtocol:
-                raise ConfigError(
-                    [
-                        f"{self.config.source}: {key}.fs: unknown filesystem type in {url!r}; "
-                        "expected mem://, osfs://PATH or another PyFilesystem2 opener URL"
-                    ]
-                ) from None
-            except (
-                fs.errors.CreateFailed,
-                fs.opener.errors.OpenerError,
-                OSError,
-                ValueError,
-            ) as exc:
-                hint = (
-                    " (set create: true to make it)"
-                    if _kind(url) == "osfs" and not spec.create
-                    else ""
-                )
-                raise ConfigError(
-                    [f"{self.config.source}: {key}.fs: cannot open {url!r}: {_reason(exc)}{hint}"]
-                ) from None
-            if self.observe is not None:
-                self.observe(filesystem)
-            if spec.read_only:
-                filesystem = fs.wrap.read_only(filesystem)
-            self._opened[cache_key] = filesystem
+                return opened  # (opened by another thread meanwhile)
+            filesystem = self._open_new(spec, url, key)
+            with self._lock:
+                self._opened[cache_key] = filesystem
             return filesystem
+
+    def _open_new(self, spec: MountConfig, url: str, key: str) -> FS:
+        filesystem: FS
+        try:
+            if _kind(url) == "s3":
+                from .s3 import S3Options, open_s3
+
+                filesystem = open_s3(url, S3Options(**spec.s3_options))
+            else:
+                filesystem = fs.open_fs(url, create=spec.create, cwd=str(self.config.base_dir))
+                if type(filesystem) is OSFS:
+                    filesystem = JailedOSFS(filesystem._root_path)
+                elif type(filesystem) is MemoryFS:  # (new and empty)
+                    filesystem = InlineMemoryFS()
+        except fs.opener.errors.UnsupportedProtocol:
+            raise ConfigError(
+                [
+                    f"{self.config.source}: {key}.fs: unknown filesystem type in {url!r}; "
+                    "expected mem://, osfs://PATH or another PyFilesystem2 opener URL"
+                ]
+            ) from None
+        except (
+            fs.errors.CreateFailed,
+            fs.opener.errors.OpenerError,
+            OSError,
+            ValueError,
+        ) as exc:
+            hint = (
+                " (set create: true to make it)" if _kind(url) == "osfs" and not spec.create else ""
+            )
+            raise ConfigError(
+                [f"{self.config.source}: {key}.fs: cannot open {url!r}: {_reason(exc)}{hint}"]
+            ) from None
+        if self.observe is not None:
+            self.observe(filesystem)
+        if spec.read_only:
+            filesystem = fs.wrap.read_only(filesystem)
+        return filesystem
 
     def _mount(self, path: str, spec: MountConfig, key: str, user: str | None = None) -> Mount:
         url = spec.fs

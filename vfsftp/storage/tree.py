@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 import fs.copy
 import fs.errors
-import fs.move
+import fs.path
 import fs.wrap
 from fs.base import FS
 from fs.enums import ResourceType
@@ -247,24 +247,74 @@ def _rename_on_disk(filesystem: FS, src: str, dst: str) -> bool:
     return True
 
 
+#: bytes per read/write of a copy across mounts
+COPY_CHUNK = 1024 * 1024
+
+
 def _move_file_across(src_fs: FS, src: str, dst_fs: FS, dst: str, preserve_time: bool) -> None:
-    """Copy, then delete the original. The copy goes to a hidden temporary
-    name beside the target and is renamed into place once whole (as an
-    upload), so a copy that fails midway (disk full) leaves the target as
-    it was; a store whose writes publish nothing until closed cleanly (S3)
-    takes the copy directly."""
-    if getattr(dst_fs, "open_atomic_upload", None) is not None:
-        fs.move.move_file(src_fs, src, dst_fs, dst, preserve_time=preserve_time)
+    """Copy, then delete the original."""
+    _copy_file_across(src_fs, src, dst_fs, dst)
+    if preserve_time:
+        fs.copy.copy_modified_time(src_fs, src, dst_fs, dst)
+    src_fs.remove(src)
+
+
+def _copy_file_across(src_fs: FS, src: str, dst_fs: FS, dst: str) -> None:
+    """Copy a file between two filesystems, holding neither one's lock.
+
+    fs.copy.copy_file and fs.move.move_file hold ``src_fs.lock()`` and
+    ``dst_fs.lock()`` for the whole copy: two moves in opposite directions
+    (mem -> local and local -> mem) take them in opposite orders and
+    deadlock, and a MemoryFS held that long stalls the event loop, which
+    calls it inline. Here each side locks only for its own calls.
+
+    The copy goes to a hidden temporary name beside the target and is
+    renamed into place once whole (as an upload), so a copy that fails
+    midway (disk full) leaves the target as it was; a store whose writes
+    publish nothing until committed (S3) takes the copy directly."""
+    opener = getattr(dst_fs, "open_atomic_upload", None)
+    writer = opener(dst) if opener is not None else None
+    if writer is not None:
+        try:
+            with src_fs.openbin(src) as reader:
+                _pump(reader, writer)
+            writer.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.discard()
+            raise
         return
     temp = f"{dirname(dst).rstrip('/')}/{UPLOAD_PREFIX}{uuid.uuid4().hex}"
     try:
-        fs.copy.copy_file(src_fs, src, dst_fs, temp, preserve_time=preserve_time)
+        with src_fs.openbin(src) as reader, dst_fs.openbin(temp, "wb") as out:
+            _pump(reader, out)
         dst_fs.move(temp, dst, overwrite=True)
     except BaseException:
         with contextlib.suppress(Exception):
             dst_fs.remove(temp)
         raise
-    src_fs.remove(src)
+
+
+def _copy_dir_across(src_fs: FS, src: str, dst_fs: FS, dst: str) -> None:
+    """Copy a directory tree between two filesystems, file by file, holding
+    neither one's lock (see _copy_file_across)."""
+
+    def target(path: str) -> str:
+        return fs.path.join(dst, fs.path.relpath(fs.path.frombase(src, path)))
+
+    dst_fs.makedirs(dst, recreate=True)
+    for path in src_fs.walk.dirs(src):
+        dst_fs.makedirs(target(path), recreate=True)
+    for path in src_fs.walk.files(src):
+        _copy_file_across(src_fs, path, dst_fs, target(path))
+
+
+def _pump(reader: Any, writer: Any) -> None:
+    while True:
+        chunk = reader.read(COPY_CHUNK)
+        if not chunk:
+            return
+        writer.write(chunk)
 
 
 class VirtualTree(FS):
@@ -693,7 +743,7 @@ class VirtualTree(FS):
             raise fs.errors.DirectoryExpected(src_path)
         if not create and not dm.fs.exists(dsub):
             raise fs.errors.ResourceNotFound(dst_path)
-        fs.copy.copy_dir(sm.fs, ssub, dm.fs, dsub)
+        _copy_dir_across(sm.fs, ssub, dm.fs, dsub)
         sm.fs.removetree(ssub)  # removes the directory itself too
 
     def close(self) -> None:

@@ -509,7 +509,13 @@ def test_movedir_across_mounts(t: Tree) -> None:
     assert sorted(t.archive.listdir("/dir")) == ["f.txt", "sub"]
     assert t.archive.readtext("/dir/sub/g.txt") == "G"
     assert not t.data.exists("/dir")
-    assert t.data.calls == t.archive.calls == []
+    # copied file by file, each to a temporary name renamed into place
+    assert t.data.calls == []
+    assert sorted(dst for _, _, dst in t.archive.calls) == ["/dir/f.txt", "/dir/sub/g.txt"]
+    assert all(
+        op == "move" and src.rsplit("/", 1)[1].startswith(UPLOAD_PREFIX)
+        for op, src, _ in t.archive.calls
+    )
 
 
 def test_movedir_across_mounts_into_existing_dir(t: Tree) -> None:
@@ -768,3 +774,64 @@ class TestVirtualTreeLocalView(fs.test.FSTestCases, unittest.TestCase):  # type:
         fs.close()
         self._mount.close()
         self._tmp.cleanup()
+
+
+class GatedFS(MemoryFS):  # type: ignore[misc]
+    """A MemoryFS whose file reads wait at a gate, once ``armed``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> Any:
+        opened = super().openbin(path, mode, buffering, **options)
+        if not self.armed or "r" not in mode:
+            return opened
+        gate = self
+
+        class Gated:
+            def read(self, size: int = -1) -> bytes:
+                gate.reading.set()
+                assert gate.release.wait(20)
+                return bytes(opened.read(size))
+
+            def __enter__(self) -> Gated:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                opened.close()
+
+            def close(self) -> None:
+                opened.close()
+
+        return Gated()
+
+
+@pytest.mark.timeout(30)
+def test_moves_across_mounts_hold_no_filesystem_lock_while_they_copy() -> None:
+    # fs.move/fs.copy hold both filesystems' locks for the whole copy: two
+    # moves in opposite directions deadlocked the soak's server, and a
+    # MemoryFS held that long stalls every session using it inline.
+    a, b = GatedFS(), MemoryFS()
+    a.writebytes("/x", b"x" * 100)
+    b.writebytes("/y", b"y" * 100)
+    vt = VirtualTree([Mount.of("/a", a), Mount.of("/b", b)])
+    a.armed = True
+    slow = threading.Thread(target=vt.move, args=("/a/x", "/b/x"))
+    slow.start()
+    try:
+        assert a.reading.wait(10)
+        other_way = threading.Thread(
+            target=lambda: (vt.move("/b/y", "/a/y"), a.listdir("/"), b.listdir("/"))
+        )
+        other_way.start()
+        other_way.join(5)
+        assert not other_way.is_alive(), "a move the other way waited for the slow copy"
+    finally:
+        a.release.set()
+        slow.join(10)
+    assert b.readbytes("/x") == b"x" * 100 and not a.exists("/x")
+    a.armed = False
+    assert a.readbytes("/y") == b"y" * 100 and not b.exists("/y")

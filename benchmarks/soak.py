@@ -2909,7 +2909,11 @@ class Checker:
                     and self._overlaps(op.t0, op.t1, *self.shutdown_window, margin=0)
                 ):
                     shut += 1
-                    if op.code not in (421, 426, 350) and not self.excuse_other_than_restart(op):
+                    if (
+                        op.code not in (421, 426, 350)
+                        and not self.excuse_other_than_restart(op)
+                        and not self.benign(op)
+                    ):
                         down_bad.append(op.describe())
         injected_count = collections.Counter(r.message.split()[1] for r in injected)
         self.injected_count = injected_count
@@ -2931,6 +2935,18 @@ class Checker:
                 not wrong and not s3_bad and not stall_bad and not down_bad,
             )
         )
+
+    @staticmethod
+    def benign(op: Op) -> bool:
+        """A refusal that was right, whatever else happened: an MKD of a
+        folder that exists (a client that saw a reset re-makes a folder its
+        own MKD made again after it), a 550 for a file the model says may
+        be absent."""
+        if op.code != 550:
+            return False
+        if op.op == "MKD":
+            return "exists" in (op.err or "")
+        return op.op in ("RETR", "SIZE", "DELE", "RENAME") and bool(op.maybe_absent)
 
     def excuse_other_than_restart(self, op: Op) -> bool:
         window, self.restart_window = self.restart_window, None
@@ -3054,11 +3070,7 @@ class Checker:
             counted += 1
             if op.ok or op.code == 350:
                 continue
-            if self.excuse(op):
-                continue
-            if op.code == 550 and op.op == "MKD" and "exists" in (op.err or ""):
-                continue
-            if op.code == 550 and op.op in ("RETR", "SIZE", "DELE", "RENAME") and op.maybe_absent:
+            if self.excuse(op) or self.benign(op):
                 continue
             by_code[str(op.code or "no reply")] += 1
             bad.append(op.describe() + (f" [{op.err}]" if op.err and op.code else ""))

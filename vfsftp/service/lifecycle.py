@@ -148,6 +148,10 @@ async def run_service(
         task.add_done_callback(reloads.discard)
 
     await server.start()
+    try:
+        await asyncio.to_thread(server.mounts.warm_up)
+    except Exception as exc:  # (its first use meets the same and answers 451)
+        log.warning("preparing the mounts' clients failed: %s", exc)
     freeze_startup_objects()  # no later collection walks them (vfsftp/service/memory.py)
     signals = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
     for sig in signals[:2]:

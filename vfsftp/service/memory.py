@@ -90,8 +90,8 @@ def freeze_startup_objects() -> int:
     A full collection walks every object the collector tracks, and holds
     every thread of the process meanwhile, the event loop's included: each
     is a pause of every session, and start-up objects are most of what it
-    walks. Objects made later are walked as before: sessions, and the
-    botocore client of an S3 mount, made at its first use."""
+    walks (with the clients of S3 mounts, made before it: see
+    MountTable.warm_up). Objects made later are walked as before."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()

@@ -363,6 +363,17 @@ class MountTable:
         with self._lock:
             return list(self._opened.values())
 
+    def warm_up(self) -> None:
+        """Blocking: make now what the opened filesystems would make at
+        their first use and keep for good (an S3 mount's client, whose
+        service model is tens of thousands of objects), so that start-up
+        can leave it out of later garbage collections
+        (service.memory.freeze_startup_objects). No request is sent."""
+        for filesystem in self.filesystems():
+            warm_up = getattr(unwrap_read_only(filesystem), "warm_up", None)
+            if warm_up is not None:
+                warm_up()
+
     def close(self, keep: Collection[FS] = ()) -> None:
         """Close the filesystems, except those in ``keep`` (still used by a
         newer table after a reload)."""

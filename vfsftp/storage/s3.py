@@ -388,6 +388,11 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
                         hook(self._shared_client)
         return self._shared_client
 
+    def warm_up(self) -> None:
+        """Make the client and load the models its first listing loads
+        (no request is sent): see MountTable.warm_up."""
+        self.client.get_paginator("list_objects_v2")
+
     def add_client_hook(self, hook: Callable[[Any], None]) -> None:
         """Call ``hook(client)`` on the boto3 client, now or when it is
         made (the metrics register botocore event handlers this way)."""

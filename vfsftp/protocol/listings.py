@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from .arguments import format_mdtm
 
 
-@dataclass(frozen=True)
-class ListEntry:
-    """One directory entry as the listing formats need it."""
+class ListEntry(NamedTuple):
+    """One directory entry as the listing formats need it. A tuple: a
+    listing makes one per entry, and a frozen dataclass's __init__ cost
+    more than the entry's ``stat``."""
 
     name: str
     is_dir: bool
@@ -44,13 +45,18 @@ def format_list_line(entry: ListEntry, now: float) -> str:
     """One ``ls -l`` line (no CRLF), the format every client's LIST parser
     knows: ``drwxr-xr-x 1 owner group 4096 Jan 01 12:00 name``. Recent files
     show the time, older (or future) ones the year, as ``ls`` does."""
-    kind = "d" if entry.is_dir else "-"
-    mode = entry.mode or ("rwxr-xr-x" if entry.is_dir else "rw-r--r--")
     mtime = entry.mtime if entry.mtime is not None else now  # unknown (virtual dir, S3 prefix)
     when = _ls_time(int(mtime // 60), now - _SIX_MONTHS < mtime <= now + 3600)
-    return (
-        f"{kind}{mode} {1:>3} {entry.owner:<8} {entry.group:<8} {entry.size:>8} {when} {entry.name}"
-    )
+    head = _ls_head(entry.is_dir, entry.mode, entry.owner, entry.group)
+    return f"{head}{entry.size:>8} {when} {entry.name}"
+
+
+@functools.lru_cache(maxsize=256)
+def _ls_head(is_dir: bool, mode: str | None, owner: str, group: str) -> str:
+    """The columns before the size, the same for most entries of a listing."""
+    kind = "d" if is_dir else "-"
+    mode = mode or ("rwxr-xr-x" if is_dir else "rw-r--r--")
+    return f"{kind}{mode} {1:>3} {owner:<8} {group:<8} "
 
 
 MLST_FACTS: tuple[str, ...] = ("type", "size", "modify", "perm", "unique", "unix.mode")
@@ -84,6 +90,31 @@ def format_mlsx(entry: ListEntry, facts: Iterable[str], type_override: str | Non
         mode = entry.mode or ("rwxr-xr-x" if entry.is_dir else "rw-r--r--")
         out += "unix.mode=" + _octal_mode(mode) + ";"
     return out + " " + entry.name
+
+
+def mlsx_formatter(facts: Iterable[str]) -> Callable[[ListEntry], str]:
+    """``format_mlsx`` for many entries with the same ``facts`` (MLSD): the
+    choice of facts is made once, not per entry."""
+    wanted = set(facts)
+    kind, size, modify, perm, unique = (
+        f in wanted for f in ("type", "size", "modify", "perm", "unique")
+    )
+    if "unix.mode" in wanted:
+        return lambda entry: format_mlsx(entry, wanted)
+
+    def line(entry: ListEntry) -> str:
+        out = ("type=dir;" if entry.is_dir else "type=file;") if kind else ""
+        if size and not entry.is_dir:
+            out += f"size={entry.size};"
+        if modify and entry.mtime is not None:
+            out += "modify=" + format_mdtm(entry.mtime) + ";"
+        if perm and entry.perm:
+            out += "perm=" + entry.perm + ";"
+        if unique and entry.unique:
+            out += "unique=" + entry.unique + ";"
+        return out + " " + entry.name
+
+    return line
 
 
 def parse_opts_mlst(arg: str) -> tuple[str, ...]:

@@ -238,7 +238,7 @@ def serve_workers(
         for problem in ensure_ready(config):
             log.warning("%s", problem)
     # Imported before the fork, so that every worker has the same key for
-    # MLST's unique facts (vfs._UNIQUE_KEY): a client's sessions may land
+    # MLST's unique facts (storage.sessionfs._UNIQUE_KEY): a client's sessions may land
     # on different workers.
 
     plan = _Plan(config, workers)

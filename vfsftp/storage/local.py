@@ -36,6 +36,29 @@ from .tree import StatRow
 __all__ = ["JailedOSFS"]
 
 _FAST_NAMESPACES = frozenset({"basic", "details", "stat"})
+#: os.scandir takes a directory's descriptor (POSIX; not Windows)
+_SCANDIR_FD = os.scandir in os.supports_fd
+
+
+class _Descriptor:
+    """A directory descriptor that a listing owns: closed when the listing
+    ends, or when it is dropped without ever being read (a generator that
+    never started runs no ``finally``)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+
 #: Linux names an open descriptor's real path here: one readlink instead of
 #: realpath's lstat per path component
 _PROC_FD = os.path.isdir("/proc/self/fd")
@@ -186,26 +209,58 @@ class JailedOSFS(OSFS):  # type: ignore[misc]
         cost more than the ``stat`` itself on large directories, and in
         bounded memory. Same rules as scandir: links leading out and
         vanished entries are left out. The directory is opened now (its
-        errors are raised here); closing the iterator closes it."""
+        errors are raised here); closing the iterator closes it.
+
+        Read through a descriptor of the directory where the platform
+        allows: each entry's ``stat`` is then an ``fstatat`` of its name,
+        not a walk of its whole path from the root (a third of a listing
+        of 10,000 files)."""
         _path = self.validatepath(path)
         sys_path = os.fsdecode(self._to_sys_path(_path))
+        if not _SCANDIR_FD:
+            with convert_os_errors("scandir", path, directory=True):
+                it = os.scandir(sys_path)
+            return self._rows(it, path, sys_path, None)
         with convert_os_errors("scandir", path, directory=True):
-            it = os.scandir(sys_path)
-        return self._rows(it, path)
+            fd = _Descriptor(os.open(sys_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+            try:
+                it = os.scandir(fd.fd)
+            except BaseException:
+                fd.close()
+                raise
+        return self._rows(it, path, sys_path, fd)
 
-    def _rows(self, it: Iterator[os.DirEntry[str]], path: str) -> Iterator[StatRow]:
+    def _rows(
+        self,
+        it: Iterator[os.DirEntry[str]],
+        path: str,
+        sys_path: str,
+        fd: _Descriptor | None,
+    ) -> Iterator[StatRow]:
         inside = self._inside
         isdir = statmod.S_ISDIR
-        with it, convert_os_errors("scandir", path, directory=True):  # type: ignore[attr-defined]
-            for entry in it:
-                try:
-                    if entry.is_symlink() and not inside(entry.path):
+        join = os.path.join
+        try:
+            with it, convert_os_errors("scandir", path, directory=True):  # type: ignore[attr-defined]
+                for entry in it:
+                    try:
+                        if entry.is_symlink() and not inside(join(sys_path, entry.name)):
+                            continue
+                        st = entry.stat()
+                    except OSError:
                         continue
-                    st = entry.stat()
-                except OSError:
-                    continue
-                d = isdir(st.st_mode)
-                yield (entry.name, d, 0 if d else st.st_size, st.st_mtime, st.st_ino, st.st_dev)
+                    d = isdir(st.st_mode)
+                    yield (
+                        entry.name,
+                        d,
+                        0 if d else st.st_size,
+                        st.st_mtime,
+                        st.st_ino,
+                        st.st_dev,
+                    )
+        finally:
+            if fd is not None:
+                fd.close()
 
     def hash_source(self, path: str) -> HashSource:
         """The file as a hash reads it (storage.digests): opened once, so

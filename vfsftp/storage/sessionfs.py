@@ -386,6 +386,7 @@ def _unique(info: Info, mount_kind: str, path: str) -> str:
 #: (inherited by --workers, which fork after importing this), so that a fact
 #: is stable while the server runs and tells nothing of the host.
 _UNIQUE_KEY = os.urandom(16)
+_UNIQUE_HASH = hashlib.blake2s(digest_size=8, key=_UNIQUE_KEY)
 
 
 def _unique_of(ino: int, dev: int, mount_kind: str, path: str) -> str:
@@ -393,9 +394,9 @@ def _unique_of(ino: int, dev: int, mount_kind: str, path: str) -> str:
     the same folder through two mounts), opaque (a keyed hash: device and
     inode numbers describe the host's disks)."""
     text = f"{dev}:{ino}" if ino else f"{mount_kind}:{path}"
-    return hashlib.blake2s(
-        text.encode("utf-8", "surrogateescape"), digest_size=8, key=_UNIQUE_KEY
-    ).hexdigest()
+    h = _UNIQUE_HASH.copy()  # (a copy costs less than keying a new one: MLSD asks per entry)
+    h.update(text.encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
 
 
 class FolderMemo:

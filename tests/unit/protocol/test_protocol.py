@@ -32,6 +32,7 @@ from vfsftp.protocol.listings import (
     feat_mlst_line,
     format_list_line,
     format_mlsx,
+    mlsx_formatter,
     parse_opts_mlst,
 )
 from vfsftp.protocol.replies import (
@@ -667,6 +668,8 @@ def test_format_mlsx(
     entry: ListEntry, facts: Iterable[str], override: str | None, line: str
 ) -> None:
     assert format_mlsx(entry, facts, override) == line
+    if override is None:  # MLSD's many entries: the same line
+        assert mlsx_formatter(facts)(entry) == line
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from ...protocol.listings import (
     ListEntry,
     format_list_line,
     format_mlsx,
+    mlsx_formatter,
 )
 from ...protocol.paths import dirname
 from .. import data as datamod
@@ -138,16 +139,16 @@ async def cmd_mlsd(s: Channel, inv: Invocation) -> None:
         listing.close()
         raise
 
+    line = mlsx_formatter(facts)
+
     def mlsx_lines(entries: list[ListEntry]) -> list[str]:
-        return [format_mlsx(e, facts) for e in entries]
+        return [line(e) for e in entries]
 
     _send_listing(s, "MLSD", inv.path, listing, mlsx_lines, lines)
 
 
 def _with_name(e: ListEntry, name: str) -> ListEntry:
-    from dataclasses import replace
-
-    return replace(e, name=name)
+    return e._replace(name=name)
 
 
 @command("MLST", "MLST [path]: facts about one file (RFC 3659)", Arg.OPTIONAL, path=True, perm="l")

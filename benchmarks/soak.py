@@ -1709,8 +1709,9 @@ class Soak:
     def warm_up(self, round_no: int) -> None:
         """Sessions at once (plain and PROT P), each an upload, a download
         and a listing on one mount (two on every mount, of the largest
-        size): the server's thread pools, S3 connections and allocator
-        thresholds grow here, before the baseline, not during the load."""
+        size), beside idle ones up to the load's peak: the server's thread
+        pools, S3 connections, tables and allocator thresholds grow here,
+        before the baseline, not during the load."""
         n = min(self.s.sessions, 256)
         log = OpLog(self.work / f"ops-w{round_no}.jsonl")
         barrier = threading.Barrier(n)
@@ -1785,11 +1786,21 @@ class Soak:
             finally:
                 session.quit()
 
+        # Plain sessions held open meanwhile, so that the server holds as
+        # many at once as at the load's peak: what grows with the number of
+        # sessions (the thread pools, the loop's and the selector's tables)
+        # grows here, not during the load.
+        idle: list[Session] = []
+        for _ in range(max(0, self.s.sessions + self.s.curl - n)):
+            with contextlib.suppress(OSError, EOFError, ftplib.Error):
+                idle.append(Session(self.plan, tls=False))
         threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(120)
+        for session in idle:
+            session.quit()
         log.close()
         self.event(
             "warm-up", round=round_no, sessions=n, failures=len(failures), first=failures[:3]
@@ -1813,16 +1824,23 @@ class Soak:
 
     def measure(self) -> Baseline:
         """RSS, descriptors and asyncio tasks of every worker, when idle:
-        the smallest RSS of a few samples over two seconds."""
+        the smallest RSS once it stopped falling."""
         self.wait_idle()
         # Scraped first: the metrics' library loads at the first scrape, and
         # a baseline taken before it would count it as growth.
         tasks = [m.get(("vfsftp_asyncio_tasks", ()), -1) for m in self.server.scrape_each()]
         rss: dict[int, int] = {}
-        for _ in range(5):
+        # Until it settles (no new low for 2 s, 20 s at most): what closed
+        # sessions freed goes back once the server's idle trim has run.
+        lows = 0
+        deadline = time.monotonic() + 20
+        while lows < 5 and time.monotonic() < deadline:
             time.sleep(0.4)
+            lows += 1
             for pid in self.server.worker_pids():
                 value = proc_rss(pid)
+                if value < rss.get(pid, value + 1) * 0.995:
+                    lows = 0  # still falling
                 rss[pid] = min(rss.get(pid, value), value)
         fds = {pid: proc_fds(pid, self.moto_port) for pid in self.server.worker_pids()}
         threads = {pid: proc_threads(pid) for pid in self.server.worker_pids()}

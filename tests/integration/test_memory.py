@@ -191,3 +191,31 @@ def test_freeze_startup_objects_freezes_what_exists() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_release_memory_frees_what_only_cycles_hold() -> None:
+    """An idle server allocates nothing, so no collection runs by itself:
+    the objects of closed sessions that sit in reference cycles (the soak
+    saw ~28 MiB after 300 sessions closed) stay until the idle trimmer
+    collects them."""
+    import gc
+    import weakref
+
+    from vfsftp.service.memory import IdleTrimmer, release_memory
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+            self.payload = bytearray(1 << 20)
+
+    gc.disable()  # (as if no allocation came to trigger a collection)
+    try:
+        node = Node()
+        gone = weakref.ref(node)
+        del node
+        assert gone() is not None
+        release_memory()
+        assert gone() is None
+    finally:
+        gc.enable()
+    assert IdleTrimmer(busy=lambda: False, submit=lambda f: f()).trim is release_memory

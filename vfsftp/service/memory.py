@@ -13,8 +13,10 @@ files are gone. So ``vfsftp serve``:
   no more than glibc's default 128 KiB free at their top. Smaller blocks
   (TLS records, 256 KiB read chunks) stay on the fast path;
   ``MALLOC_MMAP_THRESHOLD_`` in the environment wins;
-- calls ``malloc_trim(0)`` in a worker thread once nothing has moved for a
-  second (``IdleTrimmer``): the free pages that smaller blocks leave inside
+- once nothing has moved for a second (``IdleTrimmer``), collects the
+  garbage in a worker thread (closed sessions' objects in reference
+  cycles, which an idle server allocates nothing to have collected) and
+  calls ``malloc_trim(0)``: the free pages that smaller blocks leave inside
   the arenas. A busy server never pays for it.
 
 An application that embeds ``FTPServer`` keeps its allocator settings
@@ -38,6 +40,7 @@ __all__ = [
     "IdleTrimmer",
     "freeze_startup_objects",
     "malloc_trim",
+    "release_memory",
     "tune_allocator",
 ]
 
@@ -73,6 +76,15 @@ def _trim() -> None:
 malloc_trim: Callable[[], Any] | None = _trim if _LIBC is not None else None
 
 
+def release_memory() -> None:
+    """Blocking: free what only reference cycles hold (a closed session's
+    objects can wait for a full collection, which allocations trigger and an
+    idle server makes none of), then give free pages back (glibc)."""
+    gc.collect()
+    if malloc_trim is not None:
+        malloc_trim()
+
+
 def tune_allocator(environ: Mapping[str, str] = os.environ) -> bool:
     """Pin glibc's mmap threshold at ``MMAP_THRESHOLD`` (which also stops
     its dynamic growth, and the trim threshold's); True when done. Not when
@@ -106,7 +118,7 @@ class IdleTrimmer:
         self,
         busy: Callable[[], bool],
         submit: Callable[[Callable[[], Any]], Any],
-        trim: Callable[[], Any] | None = malloc_trim,
+        trim: Callable[[], Any] | None = release_memory,
         delay: float = 1.0,
     ) -> None:
         self.busy = busy

@@ -1824,23 +1824,16 @@ class Soak:
 
     def measure(self) -> Baseline:
         """RSS, descriptors and asyncio tasks of every worker, when idle:
-        the smallest RSS once it stopped falling."""
+        the smallest RSS of a few samples over two seconds."""
         self.wait_idle()
         # Scraped first: the metrics' library loads at the first scrape, and
         # a baseline taken before it would count it as growth.
         tasks = [m.get(("vfsftp_asyncio_tasks", ()), -1) for m in self.server.scrape_each()]
         rss: dict[int, int] = {}
-        # Until it settles (no new low for 2 s, 20 s at most): what closed
-        # sessions freed goes back once the server's idle trim has run.
-        lows = 0
-        deadline = time.monotonic() + 20
-        while lows < 5 and time.monotonic() < deadline:
+        for _ in range(5):
             time.sleep(0.4)
-            lows += 1
             for pid in self.server.worker_pids():
                 value = proc_rss(pid)
-                if value < rss.get(pid, value + 1) * 0.995:
-                    lows = 0  # still falling
                 rss[pid] = min(rss.get(pid, value), value)
         fds = {pid: proc_fds(pid, self.moto_port) for pid in self.server.worker_pids()}
         threads = {pid: proc_threads(pid) for pid in self.server.worker_pids()}

@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import ftplib
 import io
+import os
 import random
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ import pytest
 import trustme
 from conftest import PASSWORD, USER, ServerFactory, get, mount_url, wait_for
 
+from vfsftp.session.tls import CONTROL_READ_SIZE
 from vfsftp.testing import ThreadedFTPServer
 
 HANDSHAKE_TIMEOUT = 0.5
@@ -788,3 +791,119 @@ def test_a_transfer_aborted_before_its_tls_handshake_is_426(
         data.close()
     assert not tls_server.exists("/aborted.bin")
     client.quit()
+
+
+# ------------------------------------------------------------ idle memory
+
+
+def _server_read_buffers(srv: ThreadedFTPServer) -> list[int]:
+    """The size of each TLS control connection's read buffer (asyncio's
+    SSLProtocol, Python 3.11+), read on the server's loop."""
+
+    async def sizes() -> list[int]:
+        return [
+            len(ch.transport._ssl_protocol._ssl_buffer)  # type: ignore[attr-defined]
+            for ch in srv.server.channels
+        ]
+
+    return srv.call(sizes())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10's SSLProtocol has no read buffer")
+def test_tls_control_connections_read_into_a_small_buffer(
+    tls_server: ThreadedFTPServer, pki: Pki
+) -> None:
+    """asyncio gives each TLS connection a zero-filled 256 KiB read buffer
+    for its whole life: most of the ~260 KiB an idle FTPS session cost.
+    Control connections read lines; theirs is CONTROL_READ_SIZE, explicit
+    and implicit alike, and a line of nearly that size (the line limit is
+    8 KiB), pipelined lines and transfers still work."""
+    explicit = tls_client(tls_server, pki)
+    raw = socket.create_connection((tls_server.host, implicit_port(tls_server)), timeout=10)
+    implicit = pki.client_context().wrap_socket(raw, server_hostname=tls_server.host)
+    try:
+        assert read_reply(implicit).startswith("220")
+        assert command(implicit, f"USER {USER}").startswith("331")
+        assert command(implicit, f"PASS {PASSWORD}").startswith("230")
+        wait_sessions(tls_server, 2, grow=True)
+        assert _server_read_buffers(tls_server) == [CONTROL_READ_SIZE] * 2
+
+        deep = "/" + "d" * 250
+        long_path = deep * 30  # 7,530 bytes: a line of almost a buffer
+        assert len(f"CWD {long_path}\r\n") > CONTROL_READ_SIZE * 0.9
+        with pytest.raises(ftplib.error_perm) as err:
+            explicit.cwd(long_path)
+        assert reply_code(err) == "553"  # (longer than a path may be: read whole, answered)
+        assert command(implicit, f"CWD {long_path}").startswith("553")
+        # Several commands in one TLS record, as a pipelining client sends
+        # them: each answered, in order.
+        explicit.sock.sendall(b"NOOP\r\nPWD\r\nNOOP\r\n")
+        assert [explicit.getresp()[:3] for _ in range(3)] == ["200", "257", "200"]
+        data = payload(300_000, 7)
+        explicit.storbinary("STOR big.bin", io.BytesIO(data))
+        assert get(explicit, "big.bin") == data
+        assert command(implicit, "TYPE I").startswith("200")
+        assert command(implicit, "SIZE big.bin") == "213 300000"
+    finally:
+        close(explicit)
+        implicit.close()
+
+
+def test_an_idle_ftps_session_costs_tens_of_kib(pki: Pki, tmp_path: Path) -> None:
+    """A real `vfsftp serve`: 100 idle logged-in FTPS sessions (explicit TLS)
+    add well under 64 KiB of RSS each (26 KiB measured; ~260 KiB before the
+    control connections' read buffer was made small)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "mounts.yaml"
+    config.write_text(
+        f"server:\n  listen: 127.0.0.1\n  port: {port}\n  max_connections_per_ip: 200\n"
+        f"  tls: {{certificate: '{pki.cert}', key: '{pki.key}'}}\n"
+        "mounts:\n  /: mem://\n"
+        f"users:\n  {USER}: {{password: 'plaintext:{PASSWORD}'}}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vfsftp", "serve", "-c", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    clients: list[ftplib.FTP_TLS] = []
+
+    def rss_kib() -> int:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0])
+
+    def session() -> ftplib.FTP_TLS:
+        client = ftplib.FTP_TLS(context=pki.client_context(), timeout=10)
+        try:
+            client.connect("127.0.0.1", port)
+            client.login(USER, PASSWORD)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    try:
+        wait_for(listening, "the server to listen", timeout=20)
+        close(session())  # (what the first TLS session loads is not per session)
+        before = rss_kib()
+        clients = [session() for _ in range(100)]
+        for client in clients:  # every one answered: all are set up
+            client.voidcmd("NOOP")
+        per_session = (rss_kib() - before) / len(clients)
+        assert per_session < 64, f"{per_session:.1f} KiB per idle FTPS session"
+    finally:
+        for client in clients:
+            client.close()
+        proc.terminate()
+        proc.wait(20)

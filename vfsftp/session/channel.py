@@ -43,7 +43,7 @@ from .commands import (
 from .data import ABORTED, TransferState, normalize_ip, peer_state
 from .failures import Fault, TransferAborted, failure_of
 from .state import SessionHost, SessionState, Transfer, Upload
-from .tls import handshake_data_socket, wrap_data_socket
+from .tls import handshake_data_socket, shrink_control_buffer, wrap_data_socket
 
 if TYPE_CHECKING:
     pass
@@ -695,6 +695,7 @@ class FTPChannel(asyncio.Protocol):
         except asyncio.CancelledError:
             self._handshake_failed(raw)
             raise
+        shrink_control_buffer(new)  # 8 KiB, not asyncio's 256 KiB per session
         self.transport = new
         self._reading_paused = False
         self.state.secure = True

@@ -156,7 +156,12 @@ class FTPServer(SessionHost):
         self._stop_now = asyncio.Event()  # set by stop_now(): shutdown waits no more
         # Metadata calls (stat, listdir, mkdir...) and whole transfers use
         # separate pools so that many long transfers cannot starve a LIST.
-        self.blocking_executor = ThreadPool(blocking_workers, "vfsftp-fs")
+        # Each declared mount's calls hold at most blocking_workers threads
+        # (a lane, vfsftp.storage.threads): a store that slows down or hangs
+        # cannot starve the others; the pool has room for four such.
+        self.blocking_executor = ThreadPool(
+            4 * blocking_workers, "vfsftp-fs", lane_limit=blocking_workers
+        )
         self.transfer_executor = ThreadPool(transfer_workers, "vfsftp-xfer")
         self.trimmer = IdleTrimmer(
             busy=lambda: any(ch.transfer is not None for ch in self.channels),

@@ -16,7 +16,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import islice
@@ -54,7 +54,7 @@ from .quota import (
     unreserve_all,
 )
 from .threads import ThreadPool
-from .tree import UPLOAD_PREFIX, Mount, StatRow, VirtualTree
+from .tree import UPLOAD_PREFIX, Mount, StatRow, VirtualTree, unwrap_read_only
 
 if TYPE_CHECKING:
     from .s3 import FolderFacts
@@ -542,11 +542,25 @@ class SessionFS:
             if self._inline(paths, offload):
                 return fn(*args)
             assert self.executor is not None
-            return await self.executor.run(fn, *args)
+            return await self.executor.run(fn, *args, lane=self.lane(paths[0]))
         except FTPError:
             raise
         except Exception as exc:  # fs errors, and whatever else a backend raises
             raise self.failed(exc, *paths) from exc
+
+    def lane(self, path: str) -> Hashable:
+        """The worker threads' lane of the storage under ``path``
+        (vfsftp.storage.threads): one per declared mount, which every
+        user's view of it shares; None in the virtual skeleton."""
+        found = self.tree.mount_of(path)
+        if found is None:
+            return None
+        mount = found[0]
+        if mount.origin:
+            return mount.origin
+        inner = unwrap_read_only(mount.fs)
+        origin = getattr(inner, "origin", None)  # (a view of a folder of a shared store)
+        return id(origin[0] if origin is not None else inner)
 
     def _inline(self, paths: tuple[str, ...], offload: bool = False) -> bool:
         """Calls on ``paths`` run on the event loop: every one of them is in
@@ -700,7 +714,7 @@ class SessionFS:
         try:
             if listing.inline or self.executor is None:
                 return listing.next_batch()
-            return await self.executor.run(listing.next_batch)
+            return await self.executor.run(listing.next_batch, lane=self.lane(path))
         except FTPError:
             raise
         except Exception as exc:  # fs errors, and whatever else a backend raises

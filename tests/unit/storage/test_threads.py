@@ -124,3 +124,83 @@ def test_submit_from_any_thread_and_shutdown_runs_what_is_queued() -> None:
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit(work, 9)
     pool.shutdown()  # twice is harmless
+
+
+def test_a_lane_holds_at_most_lane_limit_threads_and_others_still_run() -> None:
+    """A store that hangs (its calls never return until the gate opens)
+    fills its lane; a call of another lane, and a call without one, still
+    get a thread at once; the hung lane's waiting calls run, in order, as
+    its calls end."""
+    pool = ThreadPool(4, "t", lane_limit=2)
+    gate = threading.Event()
+
+    def hung(i: int) -> int:
+        assert gate.wait(5)
+        return i
+
+    async def main() -> None:
+        slow = [pool.run(hung, i, lane="s3") for i in range(5)]
+        await asyncio.sleep(0)
+        assert pool.lane_load("s3") == (2, 3)
+        # Another store's call, and one outside any lane, are not queued
+        # behind the hung store's.
+        assert await asyncio.wait_for(pool.run(lambda: "local", lane="local"), 2) == "local"
+        assert await asyncio.wait_for(pool.run(lambda: "none"), 2) == "none"
+        assert pool.lane_load("local") == (0, 0)  # (an empty lane is dropped)
+        gate.set()
+        assert await asyncio.gather(*slow) == [0, 1, 2, 3, 4]
+        assert pool.lane_load("s3") == (0, 0)
+
+    asyncio.run(main())
+    pool.shutdown()
+    assert len(pool._threads) <= 4
+
+
+def test_a_lanes_waiting_calls_run_in_the_order_they_came() -> None:
+    pool = ThreadPool(4, "t", lane_limit=1)
+    order: list[int] = []
+
+    async def main() -> None:
+        await asyncio.gather(*(pool.run(order.append, i, lane="x") for i in range(6)))
+
+    asyncio.run(main())
+    pool.shutdown()
+    assert order == [0, 1, 2, 3, 4, 5]
+
+
+def test_without_lanes_a_hung_store_would_starve_the_pool() -> None:
+    """The same with no lane: the control case of the test above (what
+    soak.py saw: a local folder's SIZE queued behind S3 calls)."""
+    pool = ThreadPool(2, "t")
+    gate = threading.Event()
+
+    async def main() -> None:
+        slow = [pool.run(gate.wait, 5) for _ in range(2)]
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pool.run(lambda: "local")), 0.2)
+        gate.set()
+        await asyncio.gather(*slow)
+
+    asyncio.run(main())
+    pool.shutdown()
+
+
+def test_shutdown_runs_the_calls_waiting_in_lanes() -> None:
+    pool = ThreadPool(2, "t", lane_limit=1)
+    gate = threading.Event()
+    done: list[int] = []
+
+    def call(i: int) -> None:
+        assert gate.wait(5)
+        done.append(i)
+
+    async def main() -> None:
+        for i in range(3):
+            pool.run(call, i, lane="x")
+        await asyncio.sleep(0)
+        assert pool.lane_load("x") == (1, 2)
+        threading.Timer(0.05, gate.set).start()
+        pool.shutdown(wait=True)
+
+    asyncio.run(main())
+    assert sorted(done) == [0, 1, 2]

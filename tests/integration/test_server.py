@@ -4,6 +4,7 @@ logs, shutdown during a transfer."""
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import hashlib
 import io
@@ -38,6 +39,43 @@ class GatedFS(MemoryFS):  # type: ignore[misc]
         self.entered.set()
         assert self.gate.wait(20), "gate never opened"
         return super().scandir(path, namespaces, page)
+
+
+class GatedWritesFS(MemoryFS):  # type: ignore[misc]
+    """A MemoryFS whose files opened for writing block at their first write
+    until the test opens the gate: a store that hangs mid-upload."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers = threading.Semaphore(0)  # released by each write that blocks
+        self.gate = threading.Event()
+
+    def openbin(self, path: str, mode: str = "r", buffering: int = -1, **options: Any) -> Any:
+        f = super().openbin(path, mode, buffering, **options)
+        return _GatedFile(f, self) if ("w" in mode or "a" in mode) else f
+
+
+class _GatedFile:
+    def __init__(self, f: Any, owner: GatedWritesFS) -> None:
+        self._f = f
+        self._owner = owner
+        self._told = False
+
+    def write(self, data: Any) -> int:
+        if not self._told:
+            self._told = True
+            self._owner.writers.release()
+        assert self._owner.gate.wait(20), "gate never opened"
+        return int(self._f.write(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+    def __enter__(self) -> _GatedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
 
 
 class TreeAuthorizer:
@@ -123,6 +161,45 @@ def test_a_hung_store_does_not_starve_the_other_mounts_threads() -> None:
             other.close()
             for client in blocked:
                 client.close()
+
+
+def test_uploads_hung_in_one_store_leave_transfer_threads_to_the_others() -> None:
+    """Transfers run in worker threads too: uploads stuck in a store that
+    hangs hold at most three quarters of them (their mount's lane), and an
+    upload to another mount goes through meanwhile."""
+    slow = GatedWritesFS()
+    tree = VirtualTree(
+        [
+            Mount("/slow", slow, inline=False, kind="slow"),
+            Mount("/fast", MemoryFS(), inline=False, kind="other"),
+        ]
+    )
+    config = config_from_dict({"server": {"listen": ["127.0.0.1"], "port": 0}})
+    with ThreadedFTPServer(
+        config, authorizer=TreeAuthorizer(tree), transfer_workers=4, upload_grace=0
+    ) as srv:
+        stuck = [login(srv, "u", "p") for _ in range(4)]  # the lane holds 3
+        other = login(srv, "u", "p")
+        data: list[socket.socket] = []
+        try:
+            for i, client in enumerate(stuck):
+                conn = client.transfercmd(f"STOR /slow/f{i}")
+                conn.sendall(b"x" * 1000)
+                data.append(conn)
+            for _ in range(3):
+                assert slow.writers.acquire(timeout=10), "an upload never reached the store"
+            other.sock.settimeout(5)  # (it waited for the gate's 20 s before lanes)
+            other.storbinary("STOR a.txt", io.BytesIO(b"fast"))
+            assert other.size("a.txt") == 4
+        finally:
+            slow.gate.set()
+            for conn in data:
+                conn.close()
+            for client in stuck:
+                with contextlib.suppress(ftplib.Error, OSError, EOFError):
+                    client.voidresp()
+                client.close()
+            other.close()
 
 
 def test_custom_authorizer_refuses_and_accepts(gated: tuple[ThreadedFTPServer, GatedFS]) -> None:

@@ -162,7 +162,11 @@ class FTPServer(SessionHost):
         self.blocking_executor = ThreadPool(
             4 * blocking_workers, "vfsftp-fs", lane_limit=blocking_workers
         )
-        self.transfer_executor = ThreadPool(transfer_workers, "vfsftp-xfer")
+        # One mount's transfers hold at most three quarters of theirs: a
+        # store that hangs mid-transfer leaves the rest to the others.
+        self.transfer_executor = ThreadPool(
+            transfer_workers, "vfsftp-xfer", lane_limit=transfer_workers * 3 // 4
+        )
         self.trimmer = IdleTrimmer(
             busy=lambda: any(ch.transfer is not None for ch in self.channels),
             submit=self.blocking_executor.submit,

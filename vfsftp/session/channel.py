@@ -841,7 +841,9 @@ class FTPChannel(asyncio.Protocol):
                         grace = self.config.server.upload_grace
                     sure = self.state.prot == "P" or sized
                     check = self._publish_check(state, 0.0 if sure else grace)
-                await executor.run(job, state, check)
+                session_fs = self.state.fs  # (its mount's lane: vfsftp.storage.threads)
+                lane = session_fs.lane(path) if session_fs is not None else None
+                await executor.run(job, state, check, lane=lane)
                 ok = True
         except (Exception, asyncio.CancelledError) as caught:
             exc: BaseException = caught

@@ -163,7 +163,7 @@ def _start(
 
     async def run(t: Transfer) -> None:
         loop = asyncio.get_running_loop()
-        fut = executor.run(call)
+        fut = executor.run(call, lane=fs_.lane(path))
         stalled = False
         seen = job.done
         timer: asyncio.TimerHandle | None = None

@@ -107,6 +107,19 @@ def wait_for(predicate: Callable[[], bool], what: str = "condition", timeout: fl
         time.sleep(0.01)
 
 
+def wait_listening(port: int, timeout: float = 20.0) -> None:
+    """Wait (bounded) until a server process accepts on loopback ``port``."""
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    wait_for(listening, "the server to listen", timeout=timeout)
+
+
 def free_port_range(count: int) -> tuple[int, int]:
     """``count`` consecutive loopback ports that nothing uses now, below the
     kernel's ephemeral range (where outgoing connections of other tests

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, wait_for
+from conftest import PASSWORD, USER, wait_listening
 
 from vfsftp.service.memory import IdleTrimmer, malloc_trim, tune_allocator
 
@@ -81,15 +81,7 @@ def test_memory_freed_by_a_burst_goes_back_to_the_system(tmp_path: Path) -> None
         env={**env, "PYTHONPATH": str(REPO)},
     )
     try:
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            except OSError:
-                return False
-            return True
-
-        wait_for(listening, "the server to listen", timeout=20)
+        wait_listening(port)
         # Pools, arenas and every module an upload of this size loads exist
         # before the measurement: what the measured burst leaves is its own.
         burst(port, sessions=8, files=1, size=4 * 1024 * 1024)

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 import trustme
-from conftest import PASSWORD, USER, ServerFactory, get, mount_url, wait_for
+from conftest import PASSWORD, USER, ServerFactory, get, mount_url, wait_for, wait_listening
 
 from vfsftp.session.tls import CONTROL_READ_SIZE
 from vfsftp.testing import ThreadedFTPServer
@@ -886,15 +886,8 @@ def test_an_idle_ftps_session_costs_tens_of_kib(pki: Pki, tmp_path: Path) -> Non
             raise
         return client
 
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            return False
-        return True
-
     try:
-        wait_for(listening, "the server to listen", timeout=20)
+        wait_listening(port)
         close(session())  # (what the first TLS session loads is not per session)
         before = rss_kib()
         clients = [session() for _ in range(100)]

@@ -795,7 +795,12 @@ def test_s3_requests_per_command(
         # (the session's own change: what it knew of folders is asked again)
         ("STOR after DELE", lambda: f.storbinary("STOR /d/n.txt", io.BytesIO(b"6")), [_LIST, _PUT]),
         ("DELE again", lambda: f.delete("/d/n.txt"), [_HEAD, _DEL]),
-        ("MKD", lambda: f.mkd("/d/m"), [_LIST, _HEAD, _LIST, _PUT]),
+        # one LIST of the parent: it is there, and "m" is neither in it
+        ("MKD", lambda: f.mkd("/d/m"), [_LIST, _PUT]),
+        ("MKD taken", lambda: refused(lambda: f.mkd("/d/sub")), [_LIST]),
+        # (a folder the session made is known at once, empty)
+        ("STOR into it", lambda: f.storbinary("STOR /d/m/x", io.BytesIO(b"7")), [_PUT]),
+        ("DELE in it", lambda: f.delete("/d/m/x"), [_HEAD, _DEL]),
         ("RMD", lambda: f.rmd("/d/m"), [_LIST, _DEL]),
         (
             "RNFR+RNTO",

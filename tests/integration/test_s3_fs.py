@@ -183,6 +183,46 @@ def test_dirinfo_remove_file_and_removedir_agree_with_getinfo(
     assert s3_bucket.keys() == ["pre/f.txt", "pre/nomarker/x.txt"]
 
 
+@pytest.mark.parametrize("page", [1000, 2], ids=["names-in-one-page", "folder-beyond-a-page"])
+def test_makedir_tells_what_takes_the_name(
+    s3fs: StreamingS3FS, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch, page: int
+) -> None:
+    """makedir asks one LIST of the parent what takes the name; a folder
+    of more entries than that LIST holds (FACTS_PAGE) is asked by a HEAD
+    and a prefix LIST instead. Both ways give the same answers: files,
+    folders with and without a marker, a name that only starts another
+    one's, a missing parent and a parent that is a file."""
+    monkeypatch.setattr("vfsftp.storage.s3.FACTS_PAGE", page)
+    s3_bucket.put_many(
+        ["pre/d/file", "pre/d/nomarker/x", "pre/d/name.txt", "pre/d/named/y", "pre/f.txt"]
+    )
+    s3fs.makedir("d/marker")
+    taken = ["d/file", "d/nomarker", "d/marker"]
+    for path in taken:
+        with pytest.raises(fs.errors.DirectoryExists):
+            s3fs.makedir(path)
+    s3fs.makedir("d/nomarker", recreate=True)
+    s3fs.makedir("d/marker", recreate=True)
+    with pytest.raises(fs.errors.DirectoryExists):
+        s3fs.makedir("d/file", recreate=True)  # a file is no folder to reuse
+    for path in ("missing/new", "f.txt/new"):
+        with pytest.raises(fs.errors.ResourceNotFound):
+            s3fs.makedir(path)
+    s3fs.makedir("d/name")  # only "name.txt" and "named/" start with it
+    s3fs.makedir("top")
+    assert s3fs.isdir("d/name") and s3fs.isdir("top")
+    assert s3_bucket.keys() == [
+        "pre/d/file",
+        "pre/d/marker/",
+        "pre/d/name.txt",
+        "pre/d/name/",
+        "pre/d/named/y",
+        "pre/d/nomarker/x",  # (recreate keeps a folder as it is)
+        "pre/f.txt",
+        "pre/top/",
+    ]
+
+
 def test_fs_s3fs_own_uploads_carry_the_settings(s3_bucket: S3Bucket) -> None:
     """openbin's append mode is fs-s3fs's spooled upload (the FTP server
     never takes it): it sends the mount's settings as S3Writer does."""

@@ -401,9 +401,11 @@ def _unique_of(ino: int, dev: int, mount_kind: str, path: str) -> str:
 
 class FolderMemo:
     """What a session learned of S3 folders (``folder_facts``: one LIST),
-    for its STORs into them: kept for the mount's ``folder_trust`` seconds,
-    and forgotten at once when the session itself changes a folder (MKD,
-    RMD, DELE, RNTO). Another session, or another tool, may remove the
+    for its STORs into them: kept for the mount's ``folder_trust`` seconds.
+    The session's own changes update it: a folder it makes (MKD) is known
+    at once, empty, and joins its parent's subfolders; a DELE or RMD drops
+    what it knew of the folder changed (and below), an RNTO all of it.
+    Another session, or another tool, may remove the
     folder meanwhile: a PUT under a vanished prefix then brings the prefix
     back, holding the one file, as a PUT in the window between a check and
     the upload always could (docs/s3.md, "Folders a session knows")."""
@@ -431,6 +433,27 @@ class FolderMemo:
         if found is not None and found[1].files is not None:
             facts = replace(found[1], files=found[1].files | {name})
             self._facts[(id(fs_), path)] = (found[0], facts)
+
+    def note_folder(self, fs_: Any, path: str, name: str, made: FolderFacts) -> None:
+        """The session made the folder ``name`` in ``path``: the parent's
+        facts gain it, and the new folder's are ``made`` (empty: a STOR
+        into it costs the PUT alone)."""
+        key = (id(fs_), path)
+        found = self._facts.get(key)
+        if found is not None and found[1].subfolders is not None:
+            facts = replace(found[1], subfolders=found[1].subfolders | {name})
+            self._facts[key] = (found[0], facts)
+        self.put(fs_, f"{path.rstrip('/')}/{name}", made)
+
+    def forget_folder(self, fs_: Any, path: str) -> None:
+        """The session changed the folder ``path`` (removed a file or a
+        folder in it, or the folder itself): what it knew of the folder and
+        of any folder below is asked again; of other folders, it is not."""
+        below = path.rstrip("/") + "/"
+        ident = id(fs_)
+        for key in [k for k in self._facts if k[0] == ident]:
+            if key[1] == path or key[1].startswith(below):
+                del self._facts[key]
 
     def forget(self) -> None:
         self._facts.clear()
@@ -773,18 +796,34 @@ class SessionFS:
         return entry.size
 
     async def mkdir(self, path: str) -> None:
-        self.folders.forget()
         await self._run((path,), self.tree.makedir, path)
+        found = self.tree.mount_of(path)
+        made = getattr(found[0].fs, "new_folder_facts", None) if found is not None else None
+        if found is not None and made is not None:
+            sub = found[1]
+            self.folders.note_folder(found[0].fs, dirname(sub), basename(sub), made())
+
+    def _forget_folders(self, path: str, *, itself: bool) -> None:
+        """What the session knew of the folder holding ``path`` (and of
+        ``path`` itself and below, for a folder removed) is asked again."""
+        found = self.tree.mount_of(path)
+        if found is None:
+            return
+        mount, sub = found
+        self.folders.forget_folder(mount.fs, dirname(sub))
+        if itself:
+            self.folders.forget_folder(mount.fs, sub)
 
     async def rmdir(self, path: str) -> None:
         if path == self.cwd or path == "/":
             raise FTPError(550, f"Cannot remove the current or root directory: {path}")
-        self.folders.forget()
+        self._forget_folders(path, itself=True)
         await self._run((path,), self.tree.removedir, path)
 
     async def remove(self, path: str) -> None:
-        # (a folder without a marker vanishes with its last file)
-        self.folders.forget()
+        # (a folder without a marker vanishes with its last file: its
+        # parent's facts go too)
+        self._forget_folders(path, itself=False)
         quotas = self.quotas_for(path)
 
         def op() -> None:  # one worker-thread call; a directory: FileExpected → 550

@@ -315,6 +315,38 @@ def test_a_file_the_session_stores_joins_the_facts_it_keeps() -> None:
     assert memo.get("fs", "/d") is None  # (noting a file trusts it no longer)
 
 
+def test_a_folder_the_session_makes_is_known_at_once() -> None:
+    clock = _Clock()
+    memo = FolderMemo(clock)
+    memo.put("fs", "/d", FolderFacts(frozenset({"a"}), 5.0, frozenset({"f"})))
+    clock.now += 3.0
+    made = FolderFacts(frozenset(), 5.0, frozenset())
+    memo.note_folder("fs", "/d", "new", made)
+    parent = memo.get("fs", "/d")
+    assert parent is not None and parent.subfolders == {"a", "new"} and parent.files == {"f"}
+    assert memo.get("fs", "/d/new") is made
+    memo.note_folder("fs", "/", "top", made)  # (a parent it knows nothing of)
+    assert memo.get("fs", "/top") is made and memo.get("fs", "/") is None
+    clock.now += 2.0
+    assert memo.get("fs", "/d") is None  # (the parent's trust did not grow)
+    assert memo.get("fs", "/d/new") is made
+
+
+def test_a_folder_the_session_changes_is_forgotten_with_what_is_below() -> None:
+    memo = FolderMemo(_Clock())
+    for path in ("/d", "/d/sub", "/d/sub/deeper", "/dx", "/e"):
+        memo.put("fs", path, FolderFacts(frozenset(), 5.0))
+    memo.put("other", "/d", FolderFacts(frozenset(), 5.0))
+    memo.forget_folder("fs", "/d")
+    assert [p for p in ("/d", "/d/sub", "/d/sub/deeper", "/dx", "/e") if memo.get("fs", p)] == [
+        "/dx",
+        "/e",
+    ]
+    assert memo.get("other", "/d") is not None  # (another mount's folder)
+    memo.forget_folder("fs", "/")
+    assert memo.get("fs", "/dx") is None and memo.get("fs", "/e") is None
+
+
 def test_folder_facts_stay_bounded() -> None:
     memo = FolderMemo(_Clock())
     for i in range(FOLDER_MEMO_SIZE + 10):

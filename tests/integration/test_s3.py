@@ -802,15 +802,28 @@ def test_s3_requests_per_command(
         ("STOR into it", lambda: f.storbinary("STOR /d/m/x", io.BytesIO(b"7")), [_PUT]),
         ("DELE in it", lambda: f.delete("/d/m/x"), [_HEAD, _DEL]),
         ("RMD", lambda: f.rmd("/d/m"), [_LIST, _DEL]),
+        # RNFR's HEAD; then the source's HEAD again (it may have changed),
+        # one LIST of the target's folder (it is there, the name is free)
         (
             "RNFR+RNTO",
             lambda: f.rename("/d/f.txt", "/d/g.txt"),
-            [_HEAD, _LIST, _HEAD, _LIST, _HEAD, _LIST, _COPY, _DEL],
+            [_HEAD, _HEAD, _LIST, _COPY, _DEL],
         ),
         (
             "RNFR+RNTO into another directory",
             lambda: f.rename("/d/g.txt", "/d/sub/g.txt"),
-            [_HEAD, _LIST, _HEAD, _LIST, _HEAD, _LIST, _LIST, _COPY, _DEL],
+            [_HEAD, _HEAD, _LIST, _COPY, _DEL],
+        ),
+        # a file has the name: its HEAD (its size, for a quota)
+        (
+            "RNFR+RNTO onto a file",
+            lambda: f.rename("/d/o.txt", "/d/sub/g.txt"),
+            [_HEAD, _HEAD, _LIST, _HEAD, _COPY, _DEL],
+        ),
+        (
+            "RNFR+RNTO onto a folder",
+            lambda: refused(lambda: f.rename("/d/sub/g.txt", "/d/sub")),
+            [_HEAD, _HEAD, _LIST],
         ),
     ]
     for what, command, expected in table:
@@ -858,6 +871,34 @@ def test_s3_stor_requests_with_a_quota(
         f.storbinary("STOR /d/q.txt", io.BytesIO(b"6"))
     assert s3_bucket.get("d/n.txt") == b"2" * 50
     assert not s3_bucket.exists("d/q.txt")
+    bye(f)
+
+
+def test_s3_rename_onto_a_file_frees_its_quota(
+    s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory
+) -> None:
+    """A rename within one S3 mount (its own move: the target's folder
+    LISTed, a HEAD of a file it replaces) gives the replaced file's bytes
+    and slot back to the quota; one into a folder that is not there, or
+    of a file that is not there, is refused and changes nothing."""
+    s3_bucket.put("d/sub/x.txt", b"x")
+    srv = s3_server({"/": s3_bucket.mount(quota={"max_bytes": 100, "max_files": 3})})
+    f = ftp_login(srv)
+    f.voidcmd("TYPE I")
+    f.storbinary("STOR /d/a.txt", io.BytesIO(b"a" * 59))  # usage 60 B, 2 files
+    f.storbinary("STOR /d/b.txt", io.BytesIO(b"b" * 30))  # 90 B, 3 files
+    f.rename("/d/a.txt", "/d/sub/x.txt")  # replaces 1 byte: 89 B, 2 files
+    f.rename("/d/sub/x.txt", "/d/b.txt")  # replaces 30: 59 B, 1 file
+    for src, dst in [("/d/b.txt", "/d/none/b.txt"), ("/d/gone.txt", "/d/c.txt")]:
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            f.rename(src, dst)
+    # 100 B and 2 files: fits exactly, and only if both renames freed both
+    f.storbinary("STOR /d/c.txt", io.BytesIO(b"c" * 41))
+    with pytest.raises(ftplib.error_perm, match=r"^552"):
+        f.storbinary("STOR /d/e.txt", io.BytesIO(b""))  # (not one byte more)
+    assert s3_bucket.get("d/b.txt") == b"a" * 59
+    # ("d/sub" had no marker: it went with its last file)
+    assert s3_bucket.keys("d/") == ["d/b.txt", "d/c.txt"]
     bye(f)
 
 

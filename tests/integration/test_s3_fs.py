@@ -223,6 +223,31 @@ def test_makedir_tells_what_takes_the_name(
     ]
 
 
+@pytest.mark.parametrize("page", [1000, 2], ids=["names-in-one-page", "folder-beyond-a-page"])
+def test_move_file_tells_what_it_replaced(
+    s3fs: StreamingS3FS, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch, page: int
+) -> None:
+    """move_file (RNTO's shortcut) with and without the one-LIST answer:
+    the bytes and files it replaced, a folder never replaced, a missing
+    target folder refused, and None (the general way) for a source that
+    is no object."""
+    monkeypatch.setattr("vfsftp.storage.s3.FACTS_PAGE", page)
+    s3_bucket.put_many(["pre/d/old", "pre/d/dir/x", "pre/d/y", "pre/d/z"])
+    s3_bucket.put("pre/a", b"aaa")
+    assert s3fs.move_file("a", "d/old") == (1, 1)  # (put_many's objects hold b"x")
+    assert s3fs.readbytes("d/old") == b"aaa" and not s3fs.exists("a")
+    assert s3fs.move_file("d/old", "d/new") == (0, 0)
+    with pytest.raises(fs.errors.FileExpected):
+        s3fs.move_file("d/new", "d/dir")
+    with pytest.raises(fs.errors.ResourceNotFound):
+        s3fs.move_file("d/new", "missing/new")
+    assert s3fs.move_file("d/new", "d/new") == (0, 0)  # onto itself: kept
+    assert s3fs.move_file("d/dir", "d/elsewhere") is None  # a folder
+    assert s3fs.move_file("nothing", "d/elsewhere") is None
+    assert s3_bucket.keys() == ["pre/d/dir/x", "pre/d/new", "pre/d/y", "pre/d/z"]
+    assert s3fs.readbytes("d/new") == b"aaa"
+
+
 def test_fs_s3fs_own_uploads_carry_the_settings(s3_bucket: S3Bucket) -> None:
     """openbin's append mode is fs-s3fs's spooled upload (the FTP server
     never takes it): it sends the mount's settings as S3Writer does."""

@@ -870,6 +870,10 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             raise fs.errors.ResourceNotFound(dst_path)
         if src == dst:
             return  # onto itself (with overwrite): nothing to copy
+        self._copy_object(src, dst, head, src_path)
+
+    def _copy_object(self, src: str, dst: str, head: dict[str, Any], src_path: str) -> None:
+        """The copy itself, in the store: ``head`` is the source's HEAD."""
         source = {"Bucket": self.bucket, "Key": self.key(src)}
         size = int(head.get("ContentLength", 0))
         # CopyObject keeps the source's ContentType (MetadataDirective COPY).
@@ -913,6 +917,41 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             return  # onto itself: the delete would remove the only copy
         with s3_errors(src_path):
             self.client.delete_object(Bucket=self.bucket, Key=self.key(src))
+
+    def move_file(self, src_path: str, dst_path: str) -> tuple[int, int] | None:
+        """VirtualTree.move_file (RNTO): move the file ``src_path`` onto
+        ``dst_path``, replacing a file there, never a folder; the (bytes,
+        files) replaced. None when no object is at ``src_path`` (a folder,
+        or nothing: the general way tells which). A HEAD of the source, one
+        LIST of the target's folder (it is there; what has the name), a
+        HEAD of the target only when a file has the name, the copy and the
+        delete: move() asks 6 before its copy and delete."""
+        self.check()
+        src = self.validatepath(src_path)
+        dst = self.validatepath(dst_path)
+        head = self._head(src)
+        if head is None:
+            return None
+        facts = self.folder_facts(dirname(dst))
+        if facts is None:
+            raise fs.errors.ResourceNotFound(dst_path)
+        name = basename(dst)
+        if facts.subfolders is not None and facts.files is not None:
+            # (a name that is a file and a folder at once is the file, as
+            # getinfo's HEAD first finds it)
+            old = self._head(dst) if name in facts.files else None
+            is_dir = old is None and name in facts.subfolders
+        else:
+            old = self._head(dst)
+            is_dir = old is None and self._is_prefix(dst)
+        if is_dir:
+            raise fs.errors.FileExpected(dst_path)
+        if src == dst:
+            return (0, 0)  # onto itself: nothing to copy, nothing replaced
+        self._copy_object(src, dst, head, src_path)
+        with s3_errors(src_path):
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(src))
+        return (int(old.get("ContentLength", 0)), 1) if old is not None else (0, 0)
 
     def movedir(
         self, src_path: str, dst_path: str, create: bool = False, preserve_time: bool = False

@@ -856,6 +856,14 @@ class SessionFS:
 
         def do_move() -> None:
             moved = replaced = (0, 0)  # (bytes, files)
+            if not (leaving or entering):
+                # Within one quota scope only what the target replaced
+                # changes usage: a mount's own file move can tell it.
+                shortcut = self.tree.move_file(src, dst)
+                if shortcut is not None:
+                    if shortcut != (0, 0):
+                        release_all(dst_quotas, *shortcut)
+                    return
             if self.tree.isdir(src):
                 if self.tree.exists(dst):
                     raise fs.errors.DestinationExists(dst)

@@ -73,7 +73,9 @@ class StoreClient:
     def __init__(self, spec: UsersStoreConfig, store: UserStore | None = None) -> None:
         self.spec = spec
         self.store = store if store is not None else open_store(spec)
-        self._pool = ThreadPool(spec.connections, "vfsftp-users")
+        # Each thread holds its own connection to the store (UserStore):
+        # threads that ended would leave theirs open, and open new ones.
+        self._pool = ThreadPool(spec.connections, "vfsftp-users", idle_timeout=None)
         #: None until the first call; then whether the last one was answered
         self.reachable: bool | None = None
 

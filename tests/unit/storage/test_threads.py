@@ -204,3 +204,59 @@ def test_shutdown_runs_the_calls_waiting_in_lanes() -> None:
 
     asyncio.run(main())
     assert sorted(done) == [0, 1, 2]
+
+
+def test_idle_threads_end_and_a_later_call_starts_one() -> None:
+    """Threads a burst started end once idle for idle_timeout (their
+    stacks go back to the system); the next call starts a thread again."""
+    pool = ThreadPool(4, "t", idle_timeout=0.05)
+    gate = threading.Event()
+
+    async def main() -> None:
+        burst = [pool.run(gate.wait, 5) for _ in range(4)]
+        await asyncio.sleep(0)
+        assert len(pool._threads) == 4
+        gate.set()
+        await asyncio.gather(*burst)
+        threads = list(pool._threads)
+        for t in threads:
+            t.join(5)
+        assert pool._threads == [] and not any(t.is_alive() for t in threads)
+        assert (pool._idle, pool._queued) == (0, 0)
+        assert await pool.run(threading.current_thread) is pool._threads[0]
+        assert pool._threads[0].name == "t-4"  # (names are not reused)
+
+    asyncio.run(main())
+    pool.shutdown()
+
+
+def test_a_thread_that_times_out_as_a_call_arrives_leaves_it_covered() -> None:
+    """The race of an idle thread's timeout with a new call: under the
+    pool's lock a thread ends only while the threads that stay ready
+    cover every queued call. Many short calls, each after a pause as long
+    as the idle timeout: every one is answered (none left in the queue
+    with no thread to take it), and no more threads than calls at once."""
+    pool = ThreadPool(2, "t", idle_timeout=0.001)
+
+    async def main() -> None:
+        for i in range(300):
+            assert await asyncio.wait_for(pool.run(lambda x: x, i), 5) == i
+            if i % 3 == 0:
+                await asyncio.sleep(0.001)
+            assert len(pool._threads) <= 2
+            assert pool._queued >= 0 and pool._idle >= 0
+
+    asyncio.run(main())
+    pool.shutdown()
+
+
+def test_idle_timeout_none_keeps_threads() -> None:
+    pool = ThreadPool(2, "t", idle_timeout=None)
+
+    async def main() -> None:
+        first = await pool.run(threading.current_thread)
+        await asyncio.sleep(0.05)
+        assert pool._threads == [first] and first.is_alive()
+
+    asyncio.run(main())
+    pool.shutdown()

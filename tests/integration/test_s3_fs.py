@@ -232,19 +232,20 @@ def test_move_file_tells_what_it_replaced(
     target folder refused, and None (the general way) for a source that
     is no object."""
     monkeypatch.setattr("vfsftp.storage.s3.FACTS_PAGE", page)
-    s3_bucket.put_many(["pre/d/old", "pre/d/dir/x", "pre/d/y", "pre/d/z"])
+    s3_bucket.put_many(["pre/d/both", "pre/d/both/x", "pre/d/old", "pre/d/dir/x", "pre/d/z"])
     s3_bucket.put("pre/a", b"aaa")
     assert s3fs.move_file("a", "d/old") == (1, 1)  # (put_many's objects hold b"x")
     assert s3fs.readbytes("d/old") == b"aaa" and not s3fs.exists("a")
     assert s3fs.move_file("d/old", "d/new") == (0, 0)
-    with pytest.raises(fs.errors.FileExpected):
-        s3fs.move_file("d/new", "d/dir")
+    for folder in ("d/dir", "d/both"):  # ("both" is a file and a folder: as copy())
+        with pytest.raises(fs.errors.FileExpected):
+            s3fs.move_file("d/new", folder)
     with pytest.raises(fs.errors.ResourceNotFound):
         s3fs.move_file("d/new", "missing/new")
     assert s3fs.move_file("d/new", "d/new") == (0, 0)  # onto itself: kept
     assert s3fs.move_file("d/dir", "d/elsewhere") is None  # a folder
     assert s3fs.move_file("nothing", "d/elsewhere") is None
-    assert s3_bucket.keys() == ["pre/d/dir/x", "pre/d/new", "pre/d/y", "pre/d/z"]
+    assert s3_bucket.keys() == ["pre/d/both", "pre/d/both/x", "pre/d/dir/x", "pre/d/new", "pre/d/z"]
     assert s3fs.readbytes("d/new") == b"aaa"
 
 

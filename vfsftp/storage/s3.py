@@ -936,16 +936,16 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         if facts is None:
             raise fs.errors.ResourceNotFound(dst_path)
         name = basename(dst)
+        # (a name that is a file and a folder at once is refused, as copy()
+        # refuses it: a folder is never replaced)
         if facts.subfolders is not None and facts.files is not None:
-            # (a name that is a file and a folder at once is the file, as
-            # getinfo's HEAD first finds it)
+            if name in facts.subfolders:
+                raise fs.errors.FileExpected(dst_path)
             old = self._head(dst) if name in facts.files else None
-            is_dir = old is None and name in facts.subfolders
         else:
+            if self._is_prefix(dst):
+                raise fs.errors.FileExpected(dst_path)
             old = self._head(dst)
-            is_dir = old is None and self._is_prefix(dst)
-        if is_dir:
-            raise fs.errors.FileExpected(dst_path)
         if src == dst:
             return (0, 0)  # onto itself: nothing to copy, nothing replaced
         self._copy_object(src, dst, head, src_path)

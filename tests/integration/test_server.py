@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, ServerFactory, login
+from conftest import PASSWORD, USER, ServerFactory, login, wait_for
 from fs.memoryfs import MemoryFS
 
 from vfsftp import Account, Mount, VirtualTree, config_from_dict
@@ -128,6 +128,44 @@ def test_slow_mount_does_not_stall_other_sessions(gated: tuple[ThreadedFTPServer
         slow.gate.set()
         other.close()
         blocked.close()
+
+
+def test_worker_threads_a_burst_started_end_once_idle() -> None:
+    """The README's promise: worker threads idle for 10 s end (each kept
+    its stack's touched pages resident for the process's life). Here the
+    server's pools end them after 0.2 s: a burst of uploads and listings
+    from several sessions starts threads in both pools, and once idle the
+    pools are empty again; the next command is served."""
+    from vfsftp.storage.threads import IDLE_TIMEOUT
+
+    tree = VirtualTree([Mount("/m", MemoryFS(), inline=False, kind="m")])
+    config = config_from_dict({"server": {"listen": ["127.0.0.1"], "port": 0}})
+    with ThreadedFTPServer(config, authorizer=TreeAuthorizer(tree)) as srv:
+        pools = (srv.server.blocking_executor, srv.server.transfer_executor)
+        assert [p.idle_timeout for p in pools] == [IDLE_TIMEOUT, IDLE_TIMEOUT] == [10.0, 10.0]
+        for pool in pools:
+            pool.idle_timeout = 0.2  # (read by each thread as it starts)
+        clients = [login(srv, "u", "p") for _ in range(4)]
+        try:
+            done = threading.Barrier(len(clients) + 1)
+
+            def burst(client: ftplib.FTP, i: int) -> None:
+                client.storbinary(f"STOR /m/f{i}", io.BytesIO(b"x" * 100_000))
+                client.nlst("/m")
+                done.wait(10)
+
+            workers = [threading.Thread(target=burst, args=(c, i)) for i, c in enumerate(clients)]
+            for w in workers:
+                w.start()
+            done.wait(10)
+            for w in workers:
+                w.join(10)
+            assert all(p._started for p in pools)
+            wait_for(lambda: not any(p._threads for p in pools), "idle threads to end", 5)
+            assert sorted(clients[0].nlst("/m")) == [f"f{i}" for i in range(4)]
+        finally:
+            for c in clients:
+                c.close()
 
 
 def test_a_hung_store_does_not_starve_the_other_mounts_threads() -> None:

@@ -177,8 +177,16 @@ def login_at(
 
 
 def put(ftp: ftplib.FTP, path: str, data: bytes) -> None:
-    """STOR ``data`` to ``path``."""
-    ftp.storbinary(f"STOR {path}", io.BytesIO(data))
+    """STOR ``data`` to ``path``. A server that refuses an upload while it
+    is still being sent (a quota, a full disk) closes the data connection:
+    the client's send may then fail first (a broken pipe, a reset), and the
+    reply says why, raised as ftplib raises a refusal (seen in .ci/run:
+    a fleet quota's 552 lost behind a BrokenPipeError)."""
+    try:
+        ftp.storbinary(f"STOR {path}", io.BytesIO(data))
+    except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+        ftp.voidresp()  # raises the refusal (error_perm, error_temp)
+        raise
 
 
 def get(ftp: ftplib.FTP, path: str) -> bytes:

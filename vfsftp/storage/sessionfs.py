@@ -803,27 +803,23 @@ class SessionFS:
             sub = found[1]
             self.folders.note_folder(found[0].fs, dirname(sub), basename(sub), made())
 
-    def _forget_folders(self, path: str, *, itself: bool) -> None:
-        """What the session knew of the folder holding ``path`` (and of
-        ``path`` itself and below, for a folder removed) is asked again."""
+    def _forget_folders(self, path: str) -> None:
+        """What the session knew of the folder holding ``path``, and of
+        every folder below it (``path`` itself, for a folder removed), is
+        asked again."""
         found = self.tree.mount_of(path)
-        if found is None:
-            return
-        mount, sub = found
-        self.folders.forget_folder(mount.fs, dirname(sub))
-        if itself:
-            self.folders.forget_folder(mount.fs, sub)
+        if found is not None:
+            self.folders.forget_folder(found[0].fs, dirname(found[1]))
 
     async def rmdir(self, path: str) -> None:
         if path == self.cwd or path == "/":
             raise FTPError(550, f"Cannot remove the current or root directory: {path}")
-        self._forget_folders(path, itself=True)
+        self._forget_folders(path)
         await self._run((path,), self.tree.removedir, path)
 
     async def remove(self, path: str) -> None:
-        # (a folder without a marker vanishes with its last file: its
-        # parent's facts go too)
-        self._forget_folders(path, itself=False)
+        # (a folder without a marker vanishes with its last file)
+        self._forget_folders(path)
         quotas = self.quotas_for(path)
 
         def op() -> None:  # one worker-thread call; a directory: FileExpected → 550

@@ -4,6 +4,10 @@ moto in tests/integration/test_s3*.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
+import botocore.session
+import botocore.utils
 import pytest
 
 from vfsftp.config.schema import ConfigError, config_from_dict, s3_enum
@@ -15,8 +19,10 @@ from vfsftp.storage.s3 import (
     MiB,
     S3Options,
     StreamingS3FS,
+    _boto_session,
     guess_content_type,
     open_s3,
+    parse_timestamp,
     part_size_for,
 )
 from vfsftp.storage.sessionfs import FOLDER_MEMO_SIZE, FolderMemo
@@ -25,6 +31,48 @@ pytestmark = pytest.mark.s3
 
 GiB = 1024 * MiB
 TiB = 1024 * GiB
+
+
+# ---------------------------------------------------------------- timestamps
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-12-06T19:43:01.000Z",  # ListObjectsV2's LastModified
+        "2026-12-06T19:43:01Z",
+        "2026-12-06T19:43:01.123456Z",
+        "2026-12-06T19:43:01.123456789Z",  # (3.10's fromisoformat refuses 9 digits)
+        "Sun, 06 Dec 2026 19:43:01 GMT",  # HEAD's Last-Modified header
+        "Sun, 06 Dec 2026 19:43:01 +0100",
+        "Sun, 06 Dec 2026 19:43:01 -0000",  # no zone: email.utils gives a naive time
+        "2026-12-06T19:43:01+02:00",
+        "1765050181",
+        1765050181,
+    ],
+)
+def test_timestamps_parse_as_botocore_parses_them(value: object) -> None:
+    ours, theirs = parse_timestamp(value), botocore.utils.parse_timestamp(value)
+    assert ours == theirs
+    assert ours.utcoffset() == theirs.utcoffset()
+
+
+def test_s3_clients_parse_timestamps_the_fast_way() -> None:
+    # The parser a client of the shared session builds for S3's rest-xml
+    # responses: botocore's default would give dateutil's tzutc.
+    factory = _boto_session()._session.get_component("response_parser_factory")
+    parser = factory.create_parser("rest-xml")
+    shape = botocore.session.get_session().get_service_model("s3").operation_model("HeadObject")
+    parsed = parser.parse(
+        {
+            "status_code": 200,
+            "headers": {"Last-Modified": "Sun, 06 Dec 2026 19:43:01 GMT"},
+            "body": b"",
+        },
+        shape.output_shape,
+    )
+    assert parsed["LastModified"] == datetime(2026, 12, 6, 19, 43, 1, tzinfo=timezone.utc)
+    assert parsed["LastModified"].tzinfo is timezone.utc
 
 
 # ---------------------------------------------------------------- part sizes

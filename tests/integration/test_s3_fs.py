@@ -18,6 +18,7 @@ from typing import Any
 
 import fs.errors
 import pytest
+from conftest import wait_for
 from fs.test import FSTestCases
 from s3_fixtures import (  # noqa: F401
     CuttingProxy,
@@ -114,6 +115,26 @@ def test_upload_streams_through_the_writer(s3fs: StreamingS3FS, s3_bucket: S3Buc
     with pytest.raises(fs.errors.ResourceNotFound):
         s3fs.writebytes("missing/f.bin", b"x")
     assert s3_bucket.keys() == ["pre/big.bin"]
+
+
+def test_part_threads_end_once_idle(s3fs: StreamingS3FS, s3_bucket: S3Bucket) -> None:
+    """The threads that send a multipart upload's parts end once idle, as
+    the server's worker threads do (each kept the stack pages its requests
+    touched); the next upload starts new ones. Their 10 s default is
+    checked, then made 0.2 s here."""
+    from vfsftp.storage.threads import IDLE_TIMEOUT
+
+    pool = s3fs.part_pool
+    assert pool.idle_timeout == IDLE_TIMEOUT == 10.0
+    pool.idle_timeout = 0.2  # (read by each thread as it starts)
+    data = bytes(range(256)) * (11 * MiB // 256)  # parts of 5, 5 and 1 MiB
+    for name in ("a.bin", "b.bin"):
+        started = pool._started
+        with s3fs.openbin(name, "wb") as f:
+            f.write(data)
+        assert pool._started > started  # (the first upload's threads had ended)
+        wait_for(lambda: not pool._threads, "idle part threads to end", 5)
+        assert s3_bucket.get(f"pre/{name}") == data
 
 
 def test_removetree_of_prefixes_without_markers(s3fs: StreamingS3FS, s3_bucket: S3Bucket) -> None:

@@ -37,7 +37,7 @@ import logging
 import mimetypes
 import threading
 from collections.abc import Callable, Collection, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -59,6 +59,7 @@ from fs_s3fs import S3FS
 from ..protocol.hashes import HEX_DIGITS
 from .digests import HashSource
 from .errors import NameTaken, StorageError
+from .threads import ThreadPool
 from .tree import StatRow
 
 __all__ = [
@@ -381,7 +382,7 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
         self._client_lock = threading.Lock()
         self._shared_client: Any = None
         self._client_hooks: list[Callable[[Any], None]] = []
-        self._part_pool: ThreadPoolExecutor | None = None
+        self._part_pool: ThreadPool | None = None
 
     # ------------------------------------------------------------ client
 
@@ -433,12 +434,14 @@ class StreamingS3FS(S3FS):  # type: ignore[misc]
             hook(client)
 
     @property
-    def part_pool(self) -> ThreadPoolExecutor:
+    def part_pool(self) -> ThreadPool:
+        """The threads that send multipart uploads' parts. Those idle for
+        ``storage.threads.IDLE_TIMEOUT`` end, as the server's own: each
+        keeps the stack pages botocore's requests touched, for the process's
+        life otherwise."""
         with self._client_lock:
             if self._part_pool is None:
-                self._part_pool = ThreadPoolExecutor(
-                    max(4, self.options.concurrency * 4), thread_name_prefix="vfsftp-s3part"
-                )
+                self._part_pool = ThreadPool(max(4, self.options.concurrency * 4), "vfsftp-s3part")
             return self._part_pool
 
     @property

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import botocore.session
 import botocore.utils
 import pytest
 
@@ -60,9 +59,9 @@ def test_timestamps_parse_as_botocore_parses_them(value: object) -> None:
 def test_s3_clients_parse_timestamps_the_fast_way() -> None:
     # The parser a client of the shared session builds for S3's rest-xml
     # responses: botocore's default would give dateutil's tzutc.
-    factory = _boto_session()._session.get_component("response_parser_factory")
-    parser = factory.create_parser("rest-xml")
-    shape = botocore.session.get_session().get_service_model("s3").operation_model("HeadObject")
+    core = _boto_session()._session
+    parser = core.get_component("response_parser_factory").create_parser("rest-xml")
+    shape = core.get_service_model("s3").operation_model("HeadObject")
     parsed = parser.parse(
         {
             "status_code": 200,

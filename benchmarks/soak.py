@@ -1377,6 +1377,7 @@ class Server:
         self.started_at = 0.0
         self.generation = 0
         self.env: dict[str, str] = {}  # --server-env
+        self.args: list[str] = []  # e.g. --cpu-affinity auto
 
     def write_config(self, text: str) -> None:
         tmp = self.config.with_suffix(".tmp")
@@ -1397,6 +1398,7 @@ class Server:
                     str(self.config),
                     "--workers",
                     str(self.workers),
+                    *self.args,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=err,
@@ -1554,6 +1556,7 @@ class Settings:
     keep: bool
     output: Path | None
     server_env: list[str] = field(default_factory=list)
+    cpu_affinity: str | None = None  # vfsftp serve --cpu-affinity
 
 
 @dataclass
@@ -1663,6 +1666,8 @@ class Soak:
                 f.write(chunk)
         self.server = Server(w, self.s.workers, self.port, self.passive)
         self.server.env = dict(kv.split("=", 1) for kv in self.s.server_env)
+        if self.s.cpu_affinity is not None:
+            self.server.args = ["--cpu-affinity", self.s.cpu_affinity]
         self.server.write_config(self.config_text("vfsftp soak"))
         self.server.start()
         self.mounts = ("local", "s3") if self.s.workers > 1 else ("mem", "local", "s3")
@@ -3207,7 +3212,9 @@ class Checker:
         duration = (self._first("stop") or now()) - soak.t0
         header = [
             f"**Soak under faults**, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(soak.t0))}, "
-            f"commit {_commit()}, `--workers {s.workers}`{' `--quick`' if s.quick else ''}, "
+            f"commit {_commit()}, `--workers {s.workers}`"
+            f"{f' `--cpu-affinity {s.cpu_affinity}`' if s.cpu_affinity else ''}"
+            f"{' `--quick`' if s.quick else ''}, "
             f"{duration:.0f} s of load.",
             "",
             f"Machine: {_machine()}; load average during the run {min(loads, default=0):.1f}-"
@@ -3427,6 +3434,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="environment of the server process (repeatable; e.g. MALLOC_ARENA_MAX=2)",
     )
+    parser.add_argument(
+        "--cpu-affinity",
+        metavar="SPEC",
+        help="vfsftp serve --cpu-affinity SPEC (auto, or a CPU list): each worker on one CPU",
+    )
     args = parser.parse_args(argv)
     import faulthandler
 
@@ -3446,6 +3458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep=args.keep,
         output=args.output,
         server_env=args.server_env,
+        cpu_affinity=args.cpu_affinity,
     )
     if not settings.think:
         # FTP sessions mostly wait (people, batch jobs between files): many
@@ -3455,6 +3468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.curl = 0
     print(
         f"soak: {settings.seconds:.0f} s, --workers {settings.workers}, "
+        f"{f'--cpu-affinity {settings.cpu_affinity}, ' if settings.cpu_affinity else ''}"
         f"{settings.sessions} sessions at peak ({settings.threads} per process), "
         f"{settings.curl} curl clients, uploads up to {_mib(settings.max_size)}, "
         f"{settings.think:g} s between a session's operations, {cores} cores",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ftplib
+import io
 import os
 import signal
 import socket
@@ -42,11 +43,15 @@ class Workers:
         log: Path,
         config: Path,
         passive: tuple[int, int],
+        count: int = 2,
     ) -> None:
         self.proc, self.port, self.log, self.config = proc, port, log, config
-        self.passive = passive
+        self.passive, self.count = passive, count
 
     def pids(self) -> list[int]:
+        """The processes serving sessions: the workers, or the server itself."""
+        if self.count == 1:
+            return [self.proc.pid]
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return [int(p) for p in path.read_text().split()]
 
@@ -71,8 +76,9 @@ class Workers:
         return None
 
 
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
+@contextlib.contextmanager
+def _started(tmp_path: Path, *extra: str, count: int = 2) -> Iterator[Workers]:
+    """``vfsftp serve --workers COUNT EXTRA...`` on a folder, once ready."""
     root = tmp_path / "root"
     root.mkdir()
     (root / "hello.txt").write_bytes(b"hello from a worker\n")
@@ -100,27 +106,34 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
             proc = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "vfsftp", "serve", "-c", str(cfg)),
-                    *("--port", str(port), "--workers", "2", "--loop", "asyncio"),
+                    *("--port", str(port), "--workers", str(count), "--loop", "asyncio"),
+                    *extra,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        srv = Workers(proc, port, log, cfg, passive)
+        srv = Workers(proc, port, log, cfg, passive, count)
         if _wait_ready(srv):
             break
         _stop(proc)
     else:
-        pytest.fail(f"vfsftp --workers 2 did not start:\n{log.read_text()}")
+        pytest.fail(f"vfsftp --workers {count} did not start:\n{log.read_text()}")
     try:
         yield srv
     finally:
         _stop(proc)
 
 
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    with _started(tmp_path) as srv:
+        yield srv
+
+
 def _wait_ready(srv: Workers) -> bool:
-    """Both workers have answered a connection (so both are serving, their
+    """Every worker has answered a connection (so all are serving, their
     signal handlers in place)."""
     answered: set[int | None] = set()
     deadline = time.monotonic() + 20
@@ -128,12 +141,12 @@ def _wait_ready(srv: Workers) -> bool:
         if srv.proc.poll() is not None:
             return False
         with contextlib.suppress(OSError):
-            if len(srv.pids()) == 2:
+            if len(srv.pids()) == srv.count:
                 with socket.create_connection(("127.0.0.1", srv.port), timeout=2) as s:
                     s.settimeout(2)
                     if s.recv(100).startswith(b"220"):
                         answered.add(srv.worker_of(s))
-                        if len(answered - {None}) == 2:
+                        if len(answered - {None}) == srv.count:
                             return True
         time.sleep(0.02)
     return False
@@ -194,6 +207,11 @@ def test_sessions_on_both_workers(workers: Workers) -> None:
             ftp.close()
     assert seen <= set(workers.pids())
     assert len(seen) == 2, "12 sessions should not all land on one worker"
+    # Without --cpu-affinity, no thread is pinned: each may run on every CPU
+    # this test may run on.
+    everywhere = ",".join(map(str, ALLOWED))
+    for pid in workers.pids():
+        assert {_expand(cpus) for cpus in _cpus_of(pid).values()} == {everywhere}
 
 
 def test_per_address_limit_counts_every_worker(workers: Workers) -> None:
@@ -321,3 +339,81 @@ def test_passive_ports_are_shared_by_the_workers(workers: Workers) -> None:
             with contextlib.suppress(Exception):
                 f.quit()
             f.close()
+
+
+# --cpu-affinity (vfsftp.service.affinity): read back from /proc, thread by
+# thread, after transfers have started the threads that run blocking calls.
+
+ALLOWED = sorted(os.sched_getaffinity(0))
+needs_two_cpus = pytest.mark.skipif(len(ALLOWED) < 2, reason="needs two CPUs to tell pinned apart")
+
+
+def _cpus_of(pid: int) -> dict[int, str]:
+    """Each thread of ``pid``: the CPUs it may run on (taskset's list syntax)."""
+    cpus: dict[int, str] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):  # a thread that just ended
+            for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+                if line.startswith("Cpus_allowed_list:"):
+                    cpus[int(tid)] = line.split(":", 1)[1].strip()
+    return cpus
+
+
+def _transfer(ftp: ftplib.FTP) -> None:
+    chunks: list[bytes] = []
+    ftp.retrbinary("RETR hello.txt", chunks.append)
+    assert b"".join(chunks) == b"hello from a worker\n"
+    ftp.storbinary("STOR up.bin", io.BytesIO(b"x" * 100_000))
+
+
+def _expand(listed: str) -> str:
+    """'0-2,5' -> '0,1,2,5'."""
+    from vfsftp.service.affinity import parse_cpu_list
+
+    return ",".join(map(str, sorted(parse_cpu_list(listed))))
+
+
+@needs_two_cpus
+def test_cpu_affinity_auto_puts_each_worker_on_a_cpu_of_its_own(tmp_path: Path) -> None:
+    with _started(tmp_path, "--cpu-affinity", "auto") as srv:
+        for ftp in _spread(srv, "bench", "bench", 2):
+            _transfer(ftp)
+            ftp.quit()
+        on: dict[int, set[str]] = {}
+        for pid in srv.pids():
+            cpus = _cpus_of(pid)
+            assert len(cpus) > 1, f"the transfers started no thread: {cpus}"
+            on[pid] = set(cpus.values())
+        # every thread of a worker on one CPU; worker 0 on the first, 1 on the second
+        assert sorted(map(sorted, on.values())) == [[str(ALLOWED[0])], [str(ALLOWED[1])]], on
+        # A worker that dies is restarted on its own CPU again.
+        victim = next(pid for pid, cpus in on.items() if cpus == {str(ALLOWED[1])})
+        os.kill(victim, signal.SIGKILL)
+        # (pinned as its first step after the fork: until then it has the
+        # parent's CPUs; it serves only once pinned)
+        deadline = time.monotonic() + 20
+        seen: dict[int, str] = {}
+        while True:
+            new = [pid for pid in srv.pids() if pid not in on]
+            with contextlib.suppress(OSError):
+                seen = _cpus_of(new[0]) if new else {}
+                if seen and set(seen.values()) == {str(ALLOWED[1])}:
+                    break
+            assert time.monotonic() < deadline, f"no restarted worker on CPU {ALLOWED[1]}: {seen}"
+            time.sleep(0.02)
+
+
+@needs_two_cpus
+def test_cpu_affinity_pins_a_single_server_and_its_threads(tmp_path: Path) -> None:
+    cpu = ALLOWED[-1]  # not the first: "auto" would pick that one anyway
+    with _started(tmp_path, "--cpu-affinity", str(cpu), count=1) as srv:
+        ftp, _welcome = _connect(srv)
+        try:
+            ftp.login("bench", "bench")
+            _transfer(ftp)
+            ftp.quit()
+        finally:
+            ftp.close()
+        cpus = _cpus_of(srv.proc.pid)
+        assert len(cpus) > 1, "the transfer started no thread"
+        assert set(cpus.values()) == {str(cpu)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,23 @@ def test_serve_rejects_bad_override_before_starting(
     assert main(["-c", str(REPO / "mounts.yaml"), "--port", "70000"]) == 2
     err = capsys.readouterr().err
     assert "server.port: expected a number <= 65535" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cpu-affinity", "99999"], "--cpu-affinity '99999': CPU 99999 is not among the CPUs"),
+        (["--workers", "2", "--cpu-affinity", "a-b"], "--cpu-affinity 'a-b': 'a-b' is not a CPU"),
+    ],
+)
+def test_serve_rejects_a_bad_cpu_affinity_before_starting(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not hasattr(os, "sched_setaffinity"):
+        message = "--cpu-affinity needs Linux"
+    assert main(["serve", "-c", str(REPO / "mounts.yaml"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and "Traceback" not in err
 
 
 def test_serve_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

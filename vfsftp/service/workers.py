@@ -167,9 +167,14 @@ def _worker(
     run: Runner,
     load: Callable[[], Config] | None,
     fresh: bool = False,
+    cpu: int | None = None,
 ) -> int:
     """A forked worker: one FTPServer on its own event loop, stopped and
     reloaded by the signals the parent passes on (run_service handles them)."""
+    if cpu is not None:  # first: the threads started from here on inherit it
+        from .affinity import pin_process
+
+        pin_process(cpu)
     from .server import FTPServer
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # may be ignored in the parent
@@ -226,12 +231,14 @@ def serve_workers(
     load: Callable[[], Config] | None = None,
     pid_file: str | None = None,
     checked: bool = False,
+    cpus: list[int] | None = None,
 ) -> int:
     """Run ``workers`` server processes until SIGINT/SIGTERM; the exit
     status. SIGHUP (``vfsftp reload --pid-file``, the parent's pid) is
     passed on: each worker reloads ``load()``, keeping the port the
     parent fixed. ``checked``: the caller has run vfsftp.service.preflight's
-    checks on ``config``."""
+    checks on ``config``. ``cpus``: worker *i* runs on CPU ``cpus[i]``
+    (``--cpu-affinity``, vfsftp.service.affinity), a restarted one too."""
     check_workers(config, workers)
     if not checked:  # (vfsftp serve has checked it)
         # Here, once: a worker would die of it, and be restarted.
@@ -256,7 +263,8 @@ def serve_workers(
         if pid == 0:  # the worker
             status = 1
             try:
-                status = _worker(index, plan, counts, bans, run, load, fresh)
+                cpu = cpus[index] if cpus is not None else None
+                status = _worker(index, plan, counts, bans, run, load, fresh, cpu)
             finally:
                 logging.shutdown()
                 os._exit(status)
@@ -287,6 +295,8 @@ def serve_workers(
     mode = "SO_REUSEPORT" if plan.reuseport else "one shared listening socket"
     hosts = ", ".join(config.server.listen)
     log.info("%d workers listening on %s port %d (%s)", workers, hosts, plan.port, mode)
+    if cpus is not None:
+        log.info("workers pinned to CPUs %s (--cpu-affinity)", ", ".join(map(str, cpus)))
     print(
         f"vfsftp: {workers} workers on port {plan.port}"
         + (f", implicit TLS port {plan.implicit_port}" if plan.implicit_port else ""),

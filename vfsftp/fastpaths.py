@@ -9,6 +9,10 @@ calls only Linux has:
 - ``openat2(2)`` with ``RESOLVE_CACHED`` and ``preadv2(2)`` with
   ``RWF_NOWAIT``: small cached files read on the event loop without a thread
   hop (vfsftp.storage.nowait);
+- ``SOCK_NONBLOCK``: a data listener created non-blocking, without the
+  ``ioctl`` of ``setblocking(False)``: a system call fewer per PASV on the
+  event loop, each of which lets another thread take the GIL
+  (vfsftp.session.data);
 - ``SO_REUSEPORT``, with which the kernel spreads connections over the
   processes of ``--workers N`` (vfsftp.service.workers; elsewhere one listening
   socket is shared).
@@ -25,7 +29,14 @@ import os
 import socket
 import sys
 
-__all__ = ["MSG_MORE", "NOWAIT_READS", "PORTABLE", "REUSEPORT_SPREADS", "SENDFILE"]
+__all__ = [
+    "MSG_MORE",
+    "NOWAIT_READS",
+    "PORTABLE",
+    "REUSEPORT_SPREADS",
+    "SENDFILE",
+    "SOCK_NONBLOCK",
+]
 
 #: True when VFSFTP_PORTABLE asks for the portable paths only.
 PORTABLE: bool = os.environ.get("VFSFTP_PORTABLE", "").strip().lower() not in {
@@ -42,6 +53,9 @@ SENDFILE: bool = hasattr(os, "sendfile") and not PORTABLE
 
 #: flag for a send whose FIN follows at once (0: none).
 MSG_MORE: int = getattr(socket, "MSG_MORE", 0) if _LINUX else 0
+
+#: socket type flag for a socket created non-blocking (0: setblocking after).
+SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0) if _LINUX else 0
 
 #: openat2(RESOLVE_CACHED) + preadv2(RWF_NOWAIT) reads on the event loop.
 NOWAIT_READS: bool = _LINUX and hasattr(os, "preadv") and hasattr(os, "RWF_NOWAIT")

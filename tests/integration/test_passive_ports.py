@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import io
+import os
 import socket
 import time
 from collections import Counter
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import ServerFactory, free_port_range, login
 
-from vfsftp.session.data import rotated_range
+from vfsftp.session.data import open_passive, rotated_range
 from vfsftp.testing import ThreadedFTPServer
 
 
@@ -33,6 +34,23 @@ from vfsftp.testing import ThreadedFTPServer
 )
 def test_rotated_range(low: int, high: int, start: int, expected: list[int]) -> None:
     assert list(rotated_range(low, high, start)) == expected
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["range", "ephemeral"])
+def test_a_passive_listener_is_non_blocking_and_knows_its_port(fixed: bool) -> None:
+    """Created non-blocking (SOCK_NONBLOCK on Linux, setblocking elsewhere:
+    VFSFTP_PORTABLE), its port from the range or from the kernel."""
+    port_range = free_port_range(2) if fixed else None
+    listener = open_passive("127.0.0.1", socket.AF_INET, port_range, "127.0.0.1")
+    try:
+        sock = listener.sock
+        assert sock.gettimeout() == 0.0
+        assert os.get_blocking(sock.fileno()) is False
+        assert listener.port == sock.getsockname()[1]
+        if port_range is not None:
+            assert port_range[0] <= listener.port <= port_range[1]
+    finally:
+        listener.sock.close()
 
 
 def _ports_seen(ftp: ftplib.FTP) -> list[int]:

@@ -25,6 +25,7 @@ print(json.dumps({
     "portable": fastpaths.PORTABLE,
     "sendfile": fastpaths.SENDFILE,
     "msg_more": fastpaths.MSG_MORE,
+    "sock_nonblock": fastpaths.SOCK_NONBLOCK,
     "nowait": nowait.available(),
     "reuseport": workers._reuseport_spreads(),
     "read_cached": None if cached is None else cached[1].decode(),
@@ -55,6 +56,7 @@ def test_portable_turns_every_fast_path_off(tmp_path: Path, value: str) -> None:
         "portable": True,
         "sendfile": False,
         "msg_more": 0,
+        "sock_nonblock": 0,
         "nowait": False,
         "reuseport": False,
         # The event-loop read declines: the caller goes to a worker thread.
@@ -69,4 +71,5 @@ def test_fast_paths_are_on_by_default_on_linux(tmp_path: Path, value: str | None
     assert result["portable"] is False
     assert result["sendfile"] is True
     assert result["msg_more"] != 0
+    assert result["sock_nonblock"] != 0
     assert result["reuseport"] is True

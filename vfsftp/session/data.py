@@ -218,11 +218,13 @@ class PassiveListener:
         expected_peer: str | None,
         balancers: tuple[IPNetwork, ...] = (),
         header_timeout: float = 5.0,
+        port: int = 0,
     ) -> None:
         """``balancers``: networks whose connections start with a PROXY
-        protocol header telling the client (server.proxy_protocol)."""
+        protocol header telling the client (server.proxy_protocol).
+        ``port``: the one ``sock`` is bound to, if known (0: ask it)."""
         self.sock = sock
-        self.port: int = sock.getsockname()[1]
+        self.port: int = port or sock.getsockname()[1]
         self.expected_peer = expected_peer  # None: any address (FXP allowed)
         self.balancers = balancers
         self.header_timeout = header_timeout
@@ -414,11 +416,17 @@ def open_passive(
         candidates = rotated_range(low, high, start)
     last: OSError | None = None
     for port in candidates:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # Each system call here runs on the event loop and lets a waiting
+        # thread take the GIL, which the loop then waits to get back (up to
+        # sys.getswitchinterval() when that thread runs Python code): the
+        # socket is made non-blocking as it is created, and the port known
+        # from the range is not asked back with getsockname().
+        sock = socket.socket(family, socket.SOCK_STREAM | fastpaths.SOCK_NONBLOCK)
         try:
             if port:
                 _reuse_time_wait(sock)
-            sock.setblocking(False)
+            if not fastpaths.SOCK_NONBLOCK:
+                sock.setblocking(False)
             sock.bind((bind_host, port))
             # Another process may have bound the port a moment ago without
             # listening yet: its listen() or this one fails, never both.
@@ -429,7 +437,7 @@ def open_passive(
             continue
         if port_range is not None:
             _next_port[port_range] = port + 1 if port < port_range[1] else port_range[0]
-        return PassiveListener(sock, expected_peer, balancers, header_timeout)
+        return PassiveListener(sock, expected_peer, balancers, header_timeout, port)
     detail = f" ({last.strerror})" if last is not None and last.strerror else ""
     raise FTPError(425, f"Can't open passive connection: no free port{detail}")
 
@@ -443,8 +451,9 @@ async def connect_active(
     """Connect to the address given by PORT/EPRT, from the control
     connection's local address (RFC 959 §3.2 — some firewalls check it)."""
     loop = asyncio.get_running_loop()
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
+    sock = socket.socket(family, socket.SOCK_STREAM | fastpaths.SOCK_NONBLOCK)  # (open_passive)
+    if not fastpaths.SOCK_NONBLOCK:
+        sock.setblocking(False)
     try:
         with contextlib.suppress(OSError):
             sock.bind((bind_host, 0))

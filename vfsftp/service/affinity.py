@@ -7,7 +7,7 @@ Spread over several cores, a thread that wakes on another core takes the
 GIL while the event loop it was meant to hand work to is still waking, and
 the loop waits for it. Measured by the soak (benchmarks/RESULTS.md), the
 probe's LIST p99 under load was 206-432 ms in five runs with one worker's
-threads on two cores and 40-126 ms in seven on one, for the same
+threads on two cores and 40-130 ms in ten on one, for the same
 throughput. One core per process keeps those hand-offs on one core; more
 cores are used by more workers (``--workers N``), not by more threads.
 

@@ -374,6 +374,18 @@ def rotated_range(low: int, high: int, start: int) -> range | itertools.chain[in
     return itertools.chain(range(start, high + 1), range(low, start))
 
 
+def _nonblocking_socket(family: socket.AddressFamily) -> socket.socket:
+    """A TCP socket for a data connection, non-blocking from its creation
+    where Linux allows it. Each system call made on the event loop lets a
+    waiting thread take the GIL, which the loop then waits to get back (up
+    to sys.getswitchinterval() when that thread runs Python code):
+    SOCK_NONBLOCK saves the ioctl of setblocking(False)."""
+    sock = socket.socket(family, socket.SOCK_STREAM | fastpaths.SOCK_NONBLOCK)
+    if not fastpaths.SOCK_NONBLOCK:
+        sock.setblocking(False)
+    return sock
+
+
 def _reuse_time_wait(sock: socket.socket) -> None:
     """Let the listener bind a port whose earlier connections sit in
     TIME_WAIT: the server closes first after RETR and listings, so without
@@ -416,17 +428,12 @@ def open_passive(
         candidates = rotated_range(low, high, start)
     last: OSError | None = None
     for port in candidates:
-        # Each system call here runs on the event loop and lets a waiting
-        # thread take the GIL, which the loop then waits to get back (up to
-        # sys.getswitchinterval() when that thread runs Python code): the
-        # socket is made non-blocking as it is created, and the port known
-        # from the range is not asked back with getsockname().
-        sock = socket.socket(family, socket.SOCK_STREAM | fastpaths.SOCK_NONBLOCK)
+        # (The port known from the range is not asked back with
+        # getsockname(): see _nonblocking_socket.)
+        sock = _nonblocking_socket(family)
         try:
             if port:
                 _reuse_time_wait(sock)
-            if not fastpaths.SOCK_NONBLOCK:
-                sock.setblocking(False)
             sock.bind((bind_host, port))
             # Another process may have bound the port a moment ago without
             # listening yet: its listen() or this one fails, never both.
@@ -451,9 +458,7 @@ async def connect_active(
     """Connect to the address given by PORT/EPRT, from the control
     connection's local address (RFC 959 §3.2 — some firewalls check it)."""
     loop = asyncio.get_running_loop()
-    sock = socket.socket(family, socket.SOCK_STREAM | fastpaths.SOCK_NONBLOCK)  # (open_passive)
-    if not fastpaths.SOCK_NONBLOCK:
-        sock.setblocking(False)
+    sock = _nonblocking_socket(family)
     try:
         with contextlib.suppress(OSError):
             sock.bind((bind_host, 0))

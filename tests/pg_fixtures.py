@@ -21,7 +21,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port_range
 
 #: where Debian's postgresql-NN packages put the server binaries
 _DEBIAN_BINS = "/usr/lib/postgresql/*/bin"
@@ -50,9 +50,10 @@ def find_binaries() -> Path | None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    # Below the ephemeral range: the suite's other processes (pytest-xdist)
+    # make outgoing connections from there, and one can take the port between
+    # this probe and postgres's bind.
+    return free_port_range(1)[0]
 
 
 class PostgresServer:
@@ -196,7 +197,14 @@ def pg_server() -> Iterator[PostgresServer]:
         )
     server = PostgresServer(bin_dir)
     try:
-        server.start()
+        for attempt in range(3):  # the port may be taken between probe and bind
+            try:
+                server.start()
+                break
+            except RuntimeError as exc:
+                if attempt == 2 or "Address already in use" not in str(exc):
+                    raise
+                server.port = _free_port()
         yield server
     finally:
         server.close()

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     import importlib.abc
     import importlib.machinery
-    import importlib.metadata
+    import importlib.metadata  # noqa: TC004 (annotations only; importlib.util is what runs)
 
 __all__ = ["install", "make_pkg_resources"]
 

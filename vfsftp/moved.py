@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 # of every start-up.
 if TYPE_CHECKING:
     import importlib.abc
-    import importlib.machinery
+    import importlib.machinery  # noqa: TC004 (annotations only; importlib.util is what runs)
 
 __all__ = ["MOVED", "install"]
 

@@ -46,6 +46,15 @@ def test_importing_the_server_loads_no_optional_library() -> None:
     assert _loaded("import vfsftp.service.server", OPTIONAL) == []
 
 
+def test_importing_the_server_loads_neither_the_config_models_nor_yaml() -> None:
+    """The server's modules name the models in annotations only: the
+    validator (pydantic, ~0.2 s and ~20 MB) is loaded by whoever loads a
+    config, not by ``import vfsftp.service.server`` (an embedder that builds
+    its own tree, the pytest plugin, a CLI command that reads no file)."""
+    heavy = ["pydantic", "pydantic_core", "yaml", "vfsftp.config.schema"]
+    assert _loaded("import vfsftp.service.server, vfsftp.service.lifecycle", heavy) == []
+
+
 def test_version_loads_neither_the_config_models_nor_the_event_loop() -> None:
     script = """
         import contextlib, io

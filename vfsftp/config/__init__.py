@@ -8,11 +8,18 @@ are vfsftp.service.preflight's.
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .names import (
+    ANONYMOUS,
+    ANONYMOUS_ALIAS,
+    bucket_name_problem,
+    key_path,
+    s3_bucket,
+    store_path,
+    user_name_problem,
+)
 
 if TYPE_CHECKING:
     from .schema import (
-        ANONYMOUS,
-        ANONYMOUS_ALIAS,
         BanConfig,
         Config,
         HooksConfig,
@@ -23,16 +30,11 @@ if TYPE_CHECKING:
         ServerConfig,
         UserConfig,
         UsersStoreConfig,
-        bucket_name_problem,
         config_from_dict,
         config_from_yaml,
-        key_path,
         load_config,
-        s3_bucket,
         s3_enum,
-        store_path,
         user_from_dict,
-        user_name_problem,
         with_overrides,
     )
 
@@ -64,8 +66,8 @@ __all__ = [
 ]
 
 
-# The rest is imported on first use (PEP 562): pydantic and the models cost
-# ~0.1 s, which ``vfsftp --version`` and the like need not pay.
+# The models are imported on first use (PEP 562): pydantic and the models cost
+# ~0.2 s, which ``vfsftp --version`` and the like need not pay.
 
 
 def __getattr__(name: str) -> Any:

@@ -63,6 +63,18 @@ from ..protocol.hashes import ALGORITHMS, DEFAULT_ALGORITHM, algorithm_named
 from ..protocol.paths import PathRejected, is_under, resolve
 from ..protocol.permissions import ALL_PERMS, READ_PERMS, validate_perms
 from .errors import ConfigError
+from .names import (
+    ANONYMOUS,
+    ANONYMOUS_ALIAS,
+    USER_PLACEHOLDER,
+    Loc,
+    bucket_name_problem,
+    format_loc,
+    key_path,
+    s3_bucket,
+    store_path,
+    user_name_problem,
+)
 from .yaml_errors import explain as explain_yaml_error
 
 __all__ = [
@@ -96,41 +108,16 @@ __all__ = [
     "with_overrides",
 ]
 
-ANONYMOUS = "anonymous"
-ANONYMOUS_ALIAS = "ftp"  # the traditional second login name for anonymous FTP
-LOG_LEVELS = ("debug", "info", "warning", "error")
-USER_PLACEHOLDER = "${user}"
-
-#: A user name becomes a folder name (``${user}`` in mount URLs and homes)
-#: and a field of log lines: letters, digits and ``. _ - @ +`` only (no
-#: separator, no percent sign, no dot-dot, nothing a URL parser or a log
-#: reader takes specially), not starting with a dot or a hyphen.
-USER_NAME_MAX = 64
-_USER_NAME = re.compile(r"[A-Za-z0-9_@+][A-Za-z0-9._@+-]*")
-
 #: The size cap of a mem:// mount whose quota sets no max_bytes: its files
 #: live in the server's memory. A fixed size, not a share of RAM: the same
 #: on every machine, and a container's memory limit is not what the host's
 #: RAM says. Raise it with quota.max_bytes.
 MEM_DEFAULT_MAX_BYTES = 256 * 1024**2
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 _HASH_HINT = "expected an argon2 hash (vfsftp hash-password) or 'plaintext:<password>'"
 _URL_HINT = "such as 'mem://', 'osfs://./ftp-data' or 's3://bucket/prefix'"
-
-
-def user_name_problem(name: str) -> str | None:
-    """None when ``name`` may be a user name (YAML users, logins), else what
-    is wrong with it. Pure."""
-    if not name:
-        return "expected a non-empty user name"
-    if len(name) > USER_NAME_MAX:
-        return f"expected a user name of at most {USER_NAME_MAX} characters, got {len(name)}"
-    if not _USER_NAME.fullmatch(name) or ".." in name:
-        return (
-            "expected a user name of letters, digits and . _ - @ + (not starting with "
-            f"'.' or '-', no '..'), got {name!r}"
-        )
-    return None
 
 
 # --- value checks shared by the models (each raises ValueError with the text
@@ -229,39 +216,6 @@ def _region(value: str) -> str:
             f"expected a region name such as 'eu-west-1' (letters, digits, '-'), got {value!r}"
         )
     return value
-
-
-_BUCKET_CHARS = re.compile(r"[^a-z0-9.-]")
-_IPV4_FORM = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
-
-
-def bucket_name_problem(name: str) -> str | None:
-    """What in ``name`` breaks S3's bucket naming rules (the rules AWS,
-    MinIO and R2 enforce for new buckets), or None."""
-    if not name:
-        return "expected a bucket name: s3://BUCKET[/PREFIX]"
-    bad = sorted(set(_BUCKET_CHARS.findall(name)))
-    rule = "S3 bucket names use lowercase letters, digits, '.' and '-'"
-    if bad:
-        found = ", ".join(repr(c) for c in bad)
-        return f"bucket name {name!r} is not valid: {rule}, not {found}"
-    if not 3 <= len(name) <= 63:
-        return (
-            f"bucket name {name!r} is not valid: S3 bucket names have 3 to 63 characters, "
-            f"not {len(name)}"
-        )
-    if not (name[0].isalnum() and name[-1].isalnum()):
-        return f"bucket name {name!r} is not valid: it must begin and end with a letter or digit"
-    if ".." in name:
-        return f"bucket name {name!r} is not valid: two dots in a row"
-    if _IPV4_FORM.match(name):
-        return f"bucket name {name!r} is not valid: it must not look like an IP address"
-    return None
-
-
-def s3_bucket(url: str) -> str:
-    """The bucket of an ``s3://BUCKET/PREFIX`` URL."""
-    return url.split("://", 1)[1].split("?", 1)[0].partition("/")[0]
 
 
 def _not_bool(value: Any) -> Any:
@@ -957,12 +911,6 @@ def _store_url(value: str) -> str:
     raise ValueError(f"unknown database {scheme!r}: {_STORE_HINT}")
 
 
-def store_path(url: str) -> str | None:
-    """The file of a ``sqlite:///FILE`` URL, None for other databases."""
-    scheme, _, rest = url.partition("://")
-    return rest[1:] if scheme.lower() == "sqlite" else None
-
-
 class UsersStoreConfig(_Model):
     """Users in a database (vfsftp.identity.store), besides those of
     ``users:``, which win on a name clash. In YAML a URL alone, or a
@@ -1013,8 +961,6 @@ _HIDDEN: dict[type[BaseModel], frozenset[str]] = {
     Config: frozenset({"source", "base_dir"}),
     UserConfig: frozenset({"name", "anonymous"}),
 }
-
-Loc = tuple[str | int, ...]
 
 
 # --- environment substitution and the checks pydantic cannot do
@@ -1174,26 +1120,6 @@ def _model_at(loc: Loc, root: type[BaseModel]) -> type[BaseModel] | None:
     return None
 
 
-_SIMPLE_KEY = re.compile(r"^[^\s.\[\]'\"]+$")
-
-
-def key_path(*loc: str | int) -> str:
-    """``users.demo.mounts./home``, as messages name a key of the file."""
-    return _format_loc(loc)
-
-
-def _format_loc(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _SIMPLE_KEY.match(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{part!r}]"
-    return out
-
-
 def _shown(value: Any) -> str:
     if value is None:
         return "nothing"
@@ -1274,7 +1200,7 @@ def _describe(err: ErrorDetails, root: type[BaseModel], prefix: Loc) -> tuple[Lo
 
 
 def _line(source: str, loc: Loc, text: str) -> str:
-    where = _format_loc(loc)
+    where = format_loc(loc)
     return f"{source}: {where}: {text}" if where else f"{source}: {text}"
 
 

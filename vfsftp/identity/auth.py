@@ -13,20 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ..config.schema import (
-    ANONYMOUS,
-    ANONYMOUS_ALIAS,
-    USER_PLACEHOLDER,
-    Config,
-    QuotaConfig,
-    UserConfig,
-    user_name_problem,
-)
+from ..config.names import ANONYMOUS, ANONYMOUS_ALIAS, USER_PLACEHOLDER, user_name_problem
 from ..storage.tree import VirtualTree
 
 if TYPE_CHECKING:
     import argon2
 
+    from ..config.schema import Config, QuotaConfig, UserConfig
     from ..storage.mounts import MountTable
 
 __all__ = [

@@ -23,10 +23,12 @@ import datetime
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..config.schema import UserConfig, user_from_dict
 from .migrations import MIGRATIONS, Migration, latest_version
+
+if TYPE_CHECKING:
+    from ..config.schema import UserConfig
 
 __all__ = [
     "COLUMNS",
@@ -100,6 +102,8 @@ class StoredUser:
     def config(self, source: str) -> UserConfig:
         """Validated as a user of mounts.yaml is (ConfigError naming
         ``source`` and the key otherwise)."""
+        from ..config.schema import user_from_dict  # the validator, loaded on first use
+
         return user_from_dict(self.name, self.mapping(), source)
 
 

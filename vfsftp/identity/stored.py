@@ -24,21 +24,17 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..config.schema import (
-    ANONYMOUS,
-    Config,
-    ConfigError,
-    UserConfig,
-    UsersStoreConfig,
-    store_path,
-    user_name_problem,
-)
+from ..config.errors import ConfigError
+from ..config.names import ANONYMOUS, store_path, user_name_problem
 from ..storage.mounts import MountTable
 from ..storage.threads import ThreadPool
 from .auth import Account, ConfigAuthorizer, tls_policy_of
 from .store import StoredUser, StoreError, StoreUnavailable, UserStore
+
+if TYPE_CHECKING:
+    from ..config.schema import Config, UserConfig, UsersStoreConfig
 
 __all__ = ["StoreAuthorizer", "StoreClient", "open_store"]
 
@@ -161,9 +157,9 @@ class StoreAuthorizer:
             user = await self.client.call(self._lookup, username)
         except (StoreUnavailable, StoreError):
             return None  # the server's policy; PASS then gets its 421
-        if isinstance(user, UserConfig):
-            return tls_policy_of(user, self.config)
-        return None
+        if user is None or isinstance(user, ConfigError):
+            return None
+        return tls_policy_of(user, self.config)
 
     async def authorize(self, username: str, password: str, peer: str) -> Account | None:
         if self._in_yaml(username) or user_name_problem(username) is not None:

@@ -19,14 +19,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..config.schema import ConfigError, HooksConfig
+from ..config.errors import ConfigError
+from ..config.names import HOOK_EVENTS
+
+if TYPE_CHECKING:
+    from ..config.schema import HooksConfig
 
 __all__ = ["EVENTS", "Event", "HookTable", "Hooks", "load_hooks"]
 
 log = logging.getLogger("vfsftp.hooks")
 
-EVENTS = tuple(HooksConfig.model_fields)
+EVENTS = HOOK_EVENTS
 
 
 @dataclass(frozen=True)

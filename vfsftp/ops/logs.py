@@ -34,10 +34,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config.schema import LoggingConfig
 from ..protocol.hashes import algorithm_named, checksum_field
+
+if TYPE_CHECKING:
+    from ..config.schema import LoggingConfig
 
 __all__ = [
     "Counters",

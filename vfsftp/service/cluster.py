@@ -44,9 +44,8 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config.schema import ClusterConfig
 from ..storage.quota import Quota, QuotaUnavailable
 
 __all__ = ["ClusterState", "FleetStatus", "SharedQuotas", "fleet_status", "unban"]
@@ -294,6 +293,9 @@ redis.call('DEL', f)
 return 1
 """
 )
+
+if TYPE_CHECKING:
+    from ..config.schema import ClusterConfig
 
 #: a guess marked as being checked for longer is one whose instance died
 #: (as vfsftp.service.counts.SharedBanList.STALE)

@@ -20,11 +20,14 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from ..config.schema import Config, ConfigError
+from ..config.errors import ConfigError
 from .memory import freeze_startup_objects
 from .server import FTPServer
+
+if TYPE_CHECKING:
+    from ..config.schema import Config
 
 __all__ = ["reload_server", "run_service", "startup_summary"]
 

@@ -39,19 +39,12 @@ import fs.opener
 import fs.opener.errors
 from fs.opener.parse import parse_fs_url
 
-from ..config.schema import (
-    USER_PLACEHOLDER,
-    Config,
-    ConfigError,
-    MountConfig,
-    UserConfig,
-    bucket_name_problem,
-    key_path,
-    s3_bucket,
-)
+from ..config.errors import ConfigError
+from ..config.names import USER_PLACEHOLDER, bucket_name_problem, key_path, s3_bucket
 from ..protocol.paths import PathRejected, is_under, resolve
 
 if TYPE_CHECKING:
+    from ..config.schema import Config, MountConfig, UserConfig
     from ..storage.s3 import StreamingS3FS
 
 __all__ = ["ListenError", "Problem", "bind_error", "ensure_ready", "plural", "preflight"]

@@ -18,12 +18,15 @@ import errno
 import logging
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..config.schema import ProxyProtocolConfig
 from ..protocol.proxy import ProxyHeaderError
 from ..session import eager
 from ..session.channel import FTPChannel
 from ..session.data import in_networks, normalize_ip, read_proxy_header
+
+if TYPE_CHECKING:
+    from ..config.schema import ProxyProtocolConfig
 
 __all__ = ["ProxiedListener"]
 

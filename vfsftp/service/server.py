@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import fs.errors
 
-from ..config.schema import Config, ConfigError
+from ..config.errors import ConfigError
 from ..identity.auth import Account, Authorizer, ConfigAuthorizer
 from ..identity.store import StoreError, StoreUnavailable
 from ..identity.stored import StoreAuthorizer, StoreClient
@@ -52,6 +52,7 @@ from .preflight import Problem, bind_error, ensure_ready, plural
 from .proxied import ProxiedListener
 
 if TYPE_CHECKING:
+    from ..config.schema import Config
     from .cluster import ClusterState
 
 __all__ = ["FTPServer"]

@@ -18,9 +18,12 @@ import os
 import socket
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config.schema import ConfigError, TLSConfig
+from ..config.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..config.schema import TLSConfig
 
 __all__ = [
     "handshake_data_socket",

@@ -14,7 +14,7 @@ import posixpath
 import threading
 from collections.abc import Callable, Collection
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import fs
@@ -26,11 +26,15 @@ from fs.memoryfs import MemoryFS
 from fs.opener.parse import parse_fs_url
 from fs.osfs import OSFS
 
-from ..config.schema import USER_PLACEHOLDER, Config, ConfigError, MountConfig, UserConfig
+from ..config.errors import ConfigError
+from ..config.names import USER_PLACEHOLDER
 from .local import JailedOSFS
 from .memory import InlineMemoryFS
 from .quota import Quota, QuotaStore, measure
 from .tree import UPLOAD_PREFIX, Mount, VirtualTree, unwrap_read_only
+
+if TYPE_CHECKING:
+    from ..config.schema import Config, MountConfig, UserConfig
 
 __all__ = ["MountTable", "user_url"]
 

@@ -831,6 +831,15 @@ def test_missing_variable_names_path_and_variable(monkeypatch: pytest.MonkeyPatc
 # --- models
 
 
+def test_hook_events_are_the_hooks_sections_keys() -> None:
+    """config.names.HOOK_EVENTS (what the server runs hooks for, without
+    loading the models) and the keys ``hooks:`` accepts are one list."""
+    from vfsftp.config.names import HOOK_EVENTS
+    from vfsftp.config.schema import HooksConfig
+
+    assert tuple(HooksConfig.model_fields) == HOOK_EVENTS
+
+
 def test_models_are_frozen() -> None:
     config = config_from_dict({"mounts": {"/m": "mem://"}, "users": {"u": {"password": PW}}})
     with pytest.raises(ValidationError):

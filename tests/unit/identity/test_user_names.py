@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from vfsftp.config.schema import USER_NAME_MAX, user_name_problem
+from vfsftp.config.names import USER_NAME_MAX, user_name_problem
 from vfsftp.storage.mounts import user_url
 
 GOOD = ["alice", "a", "Bob_2", "john.doe", "john.doe@example.com", "a+b", "x-y", "_svc", "9lives"]

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from ...config.schema import user_name_problem
+from ...config.names import user_name_problem
 from ...protocol.errors import FTPError
 from .. import data as datamod
 from ..failures import Fault

@@ -69,6 +69,8 @@ class BanList:
         return str(addr)
 
     def is_exempt(self, ip: str) -> bool:
+        if not self.exempt:
+            return False  # (the default: no address parsed, thrice a login)
         try:
             addr = ipaddress.ip_address(ip.split("%", 1)[0])
         except ValueError:

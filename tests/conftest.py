@@ -142,6 +142,16 @@ def free_port_range(count: int) -> tuple[int, int]:
     raise AssertionError(f"no {count} free consecutive ports")
 
 
+def free_port() -> int:
+    """A loopback port that nothing uses now (nor listens on), for a server
+    started later or a connection that must be refused: from below the
+    ephemeral range, as ``free_port_range``. A port the kernel hands out
+    for ``bind(0)`` is one of those it gives outgoing connections too, and
+    under pytest-xdist another process's connection can take it before the
+    test binds it ("Address already in use") or start listening on it."""
+    return free_port_range(1)[0]
+
+
 def login(
     srv: ThreadedFTPServer,
     user: str = USER,

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port_range
+from conftest import free_port
 
 #: where Debian's postgresql-NN packages put the server binaries
 _DEBIAN_BINS = "/usr/lib/postgresql/*/bin"
@@ -49,13 +49,6 @@ def find_binaries() -> Path | None:
     return found[-1] if found else None
 
 
-def _free_port() -> int:
-    # Below the ephemeral range: the suite's other processes (pytest-xdist)
-    # make outgoing connections from there, and one can take the port between
-    # this probe and postgres's bind.
-    return free_port_range(1)[0]
-
-
 class PostgresServer:
     """``postgres`` on 127.0.0.1:``port``, trust authentication for the
     superuser ``postgres``; ``stop()`` and ``start()`` again keep the data."""
@@ -65,7 +58,7 @@ class PostgresServer:
         self.folder = Path(tempfile.mkdtemp(prefix="vfsftp-pg-"))
         self.data = self.folder / "data"
         self.log = self.folder / "postgres.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._as: dict[str, Any] = {}
         if os.geteuid() == 0:
@@ -204,7 +197,7 @@ def pg_server() -> Iterator[PostgresServer]:
             except RuntimeError as exc:
                 if attempt == 2 or "Address already in use" not in str(exc):
                     raise
-                server.port = _free_port()
+                server.port = free_port()
         yield server
     finally:
         server.close()

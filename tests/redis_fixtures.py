@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -32,14 +33,6 @@ needs_redis = [
         REDIS_SERVER is None, reason="redis-server not installed (apt-get install redis-server)"
     ),
 ]
-
-
-def free_port() -> int:
-    # redis refuses --port 0: a port free now, bound by redis a moment later
-    # (the caller retries when another process takes it meanwhile).
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:
@@ -60,6 +53,8 @@ class RedisServer:
         assert REDIS_SERVER is not None
         for _ in range(5):
             if not self.port:
+                # redis refuses --port 0: a port free now, bound by redis a
+                # moment later (retried when another process takes it).
                 self.port = free_port()
             with open(self.log, "ab") as out:
                 self.proc = subprocess.Popen(

@@ -11,12 +11,11 @@ from __future__ import annotations
 import ftplib
 import io
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, ServerFactory, login
+from conftest import PASSWORD, USER, ServerFactory, free_port, login
 from s3_fixtures import (  # noqa: F401
     S3Bucket,
     moto_endpoint,
@@ -29,12 +28,6 @@ from vfsftp.storage.s3 import S3Options, StreamingS3FS
 from vfsftp.testing import ThreadedFTPServer
 
 pytestmark = pytest.mark.s3
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then closed)."""
-    with socket.create_server(("127.0.0.1", 0)) as sock:
-        return int(sock.getsockname()[1])
 
 
 def check(
@@ -76,7 +69,7 @@ def test_connect_missing_bucket(
 def test_connect_wrong_endpoint(
     s3_bucket: S3Bucket, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    port = closed_port()
+    port = free_port()
     mount = s3_bucket.mount(endpoint_url=f"http://127.0.0.1:{port}")
     status, path, err, _ = check(tmp_path, mount, capsys)
     assert status == 2
@@ -174,7 +167,7 @@ def test_connect_home_missing_in_the_bucket(
 def test_unreachable_store_at_first_use_is_one_log_line(
     s3_bucket: S3Bucket, make_server: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = closed_port()
+    port = free_port()
     mount = s3_bucket.mount(endpoint_url=f"http://127.0.0.1:{port}")
     srv = make_server(
         {
@@ -201,7 +194,7 @@ def test_a_rename_across_mounts_names_the_mount_that_failed(
 ) -> None:
     """RNFR on /mem, RNTO into an unreachable /s3: the log line names /s3
     and the target, not the source's mount."""
-    port = closed_port()
+    port = free_port()
     mount = s3_bucket.mount(endpoint_url=f"http://127.0.0.1:{port}")
     srv = make_server(
         {

@@ -15,7 +15,6 @@ import ftplib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, Control, ServerFactory, get, login, login_at, put, wait_for
+from conftest import (
+    PASSWORD,
+    USER,
+    Control,
+    ServerFactory,
+    free_port,
+    get,
+    login,
+    login_at,
+    put,
+    wait_for,
+)
 from redis_fixtures import RedisServer, needs_redis, redis_server  # noqa: F401
 from s3_fixtures import S3Bucket, moto_endpoint, s3_bucket  # noqa: F401
 
@@ -325,9 +335,7 @@ def _serve_process(tmp_path: Path, redis: RedisServer, name: str) -> tuple[Any, 
     cfg = tmp_path / f"{name}.yaml"
     log = tmp_path / f"{name}.log"
     for _ in range(3):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         cfg.write_text(
             "server:\n"
             "  listen: 127.0.0.1\n"

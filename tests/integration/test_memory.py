@@ -12,7 +12,6 @@ import ftplib
 import io
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, wait_listening
+from conftest import PASSWORD, USER, free_port, wait_listening
 
 from vfsftp.service.memory import IdleTrimmer, malloc_trim, tune_allocator
 
@@ -33,12 +32,6 @@ def rss_mib(pid: int) -> float:
     m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     assert m is not None
     return int(m.group(1)) / 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def burst(port: int, sessions: int, files: int, size: int) -> None:

@@ -15,19 +15,13 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import USER, login
+from conftest import USER, free_port, login
 from test_graceful_shutdown import Held, OneTree
 
 from vfsftp.storage.tree import Mount, VirtualTree
 from vfsftp.testing import ThreadedFTPServer
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def listening(port: int) -> bool:

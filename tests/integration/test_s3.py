@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, Control, ServerFactory, login, wait_for
+from conftest import PASSWORD, USER, Control, ServerFactory, free_port, login, wait_for
 from fs.ftpfs import FTPFS
 from fs.test import FSTestCases
 from s3_fixtures import (  # noqa: F401
@@ -1276,12 +1276,6 @@ def test_content_type_guess_or_none(
 # ---------------------------------------------------------------- faults
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _no_retries(srv: ThreadedFTPServer, path: str) -> None:
     """Before the first request: one attempt per call, so that a dead
     endpoint fails in milliseconds instead of after botocore's backoff."""
@@ -1299,7 +1293,7 @@ def test_unreachable_endpoint_gives_clean_replies(
     mounts = mixed_mounts(s3_bucket, tmp_path)
     mounts["/dead"] = {
         "fs": "s3://bucket/x",
-        "endpoint_url": f"http://127.0.0.1:{_closed_port()}",
+        "endpoint_url": f"http://127.0.0.1:{free_port()}",
         "region": REGION,
     }
     srv = s3_server(mounts)

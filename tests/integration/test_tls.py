@@ -30,7 +30,16 @@ from typing import Any
 
 import pytest
 import trustme
-from conftest import PASSWORD, USER, ServerFactory, get, mount_url, wait_for, wait_listening
+from conftest import (
+    PASSWORD,
+    USER,
+    ServerFactory,
+    free_port,
+    get,
+    mount_url,
+    wait_for,
+    wait_listening,
+)
 
 from vfsftp.session.tls import CONTROL_READ_SIZE
 from vfsftp.testing import ThreadedFTPServer
@@ -853,9 +862,7 @@ def test_an_idle_ftps_session_costs_tens_of_kib(pki: Pki, tmp_path: Path) -> Non
     """A real `vfsftp serve`: 100 idle logged-in FTPS sessions (explicit TLS)
     add well under 64 KiB of RSS each (26 KiB measured; ~260 KiB before the
     control connections' read buffer was made small)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = tmp_path / "mounts.yaml"
     config.write_text(
         f"server:\n  listen: 127.0.0.1\n  port: {port}\n  max_connections_per_ip: 200\n"

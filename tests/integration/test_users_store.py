@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import ftplib
 import logging
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Control, ServerFactory, get, login, put, wait_for
+from conftest import Control, ServerFactory, free_port, get, login, put, wait_for
 
 # Fixtures imported from users_fixtures are "redefined" as test parameters:
 # ruff: noqa: F811
@@ -436,13 +435,9 @@ def test_check_config_checks_the_store(tmp_path: Path, store_url: str) -> None:
 
 @pytest.mark.postgres
 def test_check_config_connect_reports_a_store_that_does_not_answer(tmp_path: Path) -> None:
-    import socket
-
     from users_fixtures import run_cli
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = tmp_path / "m.yaml"
     config.write_text(f"users_store: postgresql://postgres@127.0.0.1:{port}/x\n", encoding="utf-8")
     assert run_cli("check-config", str(config)).status == 0  # nothing touches the network
@@ -515,7 +510,7 @@ def test_workers_share_a_sqlite_store_and_its_kicks(tmp_path: Path) -> None:
     finally:
         store.close()
     log = tmp_path / "server.log"
-    port = _free_port()
+    port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
@@ -548,9 +543,3 @@ def test_workers_share_a_sqlite_store_and_its_kicks(tmp_path: Path) -> None:
         for client in held:
             client.close()
         _stop(proc)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -20,19 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port_range
+from conftest import free_port, free_port_range
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="--workers spreads with SO_REUSEPORT on Linux"
 )
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Workers:
@@ -101,7 +95,7 @@ def _started(tmp_path: Path, *extra: str, count: int = 2) -> Iterator[Workers]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = None
     for _ in range(3):  # the free port may be taken between probe and bind
-        port = _free_port()
+        port = free_port()
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [

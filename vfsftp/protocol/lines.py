@@ -32,30 +32,37 @@ class LineBuffer:
 
     def __init__(self, max_line: int = 4096) -> None:
         self.max_line = max_line
-        self._buf = bytearray()
+        # Made when a line arrives in pieces, dropped once none is pending:
+        # thousands of idle sessions each hold a buffer.
+        self._buf: bytearray | None = None
         self._discarding = False
 
     def feed(self, data: bytes) -> list[bytes | _TooLong]:
-        if data and not self._buf and not self._discarding and data.find(b"\n") == len(data) - 1:
+        buf = self._buf
+        if data and not buf and not self._discarding and data.find(b"\n") == len(data) - 1:
             # One whole line in one read, the usual case: no buffering.
             line = data[:-2] if data.endswith(b"\r\n") else data[:-1]
             if len(line) <= self.max_line:
                 return [line]
         out: list[bytes | _TooLong] = []
-        self._buf += data
+        if buf is None:
+            buf = self._buf = bytearray()
+        buf += data
         while True:
-            nl = self._buf.find(b"\n")
+            nl = buf.find(b"\n")
             if nl < 0:
                 # +1: a line of exactly max_line bytes may still be waiting
                 # for the LF of its CRLF (same result however input is split)
-                if len(self._buf) > self.max_line + 1:
+                if len(buf) > self.max_line + 1:
                     if not self._discarding:
                         out.append(TOO_LONG)
                         self._discarding = True
-                    del self._buf[:]
+                    del buf[:]
+                if not buf:
+                    self._buf = None
                 return out
-            line = bytes(self._buf[:nl])
-            del self._buf[: nl + 1]
+            line = bytes(buf[:nl])
+            del buf[: nl + 1]
             if self._discarding:
                 self._discarding = False
                 continue
@@ -72,8 +79,8 @@ class LineBuffer:
         Used after ``AUTH TLS`` (RFC 4217 §4.1): plaintext pipelined behind the
         command must not be executed after the handshake.
         """
-        n = len(self._buf)
-        del self._buf[:]
+        n = len(self._buf) if self._buf is not None else 0
+        self._buf = None
         self._discarding = False
         return n
 

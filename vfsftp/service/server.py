@@ -187,7 +187,8 @@ class FTPServer(SessionHost):
         self.channels: set[Channel] = set()
         #: the count keys each session holds ("*", "ip:…", "user:…"), each
         #: given back exactly once (QUIT, REIN or the end of the session)
-        self._slots: dict[Channel, list[str]] = {}
+        # (tuples: an idle session holds its own, a list's spare room is waste)
+        self._slots: dict[Channel, tuple[str, ...]] = {}
         #: sessions in all, per address, per user: shared by the worker
         #: processes under `vfsftp serve --workers N` (see vfsftp.service.workers)
         self.counts: ConnectionCounts = counts if counts is not None else LocalCounts()
@@ -481,7 +482,7 @@ class FTPServer(SessionHost):
             return refusal
         self.channels.add(channel)
         # (interned: the sessions of one address share their key)
-        self._slots[channel] = ["*", sys.intern("ip:" + channel.peer_ip)]
+        self._slots[channel] = ("*", sys.intern("ip:" + channel.peer_ip))
         return None
 
     def admit_shared(self, channel: Channel) -> Coroutine[Any, Any, str | None] | None:
@@ -724,7 +725,7 @@ class FTPServer(SessionHost):
             checked = (self.bans.key(channel.peer_ip), token)
         admitted = self.counts.acquire(user_key, limit or sys.maxsize)
         if admitted:
-            self._slots.setdefault(channel, []).append(user_key)
+            self._slots[channel] = (*self._slots.get(channel, ()), user_key)
         if checked is not None and not admitted:
             await self._finish_guess(channel, checked[1], failed=False)
         if admitted and self.cluster is not None:
@@ -873,7 +874,9 @@ class FTPServer(SessionHost):
     def _give_back(self, channel: Channel, key: str) -> None:
         held = self._slots.get(channel)
         if held is not None and key in held:
-            held.remove(key)
+            rest = list(held)
+            rest.remove(key)
+            self._slots[channel] = tuple(rest)
             self.counts.release(key)
 
     # ------------------------------------------------------------ transfers

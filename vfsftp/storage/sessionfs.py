@@ -471,9 +471,9 @@ class SessionFS:
 
     # One per logged-in session, idle ones included.
     __slots__ = (
+        "_folders",
         "cwd",
         "executor",
-        "folders",
         "overrides",
         "owner",
         "perms",
@@ -504,7 +504,15 @@ class SessionFS:
         self.user_quota = user_quota
         self.quota_home = quota_home  # the user quota counts what is under it
         self.root = root  # where the user's "/" is in the server's tree
-        self.folders = FolderMemo()
+        self._folders: FolderMemo | None = None  # made at first use (S3 mounts)
+
+    @property
+    def folders(self) -> FolderMemo:
+        """What this session learned of S3 folders (made when first needed:
+        a session that never touches S3 keeps none)."""
+        if self._folders is None:
+            self._folders = FolderMemo()
+        return self._folders
 
     def tree_path(self, path: str) -> str:
         """The server's name of the user's ``path``."""
@@ -808,8 +816,8 @@ class SessionFS:
         every folder below it (``path`` itself, for a folder removed), is
         asked again."""
         found = self.tree.mount_of(path)
-        if found is not None:
-            self.folders.forget_folder(found[0].fs, dirname(found[1]))
+        if found is not None and self._folders is not None:
+            self._folders.forget_folder(found[0].fs, dirname(found[1]))
 
     async def rmdir(self, path: str) -> None:
         if path == self.cwd or path == "/":
@@ -844,7 +852,8 @@ class SessionFS:
         if changed is not None:
             raise FTPError(550, f"Rename refused: {changed}")
 
-        self.folders.forget()
+        if self._folders is not None:
+            self._folders.forget()
         src_quotas, dst_quotas = self.quotas_for(src), self.quotas_for(dst)
         # Scopes the data leaves and enters; within one scope nothing changes.
         leaving = [q for q in src_quotas if q not in dst_quotas]

@@ -15,7 +15,6 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Generator, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -54,7 +53,14 @@ from .quota import (
     unreserve_all,
 )
 from .threads import ThreadPool
-from .tree import UPLOAD_PREFIX, Mount, StatRow, VirtualTree, unwrap_read_only
+from .tree import (
+    UPLOAD_PREFIX,
+    Mount,
+    StatRow,
+    VirtualTree,
+    temp_upload_path,
+    unwrap_read_only,
+)
 
 if TYPE_CHECKING:
     from .s3 import FolderFacts
@@ -1032,7 +1038,7 @@ class SessionFS:
         # asks its store): never on the loop.
         blocking = any(q.blocking for q in quotas)
         credit, new_file, assume_new = await self._run((path,), check, offload=blocking)
-        temp = f"{dirname(sub).rstrip('/')}/{UPLOAD_PREFIX}{uuid.uuid4().hex}"
+        temp = temp_upload_path(dirname(sub))
         return Upload(
             mount,
             sub,
@@ -1077,7 +1083,7 @@ class SessionFS:
     async def unique_name(self, directory: str, hint: str = "file") -> str:
         """A name in ``directory`` that does not exist yet (STOU)."""
         for _ in range(100):
-            candidate = f"{directory.rstrip('/')}/{hint}.{uuid.uuid4().hex[:8]}"
+            candidate = f"{directory.rstrip('/')}/{hint}.{os.urandom(4).hex()}"
             if not await self._run((candidate,), self.tree.exists, candidate):
                 return candidate
         raise FTPError(450, "Could not find a unique file name")

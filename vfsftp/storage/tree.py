@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import uuid
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
@@ -45,9 +44,24 @@ from ..protocol.paths import basename, dirname, is_under
 from .digests import HashSource, generic_source
 from .quota import Quota
 
-__all__ = ["UPLOAD_PREFIX", "Mount", "StatRow", "VirtualTree", "unwrap_read_only"]
+__all__ = [
+    "UPLOAD_PREFIX",
+    "Mount",
+    "StatRow",
+    "VirtualTree",
+    "temp_upload_path",
+    "unwrap_read_only",
+]
 
 UPLOAD_PREFIX = ".vfsftp-upload-"
+
+
+def temp_upload_path(directory: str) -> str:
+    """A fresh hidden name in ``directory`` for an upload in progress (or a
+    copy between mounts): UPLOAD_PREFIX and 128 random bits (what a UUID4's
+    hex gave, without importing ``uuid`` at every start)."""
+    return f"{directory.rstrip('/')}/{UPLOAD_PREFIX}{os.urandom(16).hex()}"
+
 
 #: (name, is_dir, size, mtime, st_ino, st_dev): a listing row without an
 #: ``Info``, from a mount filesystem's ``iter_rows`` (mtime None where it is
@@ -284,7 +298,7 @@ def _copy_file_across(src_fs: FS, src: str, dst_fs: FS, dst: str) -> None:
                 writer.discard()
             raise
         return
-    temp = f"{dirname(dst).rstrip('/')}/{UPLOAD_PREFIX}{uuid.uuid4().hex}"
+    temp = temp_upload_path(dirname(dst))
     try:
         with src_fs.openbin(src) as reader, dst_fs.openbin(temp, "wb") as out:
             _pump(reader, out)

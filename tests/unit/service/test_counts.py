@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -46,10 +49,25 @@ def test_shared_counts_survive_many_keys_and_reuse_slots() -> None:
         counts.close()
 
 
+def _forked(body: str) -> None:
+    """Runs ``body`` in a new interpreter, which forks as `vfsftp serve
+    --workers` does: from a process without threads. (A test process has
+    threads, pytest-xdist's among them, and forking it is what Python 3.12
+    warns about.) The body asserts; a failure is its exit status."""
+    script = "import os\n" + textwrap.dedent(body)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_shared_counts_are_shared_with_forked_processes() -> None:
-    counts = SharedCounts()
-    try:
+    _forked(
+        """
+        from vfsftp.service.counts import SharedCounts
+
+        counts = SharedCounts()
         assert counts.acquire("user:a", 2)
         pid = os.fork()
         if pid == 0:  # child: sees the parent's session, takes the last slot
@@ -58,8 +76,9 @@ def test_shared_counts_are_shared_with_forked_processes() -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert counts.count("user:a") == 2  # the child's slot is seen here
-    finally:
         counts.close()
+        """
+    )
 
 
 def _config(mounts: str, extra: str = "") -> Config:
@@ -121,8 +140,11 @@ def test_shared_ban_list_follows_the_ban_list_rules() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_shared_ban_list_is_shared_with_forked_processes() -> None:
-    bans = SharedBanList(2, window=60, duration=60)
-    try:
+    _forked(
+        """
+        from vfsftp.service.counts import SharedBanList
+
+        bans = SharedBanList(2, window=60, duration=60)
         assert not bans.failure("192.0.2.9")
         pid = os.fork()
         if pid == 0:  # the second failure, in another process, bans
@@ -130,5 +152,6 @@ def test_shared_ban_list_is_shared_with_forked_processes() -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert bans.ban_left("192.0.2.9") > 0
-    finally:
         bans.close()
+        """
+    )

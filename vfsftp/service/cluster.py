@@ -48,6 +48,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..storage.quota import Quota, QuotaUnavailable
 
+if TYPE_CHECKING:
+    from ..config.schema import ClusterConfig
+
 __all__ = ["ClusterState", "FleetStatus", "SharedQuotas", "fleet_status", "unban"]
 
 log = logging.getLogger("vfsftp.cluster")
@@ -293,9 +296,6 @@ redis.call('DEL', f)
 return 1
 """
 )
-
-if TYPE_CHECKING:
-    from ..config.schema import ClusterConfig
 
 #: a guess marked as being checked for longer is one whose instance died
 #: (as vfsftp.service.counts.SharedBanList.STALE)

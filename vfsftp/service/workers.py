@@ -42,13 +42,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import fastpaths
-from ..config.errors import ConfigError
-from ..config.names import key_path
+from ..config.schema import Config, ConfigError, key_path, with_overrides
 from .counts import SharedBanList, SharedCounts
 from .preflight import bind_error, ensure_ready
 
 if TYPE_CHECKING:
-    from ..config.schema import Config
     from .server import FTPServer
 
 __all__ = ["check_workers", "serve_workers"]
@@ -145,8 +143,6 @@ class _Plan:
             raise
         self.port = ports["port"]
         self.implicit_port = ports.get("implicit_port")
-        from ..config.schema import with_overrides  # the validator: a config is loaded
-
         self.configs: list[Config] = []
         self.overrides: list[dict[str, Any]] = []
         for _ in range(workers):
@@ -192,8 +188,6 @@ def _worker(
 
     def reload() -> Config:
         # The file again, with the port fixed by the parent again.
-        from ..config.schema import with_overrides
-
         assert load is not None
         return with_overrides(load(), server=overrides, source="--workers")
 

@@ -303,6 +303,25 @@ def test_idle_timeout_closes_with_421(make_server: ServerFactory) -> None:
         f.close()
 
 
+def test_control_connection_has_nagle_off_and_urgent_data_inline(
+    make_server: ServerFactory,
+) -> None:
+    """Replies are small writes: with Nagle's algorithm on, a reply that
+    follows an unacknowledged one waits for the client's delayed ACK (up to
+    40 ms on Linux). The loop's transports set TCP_NODELAY (the channel
+    relies on it and no longer sets it again); the channel sets
+    SO_OOBINLINE, so that an ABOR sent with MSG_OOB loses no byte."""
+    srv = make_server({"mounts": {"/": "mem://"}})
+    f = login(srv, USER, PASSWORD)
+    try:
+        (channel,) = srv.server.channels
+        sock = channel.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE)
+    finally:
+        f.quit()
+
+
 def test_passive_range_and_masquerade(make_server: ServerFactory) -> None:
     srv = make_server(
         {

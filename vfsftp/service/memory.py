@@ -128,19 +128,23 @@ class IdleTrimmer:
         self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        # (kept: get_running_loop() is a getpid() system call on Python 3.11)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def activity(self) -> None:
         """Something moved (a transfer ended, a session closed)."""
         if self.trim is None or self._closed:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         self._last = loop.time()
         if self._timer is None:
             self._timer = loop.call_later(self.delay, self._check)
 
     def _check(self) -> None:
         self._timer = None
-        loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()  # (once a second at most)
         quiet = loop.time() - self._last
         if quiet < self.delay:
             self._timer = loop.call_later(self.delay - quiet, self._check)

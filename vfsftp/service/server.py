@@ -601,7 +601,7 @@ class FTPServer(SessionHost):
         assert bans is not None
         ip = channel.peer_ip
         cluster = self.cluster if not bans.is_exempt(ip) else None
-        loop = asyncio.get_running_loop()
+        loop = channel.loop
         deadline = loop.time() + _GUESS_WAIT
         while bans.ban_left(ip) <= 0:
             shared = (
@@ -649,7 +649,7 @@ class FTPServer(SessionHost):
             token = guess
         # A failure is answered login_failure_delay after this, however long
         # its check took: the time of the reply tells nothing of the name.
-        answer_at = asyncio.get_running_loop().time() + self.login_failure_delay
+        answer_at = channel.loop.time() + self.login_failure_delay
         account = None
         storage_failed = False
         try:
@@ -687,7 +687,7 @@ class FTPServer(SessionHost):
             channel.state.login_failures += 1
             self.counters.add(login_failures=1)
             log.warning("login failed %s user=%s", channel.peer, username)
-            wait = answer_at - asyncio.get_running_loop().time()
+            wait = answer_at - channel.loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             if banned:

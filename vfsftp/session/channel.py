@@ -109,6 +109,7 @@ class FTPChannel(asyncio.Protocol):
         "implicit_tls",
         "lines",
         "local_ip",
+        "loop",
         "peer",
         "peer_ip",
         "proxied",
@@ -121,6 +122,8 @@ class FTPChannel(asyncio.Protocol):
         "transport",
     )
     transport: asyncio.Transport
+    #: the loop the session runs on (set on connect)
+    loop: asyncio.AbstractEventLoop
 
     def __init__(
         self,
@@ -207,7 +210,9 @@ class FTPChannel(asyncio.Protocol):
     def _made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses)
         self.transport = transport  # type: ignore[assignment]
-        loop = asyncio.get_running_loop()
+        # Kept: get_running_loop() is a getpid() system call on Python 3.11
+        # (22 a session, as many as all its socket calls).
+        self.loop = loop = asyncio.get_running_loop()
         sock = transport.get_extra_info("socket")
         self._control_sock = sock
         if sock is not None:
@@ -215,8 +220,8 @@ class FTPChannel(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 # ftplib's abort() sends ABOR with MSG_OOB: keep the urgent
                 # byte in the stream instead of losing the line's last byte.
+                # (TCP_NODELAY: asyncio's and uvloop's transports set it.)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername") or ("?", 0)
         if self.proxied is not None:
             peer = self.proxied[0]  # every per-address rule and log line uses it
@@ -273,7 +278,7 @@ class FTPChannel(asyncio.Protocol):
         lines = self.lines.feed(data)
         if not lines:
             return
-        self._last_activity = asyncio.get_running_loop().time()
+        self._last_activity = self.loop.time()
         if self._pending is None:
             self._pending = deque(lines)
         else:
@@ -369,7 +374,7 @@ class FTPChannel(asyncio.Protocol):
         meanwhile, or end the session."""
         self._busy = False
         # The client's idle time starts from our last reply.
-        self._last_activity = asyncio.get_running_loop().time()
+        self._last_activity = self.loop.time()
         if self._closed:
             return
         if self._stopping:
@@ -389,14 +394,14 @@ class FTPChannel(asyncio.Protocol):
         already waited on, if any, so that every waiter is woken (each
         waits through a shield: one cancelled waiter wakes no other)."""
         if self._drained is None or self._drained.done():
-            self._drained = asyncio.get_running_loop().create_future()
+            self._drained = self.loop.create_future()
         return self._drained
 
     async def _drain_within(self, timeout: float) -> bool:
         """Wait until the transport takes writes again (or the connection
         is gone); False when it took nothing for ``timeout`` seconds. A
         timer and a future, not wait_for (see eager.start)."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         while self._write_paused and not self.transport.is_closing():
             fut = self._drain_future()
             expired = False
@@ -514,7 +519,7 @@ class FTPChannel(asyncio.Protocol):
         """Start the login clock (on connect, and after REIN): a session that
         has not logged in within ``login_timeout`` is closed, whatever else
         it sends."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         cfg = self.config.server
         self._login_deadline = loop.time() + cfg.login_timeout
         if self._idle_timer is not None:
@@ -529,7 +534,7 @@ class FTPChannel(asyncio.Protocol):
         the login, the login timeout."""
         if self.closing:
             return
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         now = loop.time()
         cfg = self.config.server
         idle = cfg.idle_timeout
@@ -570,7 +575,7 @@ class FTPChannel(asyncio.Protocol):
                     # write: a write per reply to a client that does not read
                     # was quadratic (14 s against 0.9 s in test_hostile's flood).
                     self._corked = []
-                    asyncio.get_running_loop().call_soon(self._uncork, context=self._context)
+                    self.loop.call_soon(self._uncork, context=self._context)
                 if line is TOO_LONG:
                     self.reply(500, "Command line too long")
                 else:
@@ -679,7 +684,7 @@ class FTPChannel(asyncio.Protocol):
         self._pending = None
         timeout = self.tls_handshake_timeout
         raw = self.transport
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         try:
             # Awaited directly, not through wait_for (a new task, so a loop
             # iteration): nothing may yield before start_tls pauses reading.
@@ -965,7 +970,7 @@ class FTPChannel(asyncio.Protocol):
         only the event loop, which may not have read that far yet; when the
         kernel has seen the FIN, the loop reads up to it first, for a QUIT
         the client sent before it."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
 
         def check() -> None:
             state.check()
@@ -1006,7 +1011,7 @@ class FTPChannel(asyncio.Protocol):
         else:
             wait = _VERDICT_WAIT
         self._verdict = answer
-        self._verdict_timer = asyncio.get_running_loop().call_later(
+        self._verdict_timer = self.loop.call_later(
             wait, self._answer_verdict, context=self._context
         )
 
@@ -1152,7 +1157,7 @@ class FTPChannel(asyncio.Protocol):
         if self._gone:
             self._finish()
         elif wait:
-            self._lost = asyncio.get_running_loop().create_future()
+            self._lost = self.loop.create_future()
             with contextlib.suppress(Exception):
                 await self._lost
 
@@ -1169,7 +1174,7 @@ class FTPChannel(asyncio.Protocol):
             self.transport.close()
         if not self._gone and (self.state.secure or self._unsent()):
             # (a clear connection with nothing left to send goes at once)
-            asyncio.get_running_loop().call_later(_CLOSE_GRACE, self._cut)
+            self.loop.call_later(_CLOSE_GRACE, self._cut)
 
     def _unsent(self) -> bool:
         try:

@@ -539,11 +539,8 @@ async def send_body(state: TransferState, data: bytes, stall_timeout: float) -> 
     hop. As on the blocking sockets of transfer threads, a client that takes
     no data for ``stall_timeout`` seconds is cut off (TimeoutError); the
     deadline restarts with every chunk that goes out."""
-    loop = asyncio.get_running_loop()
     sock = state.sock
     sock.setblocking(False)
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     stalled = False
 
     def stall() -> None:
@@ -563,6 +560,13 @@ async def send_body(state: TransferState, data: bytes, stall_timeout: float) -> 
     with contextlib.suppress(BlockingIOError, InterruptedError):
         i = sock.send(view[:BODY_CHUNK], more)
     state.bytes += i
+    if i < len(view):
+        # (Asked only now, for a body the first send did not take: on
+        # Python 3.11 get_running_loop() is a getpid() system call, and one
+        # send and the FIN need no TCP_NODELAY: the FIN pushes what is held.)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     while i < len(view):
         state.check()
         chunk = view[i : i + BODY_CHUNK]

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -117,7 +117,25 @@ def _started(tmp_path: Path, *extra: str, count: int = 2) -> Iterator[Workers]:
     try:
         yield srv
     finally:
-        _stop(proc)
+        workers = srv.pids() if proc.poll() is None and count > 1 else []
+        stopped_alone = _stop(proc)
+    # Every worker ends with the parent, on its own: a worker restarted just
+    # before the stop once ran the parent's signal handler instead of its
+    # own, served on, and the parent waited for it until killed (a worker
+    # left serving, orphaned).
+    left = _kill_left(workers)
+    assert stopped_alone, "the parent did not stop within 15 s of SIGINT"
+    assert not left, f"workers still running after their parent stopped: {left}"
+
+
+def _kill_left(pids: Iterable[int]) -> list[int]:
+    """The processes of ``pids`` still running, killed (none is left to
+    serve on after a failed test)."""
+    left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
 
 
 @pytest.fixture
@@ -146,7 +164,8 @@ def _wait_ready(srv: Workers) -> bool:
     return False
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> bool:
+    """SIGINT, then SIGKILL after 15 s; False when it came to that."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
@@ -154,6 +173,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+            return False
+    return True
 
 
 def _connect(srv: Workers) -> tuple[ftplib.FTP, str]:
@@ -365,6 +386,36 @@ def _expand(listed: str) -> str:
     from vfsftp.service.affinity import parse_cpu_list
 
     return ",".join(map(str, sorted(parse_cpu_list(listed))))
+
+
+def test_a_stop_while_a_worker_restarts_ends_every_worker(tmp_path: Path) -> None:
+    """SIGINT reaches the parent just as it restarts a worker that died: the
+    new worker still ran the parent's signal handlers until it set its own,
+    so the SIGTERM passed on to it in that moment was handled as the
+    parent's; the worker served on, the parent waited for it until killed,
+    and the worker was left serving, orphaned (found after a CI run of the
+    CPU-affinity test, which stops the parent as soon as the restarted
+    worker is pinned). The parent now blocks the signals it passes on while
+    it forks. Each round stops the parent as soon as the new worker exists."""
+    for round_ in range(3):
+        (tmp_path / str(round_)).mkdir()
+        with _started(tmp_path / str(round_)) as srv:
+            before = set(srv.pids())
+            os.kill(next(iter(before)), signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            new: list[int] = []
+            while not new:  # (no sleep: the moment after the fork is the point)
+                assert time.monotonic() < deadline, "the dead worker was not restarted"
+                with contextlib.suppress(OSError):
+                    new = [pid for pid in srv.pids() if pid not in before]
+            srv.proc.send_signal(signal.SIGINT)
+            try:
+                srv.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                _kill_left((*before, *new))
+                pytest.fail("the parent did not stop: a worker did not end")
+            left = _kill_left((*before, *new))
+            assert not left, f"workers still running after their parent stopped: {left}"
 
 
 @needs_two_cpus

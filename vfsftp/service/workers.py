@@ -37,7 +37,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,8 @@ log = logging.getLogger("vfsftp.session")
 #: a worker that dies this soon after starting counts as a crash loop
 _QUICK_DEATH = 2.0
 _MAX_QUICK_DEATHS = 5
+#: the signals the parent passes on to its workers (stop, stop, reload)
+_PASSED_ON = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 #: runs one worker's server until it stops: (server, how to reload its config)
 Runner = Callable[["FTPServer", "Callable[[], Config] | None"], None]
@@ -168,20 +170,26 @@ def _worker(
     load: Callable[[], Config] | None,
     fresh: bool = False,
     cpu: int | None = None,
+    mask: Iterable[int] = (),
 ) -> int:
     """A forked worker: one FTPServer on its own event loop, stopped and
-    reloaded by the signals the parent passes on (run_service handles them)."""
+    reloaded by the signals the parent passes on (run_service handles them).
+    ``mask``: the signal mask to restore once the worker's own handlers are
+    in place (the parent blocks the signals it passes on while it forks)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # may be ignored in the parent
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Until run_service takes SIGHUP over, one must not kill the worker (its
+    # default action).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A stop the parent passed on meanwhile acts now: SIGTERM ends the
+    # worker before it serves.
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if cpu is not None:  # first: the threads started from here on inherit it
         from .affinity import pin_process
 
         pin_process(cpu)
     from .server import FTPServer
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # may be ignored in the parent
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # Until run_service takes SIGHUP over, one must not kill the worker (its
-    # default action).
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for sock in plan.held:  # the parent's placeholders are not ours to keep
         sock.close()
     overrides = plan.overrides[index]
@@ -259,16 +267,26 @@ def serve_workers(
 
     def spawn(index: int) -> None:
         fresh = reloaded
-        pid = os.fork()
-        if pid == 0:  # the worker
-            status = 1
-            try:
-                cpu = cpus[index] if cpus is not None else None
-                status = _worker(index, plan, counts, bans, run, load, fresh, cpu)
-            finally:
-                logging.shutdown()
-                os._exit(status)
-        children[pid] = (index, time.monotonic())
+        # The parent's signals wait while a worker is made: a new worker runs
+        # the parent's handlers until it installs its own, and a SIGTERM the
+        # parent passed on in that moment was handled as the parent's (the
+        # worker then served on, and the parent waited for it for ever).
+        # Blocked, it waits for the worker's own handlers (and the parent's
+        # own, for the new pid in `children`).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _PASSED_ON)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the worker
+                status = 1
+                try:
+                    cpu = cpus[index] if cpus is not None else None
+                    status = _worker(index, plan, counts, bans, run, load, fresh, cpu, mask)
+                finally:
+                    logging.shutdown()
+                    os._exit(status)
+            children[pid] = (index, time.monotonic())
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def tell_workers(sig: int) -> None:
         for pid in list(children):

@@ -128,7 +128,7 @@ class IdleTrimmer:
         self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
-        # (kept: get_running_loop() is a getpid() system call on Python 3.11)
+        # (kept from the first activity(): see session.state.Channel.loop)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def activity(self) -> None:
@@ -144,7 +144,8 @@ class IdleTrimmer:
 
     def _check(self) -> None:
         self._timer = None
-        loop = asyncio.get_running_loop()  # (once a second at most)
+        loop = self._loop
+        assert loop is not None  # (set by the activity() that scheduled this)
         quiet = loop.time() - self._last
         if quiet < self.delay:
             self._timer = loop.call_later(self.delay - quiet, self._check)

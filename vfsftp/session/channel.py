@@ -210,9 +210,7 @@ class FTPChannel(asyncio.Protocol):
     def _made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses)
         self.transport = transport  # type: ignore[assignment]
-        # Kept: get_running_loop() is a getpid() system call on Python 3.11
-        # (22 a session, as many as all its socket calls).
-        self.loop = loop = asyncio.get_running_loop()
+        self.loop = loop = asyncio.get_running_loop()  # (kept: see Channel.loop)
         sock = transport.get_extra_info("socket")
         self._control_sock = sock
         if sock is not None:

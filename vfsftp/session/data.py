@@ -561,26 +561,26 @@ async def send_body(state: TransferState, data: bytes, stall_timeout: float) -> 
         i = sock.send(view[:BODY_CHUNK], more)
     state.bytes += i
     if i < len(view):
-        # (Asked only now, for a body the first send did not take: on
-        # Python 3.11 get_running_loop() is a getpid() system call, and one
-        # send and the FIN need no TCP_NODELAY: the FIN pushes what is held.)
+        # The rest waits for the client: only now the loop and TCP_NODELAY
+        # (get_running_loop() is a getpid() call on Python 3.11; one send
+        # needs no TCP_NODELAY, the FIN after it pushes what MSG_MORE held).
         loop = asyncio.get_running_loop()
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    while i < len(view):
-        state.check()
-        chunk = view[i : i + BODY_CHUNK]
-        timer = loop.call_later(stall_timeout, stall)
-        try:
-            await loop.sock_sendall(sock, chunk)
-        except OSError:
-            if stalled and not state.aborted:
-                raise TimeoutError("no data moved") from None
-            raise
-        finally:
-            timer.cancel()
-        state.bytes += len(chunk)
-        i += len(chunk)
+        while i < len(view):
+            state.check()
+            chunk = view[i : i + BODY_CHUNK]
+            timer = loop.call_later(stall_timeout, stall)
+            try:
+                await loop.sock_sendall(sock, chunk)
+            except OSError:
+                if stalled and not state.aborted:
+                    raise TimeoutError("no data moved") from None
+                raise
+            finally:
+                timer.cancel()
+            state.bytes += len(chunk)
+            i += len(chunk)
     state.check()
     _finish_send(state)
     return state.bytes

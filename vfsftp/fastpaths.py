@@ -13,6 +13,9 @@ calls only Linux has:
   ``ioctl`` of ``setblocking(False)``: a system call fewer per PASV on the
   event loop, each of which lets another thread take the GIL
   (vfsftp.session.data);
+- socket options a connection inherits from its listening socket
+  (TCP_NODELAY, SO_OOBINLINE): set once on the control listener instead of
+  twice per connection (vfsftp.service.listener);
 - ``SO_REUSEPORT``, with which the kernel spreads connections over the
   processes of ``--workers N`` (vfsftp.service.workers; elsewhere one listening
   socket is shared).
@@ -30,6 +33,7 @@ import socket
 import sys
 
 __all__ = [
+    "INHERITED_OPTIONS",
     "MSG_MORE",
     "NOWAIT_READS",
     "PORTABLE",
@@ -56,6 +60,9 @@ MSG_MORE: int = getattr(socket, "MSG_MORE", 0) if _LINUX else 0
 
 #: socket type flag for a socket created non-blocking (0: setblocking after).
 SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0) if _LINUX else 0
+
+#: accepted connections inherit their listener's socket options.
+INHERITED_OPTIONS: bool = _LINUX
 
 #: openat2(RESOLVE_CACHED) + preadv2(RWF_NOWAIT) reads on the event loop.
 NOWAIT_READS: bool = _LINUX and hasattr(os, "preadv") and hasattr(os, "RWF_NOWAIT")

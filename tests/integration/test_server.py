@@ -308,9 +308,9 @@ def test_control_connection_has_nagle_off_and_urgent_data_inline(
 ) -> None:
     """Replies are small writes: with Nagle's algorithm on, a reply that
     follows an unacknowledged one waits for the client's delayed ACK (up to
-    40 ms on Linux). The loop's transports set TCP_NODELAY (the channel
-    relies on it and no longer sets it again); the channel sets
-    SO_OOBINLINE, so that an ABOR sent with MSG_OOB loses no byte."""
+    40 ms on Linux). SO_OOBINLINE keeps an ABOR sent with MSG_OOB whole.
+    Both are set on the listening socket where connections inherit them
+    (Linux), else per connection (the portable pass runs that way)."""
     srv = make_server({"mounts": {"/": "mem://"}})
     f = login(srv, USER, PASSWORD)
     try:

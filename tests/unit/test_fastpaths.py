@@ -26,6 +26,7 @@ print(json.dumps({
     "sendfile": fastpaths.SENDFILE,
     "msg_more": fastpaths.MSG_MORE,
     "sock_nonblock": fastpaths.SOCK_NONBLOCK,
+    "inherited_options": fastpaths.INHERITED_OPTIONS,
     "nowait": nowait.available(),
     "reuseport": workers._reuseport_spreads(),
     "read_cached": None if cached is None else cached[1].decode(),
@@ -57,6 +58,7 @@ def test_portable_turns_every_fast_path_off(tmp_path: Path, value: str) -> None:
         "sendfile": False,
         "msg_more": 0,
         "sock_nonblock": 0,
+        "inherited_options": False,
         "nowait": False,
         "reuseport": False,
         # The event-loop read declines: the caller goes to a worker thread.
@@ -72,4 +74,5 @@ def test_fast_paths_are_on_by_default_on_linux(tmp_path: Path, value: str | None
     assert result["sendfile"] is True
     assert result["msg_more"] != 0
     assert result["sock_nonblock"] != 0
+    assert result["inherited_options"] is True
     assert result["reuseport"] is True

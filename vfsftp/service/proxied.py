@@ -5,25 +5,25 @@ sees the connection (so a TLS ClientHello right behind it, on the implicit
 TLS port, reaches the TLS layer whole). A connection from a ``direct``
 network is served as itself; any other is refused.
 
-It stands where an ``asyncio.Server`` stands in FTPServer (``sockets``,
-``close``, ``wait_closed``, ``serve_forever``): asyncio's servers hand the
-connection to the protocol at once, with no way to read a few bytes first.
+asyncio's servers hand the connection to the protocol at once, with no way
+to read a few bytes first: this listener accepts itself (listener.Listener).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.proxy import ProxyHeaderError
 from ..session import eager
 from ..session.channel import FTPChannel
 from ..session.data import in_networks, normalize_ip, read_proxy_header
+from ..session.transport import serves
+from .listener import Listener, prepare_listening_socket, serve_accepted
 
 if TYPE_CHECKING:
     from ..config.schema import ProxyProtocolConfig
@@ -36,59 +36,30 @@ log = logging.getLogger("vfsftp.session")
 ChannelFactory = Callable[[tuple[tuple[str, int], tuple[str, int]] | None], FTPChannel]
 
 
-class ProxiedListener:
-    """Accepts on ``sock`` (listening, non-blocking) and hands each
-    connection, once its PROXY header is read, to a session."""
+class ProxiedListener(Listener):
+    """Hands each connection, once its PROXY header is read, to a session."""
 
     def __init__(
         self, sock: socket.socket, config: ProxyProtocolConfig, factory: ChannelFactory
     ) -> None:
-        self.sock = sock
         self.config = config
         self.factory = factory
-        self.sockets = [sock]
         #: connections whose header is being read, and their tasks
         self._pending: dict[asyncio.Task[None], socket.socket] = {}
         self._dropped: list[tuple[asyncio.Task[None], socket.socket]] = []
-        self._closed = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-        self._paused: asyncio.TimerHandle | None = None
-        # A reader callback, as asyncio's own servers accept: no task waits
-        # while nobody connects.
-        self._loop.add_reader(sock.fileno(), self._accept)
+        loop = asyncio.get_running_loop()
+        self._lean = serves(loop)
+        if self._lean:
+            prepare_listening_socket(sock)
+        super().__init__(sock)
 
-    def _accept(self) -> None:
-        for _ in range(64):  # then let other callbacks run
-            try:
-                conn, addr = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors: as asyncio's own servers, pause
-                    # accepting a moment instead of spinning.
-                    log.error("accept failed (%s); pausing for a second", exc)
-                    self._loop.remove_reader(self.sock.fileno())
-                    self._paused = self._loop.call_later(1, self._resume)
-                else:
-                    log.warning("accept failed: %s", exc)
-                return
-            conn.setblocking(False)
-            # Run at once: the header is usually there already; a task only
-            # if it must wait for it.
-            try:
-                task = eager.start(self._handshake(conn, addr))
-            except Exception:  # (the handshake closed the connection)
-                log.exception("connection from %s failed", addr[0])
-                continue
-            if task is not None:
-                self._pending[task] = conn
-                task.add_done_callback(self._pending.pop)
-
-    def _resume(self) -> None:
-        self._paused = None
-        if not self._closed.is_set():
-            self._loop.add_reader(self.sock.fileno(), self._accept)
+    def _serve(self, conn: socket.socket, addr: Any) -> None:
+        # Run at once: the header is usually there already; a task only if
+        # it must wait for it.
+        task = eager.start(self._handshake(conn, addr))
+        if task is not None:
+            self._pending[task] = conn
+            task.add_done_callback(self._pending.pop)
 
     async def _handshake(self, conn: socket.socket, addr: tuple[str, int]) -> None:
         peer = normalize_ip(str(addr[0]))
@@ -115,6 +86,9 @@ class ProxiedListener:
                 conn.send(b"421 Connect through the load balancer\r\n")
             conn.close()
             return
+        if self._lean:
+            serve_accepted(self._loop, conn, addr, None, self.factory(proxied), inherited=True)
+            return
         try:
             await self._loop.connect_accepted_socket(lambda: self.factory(proxied), conn)
         except BaseException:
@@ -126,12 +100,7 @@ class ProxiedListener:
         dropped (by wait_closed, once their tasks no longer watch them)."""
         if self._closed.is_set():
             return
-        self._closed.set()
-        if self._paused is not None:
-            self._paused.cancel()
-        else:
-            self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
+        super().close()
         self._dropped = list(self._pending.items())
         for task, _ in self._dropped:
             task.cancel()
@@ -143,6 +112,3 @@ class ProxiedListener:
         for _, conn in self._dropped:
             conn.close()  # (a task cancelled before it ran never closed it)
         self._dropped = []
-
-    async def serve_forever(self) -> None:
-        await self._closed.wait()

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import ipaddress
 import logging
 import math
 import socket
@@ -40,6 +41,7 @@ from ..session.failures import Fault
 from ..session.state import Channel, SessionHost
 from ..session.throttle import SharedBuckets, TokenBucket, chain
 from ..session.tls import make_server_context
+from ..session.transport import serves
 from ..storage.digests import HashSlots
 from ..storage.mounts import MountTable
 from ..storage.quota import Quota, QuotaStore
@@ -47,6 +49,7 @@ from ..storage.sessionfs import SessionFS, measure_home
 from ..storage.threads import ThreadPool
 from .counts import ConnectionCounts, LocalCounts
 from .limits import BanList
+from .listener import ControlListener, Listener
 from .memory import IdleTrimmer
 from .preflight import Problem, bind_error, ensure_ready, plural
 from .proxied import ProxiedListener
@@ -195,7 +198,7 @@ class FTPServer(SessionHost):
         self.reuse_port = reuse_port  # workers each listen on the port (SO_REUSEPORT)
         #: listening sockets made by a parent process: (socket, implicit TLS)
         self.listen_sockets = list(listen_sockets)
-        self._servers: list[asyncio.base_events.Server | ProxiedListener] = []
+        self._servers: list[asyncio.base_events.Server | Listener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.addresses: list[tuple[str, int]] = []
         self.implicit_addresses: list[tuple[str, int]] = []
@@ -246,14 +249,22 @@ class FTPServer(SessionHost):
             self.cluster.about["listen"] = [f"{h}:{p}" for h, p in self.addresses]
             await self.cluster.start()
 
-    def _listener(self, sock: socket.socket, implicit_tls: bool) -> ProxiedListener:
+    def _listener(self, sock: socket.socket, implicit_tls: bool) -> Listener:
+        """The listener of a socket this process opened or inherited."""
         proxy = self.config.server.proxy_protocol
-        assert proxy is not None
-        return ProxiedListener(
-            sock,
-            proxy,
-            lambda proxied: FTPChannel(self, implicit_tls=implicit_tls, proxied=proxied),
-        )
+        if proxy is not None:
+            return ProxiedListener(
+                sock,
+                proxy,
+                lambda proxied: FTPChannel(self, implicit_tls=implicit_tls, proxied=proxied),
+            )
+        return ControlListener(sock, lambda: FTPChannel(self, implicit_tls=implicit_tls))
+
+    def _own_listeners(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether this process accepts itself (Listener) rather than through
+        the loop's servers: behind a balancer, and on asyncio's selector loop
+        (see session/transport.py)."""
+        return self.config.server.proxy_protocol is not None or serves(loop)
 
     async def _listen(self, implicit_tls: bool, port: int, label: str) -> list[tuple[str, int]]:
         """One listener per configured address; returns the bound addresses."""
@@ -263,12 +274,12 @@ class FTPServer(SessionHost):
         for i, host in enumerate(self.config.server.listen):
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             try:
-                if self.config.server.proxy_protocol is not None:
-                    sock = _listening_socket(host, port, family, self.reuse_port)
-                    proxied = self._listener(sock, implicit_tls)
-                    self._servers.append(proxied)
-                    addr = sock.getsockname()
-                    bound.append((str(addr[0]), int(addr[1])))
+                if self._own_listeners(loop):
+                    # (one per address of a host name, as create_server binds)
+                    for addr in await _addresses(loop, host, port, family):
+                        sock = _listening_socket(addr, port, family, self.reuse_port)
+                        self._servers.append(self._listener(sock, implicit_tls))
+                        bound.append(_bound(sock))
                     continue
                 srv = await loop.create_server(
                     lambda: FTPChannel(self, implicit_tls=implicit_tls),
@@ -285,9 +296,7 @@ class FTPServer(SessionHost):
                 source = self.config.source
                 raise bind_error(exc, source, f"server.listen[{i}]", port_key, host, port) from None
             self._servers.append(srv)
-            for sock in srv.sockets:
-                addr = sock.getsockname()
-                bound.append((str(addr[0]), int(addr[1])))
+            bound.extend(_bound(sock) for sock in srv.sockets)
         for host, p in bound:
             log.info("listening%s on %s", label, f"[{host}]:{p}" if ":" in host else f"{host}:{p}")
         return bound
@@ -297,23 +306,18 @@ class FTPServer(SessionHost):
         --workers fallback where SO_REUSEPORT does not spread connections)."""
         loop = asyncio.get_running_loop()
         for sock, implicit in sockets:
-            if self.config.server.proxy_protocol is not None:
+            if self._own_listeners(loop):
+                sock.setblocking(False)
                 self._servers.append(self._listener(sock, implicit))
-                addr = sock.getsockname()
-                (self.implicit_addresses if implicit else self.addresses).append(
-                    (str(addr[0]), int(addr[1]))
+            else:
+                self._servers.append(
+                    await loop.create_server(
+                        lambda implicit=implicit: FTPChannel(self, implicit_tls=implicit),  # type: ignore[misc]
+                        sock=sock,
+                        backlog=512,
+                    )
                 )
-                continue
-            srv = await loop.create_server(
-                lambda implicit=implicit: FTPChannel(self, implicit_tls=implicit),  # type: ignore[misc]
-                sock=sock,
-                backlog=512,
-            )
-            self._servers.append(srv)
-            addr = sock.getsockname()
-            (self.implicit_addresses if implicit else self.addresses).append(
-                (str(addr[0]), int(addr[1]))
-            )
+            (self.implicit_addresses if implicit else self.addresses).append(_bound(sock))
 
     async def _open_store(self) -> None:
         """Say what the user store holds and which of its users mounts.yaml
@@ -1242,6 +1246,23 @@ def _listening_socket(
         sock.close()
         raise
     return sock
+
+
+async def _addresses(
+    loop: asyncio.AbstractEventLoop, host: str, port: int, family: socket.AddressFamily
+) -> list[str]:
+    """The addresses ``host`` (an address or a name) stands for."""
+    with contextlib.suppress(ValueError):
+        return [str(ipaddress.ip_address(host))]
+    infos = await loop.getaddrinfo(
+        host, port, family=family, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _bound(sock: socket.socket) -> tuple[str, int]:
+    addr = sock.getsockname()
+    return (str(addr[0]), int(addr[1]))
 
 
 def _close_all(filesystems: list[Any]) -> None:

@@ -44,6 +44,7 @@ from .data import ABORTED, TransferState, normalize_ip, peer_state
 from .failures import Fault, TransferAborted, failure_of
 from .state import SessionHost, SessionState, Transfer, Upload
 from .tls import handshake_data_socket, shrink_control_buffer, wrap_data_socket
+from .transport import ControlTransport
 
 if TYPE_CHECKING:
     pass
@@ -215,11 +216,12 @@ class FTPChannel(asyncio.Protocol):
         self._control_sock = sock
         if sock is not None:
             self.family = sock.family
-            with contextlib.suppress(OSError):
-                # ftplib's abort() sends ABOR with MSG_OOB: keep the urgent
-                # byte in the stream instead of losing the line's last byte.
-                # (TCP_NODELAY: asyncio's and uvloop's transports set it.)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+            if not isinstance(transport, ControlTransport):  # (its listener set it)
+                with contextlib.suppress(OSError):
+                    # ftplib's abort() sends ABOR with MSG_OOB: keep the urgent
+                    # byte in the stream instead of losing the line's last byte.
+                    # (TCP_NODELAY: asyncio's and uvloop's transports set it.)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
         peer = transport.get_extra_info("peername") or ("?", 0)
         if self.proxied is not None:
             peer = self.proxied[0]  # every per-address rule and log line uses it

@@ -37,6 +37,7 @@ from ..protocol.paths import PathRejected, resolve, to_view
 from ..protocol.permissions import overrides_in_view
 from ..session.channel import FTPChannel
 from ..session.data import TransferState
+from ..session.deadlines import Deadlines
 from ..session.failures import Fault
 from ..session.state import Channel, SessionHost
 from ..session.throttle import SharedBuckets, TokenBucket, chain
@@ -192,6 +193,7 @@ class FTPServer(SessionHost):
         #: given back exactly once (QUIT, REIN or the end of the session)
         # (tuples: an idle session holds its own, a list's spare room is waste)
         self._slots: dict[Channel, tuple[str, ...]] = {}
+        self._deadlines: Deadlines | None = None
         #: sessions in all, per address, per user: shared by the worker
         #: processes under `vfsftp serve --workers N` (see vfsftp.service.workers)
         self.counts: ConnectionCounts = counts if counts is not None else LocalCounts()
@@ -464,6 +466,12 @@ class FTPServer(SessionHost):
         await self.close()
 
     # ------------------------------------------------------------ sessions
+
+    @property
+    def deadlines(self) -> Deadlines:
+        if self._deadlines is None:
+            self._deadlines = Deadlines(asyncio.get_running_loop())
+        return self._deadlines
 
     def admit(self, channel: Channel) -> str | None:
         """A new connection: count it, or say why it is refused (421)."""

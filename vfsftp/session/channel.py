@@ -86,12 +86,12 @@ class FTPChannel(asyncio.Protocol):
         "_context",
         "_control_sock",
         "_corked",
+        "_deadline",
         "_drained",
         "_ending",
         "_eof",
         "_finished",
         "_gone",
-        "_idle_timer",
         "_last_activity",
         "_login_deadline",
         "_lost",
@@ -161,7 +161,7 @@ class FTPChannel(asyncio.Protocol):
         # Replies held while commands are handled without waiting, and sent
         # in one write when that step ends (see _spawn); None: write at once.
         self._corked: list[bytes] | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._deadline = 0  # the slot of its pending idle check in host.deadlines (0: none)
         self._last_activity = 0.0
         self._login_deadline = 0.0  # (loop time) set on connect and by REIN
         self._write_paused = False
@@ -522,16 +522,23 @@ class FTPChannel(asyncio.Protocol):
         loop = self.loop
         cfg = self.config.server
         self._login_deadline = loop.time() + cfg.login_timeout
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-        self._idle_timer = loop.call_later(
-            min(cfg.idle_timeout, cfg.login_timeout), self._idle_check, context=self._context
-        )
+        self._arm(min(cfg.idle_timeout, cfg.login_timeout))
+
+    def _arm(self, delay: float) -> None:
+        deadlines = self.host.deadlines
+        if self._deadline:
+            deadlines.disarm(self._deadline, self)
+        self._deadline = deadlines.arm(delay, self)
+
+    def deadline_passed(self) -> None:
+        self._deadline = 0
+        self._context.run(self._idle_check)
 
     def _idle_check(self) -> None:
-        """One timer per session instead of a wait_for per read (which costs
-        a task and a timer handle per command): the idle timeout and, until
-        the login, the login timeout."""
+        """One pending check per session instead of a wait_for per read
+        (which costs a task and a timer handle per command), on the
+        server's shared deadlines (session/deadlines.py): the idle timeout
+        and, until the login, the login timeout."""
         if self.closing:
             return
         loop = self.loop
@@ -549,7 +556,7 @@ class FTPChannel(asyncio.Protocol):
         # Neither a long transfer nor a command being served (a listing of a
         # huge folder, a slow store) is idleness: the client waits for us.
         if left > 0 or self.transfer is not None or self._busy:
-            self._idle_timer = loop.call_later(wait, self._idle_check, context=self._context)
+            self._arm(wait)
             return
         self._time_out(f"Idle timeout ({idle:g} seconds)", "idle timeout")
 
@@ -1131,8 +1138,9 @@ class FTPChannel(asyncio.Protocol):
             return
         self._closed = True
         self.closing = True
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        if self._deadline:
+            self.host.deadlines.disarm(self._deadline, self)
+            self._deadline = 0
         t = self.transfer
         if self.quit_requested and t is not None and t.task is not None and t.stop is None:
             # Let the transfer finish; its socket timeouts bound the wait.

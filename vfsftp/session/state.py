@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..storage.digests import HashSlots
     from ..storage.sessionfs import SessionFS
     from ..storage.threads import ThreadPool
+    from .deadlines import Deadlines
 
 __all__ = ["Channel", "SessionHost", "SessionState", "Transfer", "Upload"]
 
@@ -185,6 +186,10 @@ class SessionHost(Protocol):
     transfer_executor: ThreadPool
     #: how many hashes may read storage at once, server-wide
     hash_slots: HashSlots
+
+    @property
+    def deadlines(self) -> Deadlines:
+        """The sessions' idle and login timeouts (on the running loop)."""
 
     def admit(self, channel: Channel) -> str | None:
         """None to serve the new connection, or the reason to refuse it."""

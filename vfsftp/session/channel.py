@@ -211,7 +211,12 @@ class FTPChannel(asyncio.Protocol):
     def _made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses)
         self.transport = transport  # type: ignore[assignment]
-        self.loop = loop = asyncio.get_running_loop()  # (kept: see Channel.loop)
+        # (kept: see Channel.loop)
+        self.loop = loop = (
+            transport.loop
+            if isinstance(transport, ControlTransport)
+            else asyncio.get_running_loop()
+        )
         sock = transport.get_extra_info("socket")
         self._control_sock = sock
         if sock is not None:

@@ -121,6 +121,11 @@ class ControlTransport(asyncio.Transport):
 
     # ------------------------------------------------------------ the interface
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop it runs on, for its protocol to keep (see Channel.loop)."""
+        return self._loop
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "socket":
             return self._sock

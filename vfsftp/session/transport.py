@@ -230,40 +230,17 @@ class ControlTransport(asyncio.Transport):
     def _read_ready(self) -> None:
         if self._conn_lost:
             return
-        sock = self._sock
-        assert sock is not None and self._protocol is not None
-        if self._buffered:
-            protocol: Any = self._protocol
-            try:
+        protocol: Any = self._protocol
+        buffered = self._buffered  # (asyncio's SSLProtocol, 3.11+, reads into its buffer)
+        got: Any
+        try:
+            if buffered:
                 buf = protocol.get_buffer(-1)
                 if not len(buf):
                     raise RuntimeError("get_buffer() returned an empty buffer")
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "protocol.get_buffer() failed")
-                return
-            try:
-                n = sock.recv_into(buf)
-            except _RETRY:
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "read failed")
-                return
-            if not n:
-                self._end_of_input()
-                return
-            try:
-                protocol.buffer_updated(n)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "protocol.buffer_updated() failed")
-            return
-        try:
-            data = sock.recv(READ_SIZE)
+                got = self._sock.recv_into(buf)  # type: ignore[union-attr]
+            else:
+                got = self._sock.recv(READ_SIZE)  # type: ignore[union-attr]
         except _RETRY:
             return
         except (SystemExit, KeyboardInterrupt):
@@ -271,15 +248,19 @@ class ControlTransport(asyncio.Transport):
         except BaseException as exc:
             self._fatal_error(exc, "read failed")
             return
-        if not data:
+        if not got:
             self._end_of_input()
             return
         try:
-            self._protocol.data_received(data)  # type: ignore[attr-defined]
+            if buffered:
+                protocol.buffer_updated(got)
+            else:
+                protocol.data_received(got)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "protocol.data_received() failed")
+            what = "buffer_updated" if buffered else "data_received"
+            self._fatal_error(exc, f"protocol.{what}() failed")
 
     #: The transport is its own read callback: the loop's reader handle then
     #: holds it, not a bound method made per add_reader (64 bytes an idle

@@ -158,6 +158,13 @@ def _wait_ready(srv: Workers) -> bool:
                     s.settimeout(2)
                     if s.recv(100).startswith(b"220"):
                         answered.add(srv.worker_of(s))
+                        # QUIT, not a bare close: the 221 comes after the
+                        # probe's slot of the per-address limit is given
+                        # back, so a test never finds it still held (a closed
+                        # probe's slot was freed whenever its worker read
+                        # the EOF: once after the test's third connection).
+                        s.sendall(b"QUIT\r\n")
+                        _read_reply(s, b"221")
                         if len(answered - {None}) == srv.count:
                             return True
         time.sleep(0.02)
@@ -177,9 +184,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> bool:
     return True
 
 
+def _read_reply(s: socket.socket, code: bytes) -> None:
+    """Read to the end of the connection (the server closes it after QUIT's
+    reply); a line starting with ``code`` must be among what came."""
+    got = b""
+    while chunk := s.recv(4096):
+        got += chunk
+    assert any(line.startswith(code + b" ") for line in got.split(b"\r\n")), got
+
+
 def _connect(srv: Workers) -> tuple[ftplib.FTP, str]:
     ftp = ftplib.FTP()
-    welcome = ftp.connect("127.0.0.1", srv.port, timeout=10)
+    try:
+        welcome = ftp.connect("127.0.0.1", srv.port, timeout=10)
+    except BaseException:
+        ftp.close()  # (ftplib leaves a refused connection's socket open)
+        raise
     return ftp, welcome
 
 

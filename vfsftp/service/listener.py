@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import fastpaths
-from ..session.transport import ControlTransport, serves
+from ..session.transport import ControlTransport, serves, set_control_options
 
 __all__ = ["ControlListener", "Listener", "prepare_listening_socket", "serve_accepted"]
 
@@ -31,20 +31,11 @@ log = logging.getLogger("vfsftp.session")
 _ACCEPTS_PER_WAKEUP = 64
 
 
-def _set_control_options(sock: socket.socket) -> None:
-    # TCP_NODELAY: a reply must not wait for the client's ACK of the last
-    # one (asyncio's and uvloop's transports set it too). SO_OOBINLINE:
-    # ftplib's abort() sends ABOR's IAC with MSG_OOB; keep that urgent byte
-    # in the stream instead of losing a byte of the line.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
-
-
 def prepare_listening_socket(sock: socket.socket) -> None:
     """Set, where the connections inherit them, the control connection's
     options on the listening socket (see serve_accepted)."""
     if fastpaths.INHERITED_OPTIONS and sock.family in (socket.AF_INET, socket.AF_INET6):
-        _set_control_options(sock)
+        set_control_options(sock)
 
 
 def _local_address(sock: socket.socket) -> Any:
@@ -64,25 +55,23 @@ def serve_accepted(
     peer: Any,
     local: Any,
     protocol: asyncio.BaseProtocol,
-    inherited: bool = False,
 ) -> None:
-    """Serve ``protocol`` on ``conn`` (accepted, non-blocking) on a
-    ControlTransport. ``inherited``: its listener was prepared with
-    prepare_listening_socket on a system whose connections inherit the
-    options."""
-    if not (inherited and fastpaths.INHERITED_OPTIONS):
+    """Serve ``protocol`` on ``conn`` (accepted, non-blocking, from a
+    listener prepared with prepare_listening_socket) on a ControlTransport."""
+    if not fastpaths.INHERITED_OPTIONS:
         # (a connection already reset: the transport's first read reports it)
         with contextlib.suppress(OSError):
-            _set_control_options(conn)
+            set_control_options(conn)
     ControlTransport(loop, conn, peer, local).start(protocol)
 
 
 class Listener:
-    """Accepts on ``sock`` (listening, non-blocking) from a reader callback,
-    as asyncio's own servers do (no task waits while nobody connects), and
-    passes each connection to ``_serve``."""
+    """Accepts on ``sock`` (listening; made non-blocking here) from a reader
+    callback, as asyncio's own servers do (no task waits while nobody
+    connects), and passes each connection to ``_serve``."""
 
     def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
         self.sock = sock
         self.sockets = [sock]
         self._loop = asyncio.get_running_loop()
@@ -151,4 +140,4 @@ class ControlListener(Listener):
         super().__init__(sock)
 
     def _serve(self, conn: socket.socket, addr: Any) -> None:
-        serve_accepted(self._loop, conn, addr, self._local, self.factory(), inherited=True)
+        serve_accepted(self._loop, conn, addr, self._local, self.factory())

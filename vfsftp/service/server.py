@@ -309,7 +309,6 @@ class FTPServer(SessionHost):
         loop = asyncio.get_running_loop()
         for sock, implicit in sockets:
             if self._own_listeners(loop):
-                sock.setblocking(False)
                 self._servers.append(self._listener(sock, implicit))
             else:
                 self._servers.append(

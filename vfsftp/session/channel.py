@@ -211,21 +211,21 @@ class FTPChannel(asyncio.Protocol):
     def _made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses)
         self.transport = transport  # type: ignore[assignment]
-        # (kept: see Channel.loop)
-        self.loop = loop = (
-            transport.loop
-            if isinstance(transport, ControlTransport)
-            else asyncio.get_running_loop()
-        )
+        # The loop is kept (see Channel.loop); a ControlTransport's listener
+        # set the socket's options.
+        if isinstance(transport, ControlTransport):
+            own, loop = True, transport.loop
+        else:
+            own, loop = False, asyncio.get_running_loop()
+        self.loop = loop
         sock = transport.get_extra_info("socket")
         self._control_sock = sock
         if sock is not None:
             self.family = sock.family
-            if not isinstance(transport, ControlTransport):  # (its listener set it)
+            if not own:
+                # Why: transport.set_control_options (asyncio's and uvloop's
+                # transports set TCP_NODELAY themselves).
                 with contextlib.suppress(OSError):
-                    # ftplib's abort() sends ABOR with MSG_OOB: keep the urgent
-                    # byte in the stream instead of losing the line's last byte.
-                    # (TCP_NODELAY: asyncio's and uvloop's transports set it.)
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
         peer = transport.get_extra_info("peername") or ("?", 0)
         if self.proxied is not None:
@@ -530,10 +530,13 @@ class FTPChannel(asyncio.Protocol):
         self._arm(min(cfg.idle_timeout, cfg.login_timeout))
 
     def _arm(self, delay: float) -> None:
-        deadlines = self.host.deadlines
+        self._disarm()
+        self._deadline = self.host.deadlines.arm(delay, self)
+
+    def _disarm(self) -> None:
         if self._deadline:
-            deadlines.disarm(self._deadline, self)
-        self._deadline = deadlines.arm(delay, self)
+            self.host.deadlines.disarm(self._deadline, self)
+            self._deadline = 0
 
     def deadline_passed(self) -> None:
         self._deadline = 0
@@ -1143,9 +1146,7 @@ class FTPChannel(asyncio.Protocol):
             return
         self._closed = True
         self.closing = True
-        if self._deadline:
-            self.host.deadlines.disarm(self._deadline, self)
-            self._deadline = 0
+        self._disarm()
         t = self.transfer
         if self.quit_requested and t is not None and t.task is not None and t.stop is None:
             # Let the transfer finish; its socket timeouts bound the wait.

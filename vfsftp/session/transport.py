@@ -29,7 +29,7 @@ import logging
 import socket
 from typing import Any
 
-__all__ = ["ControlTransport", "serves"]
+__all__ = ["ControlTransport", "serves", "set_control_options"]
 
 log = logging.getLogger("vfsftp.session")
 
@@ -42,6 +42,16 @@ HIGH_WATER = 64 * 1024
 LOW_WATER = HIGH_WATER // 4
 
 _RETRY = (BlockingIOError, InterruptedError)
+
+
+def set_control_options(sock: socket.socket) -> None:
+    """The control connection's socket options."""
+    # TCP_NODELAY: a reply must not wait for the client's ACK of the last
+    # one (asyncio's and uvloop's transports set it too). SO_OOBINLINE:
+    # ftplib's abort() sends ABOR's IAC with MSG_OOB; keep that urgent byte
+    # in the stream instead of losing a byte of the line.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
 
 
 def serves(loop: asyncio.AbstractEventLoop) -> bool:
@@ -366,4 +376,5 @@ class ControlTransport(asyncio.Transport):
 
     def __repr__(self) -> str:
         state = "closed" if self._sock is None else "closing" if self._closing else "open"
-        return f"<ControlTransport fd={self._fd} {state} peer={self._peername!r}>"
+        peer = self.get_extra_info("peername")
+        return f"<ControlTransport fd={self._fd} {state} peer={peer!r}>"

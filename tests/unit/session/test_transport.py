@@ -128,6 +128,7 @@ async def test_reads_writes_and_the_peers_end(pair: tuple[socket.socket, socket.
     assert transport.get_extra_info("sockname") == client.getpeername()  # (asked lazily)
     assert transport.get_extra_info("socket") is server
     assert transport.get_extra_info("ssl_object", "none") == "none"
+    assert f"open peer={client.getsockname()!r}" in repr(transport)
     client.sendall(b"USER x\r\n")
     await _until(lambda: proto.data == b"USER x\r\n")
     transport.write(b"331 ok\r\n")

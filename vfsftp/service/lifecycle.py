@@ -139,27 +139,43 @@ async def run_service(
     removed at exit (``vfsftp reload --pid-file`` reads it)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    started = asyncio.Event()
     reloads: set[asyncio.Task[bool]] = set()
+
+    async def reload_once_started(load: Callable[[], Config]) -> bool:
+        await started.wait()
+        return await reload_server(server, load)
 
     def hangup() -> None:
         if load is None:
             log.warning("SIGHUP: no configuration file to re-read (built-in default)")
             return
         log.info("SIGHUP: re-reading the configuration")
-        task = loop.create_task(reload_server(server, load))
+        task = loop.create_task(reload_once_started(load))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
-    await server.start()
+    # The handlers come before the listeners: a signal sent the moment the
+    # log says "listening" is acted on (a reload waits for the start), not
+    # lost.
+    signals = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+    for sig in signals[:2]:
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hangup)
+    try:
+        await server.start()
+    except BaseException:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        for task in reloads:
+            task.cancel()
+        raise
+    started.set()
     try:
         await asyncio.to_thread(server.mounts.warm_up)
     except Exception as exc:  # (its first use meets the same and answers 451)
         log.warning("preparing the mounts' clients failed: %s", exc)
     freeze_startup_objects()  # no later collection walks them (vfsftp/service/memory.py)
-    signals = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
-    for sig in signals[:2]:
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, hangup)
     if pid_file is not None:
         await asyncio.to_thread(_write_pid_file, Path(pid_file))
     out = terminal if terminal is not None else (sys.stderr if sys.stderr.isatty() else None)

@@ -344,6 +344,10 @@ def test_sighup_reloads_every_worker(workers: Workers) -> None:
         time.sleep(0.02)
     assert seen == set(workers.pids())
     assert workers.proc.poll() is None
+    # Each worker validated the file in a child process: none serves with
+    # the validator loaded (vfsftp.config.isolated), nor does the parent.
+    for pid in [workers.proc.pid, *workers.pids()]:
+        assert "pydantic" not in Path(f"/proc/{pid}/maps").read_text()
 
 
 def test_passive_ports_are_shared_by_the_workers(workers: Workers) -> None:

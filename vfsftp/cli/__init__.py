@@ -63,25 +63,36 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _load(path: str | None) -> tuple[Config, str]:
-    """The config named on the command line, else ./mounts.yaml, else the
-    packaged default, with a label saying which one it is."""
-    from ..config.schema import config_from_yaml, load_config
-
+def _chosen(path: str | None) -> tuple[str | None, str]:
+    """The file to read: the one named on the command line, else
+    ./mounts.yaml, else None for the packaged default; and a label saying
+    which one it is."""
     if path is not None or Path(DEFAULT_CONFIG).exists():
         name = path or DEFAULT_CONFIG
-        return load_config(name), name
+        return name, name
+    return None, f"built-in {PACKAGED_CONFIG} (no ./{DEFAULT_CONFIG})"
+
+
+def _packaged() -> str:
     from importlib import resources
 
-    text = resources.files("vfsftp").joinpath(PACKAGED_CONFIG).read_text(encoding="utf-8")
-    label = f"built-in {PACKAGED_CONFIG} (no ./{DEFAULT_CONFIG})"
+    return resources.files("vfsftp").joinpath(PACKAGED_CONFIG).read_text(encoding="utf-8")
+
+
+def _load(path: str | None) -> tuple[Config, str]:
+    """The config ``_chosen`` picks, validated here."""
+    from ..config.schema import config_from_yaml, load_config
+
+    name, label = _chosen(path)
+    if name is not None:
+        return load_config(name), label
     # Relative osfs:// paths of the default land in the current directory,
     # never inside the installed package.
-    return config_from_yaml(text, f"<{PACKAGED_CONFIG}>", Path.cwd()), label
+    return config_from_yaml(_packaged(), f"<{PACKAGED_CONFIG}>", Path.cwd()), label
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..config.schema import load_config, with_overrides
+    from ..config.isolated import Validation
     from ..service.memory import tune_allocator
 
     # Before anything allocates (and before --workers forks): freed memory
@@ -93,22 +104,31 @@ def _serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(io.UnsupportedOperation, ValueError):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     cpus = _cpu_plan(args.cpu_affinity, args.workers)
-    config, label = _load(args.config)
     server: dict[str, Any] = {}
     if args.host:
         server["listen"] = args.host
     if args.port is not None:
         server["port"] = args.port
     logging = {"level": "debug"} if args.verbose else None
-    config = with_overrides(config, server=server, logging=logging)
-    _err(f"vfsftp: using config {label}")
-    path = args.config if args.config is not None else DEFAULT_CONFIG
-    reload_from = path if args.config is not None or Path(DEFAULT_CONFIG).exists() else None
+    # The file is validated in a child process (vfsftp.config.isolated: this
+    # one, which serves, never loads pydantic), while this one imports the
+    # server.
+    reload_from, label = _chosen(args.config)
+    if reload_from is not None:
+        validation = Validation(reload_from, server=server, logging=logging)
+    else:
+        validation = Validation(
+            text=_packaged(),
+            source=f"<{PACKAGED_CONFIG}>",
+            base_dir=Path.cwd(),
+            server=server,
+            logging=logging,
+        )
 
     def reload() -> Config:
         # The file again, with the command line's overrides again.
         assert reload_from is not None
-        return with_overrides(load_config(reload_from), server=server, logging=logging)
+        return Validation(reload_from, server=server, logging=logging).result()
 
     # Imported here so that check-config and hash-password work without
     # loading the server (and its optional dependencies).
@@ -117,6 +137,8 @@ def _serve(args: argparse.Namespace) -> int:
     from ..service.preflight import ensure_ready
     from ..service.server import FTPServer
 
+    config = validation.result()
+    _err(f"vfsftp: using config {label}")
     # check-config's checks, before the log file is opened: a ConfigError
     # naming the keys, reported by main() like any other.
     warnings = ensure_ready(config)

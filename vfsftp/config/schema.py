@@ -75,6 +75,7 @@ from .names import (
     store_path,
     user_name_problem,
 )
+from .plain import S3_KEYS, ClusterViews, MountViews, StoreViews
 from .yaml_errors import explain as explain_yaml_error
 
 __all__ = [
@@ -375,32 +376,11 @@ class QuotaConfig(_Model):
         return self
 
 
-_S3_KEYS = (
-    "endpoint_url",
-    "region",
-    "addressing_style",
-    "access_key_id",
-    "secret_access_key",
-    "session_token",
-    "part_size",
-    "concurrency",
-    "checksum",
-    "allow_dir_rename",
-    "rewrite_max_size",
-    "server_side_encryption",
-    "sse_kms_key_id",
-    "storage_class",
-    "acl",
-    "content_type",
-    "folder_trust",
-)
-
-
 #: server_side_encryption values that take an sse_kms_key_id
 _KMS = ("aws:kms", "aws:kms:dsse")
 
 
-class MountConfig(_Model):
+class MountConfig(MountViews, _Model):
     """One filesystem in the tree. In YAML either a URL string (short form) or
     a mapping ``{fs: URL, read_only: bool, create: bool}``."""
 
@@ -440,11 +420,6 @@ class MountConfig(_Model):
     # into it (docs/s3.md, "Folders a session knows"); 0: ask every time.
     folder_trust: Float | None = Field(default=None, ge=0, le=3600, allow_inf_nan=False)
 
-    @property
-    def s3_options(self) -> dict[str, Any]:
-        """The S3 keys that were set, for ``vfsftp.storage.s3.S3Options``."""
-        return {k: getattr(self, k) for k in _S3_KEYS if getattr(self, k) is not None}
-
     @model_validator(mode="after")
     def _s3_keys_need_s3(self) -> MountConfig:
         if self.fs.lower().startswith("s3://") and "?" in self.fs:
@@ -452,7 +427,7 @@ class MountConfig(_Model):
                 "s3:// URL parameters are not read; "
                 "use the mount's keys (endpoint_url:, region: ...)"
             )
-        used = [k for k in _S3_KEYS if getattr(self, k) is not None]
+        used = [k for k in S3_KEYS if getattr(self, k) is not None]
         if used and not self.fs.lower().startswith("s3://"):
             raise ValueError(f"{', '.join(used)}: only for s3:// mounts")
         if (self.access_key_id is None) != (self.secret_access_key is None):
@@ -818,7 +793,7 @@ def _redis_url(value: str) -> str:
     return value.strip()
 
 
-class ClusterConfig(_Model):
+class ClusterConfig(ClusterViews, _Model):
     """The state a fleet of instances shares, in Redis (6 or later) or
     Valkey: connection counts, failed logins and bans, quota usage, rate
     limits. Absent: each process (or ``--workers`` host) keeps its own."""
@@ -844,10 +819,6 @@ class ClusterConfig(_Model):
                 f"heartbeat ({self.heartbeat:g}s) must be shorter than the lease ({self.lease:g}s)"
             )
         return self
-
-    @property
-    def beat(self) -> float:
-        return self.heartbeat if self.heartbeat is not None else self.lease / 3
 
 
 class MetricsConfig(_Model):
@@ -911,7 +882,7 @@ def _store_url(value: str) -> str:
     raise ValueError(f"unknown database {scheme!r}: {_STORE_HINT}")
 
 
-class UsersStoreConfig(_Model):
+class UsersStoreConfig(StoreViews, _Model):
     """Users in a database (vfsftp.identity.store), besides those of
     ``users:``, which win on a name clash. In YAML a URL alone, or a
     mapping with ``url:``."""
@@ -933,11 +904,6 @@ class UsersStoreConfig(_Model):
         if not isinstance(data, Mapping):
             raise ValueError(f"{_STORE_HINT}, or a mapping with 'url:'")
         return data
-
-    @property
-    def redacted(self) -> str:
-        """The URL without a password, for logs and messages."""
-        return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", self.url)
 
 
 class Config(_Model):

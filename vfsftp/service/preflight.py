@@ -40,7 +40,7 @@ import fs.opener.errors
 from fs.opener.parse import parse_fs_url
 
 from ..config.errors import ConfigError
-from ..config.names import USER_PLACEHOLDER, bucket_name_problem, key_path, s3_bucket
+from ..config.names import USER_PLACEHOLDER, bucket_name_problem, key_path, s3_bucket, store_path
 from ..protocol.paths import PathRejected, is_under, resolve
 
 if TYPE_CHECKING:
@@ -176,7 +176,6 @@ def _users_store(check: _Check) -> None:
     spec = check.config.users_store
     if spec is None:
         return
-    from ..config.schema import store_path
     from ..identity.store import StoreError, StoreUnavailable
     from ..identity.stored import open_store
 

@@ -42,11 +42,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import fastpaths
-from ..config.schema import Config, ConfigError, key_path, with_overrides
+from ..config.errors import ConfigError
+from ..config.names import key_path
+from ..config.plain import replace
 from .counts import SharedBanList, SharedCounts
 from .preflight import bind_error, ensure_ready
 
 if TYPE_CHECKING:
+    from ..config.schema import Config
     from .server import FTPServer
 
 __all__ = ["check_workers", "serve_workers"]
@@ -86,6 +89,17 @@ def check_workers(config: Config, workers: int) -> None:
             )
     if problems:
         raise ConfigError(problems)
+
+
+def _with_ports(config: Config, port: int, implicit_port: int | None) -> Config:
+    """``config`` on the ports the parent fixed (values it chose, not
+    validated again: a Section or a model alike)."""
+    server = config.server
+    changes: dict[str, Any] = {"port": port}
+    if implicit_port is not None and server.tls is not None:
+        changes["tls"] = replace(server.tls, implicit_port=implicit_port)
+    fixed: Config = replace(config, server=replace(server, **changes))
+    return fixed
 
 
 def _reuseport_spreads() -> bool:
@@ -145,14 +159,8 @@ class _Plan:
             raise
         self.port = ports["port"]
         self.implicit_port = ports.get("implicit_port")
-        self.configs: list[Config] = []
-        self.overrides: list[dict[str, Any]] = []
-        for _ in range(workers):
-            server: dict[str, Any] = {"port": self.port}
-            if self.implicit_port is not None and tls is not None:
-                server["tls"] = {**tls.model_dump(), "implicit_port": self.implicit_port}
-            self.overrides.append(server)
-            self.configs.append(with_overrides(config, server=server, source=config.source))
+        # Every worker listens on the ports fixed here.
+        self.config = _with_ports(config, self.port, self.implicit_port)
 
     def close(self) -> None:
         for sock in self.held:
@@ -192,14 +200,13 @@ def _worker(
 
     for sock in plan.held:  # the parent's placeholders are not ours to keep
         sock.close()
-    overrides = plan.overrides[index]
 
     def reload() -> Config:
         # The file again, with the port fixed by the parent again.
         assert load is not None
-        return with_overrides(load(), server=overrides, source="--workers")
+        return _with_ports(load(), plan.port, plan.implicit_port)
 
-    config = plan.configs[index]
+    config = plan.config
     if fresh and load is not None:
         # Started after a reload (a worker restarted): the file as it is
         # now, not as it was when the parent started.

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Validation"]
 
+#: what precedes the result on the child's stdout: whatever a .pth file or
+#: a sitecustomize prints there before it is skipped, not taken for the result
+MARKER = b"\0vfsftp-validation\0"
+
 #: seconds a validation may take (one that checks S3 values loads
 #: botocore's service model, ~1 s)
 TIMEOUT = 120.0
@@ -77,9 +81,12 @@ class Validation:
                 [f"{self.source}: validation did not end within {TIMEOUT:g} s"]
             ) from None
         if self._proc.returncode == 0:
+            start = out.rfind(MARKER)
             try:
-                verdict, value = pickle.loads(out)
-            except Exception as exc:  # (a child that printed something else)
+                if start < 0:
+                    raise ValueError("no result")
+                verdict, value = pickle.loads(out[start + len(MARKER) :])
+            except Exception as exc:
                 raise ConfigError([f"{self.source}: unreadable validation result: {exc}"]) from None
             if verdict == "ok":
                 config: Config = value
@@ -111,7 +118,7 @@ def _validate(request: dict[str, Any]) -> tuple[str, Any]:
 
 def main() -> None:
     reply = _validate(json.loads(sys.argv[1]))
-    sys.stdout.buffer.write(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+    sys.stdout.buffer.write(MARKER + pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
 
 
 if __name__ == "__main__":

@@ -205,3 +205,13 @@ def test_a_child_that_dies_is_reported_with_its_last_words(
         f"{tmp_path / 'mounts.yaml'}: validation failed (exit status 3): "
         "ImportError: no pydantic here"
     ]
+
+
+def test_what_the_child_prints_before_its_result_is_skipped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A sitecustomize (or a .pth file) that prints on every start.
+    (tmp_path / "sitecustomize.py").write_text("print('hello from sitecustomize')\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    got = Validation(text="mounts: {/: 'mem://'}\n", source="<t>").result()
+    assert got.mounts["/"].fs == "mem://"

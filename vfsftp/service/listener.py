@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import errno
 import ipaddress
 import logging
@@ -55,14 +56,16 @@ def serve_accepted(
     peer: Any,
     local: Any,
     protocol: asyncio.BaseProtocol,
+    context: contextvars.Context,
 ) -> None:
     """Serve ``protocol`` on ``conn`` (accepted, non-blocking, from a
-    listener prepared with prepare_listening_socket) on a ControlTransport."""
+    listener prepared with prepare_listening_socket) on a ControlTransport
+    whose read callbacks run in ``context`` (the listener's)."""
     if not fastpaths.INHERITED_OPTIONS:
         # (a connection already reset: the transport's first read reports it)
         with contextlib.suppress(OSError):
             set_control_options(conn)
-    ControlTransport(loop, conn, peer, local).start(protocol)
+    ControlTransport(loop, conn, peer, local, context).start(protocol)
 
 
 class Listener:
@@ -75,6 +78,9 @@ class Listener:
         self.sock = sock
         self.sockets = [sock]
         self._loop = asyncio.get_running_loop()
+        #: what the read callbacks of its connections run in (one for all:
+        #: see transport._add_reader)
+        self._context = contextvars.copy_context()
         self._closed = asyncio.Event()
         self._paused: asyncio.TimerHandle | None = None
         self._loop.add_reader(sock.fileno(), self._accept)
@@ -140,4 +146,4 @@ class ControlListener(Listener):
         super().__init__(sock)
 
     def _serve(self, conn: socket.socket, addr: Any) -> None:
-        serve_accepted(self._loop, conn, addr, self._local, self.factory())
+        serve_accepted(self._loop, conn, addr, self._local, self.factory(), self._context)

@@ -87,7 +87,7 @@ class ProxiedListener(Listener):
             conn.close()
             return
         if self._lean:
-            serve_accepted(self._loop, conn, addr, None, self.factory(proxied))
+            serve_accepted(self._loop, conn, addr, None, self.factory(proxied), self._context)
             return
         try:
             await self._loop.connect_accepted_socket(lambda: self.factory(proxied), conn)

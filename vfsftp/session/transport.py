@@ -25,8 +25,11 @@ transports are C and already small, and a proactor loop has no readers.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import selectors
 import socket
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["ControlTransport", "serves", "set_control_options"]
@@ -54,6 +57,30 @@ def set_control_options(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
 
 
+def _add_reader(
+    loop: asyncio.AbstractEventLoop,
+    fd: int,
+    callback: Callable[[], None],
+    context: contextvars.Context,
+) -> None:
+    """``loop.add_reader(fd, callback)`` (BaseSelectorEventLoop._add_reader)
+    without two costs of every call: the check that no asyncio transport
+    owns ``fd`` (a lookup that raises KeyError each time) and a copy of the
+    current context per registration (64 bytes an idle connection keeps):
+    ``context`` is one the caller shares."""
+    handle = asyncio.Handle(callback, (), loop, context)
+    selector: selectors.BaseSelector = loop._selector  # type: ignore[attr-defined]
+    try:
+        key = selector.get_key(fd)
+    except KeyError:
+        selector.register(fd, selectors.EVENT_READ, (handle, None))
+    else:
+        mask, (reader, writer) = key.events, key.data
+        selector.modify(fd, mask | selectors.EVENT_READ, (handle, writer))
+        if reader is not None:
+            reader.cancel()
+
+
 def serves(loop: asyncio.AbstractEventLoop) -> bool:
     """True when ``loop`` is asyncio's own selector loop (readers, writers)."""
     return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
@@ -67,6 +94,7 @@ class ControlTransport(asyncio.Transport):
         "_buffered",
         "_closing",
         "_conn_lost",
+        "_context",
         "_fd",
         "_high",
         "_loop",
@@ -88,12 +116,16 @@ class ControlTransport(asyncio.Transport):
         sock: socket.socket,
         peername: Any,
         sockname: Any = None,
+        context: contextvars.Context | None = None,
     ) -> None:
         """``sock``: accepted and non-blocking. ``peername``: as accept()
         gave it; ``sockname``: the local address if the listener knows it
         (bound to one address), else None (asked of the kernel when
-        wanted)."""
+        wanted). ``context``: what its read callbacks run in, shared by
+        the connections of one listener (the protocol enters a session's
+        own); default, a copy of the current one."""
         self._loop = loop
+        self._context = contextvars.copy_context() if context is None else context
         self._sock: socket.socket | None = sock
         self._fd = sock.fileno()
         self._protocol: asyncio.BaseProtocol | None = None
@@ -127,7 +159,7 @@ class ControlTransport(asyncio.Transport):
             # asked of the kernel: 90 bytes an idle session need not hold.
             self._peername = None
         if not self._paused and not self._closing:
-            self._loop.add_reader(self._fd, self)
+            _add_reader(self._loop, self._fd, self, self._context)
 
     # ------------------------------------------------------------ the interface
 
@@ -173,13 +205,13 @@ class ControlTransport(asyncio.Transport):
         if self._closing or self._paused:
             return
         self._paused = True
-        self._loop.remove_reader(self._fd)
+        self._loop._remove_reader(self._fd)  # type: ignore[attr-defined]
 
     def resume_reading(self) -> None:
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop.add_reader(self._fd, self)
+        _add_reader(self._loop, self._fd, self, self._context)
 
     def get_write_buffer_size(self) -> int:
         return len(self._buffer) if self._buffer is not None else 0
@@ -227,7 +259,7 @@ class ControlTransport(asyncio.Transport):
             return
         self._closing = True
         if not self._paused:
-            self._loop.remove_reader(self._fd)
+            self._loop._remove_reader(self._fd)  # type: ignore[attr-defined]
         if self._buffer is None:
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
@@ -360,7 +392,7 @@ class ControlTransport(asyncio.Transport):
         if not self._closing:
             self._closing = True
             if not self._paused:
-                self._loop.remove_reader(self._fd)
+                self._loop._remove_reader(self._fd)  # type: ignore[attr-defined]
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 

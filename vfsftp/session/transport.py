@@ -81,6 +81,12 @@ def _add_reader(
             reader.cancel()
 
 
+def _remove_reader(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    """``loop.remove_reader(fd)`` without the same per-call check that no
+    asyncio transport owns ``fd`` (see _add_reader)."""
+    loop._remove_reader(fd)  # type: ignore[attr-defined]
+
+
 def serves(loop: asyncio.AbstractEventLoop) -> bool:
     """True when ``loop`` is asyncio's own selector loop (readers, writers)."""
     return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
@@ -205,7 +211,7 @@ class ControlTransport(asyncio.Transport):
         if self._closing or self._paused:
             return
         self._paused = True
-        self._loop._remove_reader(self._fd)  # type: ignore[attr-defined]
+        _remove_reader(self._loop, self._fd)
 
     def resume_reading(self) -> None:
         if self._closing or not self._paused:
@@ -259,7 +265,7 @@ class ControlTransport(asyncio.Transport):
             return
         self._closing = True
         if not self._paused:
-            self._loop._remove_reader(self._fd)  # type: ignore[attr-defined]
+            _remove_reader(self._loop, self._fd)
         if self._buffer is None:
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
@@ -392,7 +398,7 @@ class ControlTransport(asyncio.Transport):
         if not self._closing:
             self._closing = True
             if not self._paused:
-                self._loop._remove_reader(self._fd)  # type: ignore[attr-defined]
+                _remove_reader(self._loop, self._fd)
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 

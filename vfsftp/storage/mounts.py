@@ -22,9 +22,7 @@ import fs.errors
 import fs.opener
 import fs.wrap
 from fs.base import FS
-from fs.memoryfs import MemoryFS
 from fs.opener.base import Opener
-from fs.opener.memoryfs import MemOpener
 from fs.opener.osfs import OSFSOpener
 from fs.opener.parse import parse_fs_url
 from fs.osfs import OSFS
@@ -44,11 +42,8 @@ __all__ = ["MountTable", "user_url"]
 
 #: the URL schemes of PyFilesystem2's own local and memory filesystems
 #: (``@registry.install`` made each opener's class name its instance)
-_BUILT_IN: dict[str, Opener] = {
-    "osfs": cast(Opener, OSFSOpener),
-    "file": cast(Opener, OSFSOpener),
-    "mem": cast(Opener, MemOpener),
-}
+#: (registry.install made the class an instance; its stub says a class)
+_OSFS_OPENER = cast(Opener, OSFSOpener)
 
 
 def _kind(url: str) -> str:
@@ -259,17 +254,19 @@ class MountTable:
                 from .s3 import S3Options, open_s3
 
                 filesystem = open_s3(url, S3Options(**spec.s3_options))
-            elif _kind(url) in _BUILT_IN:
-                # PyFilesystem2's own openers, without its registry: that asks
-                # every installed distribution for an "fs.opener" entry point
-                # first (importlib.metadata: ~0.7 MB and milliseconds per mount).
-                cwd = str(self.config.base_dir)
-                opened = _BUILT_IN[_kind(url)].open_fs(
-                    url, parse_fs_url(url), True, spec.create, cwd
+            elif _kind(url) == "mem":
+                # (MemOpener's own result: a new, empty MemoryFS; the rest of
+                # the URL is ignored)
+                filesystem = InlineMemoryFS()
+            elif _kind(url) in ("osfs", "file"):
+                # PyFilesystem2's own opener (its reading of the path and of
+                # create), without its registry: that asks every installed
+                # distribution for an "fs.opener" entry point first
+                # (importlib.metadata: ~0.7 MB and milliseconds per mount).
+                opened = _OSFS_OPENER.open_fs(
+                    url, parse_fs_url(url), True, spec.create, str(self.config.base_dir)
                 )
-                filesystem = JailedOSFS(opened._root_path) if type(opened) is OSFS else opened
-                if type(filesystem) is MemoryFS:  # (new and empty)
-                    filesystem = InlineMemoryFS()
+                filesystem = JailedOSFS(cast(OSFS, opened)._root_path)
             else:
                 filesystem = fs.open_fs(url, create=spec.create, cwd=str(self.config.base_dir))
         except fs.opener.errors.UnsupportedProtocol:

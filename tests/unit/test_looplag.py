@@ -12,7 +12,7 @@ from pathlib import Path
 TOOL = Path(__file__).resolve().parents[2] / "benchmarks" / "looplag"
 
 _PROGRAM = """
-import asyncio, gc, time
+import asyncio, time
 def held():
     time.sleep(0.03)  # a callback that holds the loop
 async def main():

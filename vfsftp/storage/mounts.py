@@ -40,9 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["MountTable", "user_url"]
 
 
-#: the URL schemes of PyFilesystem2's own local and memory filesystems
-#: (``@registry.install`` made each opener's class name its instance)
-#: (registry.install made the class an instance; its stub says a class)
+#: PyFilesystem2's opener of local folders (``@registry.install`` made the
+#: class name its instance; the stub still says a class)
 _OSFS_OPENER = cast(Opener, OSFSOpener)
 
 
@@ -249,16 +248,17 @@ class MountTable:
 
     def _open_new(self, spec: MountConfig, url: str, key: str) -> FS:
         filesystem: FS
+        kind = _kind(url)
         try:
-            if _kind(url) == "s3":
+            if kind == "s3":
                 from .s3 import S3Options, open_s3
 
                 filesystem = open_s3(url, S3Options(**spec.s3_options))
-            elif _kind(url) == "mem":
+            elif kind == "mem":
                 # (MemOpener's own result: a new, empty MemoryFS; the rest of
                 # the URL is ignored)
                 filesystem = InlineMemoryFS()
-            elif _kind(url) in ("osfs", "file"):
+            elif kind in ("osfs", "file"):
                 # PyFilesystem2's own opener (its reading of the path and of
                 # create), without its registry: that asks every installed
                 # distribution for an "fs.opener" entry point first
@@ -282,9 +282,7 @@ class MountTable:
             OSError,
             ValueError,
         ) as exc:
-            hint = (
-                " (set create: true to make it)" if _kind(url) == "osfs" and not spec.create else ""
-            )
+            hint = " (set create: true to make it)" if kind == "osfs" and not spec.create else ""
             raise ConfigError(
                 [f"{self.config.source}: {key}.fs: cannot open {url!r}: {_reason(exc)}{hint}"]
             ) from None

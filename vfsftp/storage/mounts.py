@@ -49,6 +49,10 @@ def _kind(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else "fs"
 
 
+#: the schemes of a local folder (PyFilesystem2's OSFSOpener takes both)
+_LOCAL_KINDS = ("osfs", "file")
+
+
 #: a plain word standing for the user name while the URL's shape is read
 _TOKEN = "vfsftpuser0"
 
@@ -258,7 +262,7 @@ class MountTable:
                 # (MemOpener's own result: a new, empty MemoryFS; the rest of
                 # the URL is ignored)
                 filesystem = InlineMemoryFS()
-            elif kind in ("osfs", "file"):
+            elif kind in _LOCAL_KINDS:
                 # PyFilesystem2's own opener (its reading of the path and of
                 # create), without its registry: that asks every installed
                 # distribution for an "fs.opener" entry point first
@@ -282,7 +286,8 @@ class MountTable:
             OSError,
             ValueError,
         ) as exc:
-            hint = " (set create: true to make it)" if kind == "osfs" and not spec.create else ""
+            missing = kind in _LOCAL_KINDS and not spec.create
+            hint = " (set create: true to make it)" if missing else ""
             raise ConfigError(
                 [f"{self.config.source}: {key}.fs: cannot open {url!r}: {_reason(exc)}{hint}"]
             ) from None

@@ -812,10 +812,12 @@ class SessionFS:
     async def mkdir(self, path: str) -> None:
         await self._run((path,), self.tree.makedir, path)
         found = self.tree.mount_of(path)
-        made = getattr(found[0].fs, "new_folder_facts", None) if found is not None else None
-        if found is not None and made is not None:
-            sub = found[1]
-            self.folders.note_folder(found[0].fs, dirname(sub), basename(sub), made())
+        if found is None:
+            return
+        mount, sub = found
+        made = getattr(mount.fs, "new_folder_facts", None)  # (an S3 mount's)
+        if made is not None:
+            self.folders.note_folder(mount.fs, dirname(sub), basename(sub), made())
 
     def _forget_folders(self, path: str) -> None:
         """What the session knew of the folder holding ``path``, and of

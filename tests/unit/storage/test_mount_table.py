@@ -12,6 +12,7 @@ import pytest
 from fs.memoryfs import MemoryFS
 
 from vfsftp.config import config_from_dict
+from vfsftp.config.errors import ConfigError
 from vfsftp.storage.mounts import MountTable
 
 pytestmark = pytest.mark.timeout(30)
@@ -86,4 +87,28 @@ def test_a_slow_open_holds_no_lock_the_event_loop_takes(tmp_path: Path, gate: _G
         assert gate.opened == 1 and len(trees) == 2 and trees[0] is trees[1]
     finally:
         gate.release.set()
+        table.close()
+
+
+@pytest.mark.parametrize("scheme", ["osfs", "file"])
+def test_a_missing_home_folder_names_create_whatever_the_local_scheme(
+    tmp_path: Path, scheme: str
+) -> None:
+    # A per-user folder is opened at login (not checked at start-up): the
+    # refusal names the mount, the URL and the key that would make it.
+    cfg = config_from_dict(
+        {
+            "mounts": {"/": "mem://", "/home": f"{scheme}://{tmp_path}/homes/${{user}}"},
+            "users": {"u": {"password": "plaintext:p"}},
+        },
+        base_dir=tmp_path,
+    )
+    table = MountTable(cfg)
+    try:
+        with pytest.raises(ConfigError) as caught:
+            table.tree_for(cfg.users["u"])
+        (message,) = caught.value.problems
+        assert message.startswith(f"{cfg.source}: mounts./home.fs: cannot open '{scheme}://")
+        assert message.endswith("does not exist (set create: true to make it)")
+    finally:
         table.close()

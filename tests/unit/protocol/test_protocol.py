@@ -657,6 +657,24 @@ BARE = ListEntry("bare", False, 0)
         (DIR, ["type"], "pdir", "type=pdir; docs"),
         (DIR, ["size"], "cdir", " docs"),
         (BARE, MLST_DEFAULT_FACTS, None, "type=file;size=0; bare"),  # no mtime/perm/unique
+        (
+            ListEntry("a second.5", False, 7, mtime=NOW + 0.75, perm="r", unique="u1"),
+            MLST_DEFAULT_FACTS,
+            None,
+            "type=file;size=7;modify=20240615120000;perm=r;unique=u1; a second.5",
+        ),
+        (
+            ListEntry("no perm", False, 7, mtime=NOW, unique="u1"),
+            MLST_DEFAULT_FACTS,
+            None,
+            "type=file;size=7;modify=20240615120000;unique=u1; no perm",
+        ),
+        (
+            ListEntry("no unique", True, mtime=NOW, perm="el"),
+            MLST_DEFAULT_FACTS,
+            None,
+            "type=dir;modify=20240615120000;perm=el; no unique",
+        ),
         (DIR, ["unix.mode"], None, "unix.mode=0755; docs"),
         (ListEntry("r", False, mode="r--r--r--"), ["unix.mode"], None, "unix.mode=0444; r"),
         (ListEntry("r", True, mode="rwxr-x---"), ["unix.mode"], None, "unix.mode=0750; r"),

@@ -152,9 +152,10 @@ def _rows(entries: list[Any]) -> Iterator[StatRow]:
 class _Splice:
     """The bytes of an APPE (REST+STOR) held aside until commit, then written
     at the end of the file (at the offset, the rest cut off) under the
-    entry's lock: a reader sees the file before or after, never a part, and
-    what the file keeps is not copied (except once by BytesIO itself while
-    a RETR still sends a snapshot of it)."""
+    entry's lock (and not the filesystem's, but for a new file): a reader
+    sees the file before or after, never a part, and what the file keeps is
+    not copied (except once by BytesIO itself while a RETR still sends a
+    snapshot of it)."""
 
     def __init__(self, memory: InlineMemoryFS, path: str, offset: int, append: bool) -> None:
         self.memory = memory
@@ -171,32 +172,45 @@ class _Splice:
     def commit(self, check: Callable[[], None] | None = None) -> None:
         if check is not None:
             check()  # (may raise: nothing was changed yet)
-        memory, chunks = self.memory, self.chunks
+        memory = self.memory
         with memory._lock:
             entry = memory._get_dir_entry(self.path)
             if entry is None:
                 if self.offset:
                     raise fs.errors.ResourceNotFound(self.path)
-                memory.create(self.path)  # APPE to a new file
+                # APPE to a new file: made and filled under the filesystem's
+                # lock, so that nobody sees it empty.
+                memory.create(self.path)
                 entry = memory._get_dir_entry(self.path)
                 assert entry is not None
+                self._write(entry)
+                return
             if entry.is_dir:
                 raise fs.errors.FileExpected(self.path)
-            with entry.lock:
-                bytes_file = entry.bytes_file
-                assert bytes_file is not None
-                end = bytes_file.seek(0, os.SEEK_END)
-                if not self.append:
-                    if self.offset > end:
-                        raise StorageError(
-                            f"restart offset {self.offset} is beyond the end of the file", 554
-                        )
-                    bytes_file.truncate(self.offset)
-                    bytes_file.seek(self.offset)
-                chunks.reverse()  # each chunk freed once written
-                while chunks:
-                    bytes_file.write(chunks.pop())
-                entry.modified_time = time.time()
+        # An existing file: its bytes under its own lock only. Copying them
+        # takes milliseconds per 10 MB, and the filesystem's lock is what
+        # every call on any path takes, the event loop's inline ones too.
+        # A DELE or RNTO of this file meanwhile happens after the APPE: the
+        # entry, which they move or drop, has its bytes.
+        self._write(entry)
+
+    def _write(self, entry: Any) -> None:
+        chunks = self.chunks
+        with entry.lock:
+            bytes_file = entry.bytes_file
+            assert bytes_file is not None
+            end = bytes_file.seek(0, os.SEEK_END)
+            if not self.append:
+                if self.offset > end:
+                    raise StorageError(
+                        f"restart offset {self.offset} is beyond the end of the file", 554
+                    )
+                bytes_file.truncate(self.offset)
+                bytes_file.seek(self.offset)
+            chunks.reverse()  # each chunk freed once written
+            while chunks:
+                bytes_file.write(chunks.pop())
+            entry.modified_time = time.time()
 
     def discard(self) -> None:
         self.chunks.clear()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Any
 
 import fs.errors
 import pytest
@@ -211,6 +212,90 @@ def test_splice_keeps_the_file_until_commit(
     assert mem.readbytes("/f") == expected
     with before[0] as snapshot:  # a RETR that had started keeps its bytes
         assert snapshot.read() == b"0123456789"
+
+
+class _WatchedLock:
+    """An entry's lock that tells when somebody starts waiting for it."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.wanted = threading.Event()
+
+    def __enter__(self) -> None:
+        self.wanted.set()
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def test_appe_copies_its_bytes_without_the_filesystem_lock() -> None:
+    # The bytes of an APPE to an existing file are copied under that file's
+    # lock only: every other call on the filesystem (the event loop's
+    # inline ones among them) goes on meanwhile.
+    mem = InlineMemoryFS()
+    mem.writebytes("/f", b"old")
+    mem.writebytes("/other", b"x")
+    entry = mem._get_dir_entry("/f")
+    watched = entry.lock = _WatchedLock(entry.lock)
+    writer = mem.open_atomic_upload("/f", 0, True)
+    assert writer is not None
+    writer.write(b"+new")
+    errors: list[BaseException] = []
+
+    def commit() -> None:
+        try:
+            writer.commit()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with watched.lock:  # the file busy: the commit waits for it
+        committer = threading.Thread(target=commit)
+        committer.start()
+        assert watched.wanted.wait(10)
+        # the commit is at the file's lock: the filesystem's is free
+        assert mem._lock.acquire(timeout=10)
+        mem._lock.release()
+        assert mem.readbytes("/other") == b"x"
+    committer.join(10)
+    assert not committer.is_alive() and not errors
+    assert mem.readbytes("/f") == b"old+new"
+
+
+def _held_by_another_thread(lock: Any) -> bool:
+    """Whether a thread other than the caller's holds ``lock`` now."""
+    answer: list[bool] = []
+
+    def ask() -> None:
+        got = lock.acquire(blocking=False)
+        if got:
+            lock.release()
+        answer.append(not got)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    asker.join(10)
+    return answer == [True]
+
+
+def test_appe_to_a_new_file_is_made_and_filled_under_the_filesystem_lock() -> None:
+    # Nobody sees the new file empty: it is made and gets its bytes in one
+    # hold of the filesystem's lock, as a plain upload's rename publishes.
+    mem = InlineMemoryFS()
+    writer = mem.open_atomic_upload("/new", 0, True)
+    assert writer is not None
+    writer.write(b"whole")
+    held: list[bool] = []
+    real_write = writer._write
+
+    def write(entry: Any) -> None:
+        held.append(_held_by_another_thread(mem._lock))
+        real_write(entry)
+
+    writer._write = write  # type: ignore[method-assign]
+    writer.commit()
+    assert held == [True]
+    assert mem.readbytes("/new") == b"whole"
 
 
 def test_splice_discarded_changes_nothing() -> None:

@@ -24,6 +24,9 @@ OPTIONAL = [
     "psycopg",
     "redis",
     "sqlite3",
+    "vfsftp.identity.migrations",
+    "vfsftp.identity.store",
+    "vfsftp.identity.stored",
     "vfsftp.storage.s3",
 ]
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .errors import StoreError, StoreUnavailable
 from .migrations import MIGRATIONS, Migration, latest_version
 
 if TYPE_CHECKING:
@@ -47,17 +48,6 @@ COLUMNS = ("password", "disabled", "expires_at", "description")
 #: kicks older than this are deleted by the next kick: a server polls every
 #: few seconds, and one that was down that long has no session to end
 KICKS_KEPT = datetime.timedelta(days=1)
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be reached now (down, unreachable, or no answer in
-    time): a login gets ``421``, and the next call tries again."""
-
-
-class StoreError(Exception):
-    """The store cannot be used as it is (a schema newer than this vfsftp,
-    a driver that is not installed, a file that cannot be made): the
-    administrator's to fix."""
 
 
 class UserExists(Exception):

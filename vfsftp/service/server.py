@@ -27,8 +27,7 @@ import fs.errors
 
 from ..config.errors import ConfigError
 from ..identity.auth import Account, Authorizer, ConfigAuthorizer
-from ..identity.store import StoreError, StoreUnavailable
-from ..identity.stored import StoreAuthorizer, StoreClient
+from ..identity.errors import StoreError, StoreUnavailable
 from ..ops.hooks import Event, Hooks, load_hooks
 from ..ops.logs import Counters, TransferRecord, log_transfer, session_id
 from ..ops.metrics import Metrics
@@ -56,7 +55,8 @@ from .preflight import Problem, bind_error, ensure_ready, plural
 from .proxied import ProxiedListener
 
 if TYPE_CHECKING:
-    from ..config.schema import Config
+    from ..config.schema import Config, UsersStoreConfig
+    from ..identity.stored import StoreClient
     from .cluster import ClusterState
 
 __all__ = ["FTPServer"]
@@ -64,6 +64,18 @@ __all__ = ["FTPServer"]
 log = logging.getLogger("vfsftp.session")
 
 _UPLOADS = {"STOR", "STOU", "APPE"}
+
+
+def _store_client(settings: UsersStoreConfig) -> StoreClient:
+    """The client of a users store. Its modules (the SQL, the migrations,
+    the cache) are imported here, by a configuration that has one: a
+    server without one does not load them (issue 22: import what a config
+    uses)."""
+    from ..identity.stored import StoreClient
+
+    return StoreClient(settings)
+
+
 #: seconds a password guess waits for a place while others of its address
 #: are being checked (see FTPServer._guess), and how often it looks
 _GUESS_WAIT = 10.0
@@ -131,7 +143,7 @@ class FTPServer(SessionHost):
         self.users_store: StoreClient | None = None
         if authorizer is None and config.users_store is not None:
             try:
-                self.users_store = StoreClient(config.users_store)
+                self.users_store = _store_client(config.users_store)
             except StoreError as exc:
                 self.mounts.close()
                 raise ConfigError([f"{config.source}: users_store: {exc}"]) from None
@@ -207,6 +219,8 @@ class FTPServer(SessionHost):
 
     def _authorizer(self, config: Config, mounts: MountTable) -> Authorizer:
         if self.users_store is not None:
+            from ..identity.stored import StoreAuthorizer
+
             return StoreAuthorizer(config, mounts, self.users_store)
         return ConfigAuthorizer(config, mounts)
 
@@ -1090,7 +1104,7 @@ class FTPServer(SessionHost):
                 client = None
                 if new_store and config.users_store is not None:
                     try:
-                        client = StoreClient(config.users_store)
+                        client = _store_client(config.users_store)
                     except StoreError as exc:
                         raise ConfigError([f"{config.source}: users_store: {exc}"]) from None
             except BaseException:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import faulthandler
+import functools
 import getpass
 import io
 import logging
@@ -114,21 +115,17 @@ def _serve(args: argparse.Namespace) -> int:
     # one, which serves, never loads pydantic), while this one imports the
     # server.
     reload_from, label = _chosen(args.config)
+    # The command line's overrides, for the first reading and every reload.
+    validate = functools.partial(Validation, server=server, logging=logging)
     if reload_from is not None:
-        validation = Validation(reload_from, server=server, logging=logging)
+        validation = validate(reload_from)
     else:
-        validation = Validation(
-            text=_packaged(),
-            source=f"<{PACKAGED_CONFIG}>",
-            base_dir=Path.cwd(),
-            server=server,
-            logging=logging,
-        )
+        validation = validate(text=_packaged(), source=f"<{PACKAGED_CONFIG}>", base_dir=Path.cwd())
 
     def reload() -> Config:
         # The file again, with the command line's overrides again.
         assert reload_from is not None
-        return Validation(reload_from, server=server, logging=logging).result()
+        return validate(reload_from).result()
 
     # Imported here so that check-config and hash-password work without
     # loading the server (and its optional dependencies).

@@ -189,9 +189,11 @@ class _Splice:
                 raise fs.errors.FileExpected(self.path)
         # An existing file: its bytes under its own lock only. Copying them
         # takes milliseconds per 10 MB, and the filesystem's lock is what
-        # every call on any path takes, the event loop's inline ones too.
-        # A DELE or RNTO of this file meanwhile happens after the APPE: the
-        # entry, which they move or drop, has its bytes.
+        # every call on any path takes, the event loop's inline ones too:
+        # calls on other files go on meanwhile (one that measures this file,
+        # a getinfo or a listing of its folder, still waits for it). A DELE
+        # or RNTO of this file meanwhile happens after the APPE: the entry,
+        # which they move or drop, has its bytes.
         self._write(entry)
 
     def _write(self, entry: Any) -> None:

@@ -12,11 +12,13 @@ __all__ = [
     "ANONYMOUS",
     "ANONYMOUS_ALIAS",
     "HOOK_EVENTS",
+    "LOCAL_KINDS",
     "USER_NAME_MAX",
     "USER_PLACEHOLDER",
     "Loc",
     "bucket_name_problem",
     "format_loc",
+    "fs_kind",
     "key_path",
     "s3_bucket",
     "store_path",
@@ -81,6 +83,16 @@ def bucket_name_problem(name: str) -> str | None:
     if _IPV4_FORM.match(name):
         return f"bucket name {name!r} is not valid: it must not look like an IP address"
     return None
+
+
+#: the kinds (URL schemes) of a local folder: PyFilesystem2's OSFSOpener takes both
+LOCAL_KINDS = ("osfs", "file")
+
+
+def fs_kind(url: str) -> str:
+    """A mount URL's kind, its scheme in lower case (``s3``, ``mem``,
+    ``osfs``...), or ``fs`` for a URL without one."""
+    return url.split("://", 1)[0].lower() if "://" in url else "fs"
 
 
 def s3_bucket(url: str) -> str:

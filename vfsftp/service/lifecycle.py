@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..config.errors import ConfigError
+from ..config.names import fs_kind
 from .memory import freeze_startup_objects
 from .server import FTPServer
 
@@ -34,10 +35,6 @@ __all__ = ["reload_server", "run_service", "startup_summary"]
 log = logging.getLogger("vfsftp.session")
 
 _USERINFO = re.compile(r"://[^/@]*@")
-
-
-def _kind(url: str) -> str:
-    return url.split("://", 1)[0].lower() if "://" in url else "fs"
 
 
 def _where(url: str) -> str:
@@ -68,7 +65,7 @@ def startup_summary(
         flags = " (read-only)" if spec.read_only else ""
         head = "  mounts     " if i == 0 else " " * 13
         lines.append(
-            f"{head}{path:<{width}}  {_kind(spec.fs):<5} {_where(spec.fs)}{flags}".rstrip()
+            f"{head}{path:<{width}}  {fs_kind(spec.fs):<5} {_where(spec.fs)}{flags}".rstrip()
         )
     if not mounts:
         lines.append("  mounts     none (an empty, read-only root)")

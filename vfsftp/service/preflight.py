@@ -40,7 +40,15 @@ import fs.opener.errors
 from fs.opener.parse import parse_fs_url
 
 from ..config.errors import ConfigError
-from ..config.names import USER_PLACEHOLDER, bucket_name_problem, key_path, s3_bucket, store_path
+from ..config.names import (
+    LOCAL_KINDS,
+    USER_PLACEHOLDER,
+    bucket_name_problem,
+    fs_kind,
+    key_path,
+    s3_bucket,
+    store_path,
+)
 from ..protocol.paths import PathRejected, is_under, resolve
 
 if TYPE_CHECKING:
@@ -48,8 +56,6 @@ if TYPE_CHECKING:
     from ..storage.s3 import StreamingS3FS
 
 __all__ = ["ListenError", "Problem", "bind_error", "ensure_ready", "plural", "preflight"]
-
-_LOCAL = ("osfs", "file")
 
 
 @dataclass(frozen=True)
@@ -78,10 +84,6 @@ class _Mount:
 def plural(n: int, word: str) -> str:
     """``1 mount``, ``3 mounts``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _kind(url: str) -> str:
-    return url.split("://", 1)[0].lower() if "://" in url else "fs"
 
 
 @dataclass
@@ -288,8 +290,8 @@ def _for(mount: _Mount) -> str:
 
 
 def _mount(check: _Check, mount: _Mount) -> None:
-    kind = _kind(mount.url)
-    if kind in _LOCAL:
+    kind = fs_kind(mount.url)
+    if kind in LOCAL_KINDS:
         _local(check, mount)
     elif kind == "s3":
         _s3(check, mount)
@@ -386,7 +388,7 @@ def _local_folder(check: _Check, key: str, mount: _Mount, url: str, consequence:
 
 def _other(check: _Check, mount: _Mount) -> None:
     key = f"{mount.key}.fs"
-    protocol = _kind(mount.url)
+    protocol = fs_kind(mount.url)
     try:
         fs.opener.registry.get_opener(protocol)
     except fs.opener.errors.UnsupportedProtocol:
@@ -509,8 +511,8 @@ def _home(check: _Check, user: UserConfig) -> None:
     inside = home[len(mount.path) :].lstrip("/") if mount.path != "/" else home.lstrip("/")
     if not inside:
         return  # the mount's own root: checked with the mount
-    kind = _kind(mount.url)
-    if kind in _LOCAL:
+    kind = fs_kind(mount.url)
+    if kind in LOCAL_KINDS:
         root = _folder(mount.url, check.config.base_dir)
         folder = os.path.join(root, inside)
         if (os.path.isdir(root) or mount.spec.create) and not os.path.isdir(folder):

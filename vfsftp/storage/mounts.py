@@ -28,7 +28,7 @@ from fs.opener.parse import parse_fs_url
 from fs.osfs import OSFS
 
 from ..config.errors import ConfigError
-from ..config.names import USER_PLACEHOLDER
+from ..config.names import LOCAL_KINDS, USER_PLACEHOLDER, fs_kind
 from .local import JailedOSFS
 from .memory import InlineMemoryFS
 from .quota import Quota, QuotaStore, measure
@@ -43,14 +43,6 @@ __all__ = ["MountTable", "user_url"]
 #: PyFilesystem2's opener of local folders (``@registry.install`` made the
 #: class name its instance; the stub still says a class)
 _OSFS_OPENER = cast(Opener, OSFSOpener)
-
-
-def _kind(url: str) -> str:
-    return url.split("://", 1)[0].lower() if "://" in url else "fs"
-
-
-#: the schemes of a local folder (PyFilesystem2's OSFSOpener takes both)
-_LOCAL_KINDS = ("osfs", "file")
 
 
 #: a plain word standing for the user name while the URL's shape is read
@@ -68,7 +60,7 @@ def user_url(template: str, name: str) -> str:
     parser or the path's normalisation reads otherwise (``..``, ``%2e%2e``,
     ``a/b``) would reach another user's folder or the base itself, and
     raises ValueError. Pure."""
-    if _kind(template) == "s3":
+    if fs_kind(template) == "s3":
         url = template.replace(USER_PLACEHOLDER, name)
         place = _s3_place
     else:
@@ -185,7 +177,7 @@ class MountTable:
         # The same URL with the same options is the same storage, opened
         # once; mem:// is a new, empty filesystem per mount declaration.
         return (
-            url if _kind(url) != "mem" else f"{url}#{key}",
+            url if fs_kind(url) != "mem" else f"{url}#{key}",
             str(self.config.base_dir),  # where relative osfs:// paths start
             spec.create,
             spec.read_only,
@@ -252,7 +244,7 @@ class MountTable:
 
     def _open_new(self, spec: MountConfig, url: str, key: str) -> FS:
         filesystem: FS
-        kind = _kind(url)
+        kind = fs_kind(url)
         try:
             if kind == "s3":
                 from .s3 import S3Options, open_s3
@@ -262,7 +254,7 @@ class MountTable:
                 # (MemOpener's own result: a new, empty MemoryFS; the rest of
                 # the URL is ignored)
                 filesystem = InlineMemoryFS()
-            elif kind in _LOCAL_KINDS:
+            elif kind in LOCAL_KINDS:
                 # PyFilesystem2's own opener (its reading of the path and of
                 # create), without its registry: that asks every installed
                 # distribution for an "fs.opener" entry point first
@@ -286,7 +278,7 @@ class MountTable:
             OSError,
             ValueError,
         ) as exc:
-            missing = kind in _LOCAL_KINDS and not spec.create
+            missing = kind in LOCAL_KINDS and not spec.create
             hint = " (set create: true to make it)" if missing else ""
             raise ConfigError(
                 [f"{self.config.source}: {key}.fs: cannot open {url!r}: {_reason(exc)}{hint}"]
@@ -315,7 +307,7 @@ class MountTable:
                 if quota is None:
                     # (the label is in 552 replies: no tree path, which a
                     # user confined below the mount point must not learn)
-                    shared = self.quota_store if _kind(url) != "mem" else None
+                    shared = self.quota_store if fs_kind(url) != "mem" else None
                     quota = self._quotas[quota_key] = Quota(
                         "mount" if user is None else f"mount of {user}",
                         spec.quota.max_bytes,
@@ -329,7 +321,7 @@ class MountTable:
             path,
             filesystem,
             read_only=spec.read_only,
-            kind=_kind(url),
+            kind=fs_kind(url),
             quota=quota,
             origin=f"{key} in {self.config.source}",
             hash_max_size=spec.hash_max_size,

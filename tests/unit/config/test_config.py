@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from vfsftp.config.names import LOCAL_KINDS, fs_kind
 from vfsftp.config.schema import (
     Config,
     ConfigError,
@@ -1082,3 +1083,21 @@ def test_commented_s3_example_needs_its_variable(monkeypatch: pytest.MonkeyPatch
 )
 def test_bucket_names(name: str, problem: str | None) -> None:
     assert bucket_name_problem(name) == problem
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("mem://", "mem"),
+        ("OSFS:///srv/ftp", "osfs"),
+        ("file:///srv/ftp", "file"),
+        ("s3://bucket/prefix?region=eu-west-1", "s3"),
+        ("faulty+osfs://./data", "faulty+osfs"),
+        ("./data", "fs"),  # no scheme: the generic opener's
+    ],
+)
+def test_fs_kind(url: str, kind: str) -> None:
+    # One reading of a mount URL's kind for the mount table, the checks
+    # before start-up and the start-up summary.
+    assert fs_kind(url) == kind
+    assert (kind in LOCAL_KINDS) == (kind in ("osfs", "file"))

@@ -834,6 +834,35 @@ def test_s3_requests_per_command(
     bye(f)
 
 
+def test_only_large_puts_wait_for_100_continue(
+    s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory
+) -> None:
+    """A small upload and a folder marker are one round trip: their PUT
+    goes without ``Expect: 100-continue`` (which botocore adds to every
+    PUT with a body); a body from EXPECT_CONTINUE_MIN on still asks first."""
+    srv = s3_server({"/": s3_bucket.mount()})
+    seen: list[tuple[str, int, str | None]] = []
+
+    def on_send(request: Any, **kwargs: Any) -> None:
+        length = int(_header(request, "Content-Length") or 0)
+        seen.append((request.method, length, _header(request, "Expect")))
+
+    mount_fs(srv, "/").client.meta.events.register("before-send.s3.PutObject", on_send)
+    large = pattern(vfsftp.storage.s3.EXPECT_CONTINUE_MIN)
+    f = ftp_login(srv)
+    f.storbinary("STOR small.bin", io.BytesIO(b"s" * 4096))
+    f.mkd("folder")
+    f.storbinary("STOR large.bin", io.BytesIO(large))
+    bye(f)
+    assert seen == [
+        ("PUT", 4096, None),
+        ("PUT", 0, None),
+        ("PUT", len(large), "100-continue"),
+    ]
+    assert s3_bucket.get("small.bin") == b"s" * 4096
+    assert s3_bucket.get("large.bin") == large
+
+
 def test_s3_stor_requests_with_a_quota(
     s3_bucket: S3Bucket, s3_server: ServerFactory, ftp_login: LoginFactory
 ) -> None:

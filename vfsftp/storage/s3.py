@@ -343,6 +343,28 @@ def parse_timestamp(value: Any) -> datetime:
     return parsed
 
 
+#: PUT bodies from this size on wait for ``100 Continue`` before they are
+#: sent; smaller ones go at once (see _expect_continue_when_large)
+EXPECT_CONTINUE_MIN = 2 * 1024 * 1024
+
+
+def _expect_continue_when_large(params: dict[str, Any], **kwargs: Any) -> None:
+    """botocore has every S3 PUT with a body (PutObject, UploadPart) send
+    ``Expect: 100-continue`` and wait for the server's ``100 Continue``
+    before the body (``handlers.add_expect_header``): one more round trip,
+    worth it only where a refusal (a wrong region, a failed condition)
+    would waste a large body. A small upload or folder marker then costs
+    two round trips instead of one. As AWS's Go v2 and Kotlin SDKs do by
+    default (``ContinueHeaderThresholdBytes``, 2 MB), a body below
+    EXPECT_CONTINUE_MIN goes with its headers (RFC 9110 §10.1.1: a client
+    need not wait)."""
+    headers = params.get("headers")
+    if headers and "Expect" in headers:
+        length = botocore.utils.determine_content_length(params.get("body"))
+        if length is not None and length < EXPECT_CONTINUE_MIN:
+            del headers["Expect"]
+
+
 _SESSION_LOCK = threading.Lock()
 _SESSION: Any = None
 
@@ -359,6 +381,10 @@ def _boto_session() -> Any:
         # way to swap the parser (the AWS CLI keeps timestamps raw with it).
         factory = core.get_component("response_parser_factory")
         factory.set_parser_defaults(timestamp_parser=parse_timestamp)
+        # After botocore's own handler of the same event, which adds it.
+        core.get_component("event_emitter").register_last(
+            "before-call.s3", _expect_continue_when_large
+        )
         _SESSION = boto3.session.Session(botocore_session=core)
     return _SESSION
 

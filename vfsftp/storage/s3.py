@@ -349,15 +349,16 @@ EXPECT_CONTINUE_MIN = 2 * 1024 * 1024
 
 
 def _expect_continue_when_large(params: dict[str, Any], **kwargs: Any) -> None:
-    """botocore has every S3 PUT with a body (PutObject, UploadPart) send
-    ``Expect: 100-continue`` and wait for the server's ``100 Continue``
-    before the body (``handlers.add_expect_header``): one more round trip,
-    worth it only where a refusal (a wrong region, a failed condition)
-    would waste a large body. A small upload or folder marker then costs
-    two round trips instead of one. As AWS's Go v2 and Kotlin SDKs do by
-    default (``ContinueHeaderThresholdBytes``, 2 MB), a body below
-    EXPECT_CONTINUE_MIN goes with its headers (RFC 9110 §10.1.1: a client
-    need not wait)."""
+    """botocore has every S3 PUT whose body is a file object (PutObject's
+    and UploadPart's bytes are made one) send ``Expect: 100-continue`` and
+    wait for the server's ``100 Continue`` before the body
+    (``handlers.add_expect_header``): one more round trip. The
+    expectation only lets the server refuse before the content is sent
+    (RFC 9110 §10.1.1), worth it where a refusal (a wrong region, a failed
+    condition) would waste a large body; a small upload or folder marker
+    paid two round trips instead of one. As AWS's Go v2 and Kotlin SDKs do
+    by default (``ContinueHeaderThresholdBytes``, 2 MB), a body below
+    EXPECT_CONTINUE_MIN goes with its headers."""
     headers = params.get("headers")
     if headers and "Expect" in headers:
         length = botocore.utils.determine_content_length(params.get("body"))

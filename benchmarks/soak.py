@@ -2635,6 +2635,32 @@ class Checker:
         elif op.code == 550 and None not in allowed and not self.excuse(op):
             bad.append(f"{op.describe()}: the file should be there")
 
+    def _why_published(self, path: str) -> str:
+        """For an upload published without its client hearing the 226:
+        when the server published it, and when it read the end of that
+        session's control connection (what upload_grace waits for)."""
+        done = [
+            r
+            for r in self.xfer
+            if r.get("path") == path and r.get("outcome") == "ok" and r.get("direction") == "i"
+        ]
+        if not done:
+            return ""
+        rec = done[-1]
+        published = _iso_time(rec["time"])
+        ends = [
+            r.t
+            for r in self.log
+            if r.session == rec.get("session") and r.message.startswith("disconnect ")
+        ]
+        if not ends:
+            return "; published, its session's end never logged"
+        late = (ends[-1] - published) * 1000
+        return (
+            f"; published {rec.get('bytes', 0):,} bytes, the end of its control connection"
+            f" read {late:,.0f} ms {'after' if late >= 0 else 'before'} that"
+        )
+
     def check_files(self) -> None:
         found: dict[str, tuple[str, int]] = self.state["found"]
         S = self.model
@@ -2667,7 +2693,7 @@ class Checker:
             if is_226 and len(allowed) == 1:
                 lost.append(line)
             elif op is not None and op.op in ("STOR", "APPE") and not is_226:
-                published.append(line)
+                published.append(line + self._why_published(path))
             else:
                 other.append(line)
         uploads = [o for o in self.ops if o.op in ("STOR", "APPE")]
